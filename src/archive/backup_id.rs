@@ -1,0 +1,78 @@
+//! Backup ids: UTC start time plus a short random suffix, so ids sort by time and never collide.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The id of one backup, e.g. `20261125T145443Z-3f9a1c`. Lexical order is time order.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct BackupId(String);
+
+impl BackupId {
+    /// A new id for a backup starting at `now`.
+    pub fn new(now: SystemTime) -> Self {
+        let stamp = humantime::format_rfc3339_seconds(now).to_string();
+        let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let entropy = since_epoch.subsec_nanos() ^ std::process::id().rotate_left(16);
+        BackupId(format!("{compact}-{:06x}", entropy & 0x00ff_ffff))
+    }
+
+    /// Accepts an id read from a location or given by a user; `None` if it is not id-shaped
+    /// (ids become object-key segments, so nothing else may pass).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (stamp, suffix) = text.split_once('-')?;
+        let stamp_ok = stamp.len() == 16
+            && stamp.as_bytes()[8] == b'T'
+            && stamp.ends_with('Z')
+            && stamp[..8].bytes().all(|b| b.is_ascii_digit())
+            && stamp[9..15].bytes().all(|b| b.is_ascii_digit());
+        let suffix_ok = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+        (stamp_ok && suffix_ok).then(|| BackupId(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BackupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn ids_are_parseable_and_sort_by_time() {
+        let earlier = BackupId::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let later = BackupId::new(UNIX_EPOCH + Duration::from_secs(1_700_000_001));
+        assert!(
+            earlier.as_str().starts_with("20231114T221320Z-"),
+            "{earlier}"
+        );
+        assert!(earlier < later);
+        assert_eq!(BackupId::parse(earlier.as_str()), Some(earlier));
+    }
+
+    #[test]
+    fn parse_rejects_non_ids() {
+        for bad in [
+            "",
+            "latest",
+            "../x",
+            "20231114T221320Z",
+            "20231114T221320Z-",
+            "2023111xT221320Z-ab",
+            "20231114T221320Z-zz/x",
+        ] {
+            assert_eq!(BackupId::parse(bad), None, "{bad}");
+        }
+    }
+}

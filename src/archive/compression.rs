@@ -1,0 +1,162 @@
+//! Per-segment compression codecs named in the manifest: zstd (default), gzip, none.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use super::ArchiveError;
+
+/// How one segment object's bytes are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Zstd,
+    Gzip,
+    None,
+}
+
+impl Compression {
+    /// The level used when the user gives none.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::Zstd => 3,
+            Compression::Gzip => 6,
+            Compression::None => 0,
+        }
+    }
+
+    /// The object-key suffix for a segment compressed this way.
+    pub fn file_extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "kseg.zst",
+            Compression::Gzip => "kseg.gz",
+            Compression::None => "kseg",
+        }
+    }
+
+    pub fn compress(self, level: i32, raw: &[u8]) -> Result<Vec<u8>, ArchiveError> {
+        let fail = |source| ArchiveError::Compress {
+            compression: self,
+            source,
+        };
+        match self {
+            Compression::Zstd => zstd::bulk::compress(raw, level).map_err(fail),
+            Compression::Gzip => {
+                let level = flate2::Compression::new(level.clamp(0, 9) as u32);
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), level);
+                encoder.write_all(raw).map_err(fail)?;
+                encoder.finish().map_err(fail)
+            }
+            Compression::None => Ok(raw.to_vec()),
+        }
+    }
+
+    /// Decompresses `stored`, refusing output longer than `expected_len` (the manifest's
+    /// `raw_bytes`): a corrupt or hostile object cannot make us allocate more than the
+    /// manifest promised.
+    pub fn decompress(self, stored: &[u8], expected_len: u64) -> Result<Vec<u8>, ArchiveError> {
+        let fail = |source| ArchiveError::Decompress {
+            compression: self,
+            source,
+        };
+        let capacity = usize::try_from(expected_len)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        let mut raw = Vec::with_capacity(capacity);
+        let limit = expected_len.saturating_add(1);
+        match self {
+            Compression::Zstd => {
+                let decoder = zstd::stream::read::Decoder::with_buffer(stored).map_err(fail)?;
+                decoder.take(limit).read_to_end(&mut raw).map_err(fail)?;
+            }
+            Compression::Gzip => {
+                flate2::read::MultiGzDecoder::new(stored)
+                    .take(limit)
+                    .read_to_end(&mut raw)
+                    .map_err(fail)?;
+            }
+            Compression::None => raw.extend_from_slice(&stored[..stored.len().min(capacity + 1)]),
+        }
+        if raw.len() as u64 != expected_len {
+            return Err(ArchiveError::CorruptSegment {
+                position: raw.len().min(expected_len as usize),
+                what: format!(
+                    "decompressed to {} bytes{} but the manifest says {expected_len}",
+                    raw.len(),
+                    if raw.len() as u64 > expected_len {
+                        " or more"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        Ok(raw)
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        })
+    }
+}
+
+impl FromStr for Compression {
+    type Err = ArchiveError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "zstd" => Ok(Compression::Zstd),
+            "gzip" => Ok(Compression::Gzip),
+            "none" => Ok(Compression::None),
+            other => Err(ArchiveError::UnknownCompression(other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_codec_round_trips() {
+        let raw: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for codec in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let stored = codec.compress(codec.default_level(), &raw).unwrap();
+            assert_eq!(
+                codec.decompress(&stored, raw.len() as u64).unwrap(),
+                raw,
+                "{codec}"
+            );
+        }
+    }
+
+    #[test]
+    fn output_longer_or_shorter_than_promised_is_corrupt() {
+        let raw = vec![7u8; 10_000];
+        for codec in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let stored = codec.compress(codec.default_level(), &raw).unwrap();
+            assert!(codec.decompress(&stored, 9_999).is_err(), "{codec} longer");
+            assert!(
+                codec.decompress(&stored, 10_001).is_err(),
+                "{codec} shorter"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for codec in [Compression::Zstd, Compression::Gzip] {
+            assert!(
+                codec.decompress(b"definitely not compressed", 100).is_err(),
+                "{codec}"
+            );
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The manifest: the one JSON object that says what a backup holds. Written last; its
+//! presence is what makes a backup exist.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ArchiveError, BackupId, Compression};
+
+/// The archive format version this code writes and the only one it reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveKind {
+    /// Records and metadata read through the Kafka protocol.
+    Logical,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u64,
+    pub kind: ArchiveKind,
+    pub backup_id: BackupId,
+    /// The backup whose segments this one builds on (incremental backups); `None` for a full backup.
+    #[serde(default)]
+    pub parent: Option<BackupId>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub tool_version: String,
+    pub source: SourceCluster,
+    pub compression: Compression,
+    pub compression_level: i32,
+    pub segment_bytes: u64,
+    pub topics: Vec<TopicBackup>,
+    pub groups: Vec<GroupOffsets>,
+    pub totals: Totals,
+    /// Things the operator should know that did not stop the backup.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceCluster {
+    /// As given by the user; credentials are never part of it.
+    pub bootstrap_servers: String,
+    pub cluster_id: Option<String>,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicBackup {
+    pub name: String,
+    pub internal: bool,
+    pub partition_count: i32,
+    pub replication_factor: i32,
+    pub configs: Vec<TopicConfig>,
+    pub partitions: Vec<PartitionBackup>,
+}
+
+/// A topic config entry exactly as the broker described it. Sensitive values are never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    pub name: String,
+    pub value: Option<String>,
+    /// `dynamic_topic`, `dynamic_broker`, `dynamic_default_broker`, `static_broker`, `default`, `unknown`.
+    pub source: String,
+    pub is_default: bool,
+    pub is_sensitive: bool,
+    pub is_read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionBackup {
+    pub partition: i32,
+    /// The first offset the backup asked for (the log start offset when it began).
+    pub start_offset: i64,
+    /// Where the next backup of this partition continues: every record below it that the
+    /// broker served is in this backup (offsets missing in between were gaps in the log).
+    pub end_offset: i64,
+    /// The high watermark captured when the backup began.
+    pub high_watermark: i64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub first_timestamp: Option<i64>,
+    pub last_timestamp: Option<i64>,
+    pub segments: Vec<SegmentRef>,
+}
+
+/// One stored segment object. `key` is relative to the backup location's root, so a later
+/// (incremental) manifest can point at a parent's segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    pub key: String,
+    pub compression: Compression,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub sha256: String,
+    pub first_timestamp: Option<i64>,
+    pub last_timestamp: Option<i64>,
+    pub min_timestamp: Option<i64>,
+    pub max_timestamp: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub offsets: Vec<CommittedOffset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    #[serde(default)]
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub topics: u64,
+    pub partitions: u64,
+    pub segments: u64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+impl Manifest {
+    /// Parses manifest bytes, checking `format_version` before anything else so that a
+    /// newer archive gets "unsupported version", not a confusing field error.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            format_version: Option<serde_json::Value>,
+        }
+        let probe: VersionOnly = serde_json::from_slice(bytes)
+            .map_err(|source| ArchiveError::ManifestJson { source })?;
+        match probe
+            .format_version
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+        {
+            None => return Err(ArchiveError::MissingVersion),
+            Some(FORMAT_VERSION) => {}
+            Some(found) => return Err(ArchiveError::UnsupportedVersion { found }),
+        }
+        serde_json::from_slice(bytes).map_err(|source| ArchiveError::ManifestJson { source })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest always serializes")
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicBackup> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// Every segment with its topic and partition, in manifest order.
+    pub fn segments(&self) -> impl Iterator<Item = (&TopicBackup, &PartitionBackup, &SegmentRef)> {
+        self.topics.iter().flat_map(|t| {
+            t.partitions
+                .iter()
+                .flat_map(move |p| p.segments.iter().map(move |s| (t, p, s)))
+        })
+    }
+}
+
+impl Totals {
+    /// Sums the per-partition figures of `topics`.
+    pub fn of(topics: &[TopicBackup]) -> Totals {
+        let mut totals = Totals {
+            topics: topics.len() as u64,
+            ..Totals::default()
+        };
+        for partition in topics.iter().flat_map(|t| &t.partitions) {
+            totals.partitions += 1;
+            totals.segments += partition.segments.len() as u64;
+            totals.records += partition.records;
+            totals.raw_bytes += partition.raw_bytes;
+            totals.stored_bytes += partition.stored_bytes;
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            kind: ArchiveKind::Logical,
+            backup_id: BackupId::parse("20261125T145443Z-3f9a1c").unwrap(),
+            parent: None,
+            started_at: "2026-11-25T14:54:43Z".into(),
+            finished_at: "2026-11-25T14:54:50Z".into(),
+            tool_version: "0.1.0".into(),
+            source: SourceCluster {
+                bootstrap_servers: "127.0.0.1:9092".into(),
+                cluster_id: None,
+                brokers: vec![],
+            },
+            compression: Compression::Zstd,
+            compression_level: 3,
+            segment_bytes: 1 << 24,
+            topics: vec![],
+            groups: vec![],
+            totals: Totals::default(),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let manifest = minimal();
+        assert_eq!(Manifest::from_json(&manifest.to_json()).unwrap(), manifest);
+    }
+
+    #[test]
+    fn unknown_version_is_refused_by_name() {
+        let mut json: serde_json::Value = serde_json::from_slice(&minimal().to_json()).unwrap();
+        json["format_version"] = 2.into();
+        json["topics"] = "a shape version 1 never had".into();
+        let err = Manifest::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::UnsupportedVersion { found: 2 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_and_versionless_json_are_refused() {
+        assert!(matches!(
+            Manifest::from_json(b"{nope"),
+            Err(ArchiveError::ManifestJson { .. })
+        ));
+        assert!(matches!(
+            Manifest::from_json(b"{\"kind\":\"logical\"}"),
+            Err(ArchiveError::MissingVersion)
+        ));
+    }
+}

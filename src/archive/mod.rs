@@ -1,0 +1,57 @@
+//! The backup archive format: manifest, record segments, checksums, backup ids (pure: no Kafka, no I/O policy).
+//!
+//! Everything here is specified in `docs/FORMAT.md`; change both together.
+
+mod backup_id;
+mod compression;
+mod content_hash;
+mod manifest;
+mod record;
+mod segment;
+
+pub use backup_id::BackupId;
+pub use compression::Compression;
+pub use content_hash::ContentHasher;
+pub use manifest::{
+    ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, PartitionBackup, SegmentRef,
+    SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
+};
+pub use record::{HeaderRef, RecordRef, TimestampType};
+pub use segment::{decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment};
+
+/// What can be wrong with archive bytes or a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("manifest is not valid JSON for format version {FORMAT_VERSION}: {source}")]
+    ManifestJson {
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "manifest has format_version {found}, but this kafkasnap reads only version {FORMAT_VERSION}; \
+         use a kafkasnap release that supports format {found}"
+    )]
+    UnsupportedVersion { found: u64 },
+    #[error("manifest has no numeric format_version field: this is not a kafkasnap manifest")]
+    MissingVersion,
+    #[error("segment is corrupt at byte {position}: {what}")]
+    CorruptSegment { position: usize, what: String },
+    #[error("segment checksum mismatch: manifest says sha256 {expected}, object has {actual}")]
+    ChecksumMismatch { expected: String, actual: String },
+    #[error("segment size mismatch: manifest says {expected} bytes, object has {actual}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("segment does not decompress as {compression}: {source}")]
+    Decompress {
+        compression: Compression,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("segment compression with {compression} failed: {source}")]
+    Compress {
+        compression: Compression,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown compression {0:?}: expected zstd, gzip or none")]
+    UnknownCompression(String),
+}

@@ -1,0 +1,351 @@
+//! Record segments: building one from records, sealing and compressing it, and decoding and
+//! checking a stored one against its manifest entry.
+
+use sha2::{Digest, Sha256};
+
+use super::record::{decode_record, encode_record};
+use super::{ArchiveError, Compression, HeaderRef, RecordRef, SegmentRef, TimestampType};
+
+/// Every segment's raw (decompressed) bytes begin with this; the digit is the frame version.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"KSNAPSG1";
+
+/// Timestamps seen in a run of records (all `None` until a record is seen).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimestampRange {
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl TimestampRange {
+    fn observe(&mut self, timestamp: i64) {
+        self.first.get_or_insert(timestamp);
+        self.last = Some(timestamp);
+        if timestamp >= 0 {
+            self.min = Some(self.min.map_or(timestamp, |m| m.min(timestamp)));
+            self.max = Some(self.max.map_or(timestamp, |m| m.max(timestamp)));
+        }
+    }
+}
+
+/// Accumulates one partition's records into a segment's raw bytes.
+#[derive(Debug)]
+pub struct SegmentBuilder {
+    raw: Vec<u8>,
+    records: u64,
+    first_offset: i64,
+    last_offset: i64,
+    timestamps: TimestampRange,
+}
+
+impl SegmentBuilder {
+    pub fn new(capacity: usize) -> Self {
+        let mut raw = Vec::with_capacity(capacity.max(SEGMENT_MAGIC.len()));
+        raw.extend_from_slice(SEGMENT_MAGIC);
+        SegmentBuilder {
+            raw,
+            records: 0,
+            first_offset: -1,
+            last_offset: -1,
+            timestamps: TimestampRange::default(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn push<'h>(
+        &mut self,
+        offset: i64,
+        timestamp: i64,
+        timestamp_type: TimestampType,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl ExactSizeIterator<Item = HeaderRef<'h>> + Clone,
+    ) {
+        encode_record(
+            &mut self.raw,
+            offset,
+            timestamp,
+            timestamp_type,
+            key,
+            value,
+            headers,
+        );
+        if self.records == 0 {
+            self.first_offset = offset;
+        }
+        self.records += 1;
+        self.last_offset = offset;
+        self.timestamps.observe(timestamp);
+    }
+
+    pub fn push_record(&mut self, record: &RecordRef<'_>) {
+        let headers = record.headers.iter().copied();
+        self.push(
+            record.offset,
+            record.timestamp,
+            record.timestamp_type,
+            record.key,
+            record.value,
+            headers,
+        );
+    }
+
+    /// Raw bytes so far, magic included.
+    pub fn raw_len(&self) -> usize {
+        self.raw.len()
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Ends the segment; `None` when it holds no record (empty segments are never stored).
+    pub fn seal(self) -> Option<SealedSegment> {
+        (self.records > 0).then_some(SealedSegment {
+            raw: self.raw,
+            records: self.records,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            timestamps: self.timestamps,
+        })
+    }
+}
+
+/// A finished segment, not yet compressed.
+#[derive(Debug)]
+pub struct SealedSegment {
+    pub raw: Vec<u8>,
+    pub records: u64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub timestamps: TimestampRange,
+}
+
+impl SealedSegment {
+    /// Compresses and checksums the segment (CPU-heavy: call it off the consuming thread).
+    pub fn compress(
+        self,
+        compression: Compression,
+        level: i32,
+    ) -> Result<StoredSegment, ArchiveError> {
+        let bytes = compression.compress(level, &self.raw)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        Ok(StoredSegment {
+            raw_bytes: self.raw.len() as u64,
+            bytes,
+            sha256,
+            compression,
+            sealed: self,
+        })
+    }
+}
+
+/// A segment's object bytes, ready to upload, with what the manifest must say about them.
+#[derive(Debug)]
+pub struct StoredSegment {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    pub raw_bytes: u64,
+    pub compression: Compression,
+    sealed: SealedSegment,
+}
+
+impl StoredSegment {
+    /// The manifest entry for this segment once it is stored under `key`.
+    pub fn to_ref(&self, key: String) -> SegmentRef {
+        let t = &self.sealed.timestamps;
+        SegmentRef {
+            key,
+            compression: self.compression,
+            first_offset: self.sealed.first_offset,
+            last_offset: self.sealed.last_offset,
+            records: self.sealed.records,
+            raw_bytes: self.raw_bytes,
+            stored_bytes: self.bytes.len() as u64,
+            sha256: self.sha256.clone(),
+            first_timestamp: t.first,
+            last_timestamp: t.last,
+            min_timestamp: t.min,
+            max_timestamp: t.max,
+        }
+    }
+
+    pub fn first_offset(&self) -> i64 {
+        self.sealed.first_offset
+    }
+}
+
+/// Checks a stored object's size and checksum against its manifest entry (no decompression).
+pub fn check_stored(stored: &[u8], entry: &SegmentRef) -> Result<(), ArchiveError> {
+    if stored.len() as u64 != entry.stored_bytes {
+        return Err(ArchiveError::SizeMismatch {
+            expected: entry.stored_bytes,
+            actual: stored.len() as u64,
+        });
+    }
+    let actual = hex::encode(Sha256::digest(stored));
+    if actual != entry.sha256 {
+        return Err(ArchiveError::ChecksumMismatch {
+            expected: entry.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// A decoded segment's raw bytes; iterate its records with [`SegmentRecords::iter`].
+#[derive(Debug)]
+pub struct SegmentRecords {
+    raw: Vec<u8>,
+}
+
+/// Checks `stored` against `entry` (size, sha256), decompresses it, and checks that its
+/// records match the entry (count, first and last offset, offsets strictly increasing).
+pub fn decode_segment(stored: &[u8], entry: &SegmentRef) -> Result<SegmentRecords, ArchiveError> {
+    check_stored(stored, entry)?;
+    let raw = entry.compression.decompress(stored, entry.raw_bytes)?;
+    if raw.get(..SEGMENT_MAGIC.len()) != Some(SEGMENT_MAGIC.as_slice()) {
+        return Err(ArchiveError::CorruptSegment {
+            position: 0,
+            what: "missing KSNAPSG1 magic".into(),
+        });
+    }
+    let segment = SegmentRecords { raw };
+    let mut count = 0u64;
+    let mut previous: Option<i64> = None;
+    for record in segment.iter() {
+        let record = record?;
+        if let Some(prev) = previous.filter(|prev| record.offset <= *prev) {
+            return Err(ArchiveError::CorruptSegment {
+                position: 0,
+                what: format!(
+                    "offset {} follows offset {prev}: offsets must increase",
+                    record.offset
+                ),
+            });
+        }
+        if count == 0 && record.offset != entry.first_offset {
+            return Err(mismatch(format!(
+                "first offset is {} but the manifest says {}",
+                record.offset, entry.first_offset
+            )));
+        }
+        previous = Some(record.offset);
+        count += 1;
+    }
+    if count != entry.records {
+        return Err(mismatch(format!(
+            "holds {count} records but the manifest says {}",
+            entry.records
+        )));
+    }
+    if previous != Some(entry.last_offset) {
+        return Err(mismatch(format!(
+            "last offset is {previous:?} but the manifest says {}",
+            entry.last_offset
+        )));
+    }
+    Ok(segment)
+}
+
+fn mismatch(what: String) -> ArchiveError {
+    ArchiveError::CorruptSegment { position: 0, what }
+}
+
+impl SegmentRecords {
+    pub fn iter(&self) -> impl Iterator<Item = Result<RecordRef<'_>, ArchiveError>> + '_ {
+        let mut pos = SEGMENT_MAGIC.len();
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed || pos >= self.raw.len() {
+                return None;
+            }
+            match decode_record(&self.raw, pos) {
+                Ok((record, next)) => {
+                    pos = next;
+                    Some(Ok(record))
+                }
+                Err(err) => {
+                    failed = true;
+                    Some(Err(err))
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(offsets: &[i64]) -> SealedSegment {
+        let mut builder = SegmentBuilder::new(1024);
+        for &offset in offsets {
+            let record = RecordRef {
+                offset,
+                timestamp: 1_000 + offset,
+                timestamp_type: TimestampType::CreateTime,
+                key: Some(b"k"),
+                value: if offset % 2 == 0 { None } else { Some(b"v") },
+                headers: vec![],
+            };
+            builder.push_record(&record);
+        }
+        builder.seal().unwrap()
+    }
+
+    #[test]
+    fn segment_with_gaps_round_trips_for_each_codec() {
+        for codec in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let stored = build(&[3, 4, 9, 100])
+                .compress(codec, codec.default_level())
+                .unwrap();
+            let entry = stored.to_ref("k".into());
+            assert_eq!(
+                (entry.first_offset, entry.last_offset, entry.records),
+                (3, 100, 4)
+            );
+            assert_eq!(
+                (entry.min_timestamp, entry.max_timestamp),
+                (Some(1003), Some(1100))
+            );
+            let decoded = decode_segment(&stored.bytes, &entry).unwrap();
+            let offsets: Vec<i64> = decoded.iter().map(|r| r.unwrap().offset).collect();
+            assert_eq!(offsets, vec![3, 4, 9, 100]);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_checksum() {
+        let stored = build(&[0, 1, 2]).compress(Compression::Zstd, 3).unwrap();
+        let entry = stored.to_ref("k".into());
+        let mut bytes = stored.bytes.clone();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        assert!(matches!(
+            decode_segment(&bytes, &entry),
+            Err(ArchiveError::ChecksumMismatch { .. })
+        ));
+        assert!(matches!(
+            decode_segment(&bytes[1..], &entry),
+            Err(ArchiveError::SizeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn manifest_disagreeing_with_contents_is_reported() {
+        let stored = build(&[0, 1, 2]).compress(Compression::None, 0).unwrap();
+        let mut entry = stored.to_ref("k".into());
+        entry.records = 4;
+        let err = decode_segment(&stored.bytes, &entry)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds 3 records"), "{err}");
+    }
+
+    #[test]
+    fn empty_builder_seals_to_nothing() {
+        assert!(SegmentBuilder::new(0).seal().is_none());
+    }
+}

@@ -1,0 +1,88 @@
+//! The one place that builds object keys. Layout below a location's root:
+//!
+//! ```text
+//! backups/<backup-id>/manifest.json
+//! backups/<backup-id>/segments/<escaped-topic>/<partition>/<first-offset, 20 digits>.<ext>
+//! ```
+
+use crate::archive::{BackupId, Compression};
+
+pub(crate) const BACKUPS_DIR: &str = "backups";
+pub(crate) const MANIFEST_NAME: &str = "manifest.json";
+
+pub(crate) fn manifest_key(id: &BackupId) -> String {
+    format!("{BACKUPS_DIR}/{id}/{MANIFEST_NAME}")
+}
+
+pub(crate) fn backup_prefix(id: &BackupId) -> String {
+    format!("{BACKUPS_DIR}/{id}/")
+}
+
+/// The key of the segment of `topic`/`partition` whose first record has `first_offset`.
+pub fn segment_key(
+    id: &BackupId,
+    topic: &str,
+    partition: i32,
+    first_offset: i64,
+    compression: Compression,
+) -> String {
+    format!(
+        "{BACKUPS_DIR}/{id}/segments/{}/{partition}/{first_offset:020}.{}",
+        escape_topic(topic),
+        compression.file_extension()
+    )
+}
+
+/// Makes a topic name safe as one key segment on every store: bytes outside
+/// `[A-Za-z0-9._-]` become `~XX` (hex), as does the whole name when it is `.` or `..`
+/// (Kafka forbids both, but a key must never walk up). The mapping is one-to-one.
+pub fn escape_topic(topic: &str) -> String {
+    let whole_name_unsafe = topic.is_empty() || topic == "." || topic == "..";
+    let mut out = String::with_capacity(topic.len());
+    for byte in topic.bytes() {
+        let plain = byte.is_ascii_alphanumeric()
+            || byte == b'_'
+            || byte == b'-'
+            || (byte == b'.' && !whole_name_unsafe);
+        if plain {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("~{byte:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push('~');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_topic_names_stay_readable() {
+        assert_eq!(escape_topic("order.created"), "order.created");
+        assert_eq!(escape_topic("__consumer_offsets"), "__consumer_offsets");
+    }
+
+    #[test]
+    fn unsafe_names_cannot_walk_or_collide() {
+        assert_eq!(escape_topic(".."), "~2E~2E");
+        assert_eq!(escape_topic("a/b"), "a~2Fb");
+        assert_eq!(escape_topic("a~2Fb"), "a~7E2Fb");
+        assert_eq!(escape_topic("ü"), "~C3~BC");
+    }
+
+    #[test]
+    fn segment_keys_sort_by_offset() {
+        let id = BackupId::parse("20261125T145443Z-3f9a1c").unwrap();
+        let early = segment_key(&id, "t", 0, 9, Compression::Zstd);
+        let late = segment_key(&id, "t", 0, 10, Compression::Zstd);
+        assert_eq!(
+            early,
+            "backups/20261125T145443Z-3f9a1c/segments/t/0/00000000000000000009.kseg.zst"
+        );
+        assert!(early < late);
+    }
+}

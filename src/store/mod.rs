@@ -1,0 +1,50 @@
+//! Backup locations: URL -> object store, the object keys (built only in `layout`), atomic
+//! publish of manifests, and listing what a location holds.
+
+mod layout;
+mod location;
+
+pub use layout::{escape_topic, segment_key};
+pub use location::{BackupListing, Location};
+
+/// What can go wrong reaching or using a backup location. Every variant names the location
+/// or object key; credentials are never part of a message.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use backup location {location:?}: {reason}")]
+    BadLocation { location: String, reason: String },
+    #[error("cannot open backup location {location}: {source}")]
+    Open {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot create local backup directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {key} at {location}: {source}")]
+    Put {
+        location: String,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("{key} is missing at {location}")]
+    NotFound { location: String, key: String },
+    #[error("cannot read {key} at {location}: {source}")]
+    Get {
+        location: String,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot list {location}: {source}")]
+    List {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
