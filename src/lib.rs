@@ -2,6 +2,17 @@
 //!
 //! The data flows one way: `kafka` reads records and metadata, `archive` frames them,
 //! `store` puts them somewhere; `backup`, `restore` and `verify` wire those together.
+//! The library never prints; the binary's `commands` do.
 
 pub mod archive;
+pub mod backup;
+pub mod catalog;
+mod error;
+pub mod kafka;
+pub mod progress;
+pub mod restore;
+pub mod selection;
 pub mod store;
+pub mod verify;
+
+pub use error::Error;

@@ -17,7 +17,9 @@ pub use manifest::{
     SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
 };
 pub use record::{HeaderRef, RecordRef, TimestampType};
-pub use segment::{decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment};
+pub use segment::{
+    check_stored, decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment,
+};
 
 /// What can be wrong with archive bytes or a manifest.
 #[derive(Debug, thiserror::Error)]

@@ -107,6 +107,7 @@ pub(crate) fn encode_record<'h>(
     }
 }
 
+#[cfg(test)]
 impl RecordRef<'_> {
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         encode_record(

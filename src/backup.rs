@@ -1,0 +1,429 @@
+//! A logical backup: snapshot the cluster's metadata, read every selected partition up to
+//! the end captured at the start, write compressed segments, and publish the manifest last.
+//!
+//! Pipeline: one reader thread fills a [`SegmentBuilder`] per partition; full segments go
+//! through a bounded channel to compression (blocking pool) and upload (async), a few at a
+//! time. Memory is bounded by segment size x (parallelism + in-flight uploads), whatever
+//! the topic sizes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::archive::{
+    ArchiveKind, BackupId, Compression, GroupOffsets, Manifest, PartitionBackup, SealedSegment,
+    SegmentBuilder, SegmentRef, SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
+};
+use crate::kafka::{
+    self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
+    RecordSink, SinkError,
+};
+use crate::progress::Progress;
+use crate::selection::TopicSelection;
+use crate::store::{segment_key, Location};
+use crate::Error;
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub client: ClientSettings,
+    pub selection: TopicSelection,
+    pub compression: Compression,
+    pub level: i32,
+    /// A segment is closed once its raw bytes reach this.
+    pub segment_bytes: usize,
+    pub parallelism: usize,
+    pub stall_timeout: Duration,
+    /// Set to stop (Ctrl-C): the backup then fails and publishes nothing.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What a finished backup reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupSummary {
+    pub backup_id: String,
+    pub location: String,
+    pub topics: u64,
+    pub partitions: u64,
+    pub segments: u64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub groups: usize,
+    pub duration_seconds: f64,
+    pub warnings: Vec<String>,
+}
+
+/// Runs one backup into `location`. On any error nothing is published: the data objects
+/// written so far have no manifest and do not count as a backup.
+pub async fn run_backup(
+    location: &Location,
+    options: BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<BackupSummary, Error> {
+    let clock = Instant::now();
+    let started_at = SystemTime::now();
+    let backup_id = BackupId::new(started_at);
+    let client = options.client.clone();
+
+    let cluster = blocking({
+        let client = client.clone();
+        move || kafka::describe_cluster(&client)
+    })
+    .await?;
+    let selected: Vec<kafka::TopicInfo> = cluster
+        .topics
+        .iter()
+        .filter(|t| options.selection.matches(&t.name, t.internal))
+        .cloned()
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::NoTopicsMatch {
+            selection: options.selection.describe(),
+            available: cluster
+                .topics
+                .iter()
+                .filter(|t| !t.internal)
+                .map(|t| t.name.clone())
+                .collect(),
+        });
+    }
+    let names: Vec<String> = selected.iter().map(|t| t.name.clone()).collect();
+    let configs = kafka::describe_topic_configs(&client, &names).await?;
+
+    // End offsets and committed group offsets, captured together at the start.
+    let (tasks, groups) = blocking({
+        let client = client.clone();
+        let selected = selected.clone();
+        move || -> Result<_, KafkaError> {
+            let consumer = kafka::metadata_consumer(&client)?;
+            let mut tasks = Vec::new();
+            for topic in &selected {
+                for &partition in &topic.partitions {
+                    let (low, high) =
+                        kafka::partition_bounds(&consumer, &client, &topic.name, partition)?;
+                    tasks.push(PartitionTask {
+                        topic: topic.name.clone(),
+                        partition,
+                        start_offset: low,
+                        listed_end: high,
+                    });
+                }
+            }
+            let partitions: Vec<(String, i32)> = tasks
+                .iter()
+                .map(|t| (t.topic.clone(), t.partition))
+                .collect();
+            let groups = kafka::read_group_offsets(&client, &partitions)?;
+            Ok((tasks, groups))
+        }
+    })
+    .await?;
+    progress
+        .partitions_total
+        .store(tasks.len() as u64, Ordering::Relaxed);
+    let expected: i64 = tasks
+        .iter()
+        .map(|t| (t.listed_end - t.start_offset).max(0))
+        .sum();
+    progress
+        .records_expected
+        .store(expected as u64, Ordering::Relaxed);
+    tracing::info!(backup_id = %backup_id, topics = selected.len(), partitions = tasks.len(), groups = groups.len(), "backup started");
+
+    let (segments, outcomes) = read_and_store(
+        location,
+        &backup_id,
+        &options,
+        tasks.clone(),
+        Arc::clone(&progress),
+    )
+    .await?;
+
+    let mut warnings: Vec<String> = outcomes.values().filter_map(|o| o.note.clone()).collect();
+    let topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes);
+    let totals = Totals::of(&topics);
+    for topic in &selected {
+        if topic.replication_factor == 0 {
+            warnings.push(format!(
+                "topic {}: the cluster reported no replicas",
+                topic.name
+            ));
+        }
+    }
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        kind: ArchiveKind::Logical,
+        backup_id: backup_id.clone(),
+        parent: None,
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: SourceCluster {
+            bootstrap_servers: client.bootstrap_servers.clone(),
+            cluster_id: cluster.cluster_id.clone(),
+            brokers: cluster.brokers.clone(),
+        },
+        compression: options.compression,
+        compression_level: options.level,
+        segment_bytes: options.segment_bytes as u64,
+        topics,
+        groups: filter_groups(groups),
+        totals: totals.clone(),
+        warnings: warnings.clone(),
+    };
+    if options.cancel.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    location
+        .publish_manifest(&backup_id, manifest.to_json())
+        .await?;
+    tracing::info!(backup_id = %backup_id, records = totals.records, "backup published");
+    Ok(BackupSummary {
+        backup_id: backup_id.to_string(),
+        location: location.display().to_string(),
+        topics: totals.topics,
+        partitions: totals.partitions,
+        segments: totals.segments,
+        records: totals.records,
+        raw_bytes: totals.raw_bytes,
+        stored_bytes: totals.stored_bytes,
+        groups: manifest.groups.len(),
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        warnings,
+    })
+}
+
+fn filter_groups(mut groups: Vec<GroupOffsets>) -> Vec<GroupOffsets> {
+    for group in &mut groups {
+        group
+            .offsets
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    }
+    groups
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, Error> {
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .expect("Kafka client calls do not panic")?)
+}
+
+enum Job {
+    Segment {
+        task: usize,
+        sealed: SealedSegment,
+    },
+    Done {
+        task: usize,
+        outcome: PartitionOutcome,
+    },
+}
+
+/// Feeds records into per-partition segment builders and hands full segments on.
+struct SegmentingSink {
+    builders: Vec<Option<SegmentBuilder>>,
+    segment_bytes: usize,
+    jobs: mpsc::Sender<Job>,
+    progress: Arc<Progress>,
+}
+
+impl SegmentingSink {
+    fn send(&self, job: Job) -> Result<(), SinkError> {
+        self.jobs
+            .blocking_send(job)
+            .map_err(|_| SinkError("the upload pipeline stopped".into()))
+    }
+}
+
+impl RecordSink for SegmentingSink {
+    fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError> {
+        let capacity = self.segment_bytes + 64 * 1024;
+        let builder = self.builders[task].get_or_insert_with(|| SegmentBuilder::new(capacity));
+        let before = builder.raw_len();
+        builder.push(
+            record.offset,
+            record.timestamp,
+            record.timestamp_type,
+            record.key,
+            record.value,
+            record.headers,
+        );
+        self.progress
+            .add_record((builder.raw_len() - before) as u64);
+        if builder.raw_len() >= self.segment_bytes {
+            let sealed = self.builders[task].take().and_then(SegmentBuilder::seal);
+            if let Some(sealed) = sealed {
+                self.send(Job::Segment { task, sealed })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn partition_done(&mut self, task: usize, outcome: PartitionOutcome) -> Result<(), SinkError> {
+        if let Some(sealed) = self.builders[task].take().and_then(SegmentBuilder::seal) {
+            self.send(Job::Segment { task, sealed })?;
+        }
+        self.progress
+            .partitions_done
+            .fetch_add(1, Ordering::Relaxed);
+        self.send(Job::Done { task, outcome })
+    }
+}
+
+type StoredSegments = BTreeMap<usize, Vec<SegmentRef>>;
+
+/// Runs the reader and the compress+upload pipeline; returns each task's segments and outcome.
+async fn read_and_store(
+    location: &Location,
+    backup_id: &BackupId,
+    options: &BackupOptions,
+    tasks: Vec<PartitionTask>,
+    progress: Arc<Progress>,
+) -> Result<(StoredSegments, BTreeMap<usize, PartitionOutcome>), Error> {
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(1);
+    let read_options = ReadOptions {
+        parallelism: options.parallelism,
+        stall_timeout: options.stall_timeout,
+        cancel: Arc::clone(&options.cancel),
+        ..ReadOptions::default()
+    };
+    let reader_tasks = tasks.clone();
+    let client = options.client.clone();
+    let mut sink = SegmentingSink {
+        builders: (0..tasks.len()).map(|_| None).collect(),
+        segment_bytes: options.segment_bytes,
+        jobs: jobs_tx,
+        progress,
+    };
+    let reader = tokio::task::spawn_blocking(move || {
+        kafka::read_partitions(&client, &reader_tasks, &read_options, &mut sink)
+    });
+
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let uploads = Arc::new(Semaphore::new(cores.min(options.parallelism.max(1))));
+    let mut in_flight: JoinSet<Result<(usize, SegmentRef), Error>> = JoinSet::new();
+    let mut segments: StoredSegments = BTreeMap::new();
+    let mut outcomes = BTreeMap::new();
+    let mut failure: Option<Error> = None;
+
+    while let Some(job) = jobs_rx.recv().await {
+        match job {
+            Job::Done { task, outcome } => {
+                outcomes.insert(task, outcome);
+            }
+            Job::Segment { .. } if failure.is_some() => {}
+            Job::Segment { task, sealed } => {
+                let permit = Arc::clone(&uploads)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closes");
+                let t = &tasks[task];
+                let key = segment_key(
+                    backup_id,
+                    &t.topic,
+                    t.partition,
+                    sealed.first_offset,
+                    options.compression,
+                );
+                let (location, compression, level) =
+                    (location.clone(), options.compression, options.level);
+                in_flight.spawn(async move {
+                    let stored =
+                        tokio::task::spawn_blocking(move || sealed.compress(compression, level))
+                            .await
+                            .expect("compression does not panic")
+                            .map_err(|source| Error::Archive {
+                                key: key.clone(),
+                                source,
+                            })?;
+                    let entry = stored.to_ref(key.clone());
+                    location.put(&key, stored.bytes).await?;
+                    drop(permit);
+                    Ok((task, entry))
+                });
+            }
+        }
+        while let Some(done) = in_flight.try_join_next() {
+            if let Err(err) = collect(done, &mut segments) {
+                failure.get_or_insert(err);
+                options.cancel.store(true, Ordering::Relaxed);
+                jobs_rx.close();
+            }
+        }
+    }
+    while let Some(done) = in_flight.join_next().await {
+        if let Err(err) = collect(done, &mut segments) {
+            failure.get_or_insert(err);
+        }
+    }
+    let read_result = reader.await.expect("the reader does not panic");
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    match read_result {
+        Err(KafkaError::Interrupted) => return Err(Error::Interrupted),
+        Err(err) => return Err(err.into()),
+        Ok(()) => {}
+    }
+    Ok((segments, outcomes))
+}
+
+fn collect(
+    done: Result<Result<(usize, SegmentRef), Error>, tokio::task::JoinError>,
+    segments: &mut StoredSegments,
+) -> Result<(), Error> {
+    let (task, entry) = done.expect("upload tasks do not panic")?;
+    segments.entry(task).or_default().push(entry);
+    Ok(())
+}
+
+fn assemble_topics(
+    selected: &[kafka::TopicInfo],
+    configs: Vec<Vec<TopicConfig>>,
+    tasks: &[PartitionTask],
+    mut segments: StoredSegments,
+    outcomes: &BTreeMap<usize, PartitionOutcome>,
+) -> Vec<TopicBackup> {
+    let mut topics: Vec<TopicBackup> = selected
+        .iter()
+        .zip(configs)
+        .map(|(info, configs)| TopicBackup {
+            name: info.name.clone(),
+            internal: info.internal,
+            partition_count: info.partitions.len() as i32,
+            replication_factor: info.replication_factor,
+            configs,
+            partitions: Vec::new(),
+        })
+        .collect();
+    for (index, task) in tasks.iter().enumerate() {
+        let mut parts = segments.remove(&index).unwrap_or_default();
+        parts.sort_by_key(|s| s.first_offset);
+        let outcome = &outcomes[&index];
+        let partition = PartitionBackup {
+            partition: task.partition,
+            start_offset: task.start_offset,
+            end_offset: outcome.end_offset,
+            high_watermark: outcome.high_watermark,
+            records: parts.iter().map(|s| s.records).sum(),
+            raw_bytes: parts.iter().map(|s| s.raw_bytes).sum(),
+            stored_bytes: parts.iter().map(|s| s.stored_bytes).sum(),
+            first_timestamp: parts.first().and_then(|s| s.first_timestamp),
+            last_timestamp: parts.last().and_then(|s| s.last_timestamp),
+            segments: parts,
+        };
+        let topic = topics
+            .iter_mut()
+            .find(|t| t.name == task.topic)
+            .expect("every task belongs to a selected topic");
+        topic.partitions.push(partition);
+    }
+    topics
+}

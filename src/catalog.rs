@@ -1,0 +1,120 @@
+//! Finding and reading backups at a location: resolve an id (or the newest), load and check
+//! its manifest, fetch and decode its segments, check that all its objects are intact.
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+
+use crate::archive::{self, Manifest, SegmentRecords, SegmentRef};
+use crate::store::{Location, StoreError};
+use crate::Error;
+
+/// The manifest of backup `id`, or of the newest complete backup when `id` is `None`.
+pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manifest, Error> {
+    let listing = location.list_backups().await?;
+    let id = match id {
+        Some(text) => {
+            let id = archive::BackupId::parse(text)
+                .ok_or_else(|| Error::BadBackupId(text.to_string()))?;
+            match listing.iter().find(|b| b.id == id) {
+                None => {
+                    return Err(Error::BackupNotFound {
+                        id: text.into(),
+                        location: location.display().into(),
+                    })
+                }
+                Some(found) if !found.complete => {
+                    return Err(Error::BackupIncomplete {
+                        id: text.into(),
+                        location: location.display().into(),
+                    })
+                }
+                Some(found) => found.id.clone(),
+            }
+        }
+        None => match listing.iter().rev().find(|b| b.complete) {
+            Some(newest) => newest.id.clone(),
+            None => {
+                return Err(Error::NoBackups {
+                    location: location.display().into(),
+                })
+            }
+        },
+    };
+    let bytes = location.read_manifest(&id).await?;
+    Manifest::from_json(&bytes).map_err(|source| Error::Archive {
+        key: location.manifest_key(&id),
+        source,
+    })
+}
+
+/// Fetches one segment and decodes it, checking size, checksum, count and offsets.
+pub async fn read_segment(
+    location: &Location,
+    entry: &SegmentRef,
+) -> Result<SegmentRecords, Error> {
+    let stored = location.get(&entry.key).await?;
+    let entry = entry.clone();
+    tokio::task::spawn_blocking(move || {
+        archive::decode_segment(&stored, &entry).map_err(|source| Error::Archive {
+            key: entry.key.clone(),
+            source,
+        })
+    })
+    .await
+    .expect("decoding does not panic")
+}
+
+/// One object that failed a check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectProblem {
+    pub key: String,
+    pub problem: String,
+}
+
+/// Checks every given segment: with `decode`, a full decode (as [`read_segment`]);
+/// without, presence, size and checksum only. Returns the problems found (none = intact).
+pub async fn check_segments<'a>(
+    location: &Location,
+    segments: impl IntoIterator<Item = &'a SegmentRef>,
+    decode: bool,
+    parallelism: usize,
+) -> Vec<ObjectProblem> {
+    let location = Arc::new(location.clone());
+    let checks = segments.into_iter().cloned().map(|entry| {
+        let location = Arc::clone(&location);
+        async move {
+            let result = if decode {
+                read_segment(&location, &entry).await.map(drop)
+            } else {
+                match location.get(&entry.key).await {
+                    Ok(stored) => {
+                        archive::check_stored(&stored, &entry).map_err(|source| Error::Archive {
+                            key: entry.key.clone(),
+                            source,
+                        })
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            };
+            result.err().map(|err| ObjectProblem {
+                key: entry.key.clone(),
+                problem: describe(&err),
+            })
+        }
+    });
+    stream::iter(checks)
+        .buffer_unordered(parallelism.max(1))
+        .filter_map(|p| async move { p })
+        .collect()
+        .await
+}
+
+/// The problem without repeating the key (the report already names it).
+fn describe(err: &Error) -> String {
+    match err {
+        Error::Archive { source, .. } => source.to_string(),
+        Error::Store(StoreError::NotFound { .. }) => "object is missing".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,280 @@
+//! Command-line definitions (clap). Every flag also reads from `KAFKASNAP_<FLAG>`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kafkasnap",
+    version,
+    about = "Back up an Apache Kafka cluster and restore it, exactly."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Output format of the final result.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "KAFKASNAP_OUTPUT"
+    )]
+    pub output: OutputFormat,
+    /// No progress bar or progress log lines.
+    #[arg(long, global = true, env = "KAFKASNAP_NO_PROGRESS")]
+    pub no_progress: bool,
+    /// Log filter (error, warn, info, debug, trace, or tracing directives).
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "KAFKASNAP_LOG_LEVEL"
+    )]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up topics, configs, consumer-group offsets and records to a location.
+    Backup(BackupArgs),
+    /// Restore a backup into a cluster.
+    Restore(RestoreArgs),
+    /// Re-read and check every object of a backup; optionally compare it with a live cluster.
+    Verify(VerifyArgs),
+    /// List the backups at a location, newest first.
+    Ls(LsArgs),
+    /// Show what one backup holds.
+    Show(ShowArgs),
+    /// Print a backup's records as JSON lines.
+    Cat(CatArgs),
+}
+
+/// How to reach a Kafka cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Bootstrap servers, e.g. kafka.messaging.svc.cluster.local:9092.
+    #[arg(
+        short = 'b',
+        long = "bootstrap-servers",
+        visible_alias = "bootstrap",
+        env = "KAFKASNAP_BOOTSTRAP_SERVERS"
+    )]
+    pub bootstrap_servers: String,
+    /// librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub properties: Vec<(String, String)>,
+    /// File of librdkafka properties (key=value lines); -X wins over it.
+    #[arg(long = "config", value_name = "FILE", env = "KAFKASNAP_CONFIG")]
+    pub config_file: Option<PathBuf>,
+    /// How long to wait for the cluster to answer a request, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "KAFKASNAP_TIMEOUT")]
+    pub timeout: std::time::Duration,
+}
+
+/// Which topics.
+#[derive(Debug, Clone, Args)]
+pub struct SelectionArgs {
+    /// Only topics whose whole name matches this regex (repeatable).
+    #[arg(
+        long,
+        value_name = "REGEX",
+        env = "KAFKASNAP_INCLUDE",
+        value_delimiter = ','
+    )]
+    pub include: Vec<String>,
+    /// Leave out topics whose whole name matches this regex (repeatable).
+    #[arg(
+        long,
+        value_name = "REGEX",
+        env = "KAFKASNAP_EXCLUDE",
+        value_delimiter = ','
+    )]
+    pub exclude: Vec<String>,
+    /// Also cover internal topics (names starting with `__`).
+    #[arg(long, env = "KAFKASNAP_INCLUDE_INTERNAL")]
+    pub include_internal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Where to write: a directory, file://, s3://bucket/prefix, gs://, az://, memory://.
+    #[arg(long, env = "KAFKASNAP_TO")]
+    pub to: String,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Segment compression.
+    #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip", "none"], env = "KAFKASNAP_COMPRESSION")]
+    pub compression: String,
+    /// Compression level (zstd 1-19, gzip 0-9); the codec's default when not given.
+    #[arg(long, env = "KAFKASNAP_LEVEL")]
+    pub level: Option<i32>,
+    /// Close a segment once it holds this many raw bytes.
+    #[arg(long, default_value = "16777216", value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824), env = "KAFKASNAP_SEGMENT_BYTES")]
+    pub segment_bytes: u64,
+    /// Partitions read at the same time.
+    #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
+    pub parallelism: u16,
+    /// Fail if a partition delivers nothing for this long, e.g. 2m.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "KAFKASNAP_STALL_TIMEOUT")]
+    pub stall_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IfExists {
+    /// Stop before writing anything.
+    Fail,
+    /// Leave the existing topic alone and restore nothing into it.
+    Skip,
+    /// Add the backup's records after the existing ones.
+    Append,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The backup location.
+    #[arg(long, env = "KAFKASNAP_FROM")]
+    pub from: String,
+    /// Backup id; the newest complete backup when not given.
+    #[arg(long, env = "KAFKASNAP_BACKUP")]
+    pub backup: Option<String>,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Restore topic OLD as NEW (repeatable).
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value, env = "KAFKASNAP_TOPIC_MAP", value_delimiter = ',')]
+    pub topic_map: Vec<(String, String)>,
+    /// Only records with a timestamp at or after this (RFC 3339 or epoch milliseconds).
+    #[arg(long, value_parser = parse_time, env = "KAFKASNAP_FROM_TIME")]
+    pub from_time: Option<i64>,
+    /// Only records with a timestamp at or before this (RFC 3339 or epoch milliseconds).
+    #[arg(long, value_parser = parse_time, env = "KAFKASNAP_UNTIL")]
+    pub until: Option<i64>,
+    /// What to do when a target topic already exists.
+    #[arg(long, value_enum, default_value = "fail", env = "KAFKASNAP_IF_EXISTS")]
+    pub if_exists: IfExists,
+    /// Do not restore consumer-group offsets.
+    #[arg(long, env = "KAFKASNAP_SKIP_GROUPS")]
+    pub skip_groups: bool,
+    /// Print the plan and change nothing.
+    #[arg(long, env = "KAFKASNAP_DRY_RUN")]
+    pub dry_run: bool,
+    /// Partitions written at the same time.
+    #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup location.
+    #[arg(env = "KAFKASNAP_LOCATION")]
+    pub location: String,
+    /// Backup id; the newest complete backup when not given.
+    #[arg(long, env = "KAFKASNAP_BACKUP")]
+    pub backup: Option<String>,
+    /// Also compare the backup with this live cluster (bootstrap servers).
+    #[arg(long, value_name = "BOOTSTRAP", env = "KAFKASNAP_AGAINST")]
+    pub against: Option<String>,
+    /// Compare topic OLD in the backup with topic NEW in the cluster (repeatable).
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value, value_delimiter = ',', env = "KAFKASNAP_TOPIC_MAP")]
+    pub topic_map: Vec<(String, String)>,
+    /// librdkafka property key=value for --against (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub properties: Vec<(String, String)>,
+    /// File of librdkafka properties for --against.
+    #[arg(long = "config", value_name = "FILE", env = "KAFKASNAP_CONFIG")]
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The backup location.
+    #[arg(env = "KAFKASNAP_LOCATION")]
+    pub location: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The backup location.
+    #[arg(env = "KAFKASNAP_LOCATION")]
+    pub location: String,
+    /// Backup id; the newest complete backup when not given.
+    #[arg(long, env = "KAFKASNAP_BACKUP")]
+    pub backup: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The backup location.
+    #[arg(env = "KAFKASNAP_LOCATION")]
+    pub location: String,
+    /// Backup id; the newest complete backup when not given.
+    #[arg(long, env = "KAFKASNAP_BACKUP")]
+    pub backup: Option<String>,
+    /// The topic to print.
+    #[arg(long, env = "KAFKASNAP_TOPIC")]
+    pub topic: String,
+    /// Only this partition.
+    #[arg(long, env = "KAFKASNAP_PARTITION")]
+    pub partition: Option<i32>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err("expected KEY=VALUE".to_string()),
+    }
+}
+
+/// RFC 3339 (`2026-11-25T14:00:00Z`) or epoch milliseconds, to epoch milliseconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(millis) = text.parse::<i64>() {
+        return Ok(millis);
+    }
+    let time = humantime::parse_rfc3339_weak(text).map_err(|_| {
+        format!("{text:?} is not a time: use RFC 3339 (2026-11-25T14:00:00Z) or epoch milliseconds")
+    })?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "times before 1970 are not supported".to_string())?;
+    Ok(since.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn times_parse_both_ways() {
+        assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn key_values_keep_equals_in_values() {
+        assert_eq!(
+            parse_key_value("sasl.jaas.config=a=b"),
+            Ok(("sasl.jaas.config".into(), "a=b".into()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! `kafkasnap backup`: back up a cluster to a location.
+
+use std::sync::Arc;
+
+use kafkasnap::archive::Compression;
+use kafkasnap::backup::{run_backup, BackupOptions};
+use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
+use kafkasnap::selection::TopicSelection;
+use kafkasnap::store::Location;
+
+use super::{cancel_on_signal, client_settings, print_json, Global, Outcome};
+use crate::cli::{BackupArgs, OutputFormat};
+
+pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let compression: Compression = args.compression.parse()?;
+    let options = BackupOptions {
+        client: client_settings(&args.client)?,
+        selection: TopicSelection::new(
+            &args.selection.include,
+            &args.selection.exclude,
+            args.selection.include_internal,
+        )?,
+        compression,
+        level: args.level.unwrap_or(compression.default_level()),
+        segment_bytes: args.segment_bytes as usize,
+        parallelism: args.parallelism as usize,
+        stall_timeout: args.stall_timeout,
+        cancel: cancel_on_signal(),
+    };
+    let location = Location::open(&args.to, true)?;
+    let progress = Arc::new(Progress::default());
+    let reporter = ProgressReporter::start("backup", Arc::clone(&progress), global.progress);
+    let result = run_backup(&location, options, progress).await;
+    drop(reporter);
+    let summary = result?;
+    for warning in &summary.warnings {
+        tracing::warn!("{warning}");
+    }
+    match global.output {
+        OutputFormat::Json => print_json(&summary)?,
+        OutputFormat::Text => println!(
+            "backup {} complete at {}: {} topics, {} partitions, {} records, {} raw, {} stored, {} groups, {:.1}s ({}/s)",
+            summary.backup_id,
+            summary.location,
+            summary.topics,
+            summary.partitions,
+            summary.records,
+            human_bytes(summary.raw_bytes),
+            human_bytes(summary.stored_bytes),
+            summary.groups,
+            summary.duration_seconds,
+            human_bytes((summary.raw_bytes as f64 / summary.duration_seconds.max(0.001)) as u64),
+        ),
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,109 @@
+//! One file per subcommand: each wires its options to the library and prints the result.
+//! Shared here: exit codes, client settings from flags, interrupt handling, JSON output.
+
+mod backup;
+mod cat;
+mod ls;
+mod restore;
+mod show;
+mod verify;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use kafkasnap::kafka::{parse_properties_file, ClientSettings};
+use kafkasnap::progress::ProgressMode;
+
+use crate::cli::{Cli, ClientArgs, Command, OutputFormat};
+
+/// Exit codes, documented in the README.
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_PROBLEMS_FOUND: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How a command that did not fail ended.
+pub enum Outcome {
+    Success,
+    /// verify found damage or differences (exit code 3).
+    ProblemsFound,
+}
+
+/// Options every command sees.
+pub struct Global {
+    pub output: OutputFormat,
+    pub progress: ProgressMode,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let global = Global {
+        output: cli.output,
+        progress: if cli.no_progress || cli.output == OutputFormat::Json {
+            ProgressMode::Off
+        } else {
+            ProgressMode::Auto
+        },
+    };
+    match cli.command {
+        Command::Backup(args) => backup::run(args, &global).await,
+        Command::Restore(args) => restore::run(args, &global).await,
+        Command::Verify(args) => verify::run(args, &global).await,
+        Command::Ls(args) => ls::run(args, &global).await,
+        Command::Show(args) => show::run(args, &global).await,
+        Command::Cat(args) => cat::run(args).await,
+    }
+}
+
+/// Client settings from flags: `--config` file first, then `-X` in order.
+pub fn client_settings(args: &ClientArgs) -> anyhow::Result<ClientSettings> {
+    settings_from(
+        &args.bootstrap_servers,
+        args.config_file.as_deref(),
+        &args.properties,
+        args.timeout,
+    )
+}
+
+pub fn settings_from(
+    bootstrap: &str,
+    config_file: Option<&std::path::Path>,
+    properties: &[(String, String)],
+    timeout: std::time::Duration,
+) -> anyhow::Result<ClientSettings> {
+    let mut settings = ClientSettings::new(bootstrap);
+    settings.request_timeout = timeout;
+    if let Some(path) = config_file {
+        settings.properties = parse_properties_file(path)?;
+    }
+    settings.properties.extend(properties.iter().cloned());
+    Ok(settings)
+}
+
+/// A flag that turns true on Ctrl-C or SIGTERM (a CronJob being stopped).
+pub fn cancel_on_signal() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("stop requested: finishing nothing, publishing nothing");
+        flag.store(true, Ordering::Relaxed);
+    });
+    cancel
+}
+
+/// Prints one JSON document on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value).context("writing JSON output")?;
+    writeln!(out).context("writing JSON output")?;
+    Ok(())
+}

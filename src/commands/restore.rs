@@ -1,0 +1,108 @@
+//! `kafkasnap restore`: restore a backup into a cluster (or, with --dry-run, show the plan).
+
+use std::sync::Arc;
+
+use kafkasnap::catalog::open_backup;
+use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
+use kafkasnap::restore::{
+    check_archive, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
+};
+use kafkasnap::selection::TopicSelection;
+use kafkasnap::store::Location;
+
+use super::{cancel_on_signal, client_settings, print_json, Global, Outcome};
+use crate::cli::{self, OutputFormat, RestoreArgs};
+
+pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let options = RestoreOptions {
+        client: client_settings(&args.client)?,
+        selection: TopicSelection::new(
+            &args.selection.include,
+            &args.selection.exclude,
+            args.selection.include_internal,
+        )?,
+        topic_map: args.topic_map.clone(),
+        from_time: args.from_time,
+        until: args.until,
+        if_exists: match args.if_exists {
+            cli::IfExists::Fail => IfExists::Fail,
+            cli::IfExists::Skip => IfExists::Skip,
+            cli::IfExists::Append => IfExists::Append,
+        },
+        skip_groups: args.skip_groups,
+        parallelism: args.parallelism as usize,
+        cancel: cancel_on_signal(),
+    };
+    let location = Location::open(&args.from, false)?;
+    let manifest = open_backup(&location, args.backup.as_deref()).await?;
+    let plan = plan_restore(&manifest, &options).await?;
+    for warning in &plan.warnings {
+        tracing::warn!("{warning}");
+    }
+    check_archive(&location, &manifest, &plan, options.parallelism).await?;
+    if args.dry_run {
+        match global.output {
+            OutputFormat::Json => {
+                print_json(&serde_json::json!({ "dry_run": true, "plan": plan }))?
+            }
+            OutputFormat::Text => print_plan(&plan),
+        }
+        return Ok(Outcome::Success);
+    }
+    let progress = Arc::new(Progress::default());
+    let reporter = ProgressReporter::start("restore", Arc::clone(&progress), global.progress);
+    let result = run_restore(&location, &manifest, plan, &options, progress).await;
+    drop(reporter);
+    let summary = result?;
+    match global.output {
+        OutputFormat::Json => print_json(&summary)?,
+        OutputFormat::Text => println!(
+            "restored backup {} into {}: {} topics, {} records ({}), {} outside the time window, {} groups, {:.1}s",
+            summary.plan.backup_id,
+            summary.plan.target,
+            summary.plan.topics.len(),
+            summary.records_written,
+            human_bytes(summary.bytes_written),
+            summary.records_filtered,
+            summary.groups_committed,
+            summary.duration_seconds
+        ),
+    }
+    Ok(Outcome::Success)
+}
+
+fn print_plan(plan: &RestorePlan) {
+    println!(
+        "dry run: restore backup {} into {} would:",
+        plan.backup_id, plan.target
+    );
+    for topic in &plan.topics {
+        let rename = if topic.source == topic.target {
+            String::new()
+        } else {
+            format!(" (from {})", topic.source)
+        };
+        println!(
+            "  {:?} topic {}{rename}: {} partitions, replication factor {}, {} records, {}",
+            topic.action,
+            topic.target,
+            topic.partitions,
+            topic.replication_factor,
+            topic.records,
+            human_bytes(topic.bytes)
+        );
+        for (key, value) in &topic.configs {
+            println!("      config {key}={value}");
+        }
+    }
+    if plan.from_time.is_some() || plan.until.is_some() {
+        println!(
+            "  only records with timestamps in {:?}..={:?} (epoch ms)",
+            plan.from_time, plan.until
+        );
+    }
+    for group in &plan.groups {
+        println!("  commit translated offsets of consumer group {group}");
+    }
+    println!("nothing was changed");
+}

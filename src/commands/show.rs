@@ -1,0 +1,80 @@
+//! `kafkasnap show`: what one backup holds.
+
+use kafkasnap::catalog::open_backup;
+use kafkasnap::progress::human_bytes;
+use kafkasnap::store::Location;
+
+use super::{print_json, Global, Outcome};
+use crate::cli::{OutputFormat, ShowArgs};
+
+pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let location = Location::open(&args.location, false)?;
+    let manifest = open_backup(&location, args.backup.as_deref()).await?;
+    if global.output == OutputFormat::Json {
+        print_json(&manifest)?;
+        return Ok(Outcome::Success);
+    }
+    let t = &manifest.totals;
+    println!(
+        "backup {} ({:?}, format {})",
+        manifest.backup_id, manifest.kind, manifest.format_version
+    );
+    println!(
+        "  taken {} .. {} from {}",
+        manifest.started_at, manifest.finished_at, manifest.source.bootstrap_servers
+    );
+    println!(
+        "  cluster id {}",
+        manifest.source.cluster_id.as_deref().unwrap_or("unknown")
+    );
+    println!(
+        "  {} topics, {} partitions, {} segments, {} records, {} raw, {} stored ({})",
+        t.topics,
+        t.partitions,
+        t.segments,
+        t.records,
+        human_bytes(t.raw_bytes),
+        human_bytes(t.stored_bytes),
+        manifest.compression
+    );
+    for topic in &manifest.topics {
+        println!(
+            "topic {}  partitions {}  replication factor {}{}",
+            topic.name,
+            topic.partition_count,
+            topic.replication_factor,
+            if topic.internal { "  (internal)" } else { "" }
+        );
+        for config in &topic.configs {
+            let value = if config.is_sensitive {
+                "(sensitive, not stored)".to_string()
+            } else {
+                config.value.clone().unwrap_or_default()
+            };
+            println!("    config {}={} [{}]", config.name, value, config.source);
+        }
+        for p in &topic.partitions {
+            println!(
+                "    partition {}: offsets {}..{} (high watermark {}), {} records, {} segments, timestamps {:?}..{:?}",
+                p.partition,
+                p.start_offset,
+                p.end_offset,
+                p.high_watermark,
+                p.records,
+                p.segments.len(),
+                p.first_timestamp,
+                p.last_timestamp
+            );
+        }
+    }
+    for group in &manifest.groups {
+        println!("group {}", group.group);
+        for o in &group.offsets {
+            println!("    {}/{} committed {}", o.topic, o.partition, o.offset);
+        }
+    }
+    for warning in &manifest.warnings {
+        println!("warning: {warning}");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,75 @@
+//! `kafkasnap verify`: check every object of a backup; with --against, compare it with a cluster.
+
+use kafkasnap::catalog::open_backup;
+use kafkasnap::store::Location;
+use kafkasnap::verify::{compare_with_cluster, verify_archive};
+
+use super::{print_json, settings_from, Global, Outcome};
+use crate::cli::{OutputFormat, VerifyArgs};
+
+pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let location = Location::open(&args.location, false)?;
+    let manifest = open_backup(&location, args.backup.as_deref()).await?;
+    let report = verify_archive(&location, &manifest, 4).await;
+    let comparisons = match &args.against {
+        None => None,
+        Some(bootstrap) => {
+            let client = settings_from(
+                bootstrap,
+                args.config_file.as_deref(),
+                &args.properties,
+                std::time::Duration::from_secs(30),
+            )?;
+            Some(compare_with_cluster(&location, &manifest, &client, &args.topic_map).await?)
+        }
+    };
+    let differences: Vec<_> = comparisons
+        .iter()
+        .flatten()
+        .filter(|c| !c.matches)
+        .collect();
+    let ok = report.problems.is_empty() && differences.is_empty();
+    match global.output {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "ok": ok,
+            "archive": report,
+            "comparison": comparisons,
+        }))?,
+        OutputFormat::Text => {
+            println!(
+                "backup {}: {} objects, {} records checked, {} problems",
+                report.backup_id,
+                report.objects_checked,
+                report.records,
+                report.problems.len()
+            );
+            for problem in &report.problems {
+                println!("  BAD {}: {}", problem.key, problem.problem);
+            }
+            if let Some(comparisons) = &comparisons {
+                println!(
+                    "compared {} partitions with the cluster: {} differ",
+                    comparisons.len(),
+                    differences.len()
+                );
+                for diff in &differences {
+                    let live = diff.live_records.map_or("-".to_string(), |n| n.to_string());
+                    let why = diff
+                        .note
+                        .clone()
+                        .unwrap_or_else(|| "contents differ".into());
+                    println!(
+                        "  DIFF {}/{}: backup {} records, cluster {live}: {why}",
+                        diff.topic, diff.partition, diff.backup_records
+                    );
+                }
+            }
+            println!("{}", if ok { "OK" } else { "FAILED" });
+        }
+    }
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::ProblemsFound
+    })
+}

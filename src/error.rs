@@ -1,0 +1,71 @@
+//! The library's error type for whole operations (backup, restore, verify, reading backups).
+
+use crate::archive::ArchiveError;
+use crate::kafka::KafkaError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key}: {source}")]
+    Archive {
+        key: String,
+        #[source]
+        source: ArchiveError,
+    },
+    #[error("no topic matches the selection{}; topics present: {}", selection_hint(.selection), list_or_none(.available))]
+    NoTopicsMatch {
+        selection: String,
+        available: Vec<String>,
+    },
+    #[error("invalid regular expression {pattern:?}: {source}")]
+    BadPattern {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error(
+        "no complete backup at {location}; run `kafkasnap ls {location}` to see what is there"
+    )]
+    NoBackups { location: String },
+    #[error("backup {id} not found at {location}; run `kafkasnap ls {location}` to see the backups there")]
+    BackupNotFound { id: String, location: String },
+    #[error("backup {id} at {location} is incomplete (its manifest was never published): it cannot be used")]
+    BackupIncomplete { id: String, location: String },
+    #[error("{0:?} is not a backup id (ids look like 20261125T145443Z-3f9a1c); run `kafkasnap ls` to see them")]
+    BadBackupId(String),
+    #[error("the archive failed its check before anything was written:\n{}", .problems.join("\n"))]
+    ArchiveDamaged { problems: Vec<String> },
+    #[error("target topic {topic} already exists; nothing was written. Use --if-exists skip to leave it alone, --if-exists append to add the records to it, or --topic-map to restore under another name")]
+    TopicExists { topic: String },
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("restore incomplete: {0}")]
+    Delivery(String),
+    #[error("interrupted; nothing was published")]
+    Interrupted,
+}
+
+fn selection_hint(selection: &str) -> String {
+    if selection.is_empty() {
+        String::new()
+    } else {
+        format!(" ({selection})")
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}

@@ -1,0 +1,290 @@
+//! Writing into a cluster: creating topics, and an idempotent producer that replays archived
+//! records (same partition, key, value, headers, timestamp) and reports where each marked
+//! record landed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::snapshot::metadata_consumer;
+use super::{ClientSettings, KafkaError};
+use crate::archive::{RecordRef, TimestampType};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicToCreate {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: Vec<(String, String)>,
+}
+
+/// Creates the topics and waits until the cluster's metadata shows all their partitions.
+pub async fn create_topics(
+    settings: &ClientSettings,
+    topics: &[TopicToCreate],
+) -> Result<(), KafkaError> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = settings
+        .config(&[], &[])
+        .create()
+        .map_err(|source| KafkaError::BadSetting { source })?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            let mut new = NewTopic::new(
+                &t.name,
+                t.partitions,
+                TopicReplication::Fixed(t.replication_factor),
+            );
+            for (key, value) in &t.configs {
+                new = new.set(key, value);
+            }
+            new
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(settings.request_timeout));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(KafkaError::client("creating topics"))?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            return Err(KafkaError::Broker {
+                action: "creating topic".into(),
+                resource: topic,
+                code,
+            });
+        }
+    }
+    let settings = settings.clone();
+    let wanted: Vec<(String, usize)> = topics
+        .iter()
+        .map(|t| (t.name.clone(), t.partitions as usize))
+        .collect();
+    tokio::task::spawn_blocking(move || wait_for_partitions(&settings, &wanted))
+        .await
+        .expect("metadata wait does not panic")
+}
+
+fn wait_for_partitions(
+    settings: &ClientSettings,
+    wanted: &[(String, usize)],
+) -> Result<(), KafkaError> {
+    let consumer = metadata_consumer(settings)?;
+    let deadline = Instant::now() + settings.request_timeout;
+    loop {
+        let metadata = consumer
+            .fetch_metadata(None, settings.request_timeout)
+            .map_err(KafkaError::client("reading metadata"))?;
+        let missing = wanted.iter().find(|(name, count)| {
+            !metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == name && t.error().is_none() && t.partitions().len() == *count)
+        });
+        match missing {
+            None => return Ok(()),
+            Some((name, _)) if Instant::now() >= deadline => {
+                return Err(KafkaError::Broker {
+                    action: "waiting for a created topic to appear in metadata".into(),
+                    resource: name.clone(),
+                    code: RDKafkaErrorCode::UnknownTopicOrPartition,
+                })
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Collects delivery reports: the first failure, where marked records landed, and each
+/// partition's last written offset.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    failure: Mutex<Option<String>>,
+    marked: Mutex<HashMap<usize, i64>>,
+    last_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
+    delivered: AtomicU64,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    /// 0 for an ordinary record; `n > 0` marks a record whose new offset is wanted.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, marker: usize) {
+        match result {
+            Ok(message) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                let offset = message.offset();
+                if marker != 0 {
+                    self.marked
+                        .lock()
+                        .expect("tracker lock")
+                        .insert(marker, offset);
+                }
+                let mut last = self.last_offsets.lock().expect("tracker lock");
+                let partitions = match last.get_mut(message.topic()) {
+                    Some(p) => p,
+                    None => last.entry(message.topic().to_string()).or_default(),
+                };
+                let slot = partitions.entry(message.partition()).or_insert(offset);
+                *slot = (*slot).max(offset);
+            }
+            Err((err, message)) => {
+                let mut failure = self.failure.lock().expect("tracker lock");
+                failure.get_or_insert_with(|| {
+                    format!(
+                        "writing to {}/{} failed: {err}",
+                        message.topic(),
+                        message.partition()
+                    )
+                });
+            }
+        }
+    }
+}
+
+impl DeliveryTracker {
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("tracker lock").clone()
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Where the record sent with `marker` landed, once delivered.
+    pub fn marked_offset(&self, marker: usize) -> Option<i64> {
+        self.marked
+            .lock()
+            .expect("tracker lock")
+            .get(&marker)
+            .copied()
+    }
+
+    /// The highest offset delivered to `topic`/`partition`.
+    pub fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.last_offsets
+            .lock()
+            .expect("tracker lock")
+            .get(topic)?
+            .get(&partition)
+            .copied()
+    }
+}
+
+/// An idempotent producer (no duplicates on retry, order kept per partition). Share it
+/// between threads by reference.
+pub struct RecordWriter {
+    producer: ThreadedProducer<DeliveryTracker>,
+}
+
+impl RecordWriter {
+    pub fn new(settings: &ClientSettings) -> Result<RecordWriter, KafkaError> {
+        let producer = settings
+            .config(
+                &[
+                    ("linger.ms", "20"),
+                    ("batch.size", "1048576"),
+                    ("batch.num.messages", "100000"),
+                    ("queue.buffering.max.kbytes", "65536"),
+                    ("queue.buffering.max.messages", "200000"),
+                    ("message.max.bytes", "67108864"),
+                ],
+                &[("enable.idempotence", "true"), ("acks", "all")],
+            )
+            .create_with_context(DeliveryTracker::default())
+            .map_err(|source| KafkaError::BadSetting { source })?;
+        Ok(RecordWriter { producer })
+    }
+
+    pub fn tracker(&self) -> &DeliveryTracker {
+        self.producer.context()
+    }
+
+    /// Queues one record for `topic`/`partition`, waiting while the local queue is full.
+    pub fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        record: &RecordRef<'_>,
+        marker: usize,
+    ) -> Result<(), KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for header in &record.headers {
+            let name = std::str::from_utf8(header.name).map_err(|_| KafkaError::Broker {
+                action: "restoring a record".into(),
+                resource: format!("{topic}/{partition} offset {} (header name is not UTF-8; Kafka clients cannot write it)", record.offset),
+                code: RDKafkaErrorCode::InvalidRecord,
+            })?;
+            headers = headers.insert(Header {
+                key: name,
+                value: header.value,
+            });
+        }
+        let mut message = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, marker)
+            .partition(partition)
+            .headers(headers);
+        if let Some(key) = record.key {
+            message = message.key(key);
+        }
+        if let Some(value) = record.value {
+            message = message.payload(value);
+        }
+        if record.timestamp_type != TimestampType::NotAvailable && record.timestamp >= 0 {
+            message = message.timestamp(record.timestamp);
+        }
+        loop {
+            match self.producer.send(message) {
+                Ok(()) => return Ok(()),
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    message = returned;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((err, _)) => {
+                    return Err(KafkaError::Client {
+                        action: format!("producing to {topic}/{partition}"),
+                        source: err,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued record is delivered or failed.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer
+            .flush(timeout)
+            .map_err(KafkaError::client("flushing the producer"))
+    }
+}
+
+/// Used by restore to see whether target topics exist.
+pub fn existing_topics(settings: &ClientSettings) -> Result<Vec<String>, KafkaError> {
+    let consumer = metadata_consumer(settings)?;
+    let metadata = consumer
+        .fetch_metadata(None, settings.request_timeout)
+        .map_err(|source| KafkaError::Unreachable {
+            servers: settings.bootstrap_servers.clone(),
+            timeout: settings.request_timeout,
+            source,
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name().to_string())
+        .collect())
+}

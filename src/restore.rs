@@ -1,0 +1,601 @@
+//! Restoring a logical backup: plan (which topics, created how, which records, which group
+//! offsets), check the archive, create topics, replay records through an idempotent
+//! producer partition by partition, then commit group offsets translated to the new offsets.
+//!
+//! Offset translation: a committed offset `O` on a source partition maps to the new offset
+//! of the first restored record whose original offset is `>= O`, or to the partition's new
+//! end when there is none. A consumer resuming from the translated offset reads exactly the
+//! records it had not read on the source.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::archive::{CommittedOffset, Manifest, PartitionBackup, RecordRef};
+use crate::catalog::{check_segments, read_segment};
+use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate};
+use crate::progress::Progress;
+use crate::selection::TopicSelection;
+use crate::store::Location;
+use crate::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IfExists {
+    Fail,
+    Skip,
+    Append,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub client: ClientSettings,
+    pub selection: TopicSelection,
+    /// Source topic -> target topic.
+    pub topic_map: Vec<(String, String)>,
+    /// Only records with `from_time <= timestamp <= until` (epoch ms).
+    pub from_time: Option<i64>,
+    pub until: Option<i64>,
+    pub if_exists: IfExists,
+    pub skip_groups: bool,
+    pub parallelism: usize,
+    pub cancel: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopicAction {
+    Create,
+    Append,
+    Skip,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedTopic {
+    pub source: String,
+    pub target: String,
+    pub action: TopicAction,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: Vec<(String, String)>,
+    /// Records and raw bytes in the backup (before any time window).
+    pub records: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestorePlan {
+    pub backup_id: String,
+    pub target: String,
+    pub topics: Vec<PlannedTopic>,
+    pub groups: Vec<String>,
+    pub from_time: Option<i64>,
+    pub until: Option<i64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreSummary {
+    pub plan: RestorePlan,
+    pub records_written: u64,
+    pub bytes_written: u64,
+    pub records_filtered: u64,
+    pub groups_committed: usize,
+    pub duration_seconds: f64,
+}
+
+/// Works out what a restore would do, checking the request against the backup and the
+/// target cluster. Changes nothing.
+pub async fn plan_restore(
+    manifest: &Manifest,
+    options: &RestoreOptions,
+) -> Result<RestorePlan, Error> {
+    for (source, _) in &options.topic_map {
+        if manifest.topic(source).is_none() {
+            return Err(Error::InvalidRequest(format!(
+                "--topic-map names topic {source:?}, which is not in backup {}; `kafkasnap show` lists its topics",
+                manifest.backup_id
+            )));
+        }
+    }
+    if let (Some(from), Some(until)) = (options.from_time, options.until) {
+        if from > until {
+            return Err(Error::InvalidRequest(format!(
+                "--from-time ({from}) is after --until ({until})"
+            )));
+        }
+    }
+    let client = options.client.clone();
+    let (existing, brokers) = tokio::task::spawn_blocking(move || -> Result<_, KafkaError> {
+        let cluster = kafka::describe_cluster(&client)?;
+        Ok((
+            cluster
+                .topics
+                .into_iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>(),
+            cluster.brokers.len() as i32,
+        ))
+    })
+    .await
+    .expect("metadata reads do not panic")?;
+
+    let mut warnings = Vec::new();
+    let mut topics = Vec::new();
+    for topic in &manifest.topics {
+        if !options.selection.matches(&topic.name, topic.internal) {
+            continue;
+        }
+        if topic.internal {
+            warnings.push(format!(
+                "internal topic {} is not restored: Kafka manages it",
+                topic.name
+            ));
+            continue;
+        }
+        let target = options
+            .topic_map
+            .iter()
+            .find(|(source, _)| *source == topic.name)
+            .map_or_else(|| topic.name.clone(), |(_, target)| target.clone());
+        let action = match (existing.contains(&target), options.if_exists) {
+            (false, _) => TopicAction::Create,
+            (true, IfExists::Fail) => return Err(Error::TopicExists { topic: target }),
+            (true, IfExists::Skip) => TopicAction::Skip,
+            (true, IfExists::Append) => TopicAction::Append,
+        };
+        let mut replication_factor = topic.replication_factor.max(1);
+        if replication_factor > brokers.max(1) {
+            warnings.push(format!(
+                "topic {target}: replication factor {replication_factor} capped at {} (the target's broker count)",
+                brokers.max(1)
+            ));
+            replication_factor = brokers.max(1);
+        }
+        topics.push(PlannedTopic {
+            source: topic.name.clone(),
+            target,
+            action,
+            partitions: topic.partition_count,
+            replication_factor,
+            configs: kafka::explicitly_set_configs(&topic.configs),
+            records: topic.partitions.iter().map(|p| p.records).sum(),
+            bytes: topic.partitions.iter().map(|p| p.raw_bytes).sum(),
+        });
+    }
+    if topics.is_empty() {
+        return Err(Error::NoTopicsMatch {
+            selection: options.selection.describe(),
+            available: manifest.topics.iter().map(|t| t.name.clone()).collect(),
+        });
+    }
+    let restored: Vec<&str> = topics
+        .iter()
+        .filter(|t| t.action != TopicAction::Skip)
+        .map(|t| t.source.as_str())
+        .collect();
+    let groups = if options.skip_groups {
+        Vec::new()
+    } else {
+        manifest
+            .groups
+            .iter()
+            .filter(|g| {
+                g.offsets
+                    .iter()
+                    .any(|o| restored.contains(&o.topic.as_str()))
+            })
+            .map(|g| g.group.clone())
+            .collect()
+    };
+    Ok(RestorePlan {
+        backup_id: manifest.backup_id.to_string(),
+        target: options.client.bootstrap_servers.clone(),
+        topics,
+        groups,
+        from_time: options.from_time,
+        until: options.until,
+        warnings,
+    })
+}
+
+/// Checks every object the plan will read (presence, size, checksum); refuses with the full
+/// list of problems before anything is written.
+pub async fn check_archive(
+    location: &Location,
+    manifest: &Manifest,
+    plan: &RestorePlan,
+    parallelism: usize,
+) -> Result<(), Error> {
+    let segments = plan
+        .topics
+        .iter()
+        .filter(|t| t.action != TopicAction::Skip)
+        .filter_map(|t| manifest.topic(&t.source))
+        .flat_map(|t| t.partitions.iter().flat_map(|p| p.segments.iter()));
+    let problems = check_segments(location, segments, false, parallelism).await;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ArchiveDamaged {
+            problems: problems
+                .into_iter()
+                .map(|p| format!("  {}: {}", p.key, p.problem))
+                .collect(),
+        })
+    }
+}
+
+/// One partition to replay and the committed offsets that need translating on it.
+struct PartitionJob {
+    source_topic: String,
+    target_topic: String,
+    partition: PartitionBackup,
+    /// Sorted, distinct committed offsets of any group on this partition.
+    wanted: Vec<i64>,
+}
+
+/// What replaying one partition found out.
+#[derive(Default)]
+struct PartitionResult {
+    /// committed offset -> marker of the record it maps to
+    markers: BTreeMap<i64, usize>,
+    written: u64,
+    bytes: u64,
+    filtered: u64,
+}
+
+/// Executes `plan` (see the module docs). Call [`check_archive`] first.
+pub async fn run_restore(
+    location: &Location,
+    manifest: &Manifest,
+    plan: RestorePlan,
+    options: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreSummary, Error> {
+    let clock = Instant::now();
+    let to_create: Vec<TopicToCreate> = plan
+        .topics
+        .iter()
+        .filter(|t| t.action == TopicAction::Create)
+        .map(|t| TopicToCreate {
+            name: t.target.clone(),
+            partitions: t.partitions,
+            replication_factor: t.replication_factor,
+            configs: t.configs.clone(),
+        })
+        .collect();
+    kafka::create_topics(&options.client, &to_create).await?;
+
+    let committed = committed_by_partition(manifest, &plan);
+    let mut jobs = Vec::new();
+    for topic in plan.topics.iter().filter(|t| t.action != TopicAction::Skip) {
+        let source = manifest
+            .topic(&topic.source)
+            .expect("planned topics are in the manifest");
+        for partition in &source.partitions {
+            let mut wanted: Vec<i64> = committed
+                .get(&(topic.source.clone(), partition.partition))
+                .map(|offsets| offsets.iter().map(|o| o.offset).collect())
+                .unwrap_or_default();
+            wanted.sort_unstable();
+            wanted.dedup();
+            jobs.push(PartitionJob {
+                source_topic: topic.source.clone(),
+                target_topic: topic.target.clone(),
+                partition: partition.clone(),
+                wanted,
+            });
+        }
+    }
+    progress
+        .partitions_total
+        .store(jobs.len() as u64, Ordering::Relaxed);
+    progress.records_expected.store(
+        jobs.iter().map(|j| j.partition.records).sum(),
+        Ordering::Relaxed,
+    );
+
+    // Ends of appended-to partitions before we write (new topics start at 0).
+    let start_ends = append_start_ends(&options.client, &plan).await?;
+
+    let writer = Arc::new(RecordWriter::new(&options.client)?);
+    let results = replay(
+        location,
+        jobs,
+        Arc::clone(&writer),
+        options,
+        Arc::clone(&progress),
+    )
+    .await?;
+    let writer_for_flush = Arc::clone(&writer);
+    tokio::task::spawn_blocking(move || writer_for_flush.flush(Duration::from_secs(300)))
+        .await
+        .expect("flush does not panic")?;
+    if let Some(failure) = writer.tracker().failure() {
+        return Err(Error::Delivery(failure));
+    }
+
+    let mut groups_committed = 0;
+    if !options.skip_groups {
+        let translated = translate_groups(manifest, &plan, &results, &writer, &start_ends);
+        for (group, offsets) in translated {
+            let client = options.client.clone();
+            tokio::task::spawn_blocking(move || {
+                kafka::commit_group_offsets(&client, &group, &offsets)
+            })
+            .await
+            .expect("commits do not panic")?;
+            groups_committed += 1;
+        }
+    }
+    let results: Vec<&PartitionResult> = results.values().collect();
+    Ok(RestoreSummary {
+        records_written: results.iter().map(|r| r.written).sum(),
+        bytes_written: results.iter().map(|r| r.bytes).sum(),
+        records_filtered: results.iter().map(|r| r.filtered).sum(),
+        groups_committed,
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        plan,
+    })
+}
+
+type CommittedByPartition = HashMap<(String, i32), Vec<CommittedOffset>>;
+
+fn committed_by_partition(manifest: &Manifest, plan: &RestorePlan) -> CommittedByPartition {
+    let mut by_partition: CommittedByPartition = HashMap::new();
+    for group in manifest
+        .groups
+        .iter()
+        .filter(|g| plan.groups.contains(&g.group))
+    {
+        for offset in &group.offsets {
+            by_partition
+                .entry((offset.topic.clone(), offset.partition))
+                .or_default()
+                .push(offset.clone());
+        }
+    }
+    by_partition
+}
+
+async fn append_start_ends(
+    client: &ClientSettings,
+    plan: &RestorePlan,
+) -> Result<HashMap<(String, i32), i64>, Error> {
+    let appended: Vec<(String, i32)> = plan
+        .topics
+        .iter()
+        .filter(|t| t.action == TopicAction::Append)
+        .flat_map(|t| (0..t.partitions).map(move |p| (t.target.clone(), p)))
+        .collect();
+    if appended.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let client = client.clone();
+    let ends = tokio::task::spawn_blocking(move || -> Result<_, KafkaError> {
+        let consumer = kafka::metadata_consumer(&client)?;
+        let mut ends = HashMap::new();
+        for (topic, partition) in appended {
+            let (_, high) = kafka::partition_bounds(&consumer, &client, &topic, partition)?;
+            ends.insert((topic, partition), high);
+        }
+        Ok(ends)
+    })
+    .await
+    .expect("offset reads do not panic")?;
+    Ok(ends)
+}
+
+/// Replays all partitions, `parallelism` at a time, each on a blocking thread that
+/// prefetches its next segment while producing the current one.
+async fn replay(
+    location: &Location,
+    jobs: Vec<PartitionJob>,
+    writer: Arc<RecordWriter>,
+    options: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<BTreeMap<usize, PartitionResult>, Error> {
+    let next_marker = Arc::new(AtomicUsize::new(1));
+    let queue = Arc::new(std::sync::Mutex::new(
+        (0..jobs.len()).collect::<std::collections::VecDeque<usize>>(),
+    ));
+    let jobs = Arc::new(jobs);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..options.parallelism.max(1).min(jobs.len().max(1)) {
+        let (queue, jobs, writer, progress) = (
+            Arc::clone(&queue),
+            Arc::clone(&jobs),
+            Arc::clone(&writer),
+            Arc::clone(&progress),
+        );
+        let (location, next_marker, cancel) = (
+            location.clone(),
+            Arc::clone(&next_marker),
+            Arc::clone(&options.cancel),
+        );
+        let window = (options.from_time, options.until);
+        let runtime = tokio::runtime::Handle::current();
+        workers.spawn_blocking(move || -> Result<Vec<(usize, PartitionResult)>, Error> {
+            let mut done = Vec::new();
+            loop {
+                let Some(index) = queue.lock().expect("queue lock").pop_front() else {
+                    return Ok(done);
+                };
+                let context = ReplayContext {
+                    location: &location,
+                    writer: &writer,
+                    progress: &progress,
+                    next_marker: &next_marker,
+                    cancel: &cancel,
+                    window,
+                    runtime: &runtime,
+                };
+                done.push((index, replay_partition(&jobs[index], &context)?));
+                progress.partitions_done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let mut results = BTreeMap::new();
+    let mut failure = None;
+    while let Some(joined) = workers.join_next().await {
+        match joined.expect("replay workers do not panic") {
+            Ok(done) => results.extend(done),
+            Err(err) => {
+                options.cancel.store(true, Ordering::Relaxed);
+                failure.get_or_insert(err);
+            }
+        }
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(results),
+    }
+}
+
+struct ReplayContext<'a> {
+    location: &'a Location,
+    writer: &'a RecordWriter,
+    progress: &'a Progress,
+    next_marker: &'a AtomicUsize,
+    cancel: &'a AtomicBool,
+    window: (Option<i64>, Option<i64>),
+    runtime: &'a tokio::runtime::Handle,
+}
+
+fn in_window(record: &RecordRef<'_>, (from, until): (Option<i64>, Option<i64>)) -> bool {
+    from.is_none_or(|from| record.timestamp >= from)
+        && until.is_none_or(|until| record.timestamp <= until)
+}
+
+fn replay_partition(
+    job: &PartitionJob,
+    context: &ReplayContext<'_>,
+) -> Result<PartitionResult, Error> {
+    let mut result = PartitionResult::default();
+    let mut wanted = job.wanted.iter().peekable();
+    let segments = &job.partition.segments;
+    let fetch = |index: usize| {
+        let (location, entry) = (context.location.clone(), segments[index].clone());
+        context
+            .runtime
+            .spawn(async move { read_segment(&location, &entry).await })
+    };
+    let mut next = (!segments.is_empty()).then(|| fetch(0));
+    for index in 0..segments.len() {
+        let records = context
+            .runtime
+            .block_on(next.take().expect("a fetch is always queued"))
+            .expect("segment reads do not panic")?;
+        if index + 1 < segments.len() {
+            next = Some(fetch(index + 1));
+        }
+        for record in records.iter() {
+            let record = record.map_err(|source| Error::Archive {
+                key: segments[index].key.clone(),
+                source,
+            })?;
+            if !in_window(&record, context.window) {
+                result.filtered += 1;
+                continue;
+            }
+            let mut marker = 0;
+            while let Some(&&offset) = wanted.peek() {
+                if offset > record.offset {
+                    break;
+                }
+                if marker == 0 {
+                    marker = context.next_marker.fetch_add(1, Ordering::Relaxed);
+                }
+                result.markers.insert(offset, marker);
+                wanted.next();
+            }
+            context
+                .writer
+                .send(&job.target_topic, job.partition.partition, &record, marker)?;
+            let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
+            context.progress.add_record(size as u64);
+            result.written += 1;
+            result.bytes += size as u64;
+        }
+        if context.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        if let Some(failure) = context.writer.tracker().failure() {
+            return Err(Error::Delivery(failure));
+        }
+    }
+    let _ = &job.source_topic;
+    Ok(result)
+}
+
+/// Each group's committed offsets on restored partitions, translated to target offsets
+/// and target topic names.
+fn translate_groups(
+    manifest: &Manifest,
+    plan: &RestorePlan,
+    results: &BTreeMap<usize, PartitionResult>,
+    writer: &RecordWriter,
+    start_ends: &HashMap<(String, i32), i64>,
+) -> Vec<(String, Vec<CommittedOffset>)> {
+    // Index results by (source topic, partition), in the order jobs were built.
+    let mut by_partition: HashMap<(String, i32), &PartitionResult> = HashMap::new();
+    let mut index = 0;
+    for topic in plan.topics.iter().filter(|t| t.action != TopicAction::Skip) {
+        let source = manifest
+            .topic(&topic.source)
+            .expect("planned topics are in the manifest");
+        for partition in &source.partitions {
+            if let Some(result) = results.get(&index) {
+                by_partition.insert((topic.source.clone(), partition.partition), result);
+            }
+            index += 1;
+        }
+    }
+    let mut translated = Vec::new();
+    for group in manifest
+        .groups
+        .iter()
+        .filter(|g| plan.groups.contains(&g.group))
+    {
+        let mut offsets = Vec::new();
+        for committed in &group.offsets {
+            let Some(topic) = plan
+                .topics
+                .iter()
+                .find(|t| t.source == committed.topic && t.action != TopicAction::Skip)
+            else {
+                continue;
+            };
+            let Some(result) = by_partition.get(&(committed.topic.clone(), committed.partition))
+            else {
+                continue;
+            };
+            let new_offset = match result.markers.get(&committed.offset) {
+                Some(&marker) => writer.tracker().marked_offset(marker),
+                None => None,
+            };
+            let end = writer
+                .tracker()
+                .last_offset(&topic.target, committed.partition)
+                .map(|last| last + 1)
+                .or_else(|| {
+                    start_ends
+                        .get(&(topic.target.clone(), committed.partition))
+                        .copied()
+                })
+                .unwrap_or(0);
+            offsets.push(CommittedOffset {
+                topic: topic.target.clone(),
+                partition: committed.partition,
+                offset: new_offset.unwrap_or(end),
+                metadata: committed.metadata.clone(),
+            });
+        }
+        if !offsets.is_empty() {
+            translated.push((group.group.clone(), offsets));
+        }
+    }
+    translated
+}

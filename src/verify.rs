@@ -1,0 +1,242 @@
+//! Checking a backup: re-read every object (size, checksum, every record decoded, counts and
+//! offset ranges against the manifest), and compare a backup with a live cluster partition
+//! by partition (record count and an order-sensitive content hash; offsets ignored).
+
+use std::collections::BTreeMap;
+
+use crate::archive::{ContentHasher, Manifest, RecordRef, TimestampType};
+use crate::catalog::{check_segments, read_segment, ObjectProblem};
+use crate::kafka::{
+    self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
+    RecordSink, SinkError,
+};
+use crate::store::Location;
+use crate::Error;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArchiveReport {
+    pub backup_id: String,
+    pub objects_checked: usize,
+    pub records: u64,
+    pub problems: Vec<ObjectProblem>,
+}
+
+/// Re-reads and checks every object of `manifest`, and the manifest's own arithmetic.
+pub async fn verify_archive(
+    location: &Location,
+    manifest: &Manifest,
+    parallelism: usize,
+) -> ArchiveReport {
+    let mut problems = check_segments(
+        location,
+        manifest.segments().map(|(_, _, s)| s),
+        true,
+        parallelism,
+    )
+    .await;
+    for topic in &manifest.topics {
+        for partition in &topic.partitions {
+            let name = format!("{}/{}", topic.name, partition.partition);
+            let mut previous_last: Option<i64> = None;
+            for segment in &partition.segments {
+                let out_of_range = segment.first_offset < partition.start_offset
+                    || segment.last_offset >= partition.end_offset;
+                let overlaps = previous_last.is_some_and(|last| segment.first_offset <= last);
+                if out_of_range || overlaps {
+                    problems.push(ObjectProblem {
+                        key: segment.key.clone(),
+                        problem: format!(
+                            "offsets {}..={} overlap another segment or fall outside the partition's range {}..{}",
+                            segment.first_offset, segment.last_offset, partition.start_offset, partition.end_offset
+                        ),
+                    });
+                }
+                previous_last = Some(segment.last_offset);
+            }
+            let records: u64 = partition.segments.iter().map(|s| s.records).sum();
+            if records != partition.records {
+                problems.push(ObjectProblem {
+                    key: "manifest.json".into(),
+                    problem: format!(
+                        "{name}: segments hold {records} records but the partition says {}",
+                        partition.records
+                    ),
+                });
+            }
+        }
+    }
+    problems.sort_by(|a, b| a.key.cmp(&b.key));
+    ArchiveReport {
+        backup_id: manifest.backup_id.to_string(),
+        objects_checked: manifest.totals.segments as usize,
+        records: manifest.totals.records,
+        problems,
+    }
+}
+
+/// One partition compared between a backup and a live cluster.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionComparison {
+    pub topic: String,
+    pub partition: i32,
+    pub backup_records: u64,
+    pub live_records: Option<u64>,
+    pub backup_hash: String,
+    pub live_hash: Option<String>,
+    pub matches: bool,
+    pub note: Option<String>,
+}
+
+/// Compares every partition of the backup with the same partition in the cluster (topics
+/// renamed through `topic_map`). Reads both sides in full.
+pub async fn compare_with_cluster(
+    location: &Location,
+    manifest: &Manifest,
+    client: &ClientSettings,
+    topic_map: &[(String, String)],
+) -> Result<Vec<PartitionComparison>, Error> {
+    let target_of = |source: &str| {
+        topic_map
+            .iter()
+            .find(|(s, _)| s == source)
+            .map_or_else(|| source.to_string(), |(_, t)| t.clone())
+    };
+    let client_for_meta = client.clone();
+    let cluster = tokio::task::spawn_blocking(move || kafka::describe_cluster(&client_for_meta))
+        .await
+        .expect("metadata reads do not panic")?;
+
+    let mut comparisons = Vec::new();
+    let mut tasks = Vec::new();
+    for topic in manifest.topics.iter().filter(|t| !t.internal) {
+        let target = target_of(&topic.name);
+        let live = cluster.topics.iter().find(|t| t.name == target);
+        for partition in &topic.partitions {
+            let mut hasher = ContentHasher::new();
+            for segment in &partition.segments {
+                let records = read_segment(location, segment).await?;
+                for record in records.iter() {
+                    let record = record.map_err(|source| Error::Archive {
+                        key: segment.key.clone(),
+                        source,
+                    })?;
+                    hasher.add(&record);
+                }
+            }
+            let (backup_records, backup_hash) = hasher.finish();
+            let note = match live {
+                None => Some(format!("topic {target} does not exist in the cluster")),
+                Some(live) if !live.partitions.contains(&partition.partition) => Some(format!(
+                    "partition {} does not exist in the cluster",
+                    partition.partition
+                )),
+                Some(_) => None,
+            };
+            if note.is_none() {
+                tasks.push((comparisons.len(), target.clone(), partition.partition));
+            }
+            comparisons.push(PartitionComparison {
+                topic: target.clone(),
+                partition: partition.partition,
+                backup_records,
+                live_records: None,
+                backup_hash,
+                live_hash: None,
+                matches: false,
+                note,
+            });
+        }
+        if let Some(live) = live {
+            if live.partitions.len() as i32 != topic.partition_count {
+                comparisons.push(PartitionComparison {
+                    topic: target.clone(),
+                    partition: -1,
+                    backup_records: 0,
+                    live_records: None,
+                    backup_hash: String::new(),
+                    live_hash: None,
+                    matches: false,
+                    note: Some(format!(
+                        "the cluster has {} partitions, the backup {}",
+                        live.partitions.len(),
+                        topic.partition_count
+                    )),
+                });
+            }
+        }
+    }
+
+    let client = client.clone();
+    let hashes = tokio::task::spawn_blocking(move || hash_live_partitions(&client, &tasks))
+        .await
+        .expect("live reads do not panic")?;
+    for (index, (records, hash)) in hashes {
+        let comparison = &mut comparisons[index];
+        comparison.matches = records == comparison.backup_records && hash == comparison.backup_hash;
+        comparison.live_records = Some(records);
+        comparison.live_hash = Some(hash);
+    }
+    Ok(comparisons)
+}
+
+struct HashingSink {
+    hashers: Vec<ContentHasher>,
+}
+
+impl RecordSink for HashingSink {
+    fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError> {
+        let view = RecordRef {
+            offset: record.offset,
+            timestamp: record.timestamp,
+            timestamp_type: TimestampType::CreateTime,
+            key: record.key,
+            value: record.value,
+            headers: record.headers.collect(),
+        };
+        self.hashers[task].add(&view);
+        Ok(())
+    }
+
+    fn partition_done(
+        &mut self,
+        _task: usize,
+        _outcome: PartitionOutcome,
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Reads the given live partitions in full; returns comparison index -> (records, hash).
+fn hash_live_partitions(
+    client: &ClientSettings,
+    wanted: &[(usize, String, i32)],
+) -> Result<BTreeMap<usize, (u64, String)>, KafkaError> {
+    let consumer = kafka::metadata_consumer(client)?;
+    let mut tasks = Vec::with_capacity(wanted.len());
+    for (_, topic, partition) in wanted {
+        let (low, high) = kafka::partition_bounds(&consumer, client, topic, *partition)?;
+        tasks.push(PartitionTask {
+            topic: topic.clone(),
+            partition: *partition,
+            start_offset: low,
+            listed_end: high,
+        });
+    }
+    let mut sink = HashingSink {
+        hashers: vec![ContentHasher::new(); tasks.len()],
+    };
+    kafka::read_partitions(
+        client,
+        &tasks,
+        &ReadOptions {
+            parallelism: 8,
+            ..ReadOptions::default()
+        },
+        &mut sink,
+    )?;
+    Ok(wanted
+        .iter()
+        .zip(sink.hashers)
+        .map(|((index, _, _), hasher)| (*index, hasher.finish()))
+        .collect())
+}
