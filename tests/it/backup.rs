@@ -1,0 +1,222 @@
+//! Backups against a real broker: every field kept, metadata captured, S3 destination, and
+//! a backup killed before its manifest does not exist.
+
+use std::time::{Duration, Instant};
+
+use kafkasnap::store::Location;
+
+use crate::fixture::{
+    filled_source, path_str, read_backup, read_backup_at, CUSTOMERS, GROUP, ORDERS,
+    ORDERS_PARTITIONS,
+};
+use crate::harness::{
+    create_topic, kafkasnap, kafkasnap_ok, produce, Broker, S3Server, TestRecord,
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_keeps_every_record_field_and_the_cluster_metadata() {
+    let source = filled_source();
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments so partitions span several segment objects.
+    let out = kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &source.broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--segment-bytes",
+            "65536",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let expected_records = source
+        .orders
+        .iter()
+        .chain(&source.customers)
+        .map(Vec::len)
+        .sum::<usize>();
+    assert_eq!(summary["records"], expected_records as u64, "{out}");
+
+    let (manifest, orders) = read_backup(path_str(dir.path()), ORDERS).await;
+    assert_eq!(
+        orders, source.orders,
+        "records of {ORDERS} differ from the broker's (offsets included)"
+    );
+    let (_, customers) = read_backup(path_str(dir.path()), CUSTOMERS).await;
+    assert_eq!(customers, source.customers);
+
+    let topic = manifest.topic(ORDERS).unwrap();
+    assert_eq!(topic.partition_count, ORDERS_PARTITIONS);
+    assert_eq!(topic.replication_factor, 1);
+    for (partition, records) in topic.partitions.iter().zip(&source.orders) {
+        assert!(
+            partition.segments.len() > 1,
+            "expected several segments in partition {}",
+            partition.partition
+        );
+        assert_eq!(partition.records, records.len() as u64);
+        assert_eq!(partition.start_offset, records[0].offset);
+        assert_eq!(partition.end_offset, records.last().unwrap().offset + 1);
+        assert_eq!(partition.first_timestamp, Some(records[0].timestamp));
+    }
+    let compacted = manifest.topic(CUSTOMERS).unwrap();
+    let policy = compacted
+        .configs
+        .iter()
+        .find(|c| c.name == "cleanup.policy")
+        .expect("cleanup.policy captured");
+    assert_eq!(policy.value.as_deref(), Some("compact"));
+    let group = manifest
+        .groups
+        .iter()
+        .find(|g| g.group == GROUP)
+        .expect("group captured");
+    let captured: Vec<(i32, i64)> = group
+        .offsets
+        .iter()
+        .filter(|o| o.topic == ORDERS)
+        .map(|o| (o.partition, o.offset))
+        .collect();
+    assert_eq!(captured, source.committed);
+    assert_eq!(manifest.source.cluster_id.as_deref(), Some("source"));
+    assert!(
+        manifest.topics.iter().all(|t| !t.name.starts_with("__")),
+        "internal topics are excluded by default"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_to_s3_reads_back_identically() {
+    let source = filled_source();
+    let s3 = S3Server::start("backups");
+    kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &source.broker.bootstrap,
+            "--to",
+            "s3://backups/nightly/kafka",
+            "--include",
+            "order\\..*",
+        ],
+        &s3.env(),
+    );
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&s3.endpoint)
+        .with_allow_http(true)
+        .with_bucket_name("backups")
+        .with_access_key_id(crate::harness::S3_KEY)
+        .with_secret_access_key(crate::harness::S3_SECRET)
+        .with_region("us-east-1")
+        .build()
+        .unwrap();
+    let store = object_store::prefix::PrefixStore::new(store, "nightly/kafka");
+    let location = Location::from_store(std::sync::Arc::new(store), "test s3");
+    let (manifest, orders) = read_backup_at(&location, ORDERS).await;
+    assert_eq!(orders, source.orders);
+    assert!(
+        manifest.topic(CUSTOMERS).is_none(),
+        "--include must leave {CUSTOMERS} out"
+    );
+    // The objects really are in the server's bucket.
+    let bucket_files = walk(&s3.root.path().join("backups/nightly/kafka/backups"));
+    assert!(
+        bucket_files.iter().any(|f| f.ends_with("manifest.json")),
+        "{bucket_files:?}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path.display().to_string());
+        }
+    }
+    files
+}
+
+#[test]
+fn a_backup_killed_before_its_manifest_does_not_exist() {
+    let broker = Broker::start("big");
+    create_topic(&broker.bootstrap, "bulk", 1, &[]);
+    let value = "y".repeat(1000).into_bytes();
+    let records: Vec<TestRecord> = (0..150_000)
+        .map(|i| TestRecord {
+            partition: 0,
+            offset: -1,
+            timestamp: 1_600_000_000_000 + i,
+            key: None,
+            value: Some(value.clone()),
+            headers: vec![],
+        })
+        .collect();
+    produce(&broker.bootstrap, "bulk", &records);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
+        .args([
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--segment-bytes",
+            "65536",
+            "--no-progress",
+        ])
+        .args(["--compression", "gzip", "--level", "9"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as it has written its first data object.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !has_segment(dir.path()) {
+        assert!(Instant::now() < deadline, "no segment was ever written");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "backup finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        walk(dir.path())
+            .iter()
+            .all(|f| !f.ends_with("manifest.json")),
+        "a manifest exists after the kill"
+    );
+
+    let listing = kafkasnap_ok(&["ls", path_str(dir.path())], &[]);
+    assert!(listing.contains("INCOMPLETE"), "{listing}");
+    let restore = kafkasnap(
+        &[
+            "restore",
+            "-b",
+            &broker.bootstrap,
+            "--from",
+            path_str(dir.path()),
+        ],
+        &[],
+    );
+    assert!(!restore.status.success());
+    assert!(
+        crate::harness::stderr_of(&restore).contains("no complete backup"),
+        "{}",
+        crate::harness::stderr_of(&restore)
+    );
+}
+
+fn has_segment(dir: &std::path::Path) -> bool {
+    dir.join("backups").exists()
+        && walk(&dir.join("backups"))
+            .iter()
+            .any(|f| f.contains(".kseg"))
+}

