@@ -172,7 +172,7 @@ pub async fn run_backup(
         compression_level: options.level,
         segment_bytes: options.segment_bytes as u64,
         topics,
-        groups: filter_groups(groups),
+        groups: sort_groups(groups),
         totals: totals.clone(),
         warnings: warnings.clone(),
     };
@@ -198,7 +198,7 @@ pub async fn run_backup(
     })
 }
 
-fn filter_groups(mut groups: Vec<GroupOffsets>) -> Vec<GroupOffsets> {
+fn sort_groups(mut groups: Vec<GroupOffsets>) -> Vec<GroupOffsets> {
     for group in &mut groups {
         group
             .offsets

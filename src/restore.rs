@@ -153,6 +153,12 @@ pub async fn plan_restore(
             ));
             replication_factor = brokers.max(1);
         }
+        for config in topic.configs.iter().filter(|c| c.is_sensitive && c.source == "dynamic_topic") {
+            warnings.push(format!(
+                "topic {target}: sensitive config {} was set on the source but its value is never stored; set it again by hand",
+                config.name
+            ));
+        }
         topics.push(PlannedTopic {
             source: topic.name.clone(),
             target,

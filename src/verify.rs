@@ -68,7 +68,7 @@ pub async fn verify_archive(
     problems.sort_by(|a, b| a.key.cmp(&b.key));
     ArchiveReport {
         backup_id: manifest.backup_id.to_string(),
-        objects_checked: manifest.totals.segments as usize,
+        objects_checked: manifest.segments().count(),
         records: manifest.totals.records,
         problems,
     }

@@ -1,4 +1,5 @@
-//! Backup ids: UTC start time plus a short random suffix, so ids sort by time and never collide.
+//! Backup ids: UTC start time plus a 24-bit suffix (sub-second clock mixed with the process id),
+//! so ids sort by time and two backups started in the same second get different ids.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,7 +30,7 @@ impl BackupId {
             && stamp.ends_with('Z')
             && stamp[..8].bytes().all(|b| b.is_ascii_digit())
             && stamp[9..15].bytes().all(|b| b.is_ascii_digit());
-        let suffix_ok = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+        let suffix_ok = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         (stamp_ok && suffix_ok).then(|| BackupId(text.to_string()))
     }
 

@@ -76,7 +76,10 @@ impl Compression {
                     .read_to_end(&mut raw)
                     .map_err(fail)?;
             }
-            Compression::None => raw.extend_from_slice(&stored[..stored.len().min(capacity + 1)]),
+            Compression::None => {
+                let keep = usize::try_from(limit).unwrap_or(usize::MAX).min(stored.len());
+                raw.extend_from_slice(&stored[..keep]);
+            }
         }
         if raw.len() as u64 != expected_len {
             return Err(ArchiveError::CorruptSegment {

