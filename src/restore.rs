@@ -153,7 +153,11 @@ pub async fn plan_restore(
             ));
             replication_factor = brokers.max(1);
         }
-        for config in topic.configs.iter().filter(|c| c.is_sensitive && c.source == "dynamic_topic") {
+        for config in topic
+            .configs
+            .iter()
+            .filter(|c| c.is_sensitive && c.source == "dynamic_topic")
+        {
             warnings.push(format!(
                 "topic {target}: sensitive config {} was set on the source but its value is never stored; set it again by hand",
                 config.name

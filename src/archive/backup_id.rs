@@ -30,7 +30,10 @@ impl BackupId {
             && stamp.ends_with('Z')
             && stamp[..8].bytes().all(|b| b.is_ascii_digit())
             && stamp[9..15].bytes().all(|b| b.is_ascii_digit());
-        let suffix_ok = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let suffix_ok = !suffix.is_empty()
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         (stamp_ok && suffix_ok).then(|| BackupId(text.to_string()))
     }
 

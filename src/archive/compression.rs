@@ -77,7 +77,9 @@ impl Compression {
                     .map_err(fail)?;
             }
             Compression::None => {
-                let keep = usize::try_from(limit).unwrap_or(usize::MAX).min(stored.len());
+                let keep = usize::try_from(limit)
+                    .unwrap_or(usize::MAX)
+                    .min(stored.len());
                 raw.extend_from_slice(&stored[..keep]);
             }
         }
