@@ -220,3 +220,99 @@ fn topic_map_until_and_dry_run_do_what_they_say() {
             < source.orders.iter().map(Vec::len).sum::<usize>()
     );
 }
+
+#[test]
+fn group_offsets_translate_across_offset_gaps() {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let source = Broker::start("gaps");
+    crate::harness::create_topic(&source.bootstrap, "payments", 1, &[]);
+    // Transactions leave gaps: each commit or abort marker takes an offset no consumer sees.
+    let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+        crate::harness::client(&source.bootstrap)
+            .set("transactional.id", "gaps-test")
+            .create()
+            .unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    producer.init_transactions(timeout).unwrap();
+    for (batch, commit) in [(0, true), (1, false), (2, true), (3, true)] {
+        producer.begin_transaction().unwrap();
+        for i in 0..3 {
+            let value = format!("batch {batch} record {i}");
+            producer
+                .send(
+                    BaseRecord::<[u8], [u8]>::to("payments")
+                        .partition(0)
+                        .payload(value.as_bytes()),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        if commit {
+            producer.commit_transaction(timeout).unwrap();
+        } else {
+            producer.abort_transaction(timeout).unwrap();
+        }
+    }
+    let on_source = read_all(&source.bootstrap, "payments", 1).remove(0);
+    let offsets: Vec<i64> = on_source.iter().map(|r| r.offset).collect();
+    let gap = (0..*offsets.last().unwrap())
+        .find(|o| !offsets.contains(o))
+        .expect("transactions left no gap");
+    let end = offsets.last().unwrap() + 1;
+    let record_after_gap = *offsets.iter().find(|o| **o > gap).unwrap();
+    let committed = [
+        ("at-gap", gap),
+        ("at-record", record_after_gap),
+        ("at-end", end),
+        ("at-start", 0),
+    ];
+    for (group, offset) in committed {
+        crate::harness::commit_offsets(&source.bootstrap, group, "payments", &[(0, offset)]);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &source.bootstrap,
+            "--to",
+            path_str(dir.path()),
+        ],
+        &[],
+    );
+    let target = Broker::start("gaps-target");
+    kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            path_str(dir.path()),
+        ],
+        &[],
+    );
+    let on_target = read_all(&target.bootstrap, "payments", 1).remove(0);
+    assert_eq!(
+        contents(&[on_target.clone()]),
+        contents(&[on_source.clone()])
+    );
+    for (group, offset) in committed {
+        let translated =
+            committed_offsets(&target.bootstrap, group, "payments", 1)[0].expect("offset restored");
+        let unread_on_source: Vec<_> = on_source
+            .iter()
+            .filter(|r| r.offset >= offset)
+            .map(TestRecord::content)
+            .collect();
+        let unread_on_target: Vec<_> = on_target
+            .iter()
+            .filter(|r| r.offset >= translated)
+            .map(TestRecord::content)
+            .collect();
+        assert_eq!(
+            unread_on_target, unread_on_source,
+            "group {group}: committed {offset} became {translated}"
+        );
+    }
+}
