@@ -114,7 +114,9 @@ pub async fn check_segments<'a>(
 fn describe(err: &Error) -> String {
     match err {
         Error::Archive { source, .. } => source.to_string(),
-        Error::Store(StoreError::NotFound { .. }) => "object is missing".into(),
+        Error::Store(store) if matches!(**store, StoreError::NotFound { .. }) => {
+            "object is missing".into()
+        }
         other => other.to_string(),
     }
 }

@@ -7,9 +7,9 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Kafka(#[from] KafkaError),
+    Kafka(Box<KafkaError>),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     #[error("{key}: {source}")]
     Archive {
         key: String,
@@ -47,6 +47,18 @@ pub enum Error {
     Delivery(String),
     #[error("interrupted; nothing was published")]
     Interrupted,
+}
+
+impl From<KafkaError> for Error {
+    fn from(err: KafkaError) -> Self {
+        Error::Kafka(Box::new(err))
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        Error::Store(Box::new(err))
+    }
 }
 
 fn selection_hint(selection: &str) -> String {

@@ -93,7 +93,7 @@ mod tests {
             digest(&[b.clone(), a.clone()])
         );
         assert_ne!(
-            digest(&[b.clone()]),
+            digest(std::slice::from_ref(&b)),
             digest(&[record(1, Some(b""), Some(b""))])
         );
         let mut with_header = a.clone();

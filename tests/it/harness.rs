@@ -204,17 +204,18 @@ pub struct TestRecord {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+/// A record's content: everything but the offset (which a restore may change across gaps).
+pub type Content<'a> = (
+    i32,
+    i64,
+    &'a Option<Vec<u8>>,
+    &'a Option<Vec<u8>>,
+    &'a Vec<(String, Option<Vec<u8>>)>,
+);
+
 impl TestRecord {
     /// Everything but the offset (which a restore may change across gaps).
-    pub fn content(
-        &self,
-    ) -> (
-        i32,
-        i64,
-        &Option<Vec<u8>>,
-        &Option<Vec<u8>>,
-        &Vec<(String, Option<Vec<u8>>)>,
-    ) {
+    pub fn content(&self) -> Content<'_> {
         (
             self.partition,
             self.timestamp,

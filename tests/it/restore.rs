@@ -5,21 +5,11 @@ use crate::fixture::{
     filled_source, path_str, CUSTOMERS, GROUP, ORDERS, ORDERS_PARTITIONS, ORDERS_PER_PARTITION,
 };
 use crate::harness::{
-    committed_offsets, kafkasnap, kafkasnap_ok, read_all, stderr_of, topic_names, Broker,
+    committed_offsets, kafkasnap, kafkasnap_ok, read_all, stderr_of, topic_names, Broker, Content,
     TestRecord,
 };
 
-fn contents(
-    partitions: &[Vec<TestRecord>],
-) -> Vec<
-    Vec<(
-        i32,
-        i64,
-        &Option<Vec<u8>>,
-        &Option<Vec<u8>>,
-        &Vec<(String, Option<Vec<u8>>)>,
-    )>,
-> {
+fn contents(partitions: &[Vec<TestRecord>]) -> Vec<Vec<Content<'_>>> {
     partitions
         .iter()
         .map(|p| p.iter().map(TestRecord::content).collect())
@@ -294,8 +284,8 @@ fn group_offsets_translate_across_offset_gaps() {
     );
     let on_target = read_all(&target.bootstrap, "payments", 1).remove(0);
     assert_eq!(
-        contents(&[on_target.clone()]),
-        contents(&[on_source.clone()])
+        contents(std::slice::from_ref(&on_target)),
+        contents(std::slice::from_ref(&on_source))
     );
     for (group, offset) in committed {
         let translated =
