@@ -12,8 +12,8 @@ KAFKASNAP="$CARGO_TARGET_DIR/release/kafkasnap"
 BACKUPS="${KAFKASNAP_DEMO_BACKUPS:-./kafkasnap-backups}"
 
 trap stop_brokers EXIT
-SOURCE="$(start_broker demo-source)"
-TARGET="$(start_broker demo-target)"
+start_broker demo-source SOURCE
+start_broker demo-target TARGET
 echo "== source broker $SOURCE, target broker $TARGET"
 
 python3 scripts/demo_fill.py "$SOURCE"

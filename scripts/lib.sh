@@ -43,9 +43,10 @@ free_port() {
 
 STARTED_PIDS=()
 
-# start_broker NAME -> prints host:port; the broker is stopped by stop_brokers.
+# start_broker NAME VAR: starts a broker and sets VAR to its host:port; stop_brokers stops it.
+# (Not meant for $(...): the PID must be recorded in this shell.)
 start_broker() {
-  local name="$1" port log
+  local name="$1" var="$2" port log
   port="$(free_port)"
   log="${TMPDIR:-/tmp}/kafkasnap-tansu-$name-$port.log"
   "$KAFKASNAP_TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" \
@@ -54,7 +55,7 @@ start_broker() {
   STARTED_PIDS+=("$!")
   for _ in $(seq 1 100); do
     if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
-      echo "127.0.0.1:$port"
+      printf -v "$var" '127.0.0.1:%s' "$port"
       return 0
     fi
     sleep 0.1

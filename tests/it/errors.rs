@@ -137,3 +137,54 @@ fn an_unknown_format_version_is_refused_by_name() {
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     fails_with(&["verify", path_str(dir.path())], "format_version 99");
 }
+
+#[test]
+fn unwritable_destinations_and_bad_credentials_publish_nothing() {
+    let broker = Broker::start("dest");
+    create_topic(&broker.bootstrap, "t", 1, &[]);
+    crate::harness::produce(
+        &broker.bootstrap,
+        "t",
+        &[crate::harness::fidelity_record(0, 3)],
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let under_a_file = format!("{}/backups", file.path().display());
+    fails_with(
+        &["backup", "-b", &broker.bootstrap, "--to", &under_a_file],
+        "cannot create local backup directory",
+    );
+
+    let s3 = crate::harness::S3Server::start("bucket");
+    let mut env = s3.env();
+    env.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_SECRET_ACCESS_KEY", "wrong-secret".into()));
+    let output = kafkasnap(
+        &["backup", "-b", &broker.bootstrap, "--to", "s3://bucket/x"],
+        &env,
+    );
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write") && stderr.contains("s3://bucket/x"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-secret"),
+        "the secret leaked: {stderr}"
+    );
+    assert!(
+        !s3.root.path().join("bucket/x").exists()
+            || !walk_has_manifest(&s3.root.path().join("bucket/x"))
+    );
+}
+
+fn walk_has_manifest(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            walk_has_manifest(&path)
+        } else {
+            path.ends_with("manifest.json")
+        }
+    })
+}

@@ -318,6 +318,7 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
     let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap)
         .set("linger.ms", "5")
         .set("enable.idempotence", "true")
+        .set("message.max.bytes", "10485760")
         .create()
         .unwrap();
     for record in records {
@@ -341,10 +342,11 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
         loop {
             match producer.send(message) {
                 Ok(()) => break,
-                Err((_, returned)) => {
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), returned)) => {
                     message = returned;
                     std::thread::sleep(Duration::from_millis(5));
                 }
+                Err((err, _)) => panic!("producing to {topic}: {err}"),
             }
         }
     }

@@ -306,3 +306,155 @@ fn group_offsets_translate_across_offset_gaps() {
         );
     }
 }
+
+#[test]
+fn if_exists_skip_and_append_and_skip_groups() {
+    let source = filled_source();
+    let dir = tempfile::tempdir().unwrap();
+    kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &source.broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--include",
+            "order\\.created",
+        ],
+        &[],
+    );
+    let target = Broker::start("exists");
+    let from = path_str(dir.path());
+    kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            from,
+            "--skip-groups",
+        ],
+        &[],
+    );
+    assert_eq!(
+        committed_offsets(&target.bootstrap, GROUP, ORDERS, ORDERS_PARTITIONS),
+        vec![None; 3],
+        "--skip-groups committed offsets"
+    );
+
+    let skipped = kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            from,
+            "--if-exists",
+            "skip",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let skipped: serde_json::Value = serde_json::from_str(&skipped).unwrap();
+    assert_eq!(skipped["records_written"], 0, "{skipped}");
+    assert_eq!(
+        read_all(&target.bootstrap, ORDERS, ORDERS_PARTITIONS)
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>(),
+        ORDERS_PER_PARTITION * 3
+    );
+
+    kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            from,
+            "--if-exists",
+            "append",
+        ],
+        &[],
+    );
+    let appended = read_all(&target.bootstrap, ORDERS, ORDERS_PARTITIONS);
+    for (partition, records) in appended.iter().enumerate() {
+        let once = contents(std::slice::from_ref(&source.orders[partition])).remove(0);
+        let twice: Vec<_> = once.iter().chain(once.iter()).cloned().collect();
+        assert_eq!(
+            records.iter().map(TestRecord::content).collect::<Vec<_>>(),
+            twice,
+            "partition {partition}"
+        );
+    }
+    // Appended records get the group offsets translated into the second copy.
+    let on_target = committed_offsets(&target.bootstrap, GROUP, ORDERS, ORDERS_PARTITIONS);
+    for (partition, offset) in &source.committed {
+        let translated = on_target[*partition as usize].unwrap();
+        let records = &appended[*partition as usize];
+        let expected = records[ORDERS_PER_PARTITION..].iter().find(|r| {
+            r.offset - records[ORDERS_PER_PARTITION].offset
+                >= *offset - source.orders[*partition as usize][0].offset
+        });
+        assert_eq!(
+            Some(translated),
+            expected
+                .map(|r| r.offset)
+                .or(Some(records.last().unwrap().offset + 1)),
+            "partition {partition}"
+        );
+    }
+}
+
+#[test]
+fn large_records_up_to_the_topic_limit_survive() {
+    let source = Broker::start("large");
+    crate::harness::create_topic(
+        &source.bootstrap,
+        "blobs",
+        1,
+        &[("max.message.bytes", "8388608")],
+    );
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i * 31 % 251) as u8).collect();
+    let records: Vec<TestRecord> = (0..3)
+        .map(|i| TestRecord {
+            partition: 0,
+            offset: -1,
+            timestamp: 1_600_000_000_000 + i,
+            key: Some(vec![i as u8]),
+            value: Some(big.clone()),
+            headers: vec![],
+        })
+        .collect();
+    crate::harness::produce(&source.bootstrap, "blobs", &records);
+    let dir = tempfile::tempdir().unwrap();
+    kafkasnap_ok(
+        &[
+            "backup",
+            "-b",
+            &source.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--segment-bytes",
+            "1048576",
+        ],
+        &[],
+    );
+    let target = Broker::start("large-target");
+    kafkasnap_ok(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            path_str(dir.path()),
+        ],
+        &[],
+    );
+    let restored = read_all(&target.bootstrap, "blobs", 1).remove(0);
+    assert_eq!(restored.len(), 3);
+    assert!(restored
+        .iter()
+        .all(|r| r.value.as_deref() == Some(big.as_slice())));
+}
