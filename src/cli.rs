@@ -55,6 +55,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Print a backup's records as JSON lines.
     Cat(CatArgs),
+    /// Work with a Kafka broker's data directory (its log.dirs) directly.
+    Datadir(DatadirArgs),
 }
 
 /// How to reach a Kafka cluster.
@@ -227,6 +229,26 @@ pub struct CatArgs {
     /// Only this partition.
     #[arg(long, env = "KAFKASNAP_PARTITION")]
     pub partition: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct DatadirArgs {
+    #[command(subcommand)]
+    pub command: DatadirCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatadirCommand {
+    /// Read a data directory, or a tar archive of one, offline (no broker) and report its
+    /// topics, partitions, group offsets and any corruption. Exit code 3 if corruption is found.
+    Inspect(DatadirInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatadirInspectArgs {
+    /// A Kafka data directory, or a .tar / .tar.gz / .tgz / .tar.zst archive of one.
+    #[arg(env = "KAFKASNAP_DATADIR")]
+    pub path: PathBuf,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -3,6 +3,7 @@
 
 mod backup;
 mod cat;
+mod datadir;
 mod ls;
 mod restore;
 mod show;
@@ -25,7 +26,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// How a command that did not fail ended.
 pub enum Outcome {
     Success,
-    /// verify found damage or differences (exit code 3).
+    /// verify found damage or differences, or datadir inspect found corruption (exit code 3).
     ProblemsFound,
 }
 
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ls(args) => ls::run(args, &global).await,
         Command::Show(args) => show::run(args, &global).await,
         Command::Cat(args) => cat::run(args).await,
+        Command::Datadir(args) => datadir::run(args, &global).await,
     }
 }
 

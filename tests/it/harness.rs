@@ -342,7 +342,12 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
         loop {
             match producer.send(message) {
                 Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), returned)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    returned,
+                )) => {
                     message = returned;
                     std::thread::sleep(Duration::from_millis(5));
                 }

@@ -1,6 +1,7 @@
 //! Integration tests: kafkasnap against real tansu brokers and a real S3 server.
 
 mod backup;
+mod datadir;
 mod errors;
 mod fixture;
 mod harness;

@@ -1,0 +1,59 @@
+//! Kafka's on-disk format, read offline without a broker: log segments and their indexes,
+//! checkpoint files, the KRaft metadata log and `__consumer_offsets`, from a data directory
+//! or a tar stream of one.
+//!
+//! Nothing here trusts a length it has not seen the bytes for, and damage is reported (file
+//! and byte position) rather than skipped or fatal: a bad CRC is corruption, a cut-short
+//! last segment is truncation, legacy message sets are counted.
+
+mod batch;
+mod codec;
+mod consumer_offsets;
+mod files;
+mod inspect;
+mod metadata_log;
+mod report;
+mod segment;
+mod walk;
+mod wire;
+
+use std::path::PathBuf;
+
+pub use batch::{
+    BatchHeader, ControlRecord, LogEntry, LogReader, Record, RecordBatch, RecordHeader, HEADER_LEN,
+};
+pub use codec::Codec;
+pub use report::{
+    Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
+    Totals,
+};
+pub use walk::{inspect_path, inspect_tar_stream};
+pub use wire::WireError;
+
+/// Why a data directory could not be inspected at all. Damage inside it is not an error:
+/// it is listed in the report's `problems`.
+#[derive(Debug, thiserror::Error)]
+pub enum DatadirError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is neither a directory nor a tar archive (.tar, .tar.gz/.tgz, .tar.zst)",
+        path.display()
+    )]
+    NotADataDir { path: PathBuf },
+    #[error(
+        "{source_name} holds no Kafka data directory: no meta.properties, no checkpoint files \
+         and no <topic>-<partition> directories"
+    )]
+    NoKafkaFiles { source_name: String },
+    #[error("reading the tar stream failed at {entry}: {source}")]
+    Tar {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
