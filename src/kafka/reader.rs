@@ -97,7 +97,12 @@ struct ActivePartition {
     next_offset: i64,
     at_eof_since: Option<Instant>,
     last_progress: Instant,
+    /// Set per record, folded into `last_progress` by the timer check (no clock read per record).
+    progressed: bool,
 }
+
+/// Timers are checked after this many records, and whenever a poll comes back empty.
+const RECORDS_BETWEEN_TIMER_CHECKS: u32 = 4096;
 
 /// Reads every task's partition completely (blocking; run it on its own thread).
 pub fn read_partitions<S: RecordSink>(
@@ -129,6 +134,7 @@ pub fn read_partitions<S: RecordSink>(
     let mut pending: VecDeque<usize> = (0..tasks.len()).collect();
     let mut active: Vec<ActivePartition> = Vec::new();
     let parallelism = options.parallelism.max(1);
+    let mut records_since_check = 0u32;
 
     loop {
         while active.len() < parallelism {
@@ -158,6 +164,7 @@ pub fn read_partitions<S: RecordSink>(
                 next_offset: t.start_offset,
                 at_eof_since: None,
                 last_progress: Instant::now(),
+                progressed: false,
             });
         }
         if active.is_empty() {
@@ -166,8 +173,11 @@ pub fn read_partitions<S: RecordSink>(
         if options.cancel.load(Ordering::Relaxed) {
             return Err(KafkaError::Interrupted);
         }
+        let mut check_now = true;
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
+                records_since_check += 1;
+                check_now = records_since_check >= RECORDS_BETWEEN_TIMER_CHECKS;
                 let Some(index) = find(&active, tasks, message.topic(), message.partition()) else {
                     continue;
                 };
@@ -206,7 +216,10 @@ pub fn read_partitions<S: RecordSink>(
             }
             None => {}
         }
-        check_timers(&consumer, tasks, &mut active, options, sink)?;
+        if check_now {
+            records_since_check = 0;
+            check_timers(&consumer, tasks, &mut active, options, sink)?;
+        }
     }
 }
 
@@ -290,7 +303,7 @@ fn deliver<S: RecordSink>(
     sink.record(entry.task, record)?;
     entry.next_offset = offset + 1;
     entry.at_eof_since = None;
-    entry.last_progress = Instant::now();
+    entry.progressed = true;
     Ok(offset >= entry.end - 1)
 }
 
@@ -334,6 +347,9 @@ fn check_timers<S: RecordSink>(
     let now = Instant::now();
     let mut index = 0;
     while index < active.len() {
+        if std::mem::take(&mut active[index].progressed) {
+            active[index].last_progress = now;
+        }
         let entry = &active[index];
         let t = &tasks[entry.task];
         if entry

