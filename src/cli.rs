@@ -260,18 +260,39 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// RFC 3339 (`2026-11-25T14:00:00Z`) or epoch milliseconds, to epoch milliseconds.
+/// RFC 3339 (`2026-11-25T14:00:00Z`, `2026-11-25T15:00:00+01:00`) or epoch milliseconds,
+/// to epoch milliseconds.
 pub fn parse_time(text: &str) -> Result<i64, String> {
     if let Ok(millis) = text.parse::<i64>() {
         return Ok(millis);
     }
-    let time = humantime::parse_rfc3339_weak(text).map_err(|_| {
+    // humantime reads only `Z`; a numeric offset is applied here.
+    let (base, offset_ms) = match split_utc_offset(text) {
+        Some((base, offset_ms)) => (format!("{base}Z"), offset_ms),
+        None => (text.to_string(), 0),
+    };
+    let time = humantime::parse_rfc3339_weak(&base).map_err(|_| {
         format!("{text:?} is not a time: use RFC 3339 (2026-11-25T14:00:00Z) or epoch milliseconds")
     })?;
     let since = time
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| "times before 1970 are not supported".to_string())?;
-    Ok(since.as_millis() as i64)
+    Ok(since.as_millis() as i64 - offset_ms)
+}
+
+/// `...T15:00:00+01:00` -> (`...T15:00:00`, 3_600_000).
+fn split_utc_offset(text: &str) -> Option<(&str, i64)> {
+    let split = text.len().checked_sub(6)?;
+    let (base, offset) = (text.get(..split)?, text.get(split..)?);
+    let sign = match offset.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = offset[1..].split_once(':')?;
+    let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    base.contains('T')
+        .then_some((base, sign * (hours * 60 + minutes) * 60_000))
 }
 
 #[cfg(test)]
@@ -288,6 +309,14 @@ mod tests {
     fn times_parse_both_ways() {
         assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20+01:00"),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T17:43:20.5-04:30"),
+            Ok(1_700_000_000_500)
+        );
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
     }
 
