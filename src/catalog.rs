@@ -55,14 +55,17 @@ pub async fn read_segment(
 ) -> Result<SegmentRecords, Error> {
     let stored = location.get(&entry.key).await?;
     let entry = entry.clone();
-    tokio::task::spawn_blocking(move || {
-        archive::decode_segment(&stored, &entry).map_err(|source| Error::Archive {
-            key: entry.key.clone(),
-            source,
-        })
+    tokio::task::spawn_blocking(move || decode_fetched(&stored, &entry))
+        .await
+        .expect("decoding does not panic")
+}
+
+/// Decodes a segment's object bytes fetched with `Location::get` (CPU-bound; blocking).
+pub fn decode_fetched(stored: &[u8], entry: &SegmentRef) -> Result<SegmentRecords, Error> {
+    archive::decode_segment(stored, entry).map_err(|source| Error::Archive {
+        key: entry.key.clone(),
+        source,
     })
-    .await
-    .expect("decoding does not panic")
 }
 
 /// One object that failed a check.

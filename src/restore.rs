@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::archive::{CommittedOffset, Manifest, PartitionBackup, RecordRef};
-use crate::catalog::{check_segments, read_segment};
+use crate::catalog::{check_segments, decode_fetched};
 use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate};
 use crate::progress::Progress;
 use crate::selection::TopicSelection;
@@ -486,21 +486,25 @@ fn replay_partition(
     let mut result = PartitionResult::default();
     let mut wanted = job.wanted.iter().peekable();
     let segments = &job.partition.segments;
+    // The next segment's (compressed) bytes download while this one is replayed; decoding
+    // happens here, so at most one decoded segment per worker is in memory.
     let fetch = |index: usize| {
-        let (location, entry) = (context.location.clone(), segments[index].clone());
+        let (location, key) = (context.location.clone(), segments[index].key.clone());
         context
             .runtime
-            .spawn(async move { read_segment(&location, &entry).await })
+            .spawn(async move { location.get(&key).await })
     };
     let mut next = (!segments.is_empty()).then(|| fetch(0));
     for index in 0..segments.len() {
-        let records = context
+        let stored = context
             .runtime
             .block_on(next.take().expect("a fetch is always queued"))
-            .expect("segment reads do not panic")?;
+            .expect("segment downloads do not panic")?;
         if index + 1 < segments.len() {
             next = Some(fetch(index + 1));
         }
+        let records = decode_fetched(&stored, &segments[index])?;
+        drop(stored);
         for record in records.iter() {
             let record = record.map_err(|source| Error::Archive {
                 key: segments[index].key.clone(),
