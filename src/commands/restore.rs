@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use kafkasnap::catalog::open_backup;
+use kafkasnap::datadir::archive_datadir;
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::restore::{
     check_archive, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
@@ -33,8 +34,28 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         parallelism: args.parallelism as usize,
         cancel: cancel_on_signal(),
     };
-    let location = Location::open(&args.from, false)?;
-    let manifest = open_backup(&location, args.backup.as_deref()).await?;
+    // A data directory is first turned into a temporary logical archive, so both kinds of
+    // source take the same restore path.
+    let scratch;
+    let (location, manifest) = match (&args.from, &args.from_datadir) {
+        (Some(from), _) => {
+            let location = Location::open(from, false)?;
+            let manifest = open_backup(&location, args.backup.as_deref()).await?;
+            (location, manifest)
+        }
+        (None, Some(dir)) => {
+            scratch = tempfile::Builder::new()
+                .prefix("kafkasnap-datadir-")
+                .tempdir()?;
+            let location = Location::open(&scratch.path().display().to_string(), true)?;
+            let (dir, converted) = (dir.clone(), location.clone());
+            let manifest =
+                tokio::task::spawn_blocking(move || archive_datadir(&dir, &converted)).await??;
+            tracing::info!(records = manifest.totals.records, "read the data directory");
+            (location, manifest)
+        }
+        (None, None) => anyhow::bail!("give --from LOCATION or --from-datadir DIR"),
+    };
     let plan = plan_restore(&manifest, &options).await?;
     for warning in &plan.warnings {
         tracing::warn!("{warning}");

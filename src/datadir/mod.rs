@@ -14,6 +14,7 @@ mod inspect;
 mod metadata_log;
 mod report;
 mod segment;
+mod to_archive;
 mod walk;
 mod wire;
 
@@ -27,6 +28,7 @@ pub use report::{
     Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
     Totals,
 };
+pub use to_archive::archive_datadir;
 pub use walk::{inspect_path, inspect_tar_stream};
 pub use wire::WireError;
 

@@ -6,4 +6,5 @@ mod errors;
 mod fixture;
 mod harness;
 mod restore;
+mod restore_datadir;
 mod verify;

@@ -1,0 +1,382 @@
+//! Turns a Kafka data directory into a logical archive (segments + manifest) at a location, so
+//! that `restore --from-datadir` replays it through exactly the same path as a logical backup:
+//! same plan, checks, topic creation, record replay and group-offset translation.
+//!
+//! What is taken: every non-internal partition directory's log segments in offset order;
+//! control batches are dropped, and so are the records of aborted transactions and of
+//! transactions still open at the end of the log (a consumer reading committed data would
+//! never see them). Topics, partition counts and configs come from the inspection report
+//! (the KRaft metadata log, or partition directories in ZooKeeper mode); committed group
+//! offsets from `__consumer_offsets`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::batch::{ControlRecord, LogEntry, LogReader, RecordBatch};
+use super::inspect::parse_partition_dir;
+use super::segment::{parse_segment_name, SegmentFile};
+use super::{inspect_path, DatadirError, Report};
+use crate::archive::{
+    ArchiveKind, BackupId, CommittedOffset, Compression, GroupOffsets, HeaderRef, Manifest,
+    PartitionBackup, SegmentBuilder, SegmentRef, SourceCluster, TimestampType, TopicBackup,
+    TopicConfig, Totals, FORMAT_VERSION,
+};
+use crate::store::{segment_key, Location};
+use crate::Error;
+
+/// Segments of the converted archive close at this many raw bytes.
+const SEGMENT_BYTES: usize = 16 * 1024 * 1024;
+/// Fast compression: the archive is temporary.
+const COMPRESSION: Compression = Compression::Zstd;
+const LEVEL: i32 = 1;
+
+/// Converts the data directory at `dir` into a published archive at `location` (blocking:
+/// call it from a blocking thread inside a tokio runtime). Refuses a directory in which
+/// `datadir inspect` finds corruption.
+pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Error> {
+    let started_at = SystemTime::now();
+    let report = inspect_path(dir).map_err(datadir_error)?;
+    if report.has_corruption() {
+        let problems: Vec<String> = report
+            .problems
+            .iter()
+            .map(|p| format!("  {}: {}", p.file, p.detail))
+            .collect();
+        return Err(Error::InvalidRequest(format!(
+            "{} holds corrupt log data; run `kafkasnap datadir inspect {}` for details:\n{}",
+            dir.display(),
+            dir.display(),
+            problems.join("\n")
+        )));
+    }
+    let backup_id = BackupId::new(started_at);
+    let runtime = tokio::runtime::Handle::current();
+    let mut partitions = BTreeMap::new();
+    for (topic, partition, partition_dir) in partition_dirs(dir)? {
+        let segments = copy_partition(
+            &partition_dir,
+            &backup_id,
+            &topic,
+            partition,
+            location,
+            &runtime,
+        )?;
+        partitions.insert((topic, partition), partition_summary(partition, segments));
+    }
+    let topics = topic_backups(&report, partitions);
+    let groups = group_offsets(&report, &topics);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        kind: ArchiveKind::Logical,
+        backup_id: backup_id.clone(),
+        parent: None,
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: SourceCluster {
+            bootstrap_servers: format!("datadir:{}", dir.display()),
+            cluster_id: report.cluster_id.clone(),
+            brokers: Vec::new(),
+        },
+        compression: COMPRESSION,
+        compression_level: LEVEL,
+        segment_bytes: SEGMENT_BYTES as u64,
+        totals: Totals::of(&topics),
+        topics,
+        groups,
+        warnings: report
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.file, p.detail))
+            .collect(),
+    };
+    runtime.block_on(location.publish_manifest(&backup_id, manifest.to_json()))?;
+    Ok(manifest)
+}
+
+fn datadir_error(err: DatadirError) -> Error {
+    Error::InvalidRequest(format!("cannot read the data directory: {err}"))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> Error {
+    datadir_error(DatadirError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Every `<topic>-<partition>` directory of a non-internal topic, sorted.
+fn partition_dirs(dir: &Path) -> Result<Vec<(String, i32, PathBuf)>, Error> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !entry.path().is_dir() {
+            continue;
+        }
+        if let Some((topic, partition)) = parse_partition_dir(&name) {
+            if !topic.starts_with("__") {
+                found.push((topic.to_string(), partition, entry.path()));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The partition's `.log` segment files in offset order.
+fn log_files(partition_dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(partition_dir).map_err(|e| io_error(partition_dir, e))? {
+        let entry = entry.map_err(|e| io_error(partition_dir, e))?;
+        if let Some((base, SegmentFile::Log)) =
+            parse_segment_name(&entry.file_name().to_string_lossy())
+        {
+            logs.push((base, entry.path()));
+        }
+    }
+    logs.sort();
+    Ok(logs.into_iter().map(|(_, path)| path).collect())
+}
+
+/// Calls `visit` with every CRC-valid magic-2 batch of the partition, in offset order.
+fn for_each_batch(
+    logs: &[PathBuf],
+    mut visit: impl FnMut(&RecordBatch) -> Result<(), Error>,
+) -> Result<(), Error> {
+    for log in logs {
+        let file = File::open(log).map_err(|e| io_error(log, e))?;
+        for entry in LogReader::new(BufReader::with_capacity(1 << 20, file)) {
+            if let LogEntry::Batch(batch) = entry.map_err(|e| io_error(log, e))? {
+                if batch.crc_ok() {
+                    visit(&batch)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Offset ranges, per producer id, of transactions that were aborted or never finished.
+type Excluded = HashMap<i64, Vec<(i64, i64)>>;
+
+fn excluded_transactions(logs: &[PathBuf]) -> Result<Excluded, Error> {
+    let mut open: HashMap<i64, i64> = HashMap::new();
+    let mut excluded: Excluded = HashMap::new();
+    for_each_batch(logs, |batch| {
+        let header = &batch.header;
+        if !header.is_transactional() {
+            return Ok(());
+        }
+        if !header.is_control() {
+            open.entry(header.producer_id).or_insert(header.base_offset);
+            return Ok(());
+        }
+        let records = batch.records().map_err(|e| {
+            Error::InvalidRequest(format!(
+                "control batch at offset {}: {e}",
+                header.base_offset
+            ))
+        })?;
+        for record in &records {
+            match ControlRecord::parse(record) {
+                Ok(ControlRecord::Abort) => {
+                    if let Some(start) = open.remove(&header.producer_id) {
+                        excluded
+                            .entry(header.producer_id)
+                            .or_default()
+                            .push((start, record.offset));
+                    }
+                }
+                Ok(ControlRecord::Commit) => {
+                    open.remove(&header.producer_id);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    for (producer, start) in open {
+        excluded
+            .entry(producer)
+            .or_default()
+            .push((start, i64::MAX));
+    }
+    Ok(excluded)
+}
+
+fn copy_partition(
+    partition_dir: &Path,
+    backup_id: &BackupId,
+    topic: &str,
+    partition: i32,
+    location: &Location,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Vec<SegmentRef>, Error> {
+    let logs = log_files(partition_dir)?;
+    let excluded = excluded_transactions(&logs)?;
+    let mut segments = Vec::new();
+    let mut builder = SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024);
+    let mut store = |builder: SegmentBuilder| -> Result<(), Error> {
+        let Some(sealed) = builder.seal() else {
+            return Ok(());
+        };
+        let key = segment_key(
+            backup_id,
+            topic,
+            partition,
+            sealed.first_offset,
+            COMPRESSION,
+        );
+        let stored = sealed
+            .compress(COMPRESSION, LEVEL)
+            .map_err(|source| Error::Archive {
+                key: key.clone(),
+                source,
+            })?;
+        segments.push(stored.to_ref(key.clone()));
+        runtime.block_on(location.put(&key, stored.bytes))?;
+        Ok(())
+    };
+    for_each_batch(&logs, |batch| {
+        let header = &batch.header;
+        let in_excluded = |offset: i64| {
+            excluded.get(&header.producer_id).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|(from, to)| (*from..=*to).contains(&offset))
+            })
+        };
+        if header.is_control() || (header.is_transactional() && in_excluded(header.base_offset)) {
+            return Ok(());
+        }
+        let timestamp_type = if header.log_append_time() {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        };
+        let records = batch.records().map_err(|e| {
+            Error::InvalidRequest(format!(
+                "{topic}-{partition}: batch at offset {} does not decode: {e}",
+                header.base_offset
+            ))
+        })?;
+        for record in &records {
+            let timestamp = if header.log_append_time() {
+                header.max_timestamp
+            } else {
+                record.timestamp
+            };
+            let headers = record.headers.iter().map(|h| HeaderRef {
+                name: h.key.as_bytes(),
+                value: h.value.as_deref(),
+            });
+            builder.push(
+                record.offset,
+                timestamp,
+                timestamp_type,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                headers,
+            );
+        }
+        if builder.raw_len() >= SEGMENT_BYTES {
+            store(std::mem::replace(
+                &mut builder,
+                SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024),
+            ))?;
+        }
+        Ok(())
+    })?;
+    store(builder)?;
+    Ok(segments)
+}
+
+fn partition_summary(partition: i32, segments: Vec<SegmentRef>) -> PartitionBackup {
+    let start = segments.first().map_or(0, |s| s.first_offset);
+    let end = segments.last().map_or(0, |s| s.last_offset + 1);
+    PartitionBackup {
+        partition,
+        start_offset: start,
+        end_offset: end,
+        high_watermark: end,
+        records: segments.iter().map(|s| s.records).sum(),
+        raw_bytes: segments.iter().map(|s| s.raw_bytes).sum(),
+        stored_bytes: segments.iter().map(|s| s.stored_bytes).sum(),
+        first_timestamp: segments.first().and_then(|s| s.first_timestamp),
+        last_timestamp: segments.last().and_then(|s| s.last_timestamp),
+        segments,
+    }
+}
+
+/// Every non-internal topic the metadata describes (created even when none of its partitions
+/// has a directory here) and every topic with partition directories; partition counts and
+/// configs from the report.
+fn topic_backups(
+    report: &Report,
+    partitions: BTreeMap<(String, i32), PartitionBackup>,
+) -> Vec<TopicBackup> {
+    let mut by_topic: BTreeMap<String, Vec<PartitionBackup>> = BTreeMap::new();
+    for topic in report.topics.iter().filter(|t| !t.name.starts_with("__")) {
+        by_topic.entry(topic.name.clone()).or_default();
+    }
+    for ((topic, _), partition) in partitions {
+        by_topic.entry(topic).or_default().push(partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(name, on_disk)| {
+            let described = report.topics.iter().find(|t| t.name == name);
+            let highest_on_disk = on_disk.iter().map(|p| p.partition + 1).max().unwrap_or(1);
+            let configs =
+                described
+                    .map(|t| &t.configs)
+                    .into_iter()
+                    .flatten()
+                    .map(|(key, value)| TopicConfig {
+                        name: key.clone(),
+                        value: Some(value.clone()),
+                        source: "datadir".into(),
+                        is_default: false,
+                        is_sensitive: false,
+                        is_read_only: false,
+                    });
+            TopicBackup {
+                internal: false,
+                partition_count: described
+                    .map_or(0, |t| t.partitions as i32)
+                    .max(highest_on_disk),
+                replication_factor: described
+                    .and_then(|t| t.replication_factor)
+                    .map_or(1, |rf| rf as i32),
+                configs: configs.collect(),
+                partitions: on_disk,
+                name,
+            }
+        })
+        .collect()
+}
+
+fn group_offsets(report: &Report, topics: &[TopicBackup]) -> Vec<GroupOffsets> {
+    let mut groups: BTreeMap<String, Vec<CommittedOffset>> = BTreeMap::new();
+    for committed in &report.groups {
+        if topics.iter().any(|t| t.name == committed.topic) {
+            groups
+                .entry(committed.group.clone())
+                .or_default()
+                .push(CommittedOffset {
+                    topic: committed.topic.clone(),
+                    partition: committed.partition,
+                    offset: committed.offset,
+                    metadata: committed.metadata.clone().filter(|m| !m.is_empty()),
+                });
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(group, offsets)| GroupOffsets { group, offsets })
+        .collect()
+}
