@@ -7,4 +7,5 @@ mod fixture;
 mod harness;
 mod restore;
 mod restore_datadir;
+mod signals;
 mod verify;

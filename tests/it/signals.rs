@@ -1,0 +1,186 @@
+//! Stopping and secrets: SIGTERM (a CronJob being stopped) ends a backup cleanly with exit 130
+//! and nothing published; planted credentials never reach output, logs or the archive.
+
+use std::time::{Duration, Instant};
+
+use crate::fixture::path_str;
+use crate::harness::{create_topic, kafkasnap, produce, stderr_of, Broker, TestRecord};
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn sigterm_stops_a_backup_cleanly_and_publishes_nothing() {
+    let broker = Broker::start("sigterm");
+    create_topic(&broker.bootstrap, "bulk", 2, &[]);
+    let value = "z".repeat(1000).into_bytes();
+    let records: Vec<TestRecord> = (0..150_000)
+        .map(|i| TestRecord {
+            partition: (i % 2) as i32,
+            offset: -1,
+            timestamp: 1_600_000_000_000 + i,
+            key: None,
+            value: Some(value.clone()),
+            headers: vec![],
+        })
+        .collect();
+    produce(&broker.bootstrap, "bulk", &records);
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
+        .args([
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--segment-bytes",
+            "65536",
+        ])
+        .args([
+            "--compression",
+            "gzip",
+            "--level",
+            "9",
+            "--no-progress",
+            "--parallelism",
+            "1",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !files_under(dir.path())
+        .iter()
+        .any(|f| f.to_string_lossy().contains(".kseg"))
+    {
+        assert!(Instant::now() < deadline, "no segment was ever written");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; nothing was published"),
+        "{stderr}"
+    );
+    assert!(
+        files_under(dir.path())
+            .iter()
+            .all(|f| !f.ends_with("manifest.json")),
+        "a manifest was published"
+    );
+}
+
+#[test]
+fn planted_credentials_never_leave_the_process() {
+    const SECRET: &str = "PLANTED-s3cr3t-4242";
+    let broker = Broker::start("secrets");
+    create_topic(&broker.bootstrap, "t", 1, &[]);
+    produce(
+        &broker.bootstrap,
+        "t",
+        &[crate::harness::fidelity_record(0, 5)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("client.properties");
+    std::fs::write(
+        &config,
+        format!("sasl.username=backup\nsasl.password={SECRET}\n"),
+    )
+    .unwrap();
+    let to = dir.path().join("archive");
+    let to = path_str(&to);
+    let runs = [
+        kafkasnap(
+            &[
+                "backup",
+                "-b",
+                &broker.bootstrap,
+                "--to",
+                to,
+                "-X",
+                &format!("ssl.key.password={SECRET}"),
+                "--config",
+                path_str(&config),
+                "--log-level",
+                "debug",
+                "--output",
+                "json",
+            ],
+            &[],
+        ),
+        kafkasnap(
+            &[
+                "backup",
+                "-b",
+                "127.0.0.1:1",
+                "--to",
+                to,
+                "--timeout",
+                "2s",
+                "-X",
+                &format!("sasl.password={SECRET}"),
+            ],
+            &[],
+        ),
+        kafkasnap(
+            &[
+                "restore",
+                "-b",
+                &broker.bootstrap,
+                "--from",
+                to,
+                "--dry-run",
+                "--config",
+                path_str(&config),
+            ],
+            &[],
+        ),
+        kafkasnap(
+            &[
+                "backup",
+                "-b",
+                &broker.bootstrap,
+                "--to",
+                &format!("s3://user:{SECRET}@bucket/x?sig={SECRET}"),
+            ],
+            &[],
+        ),
+    ];
+    for output in &runs {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr_of(output)
+        );
+        assert!(!all.contains(SECRET), "the secret leaked:\n{all}");
+    }
+    assert!(runs[0].status.success(), "{}", stderr_of(&runs[0]));
+    assert!(!runs[1].status.success() && !runs[3].status.success());
+    for file in files_under(std::path::Path::new(to)) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "the secret is in {}",
+            file.display()
+        );
+    }
+}
