@@ -57,6 +57,8 @@ pub enum Command {
     Cat(CatArgs),
     /// Work with a Kafka broker's data directory (its log.dirs) directly.
     Datadir(DatadirArgs),
+    /// Delete the backups a retention policy does not keep (and old unpublished leftovers).
+    Prune(PruneArgs),
 }
 
 /// How to reach a Kafka cluster.
@@ -207,6 +209,28 @@ pub struct LsArgs {
     /// The backup location.
     #[arg(env = "KAFKASNAP_LOCATION")]
     pub location: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The backup location.
+    #[arg(env = "KAFKASNAP_LOCATION")]
+    pub location: String,
+    /// Keep the N newest complete backups.
+    #[arg(long, value_name = "N", env = "KAFKASNAP_KEEP_LAST")]
+    pub keep_last: Option<u32>,
+    /// For each of the last N UTC days with complete backups, keep that day's newest.
+    #[arg(long, value_name = "N", env = "KAFKASNAP_KEEP_DAILY")]
+    pub keep_daily: Option<u32>,
+    /// For each of the last N ISO weeks (UTC) with complete backups, keep that week's newest.
+    #[arg(long, value_name = "N", env = "KAFKASNAP_KEEP_WEEKLY")]
+    pub keep_weekly: Option<u32>,
+    /// Unpublished backups (crashed, or still running) are deleted only when older than this.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, env = "KAFKASNAP_GRACE")]
+    pub grace: std::time::Duration,
+    /// Report what would be kept and removed; delete nothing.
+    #[arg(long, env = "KAFKASNAP_DRY_RUN")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod error;
 pub mod kafka;
 pub mod progress;
 pub mod restore;
+pub mod retention;
 pub mod selection;
 pub mod store;
 pub mod verify;

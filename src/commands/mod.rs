@@ -5,6 +5,7 @@ mod backup;
 mod cat;
 mod datadir;
 mod ls;
+mod prune;
 mod restore;
 mod show;
 mod verify;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Show(args) => show::run(args, &global).await,
         Command::Cat(args) => cat::run(args).await,
         Command::Datadir(args) => datadir::run(args, &global).await,
+        Command::Prune(args) => prune::run(args, &global).await,
     }
 }
 

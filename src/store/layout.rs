@@ -18,6 +18,18 @@ pub(crate) fn backup_prefix(id: &BackupId) -> String {
     format!("{BACKUPS_DIR}/{id}/")
 }
 
+/// The backup whose prefix holds object `key` (`backups/<id>/...`), if any. A manifest's
+/// segment keys may point under another backup's prefix (incremental backups); this says
+/// which backups a manifest's segments live in.
+pub fn backup_of_key(key: &str) -> Option<BackupId> {
+    let rest = key.strip_prefix(BACKUPS_DIR)?.strip_prefix('/')?;
+    let (id, inside) = rest.split_once('/')?;
+    if inside.is_empty() {
+        return None;
+    }
+    BackupId::parse(id)
+}
+
 /// The key of the segment of `topic`/`partition` whose first record has `first_offset`.
 pub fn segment_key(
     id: &BackupId,
@@ -72,6 +84,26 @@ mod tests {
         assert_eq!(escape_topic("a/b"), "a~2Fb");
         assert_eq!(escape_topic("a~2Fb"), "a~7E2Fb");
         assert_eq!(escape_topic("ü"), "~C3~BC");
+    }
+
+    #[test]
+    fn keys_name_the_backup_they_belong_to() {
+        let id = BackupId::parse("20261125T145443Z-3f9a1c").unwrap();
+        let key = segment_key(&id, "a/b", 3, 7, Compression::Gzip);
+        assert_eq!(backup_of_key(&key), Some(id.clone()));
+        assert_eq!(backup_of_key(&manifest_key(&id)), Some(id.clone()));
+        for foreign in [
+            "",
+            "backups",
+            "backups/",
+            "backups/20261125T145443Z-3f9a1c",
+            "backups/20261125T145443Z-3f9a1c/",
+            "backups/not-an-id/x",
+            "other/20261125T145443Z-3f9a1c/x",
+            "backupsx/20261125T145443Z-3f9a1c/x",
+        ] {
+            assert_eq!(backup_of_key(foreign), None, "{foreign}");
+        }
     }
 
     #[test]

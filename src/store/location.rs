@@ -1,9 +1,10 @@
 //! A backup location: the object store behind a URL or path, and the operations the rest of
-//! kafkasnap needs from it (put a segment, publish a manifest, read, list).
+//! kafkasnap needs from it (put a segment, publish a manifest, read, list, delete a backup).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::buffered::BufWriter;
@@ -23,12 +24,26 @@ use crate::archive::BackupId;
 /// Objects larger than this are uploaded in parts (multipart upload).
 const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 
+/// Deletes in flight at once when removing a backup's objects.
+const DELETE_CONCURRENCY: usize = 16;
+
 /// An opened backup location. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Location {
     store: Arc<dyn ObjectStore>,
     /// The location as shown to people: no query string, no user info.
     display: String,
+    /// The directory of a local location: deleting a backup also removes its directories
+    /// (and any staging files of interrupted writes), which object stores do not have.
+    local_root: Option<std::path::PathBuf>,
+}
+
+/// One object below a backup's prefix, as listed by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Key relative to the location root.
+    pub key: String,
+    pub size: u64,
 }
 
 /// One backup id found at a location.
@@ -109,7 +124,11 @@ impl Location {
         } else {
             Arc::new(PrefixStore::new(store, prefix))
         };
-        Ok(Location { store, display })
+        Ok(Location {
+            store,
+            display,
+            local_root: None,
+        })
     }
 
     fn open_local(path: &std::path::Path, create: bool) -> Result<Location, StoreError> {
@@ -137,6 +156,7 @@ impl Location {
         Ok(Location {
             store: Arc::new(store),
             display: absolute.display().to_string(),
+            local_root: Some(absolute),
         })
     }
 
@@ -145,6 +165,7 @@ impl Location {
         Location {
             store,
             display: display.into(),
+            local_root: None,
         }
     }
 
@@ -248,6 +269,78 @@ impl Location {
         backups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(backups)
     }
+
+    /// Every object below backup `id`'s prefix (manifest included), with its size, sorted
+    /// by key.
+    pub async fn list_backup_objects(
+        &self,
+        id: &BackupId,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        let mut objects: Vec<StoredObject> = self
+            .store
+            .list(Some(&Path::from(backup_prefix(id))))
+            .map_ok(|meta| StoredObject {
+                key: meta.location.to_string(),
+                size: meta.size,
+            })
+            .try_collect()
+            .await
+            .map_err(|source| StoreError::List {
+                location: self.display.clone(),
+                source,
+            })?;
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// Deletes backup `id`'s manifest, if it has one: afterwards the backup is unpublished
+    /// and no reader uses it. Idempotent.
+    pub async fn delete_manifest(&self, id: &BackupId) -> Result<(), StoreError> {
+        self.delete_key(&manifest_key(id)).await
+    }
+
+    /// Deletes every object of backup `id` and returns what was deleted. The manifest goes
+    /// first, so a crash part-way leaves an unpublished leftover (collected by the next
+    /// prune), never a manifest that lists missing segments. Idempotent: objects already
+    /// gone are not an error. On a local location the backup's directory goes too.
+    pub async fn delete_backup(&self, id: &BackupId) -> Result<Vec<StoredObject>, StoreError> {
+        let objects = self.list_backup_objects(id).await?;
+        let manifest = manifest_key(id);
+        if objects.iter().any(|o| o.key == manifest) {
+            self.delete_key(&manifest).await?;
+        }
+        stream::iter(objects.iter().filter(|o| o.key != manifest))
+            .map(|object| self.delete_key(&object.key))
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        if let Some(root) = &self.local_root {
+            let dir = root.join(backup_prefix(id));
+            tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(StoreError::RemoveDir {
+                    path: dir.display().to_string(),
+                    source,
+                }),
+            })
+            .await
+            .expect("removing a directory does not panic")?;
+        }
+        Ok(objects)
+    }
+
+    /// Deletes one object; one that is already gone counts as deleted.
+    async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(StoreError::Delete {
+                location: self.display.clone(),
+                key: key.to_string(),
+                source,
+            }),
+        }
+    }
 }
 
 /// The location as safe to print: user info and query string (SAS tokens, keys) removed.
@@ -312,6 +405,73 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn deleting_a_backup_removes_its_objects_only_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::open(dir.path().to_str().unwrap(), true).unwrap();
+        let gone = BackupId::parse("20261125T145443Z-000001").unwrap();
+        let stays = BackupId::parse("20261125T145444Z-000002").unwrap();
+        for id in [&gone, &stays] {
+            location
+                .put(&format!("backups/{id}/segments/t/0/a.kseg"), vec![1; 10])
+                .await
+                .unwrap();
+            location
+                .put(&format!("backups/{id}/segments/u/1/b.kseg"), vec![2; 5])
+                .await
+                .unwrap();
+            location.publish_manifest(id, b"{}".to_vec()).await.unwrap();
+        }
+        let listed = location.list_backup_objects(&gone).await.unwrap();
+        let sizes: Vec<(&str, u64)> = listed.iter().map(|o| (o.key.as_str(), o.size)).collect();
+        let manifest = location.manifest_key(&gone);
+        let a = format!("backups/{gone}/segments/t/0/a.kseg");
+        let b = format!("backups/{gone}/segments/u/1/b.kseg");
+        assert_eq!(
+            sizes,
+            vec![(manifest.as_str(), 2), (a.as_str(), 10), (b.as_str(), 5)]
+        );
+
+        let deleted = location.delete_backup(&gone).await.unwrap();
+        assert_eq!(deleted, listed);
+        assert!(!dir.path().join("backups").join(gone.as_str()).exists());
+        assert_eq!(
+            location.list_backups().await.unwrap(),
+            vec![BackupListing {
+                id: stays.clone(),
+                complete: true
+            }]
+        );
+        assert_eq!(location.list_backup_objects(&stays).await.unwrap().len(), 3);
+        assert!(location.delete_backup(&gone).await.unwrap().is_empty());
+        location.delete_manifest(&gone).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn deleting_the_manifest_unpublishes_a_backup() {
+        let location = Location::open("memory://", false).unwrap();
+        let id = BackupId::parse("20261125T145443Z-000001").unwrap();
+        location
+            .put(&format!("backups/{id}/segments/t/0/a.kseg"), vec![1])
+            .await
+            .unwrap();
+        location
+            .publish_manifest(&id, b"{}".to_vec())
+            .await
+            .unwrap();
+        location.delete_manifest(&id).await.unwrap();
+        location.delete_manifest(&id).await.unwrap();
+        assert_eq!(
+            location.list_backups().await.unwrap(),
+            vec![BackupListing {
+                id: id.clone(),
+                complete: false
+            }]
+        );
+        assert_eq!(location.delete_backup(&id).await.unwrap().len(), 1);
+        assert!(location.list_backups().await.unwrap().is_empty());
     }
 
     #[tokio::test]

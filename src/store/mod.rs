@@ -1,11 +1,11 @@
 //! Backup locations: URL -> object store, the object keys (built only in `layout`), atomic
-//! publish of manifests, and listing what a location holds.
+//! publish of manifests, listing what a location holds, and deleting whole backups.
 
 mod layout;
 mod location;
 
-pub use layout::{escape_topic, segment_key};
-pub use location::{BackupListing, Location};
+pub use layout::{backup_of_key, escape_topic, segment_key};
+pub use location::{BackupListing, Location, StoredObject};
 
 /// What can go wrong reaching or using a backup location. Every variant names the location
 /// or object key; credentials are never part of a message.
@@ -46,5 +46,18 @@ pub enum StoreError {
         location: String,
         #[source]
         source: object_store::Error,
+    },
+    #[error("cannot delete {key} at {location}: {source}")]
+    Delete {
+        location: String,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot remove local directory {path}: {source}")]
+    RemoveDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
     },
 }

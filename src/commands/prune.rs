@@ -1,0 +1,146 @@
+//! `kafkasnap prune`: apply a retention policy to a location; print what is kept (and why),
+//! what is removed and the space freed; delete unless `--dry-run`.
+
+use std::time::SystemTime;
+
+use kafkasnap::progress::human_bytes;
+use kafkasnap::retention::{self, PlannedBackup, Policy};
+use kafkasnap::store::Location;
+
+use super::{print_json, Global, Outcome};
+use crate::cli::{OutputFormat, PruneArgs};
+
+#[derive(serde::Serialize)]
+struct Summary {
+    location: String,
+    dry_run: bool,
+    policy: PolicyJson,
+    kept: Vec<Entry>,
+    removed: Vec<Entry>,
+    /// Objects deleted (with --dry-run: that would be deleted).
+    removed_objects: usize,
+    /// Bytes freed (with --dry-run: that would be freed).
+    freed_bytes: u64,
+    warnings: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct PolicyJson {
+    keep_last: u32,
+    keep_daily: u32,
+    keep_weekly: u32,
+    grace_seconds: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Entry {
+    backup_id: String,
+    complete: bool,
+    reasons: Vec<String>,
+    /// Only for removed backups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objects: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+}
+
+impl Entry {
+    fn of(backup: &PlannedBackup, removed: bool) -> Entry {
+        Entry {
+            backup_id: backup.id.to_string(),
+            complete: backup.complete,
+            reasons: backup.reasons.iter().map(ToString::to_string).collect(),
+            objects: removed.then_some(backup.objects.len()),
+            bytes: removed.then_some(backup.bytes()),
+        }
+    }
+}
+
+pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let policy = Policy {
+        keep_last: args.keep_last.unwrap_or(0),
+        keep_daily: args.keep_daily.unwrap_or(0),
+        keep_weekly: args.keep_weekly.unwrap_or(0),
+        grace: args.grace,
+    };
+    policy.validate()?;
+    let location = Location::open(&args.location, false)?;
+    let plan = retention::plan(&location, &policy, SystemTime::now()).await?;
+    let (removed_objects, freed_bytes) = if args.dry_run {
+        (plan.objects_to_remove(), plan.bytes_to_free())
+    } else {
+        let deleted = retention::execute(&location, &plan).await?;
+        (deleted.objects, deleted.bytes)
+    };
+    let summary = Summary {
+        location: location.display().to_string(),
+        dry_run: args.dry_run,
+        policy: PolicyJson {
+            keep_last: policy.keep_last,
+            keep_daily: policy.keep_daily,
+            keep_weekly: policy.keep_weekly,
+            grace_seconds: policy.grace.as_secs(),
+        },
+        kept: plan.keep.iter().map(|b| Entry::of(b, false)).collect(),
+        removed: plan.remove.iter().map(|b| Entry::of(b, true)).collect(),
+        removed_objects,
+        freed_bytes,
+        warnings: plan.warnings.clone(),
+    };
+    match global.output {
+        OutputFormat::Json => print_json(&summary)?,
+        OutputFormat::Text => print_text(&summary),
+    }
+    Ok(Outcome::Success)
+}
+
+fn print_text(summary: &Summary) {
+    let state = |complete: bool| if complete { "complete" } else { "INCOMPLETE" };
+    let remove = if summary.dry_run {
+        "would remove"
+    } else {
+        "remove"
+    };
+    for entry in &summary.kept {
+        println!(
+            "{:<12}  {}  {:<10}  {}",
+            "keep",
+            entry.backup_id,
+            state(entry.complete),
+            entry.reasons.join(", ")
+        );
+    }
+    for entry in &summary.removed {
+        println!(
+            "{remove:<12}  {}  {:<10}  {}  ({} objects, {})",
+            entry.backup_id,
+            state(entry.complete),
+            entry.reasons.join(", "),
+            entry.objects.unwrap_or(0),
+            human_bytes(entry.bytes.unwrap_or(0))
+        );
+    }
+    for warning in &summary.warnings {
+        println!("warning: {warning}");
+    }
+    let (kept, removed, objects) = (
+        summary.kept.len(),
+        summary.removed.len(),
+        summary.removed_objects,
+    );
+    let freed = format!(
+        "{} ({} bytes)",
+        human_bytes(summary.freed_bytes),
+        summary.freed_bytes
+    );
+    if summary.dry_run {
+        println!(
+            "dry run: kept {kept} backups; would remove {removed} backups ({objects} objects), \
+             freeing {freed}; nothing was deleted"
+        );
+    } else {
+        println!(
+            "kept {kept} backups; removed {removed} backups ({objects} objects), freed {freed}"
+        );
+    }
+}
