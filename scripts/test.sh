@@ -10,5 +10,6 @@ install_tansu
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check
 fi
+bash scripts/validate-manifests.sh
 # One profile for tests, demo and benchmarks, so everything is built once.
 cargo test --release --all-targets

@@ -20,7 +20,7 @@ pub use snapshot::{
     describe_cluster, describe_topic_configs, metadata_consumer, partition_bounds, ClusterSnapshot,
     TopicInfo,
 };
-pub use writer::{create_topics, existing_topics, DeliveryTracker, RecordWriter, TopicToCreate};
+pub use writer::{create_topics, DeliveryTracker, RecordWriter, TopicToCreate};
 
 use std::time::Duration;
 

@@ -270,21 +270,3 @@ impl RecordWriter {
             .map_err(KafkaError::client("flushing the producer"))
     }
 }
-
-/// Used by restore to see whether target topics exist.
-pub fn existing_topics(settings: &ClientSettings) -> Result<Vec<String>, KafkaError> {
-    let consumer = metadata_consumer(settings)?;
-    let metadata = consumer
-        .fetch_metadata(None, settings.request_timeout)
-        .map_err(|source| KafkaError::Unreachable {
-            servers: settings.bootstrap_servers.clone(),
-            timeout: settings.request_timeout,
-            source,
-        })?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| t.name().to_string())
-        .collect())
-}

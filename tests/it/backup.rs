@@ -123,24 +123,11 @@ async fn backup_to_s3_reads_back_identically() {
         "--include must leave {CUSTOMERS} out"
     );
     // The objects really are in the server's bucket.
-    let bucket_files = walk(&s3.root.path().join("backups/nightly/kafka/backups"));
+    let bucket_files = walk_names(&s3.root.path().join("backups/nightly/kafka/backups"));
     assert!(
         bucket_files.iter().any(|f| f.ends_with("manifest.json")),
         "{bucket_files:?}"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path.display().to_string());
-        }
-    }
-    files
 }
 
 #[test]
@@ -188,7 +175,7 @@ fn a_backup_killed_before_its_manifest_does_not_exist() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        walk(dir.path())
+        walk_names(dir.path())
             .iter()
             .all(|f| !f.ends_with("manifest.json")),
         "a manifest exists after the kill"
@@ -216,7 +203,14 @@ fn a_backup_killed_before_its_manifest_does_not_exist() {
 
 fn has_segment(dir: &std::path::Path) -> bool {
     dir.join("backups").exists()
-        && walk(&dir.join("backups"))
+        && walk_names(&dir.join("backups"))
             .iter()
             .any(|f| f.contains(".kseg"))
+}
+
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    crate::harness::files_under(dir)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect()
 }

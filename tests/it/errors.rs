@@ -174,17 +174,8 @@ fn unwritable_destinations_and_bad_credentials_publish_nothing() {
     );
     assert!(
         !s3.root.path().join("bucket/x").exists()
-            || !walk_has_manifest(&s3.root.path().join("bucket/x"))
+            || !crate::harness::files_under(&s3.root.path().join("bucket/x"))
+                .iter()
+                .any(|p| p.ends_with("manifest.json"))
     );
-}
-
-fn walk_has_manifest(dir: &std::path::Path) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|e| {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            walk_has_manifest(&path)
-        } else {
-            path.ends_with("manifest.json")
-        }
-    })
 }

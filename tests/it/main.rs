@@ -5,6 +5,7 @@ mod datadir;
 mod errors;
 mod fixture;
 mod harness;
+mod manifests;
 mod prune;
 mod restore;
 mod restore_datadir;

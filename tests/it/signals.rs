@@ -4,23 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::fixture::path_str;
-use crate::harness::{create_topic, kafkasnap, produce, stderr_of, Broker, TestRecord};
-
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
-}
+use crate::harness::{
+    create_topic, files_under, kafkasnap, produce, stderr_of, Broker, TestRecord,
+};
 
 #[test]
 fn sigterm_stops_a_backup_cleanly_and_publishes_nothing() {

@@ -4,23 +4,6 @@
 use crate::fixture::{filled_source, path_str, ORDERS};
 use crate::harness::{kafkasnap, kafkasnap_ok, stderr_of, topic_names, Broker};
 
-fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.to_string_lossy().contains(".kseg") {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 #[test]
 fn a_flipped_byte_fails_verify_and_blocks_restore() {
     let source = filled_source();
@@ -38,7 +21,10 @@ fn a_flipped_byte_fails_verify_and_blocks_restore() {
     let clean = kafkasnap_ok(&["verify", path_str(dir.path())], &[]);
     assert!(clean.contains("OK"), "{clean}");
 
-    let victim = segment_files(dir.path())
+    let victim = crate::harness::files_under(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".kseg"))
+        .collect::<Vec<_>>()
         .into_iter()
         .find(|p| p.to_string_lossy().contains(ORDERS))
         .unwrap();
