@@ -18,6 +18,8 @@ use crate::archive::{
     ArchiveKind, BackupId, Compression, GroupOffsets, Manifest, PartitionBackup, SealedSegment,
     SegmentBuilder, SegmentRef, SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
 };
+use crate::catalog::open_backup;
+use crate::chain::{continue_from, Carried};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
@@ -38,6 +40,8 @@ pub struct BackupOptions {
     pub segment_bytes: usize,
     pub parallelism: usize,
     pub stall_timeout: Duration,
+    /// Continue from the newest complete backup at the location (store only new records).
+    pub incremental: bool,
     /// Set to stop (Ctrl-C): the backup then fails and publishes nothing.
     pub cancel: Arc<AtomicBool>,
 }
@@ -50,7 +54,12 @@ pub struct BackupSummary {
     pub topics: u64,
     pub partitions: u64,
     pub segments: u64,
+    /// Records the backup holds (carried from the parent included).
     pub records: u64,
+    /// Records read from the cluster by this run.
+    pub records_read: u64,
+    /// The backup this one continues (incremental backups).
+    pub parent: Option<String>,
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     pub groups: usize,
@@ -96,7 +105,7 @@ pub async fn run_backup(
     let configs = kafka::describe_topic_configs(&client, &names).await?;
 
     // End offsets and committed group offsets, captured together at the start.
-    let (tasks, groups) = blocking({
+    let (mut tasks, groups) = blocking({
         let client = client.clone();
         let selected = selected.clone();
         move || -> Result<_, KafkaError> {
@@ -123,6 +132,23 @@ pub async fn run_backup(
         }
     })
     .await?;
+    let mut warnings = Vec::new();
+    let parent = if options.incremental {
+        match open_backup(location, None).await {
+            Ok(parent) => Some(parent),
+            Err(Error::NoBackups { .. }) => {
+                tracing::info!("no earlier backup at this location: taking a full backup");
+                None
+            }
+            Err(err) => return Err(err),
+        }
+    } else {
+        None
+    };
+    let carried = match &parent {
+        Some(parent) => continue_from(location, parent, &mut tasks, &mut warnings).await?,
+        None => vec![None; tasks.len()],
+    };
     progress
         .partitions_total
         .store(tasks.len() as u64, Ordering::Relaxed);
@@ -144,8 +170,8 @@ pub async fn run_backup(
     )
     .await?;
 
-    let mut warnings: Vec<String> = outcomes.values().filter_map(|o| o.note.clone()).collect();
-    let topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes);
+    warnings.extend(outcomes.values().filter_map(|o| o.note.clone()));
+    let topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes, carried);
     let totals = Totals::of(&topics);
     for topic in &selected {
         if topic.replication_factor == 0 {
@@ -159,7 +185,7 @@ pub async fn run_backup(
         format_version: FORMAT_VERSION,
         kind: ArchiveKind::Logical,
         backup_id: backup_id.clone(),
-        parent: None,
+        parent: parent.map(|p| p.backup_id),
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -190,6 +216,8 @@ pub async fn run_backup(
         partitions: totals.partitions,
         segments: totals.segments,
         records: totals.records,
+        records_read: progress.records.load(Ordering::Relaxed),
+        parent: manifest.parent.as_ref().map(ToString::to_string),
         raw_bytes: totals.raw_bytes,
         stored_bytes: totals.stored_bytes,
         groups: manifest.groups.len(),
@@ -390,6 +418,7 @@ fn assemble_topics(
     tasks: &[PartitionTask],
     mut segments: StoredSegments,
     outcomes: &BTreeMap<usize, PartitionOutcome>,
+    carried: Vec<Option<Carried>>,
 ) -> Vec<TopicBackup> {
     let mut topics: Vec<TopicBackup> = selected
         .iter()
@@ -403,19 +432,35 @@ fn assemble_topics(
             partitions: Vec::new(),
         })
         .collect();
-    for (index, task) in tasks.iter().enumerate() {
-        let mut parts = segments.remove(&index).unwrap_or_default();
-        parts.sort_by_key(|s| s.first_offset);
+    for ((index, task), carried) in tasks.iter().enumerate().zip(carried) {
+        let mut new = segments.remove(&index).unwrap_or_default();
+        new.sort_by_key(|s| s.first_offset);
         let outcome = &outcomes[&index];
+        let new_records: u64 = new.iter().map(|s| s.records).sum();
+        let (start_offset, records, first_timestamp, parts) = match carried {
+            Some(c) => {
+                let first = c
+                    .first_timestamp
+                    .or_else(|| new.first().and_then(|s| s.first_timestamp));
+                let all = c.segments.into_iter().chain(new).collect::<Vec<_>>();
+                (c.log_start, c.records + new_records, first, all)
+            }
+            None => (
+                task.start_offset,
+                new_records,
+                new.first().and_then(|s| s.first_timestamp),
+                new,
+            ),
+        };
         let partition = PartitionBackup {
             partition: task.partition,
-            start_offset: task.start_offset,
+            start_offset,
             end_offset: outcome.end_offset,
             high_watermark: outcome.high_watermark,
-            records: parts.iter().map(|s| s.records).sum(),
+            records,
             raw_bytes: parts.iter().map(|s| s.raw_bytes).sum(),
             stored_bytes: parts.iter().map(|s| s.stored_bytes).sum(),
-            first_timestamp: parts.first().and_then(|s| s.first_timestamp),
+            first_timestamp,
             last_timestamp: parts.last().and_then(|s| s.last_timestamp),
             segments: parts,
         };

@@ -128,6 +128,10 @@ pub struct BackupArgs {
     /// Partitions read at the same time.
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
     pub parallelism: u16,
+    /// Store only what is new since the newest complete backup at --to (its manifest names
+    /// that backup as parent); a full backup when there is none.
+    #[arg(long, env = "KAFKASNAP_INCREMENTAL")]
+    pub incremental: bool,
     /// Fail if a partition delivers nothing for this long, e.g. 2m.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "KAFKASNAP_STALL_TIMEOUT")]
     pub stall_timeout: std::time::Duration,

@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod backup;
 pub mod catalog;
+mod chain;
 pub mod datadir;
 mod error;
 pub mod kafka;

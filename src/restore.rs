@@ -510,6 +510,9 @@ fn replay_partition(
                 key: segments[index].key.clone(),
                 source,
             })?;
+            if record.offset < job.partition.start_offset {
+                continue; // deleted from the cluster before this backup (carried segment)
+            }
             if !in_window(&record, context.window) {
                 result.filtered += 1;
                 continue;

@@ -39,7 +39,8 @@ pub async fn verify_archive(
             let name = format!("{}/{}", topic.name, partition.partition);
             let mut previous_last: Option<i64> = None;
             for segment in &partition.segments {
-                let out_of_range = segment.first_offset < partition.start_offset
+                // A carried segment may begin below start_offset (records since deleted).
+                let out_of_range = segment.last_offset < partition.start_offset
                     || segment.last_offset >= partition.end_offset;
                 let overlaps = previous_last.is_some_and(|last| segment.first_offset <= last);
                 if out_of_range || overlaps {
@@ -53,7 +54,22 @@ pub async fn verify_archive(
                 }
                 previous_last = Some(segment.last_offset);
             }
-            let records: u64 = partition.segments.iter().map(|s| s.records).sum();
+            let mut records: u64 = partition.segments.iter().map(|s| s.records).sum();
+            let straddling = partition
+                .segments
+                .first()
+                .filter(|s| s.first_offset < partition.start_offset);
+            if let Some(Ok(decoded)) = match straddling {
+                Some(first) => Some(read_segment(location, first).await),
+                None => None,
+            } {
+                let below = decoded
+                    .iter()
+                    .filter_map(Result::ok)
+                    .filter(|r| r.offset < partition.start_offset)
+                    .count();
+                records -= below as u64;
+            }
             if records != partition.records {
                 problems.push(ObjectProblem {
                     key: "manifest.json".into(),
@@ -120,7 +136,9 @@ pub async fn compare_with_cluster(
                         key: segment.key.clone(),
                         source,
                     })?;
-                    hasher.add(&record);
+                    if record.offset >= partition.start_offset {
+                        hasher.add(&record);
+                    }
                 }
             }
             let (backup_records, backup_hash) = hasher.finish();

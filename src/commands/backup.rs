@@ -25,6 +25,7 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
         segment_bytes: args.segment_bytes as usize,
         parallelism: args.parallelism as usize,
         stall_timeout: args.stall_timeout,
+        incremental: args.incremental,
         cancel: cancel_on_signal(),
     };
     let location = Location::open(&args.to, true)?;

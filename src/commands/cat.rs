@@ -44,6 +44,9 @@ pub async fn run(args: CatArgs) -> anyhow::Result<Outcome> {
             let records = read_segment(&location, segment).await?;
             for record in records.iter() {
                 let record = record.with_context(|| format!("decoding {}", segment.key))?;
+                if record.offset < partition.start_offset {
+                    continue; // deleted from the cluster before this backup (carried segment)
+                }
                 let mut line = serde_json::to_vec(&record_json(partition.partition, &record))?;
                 line.push(b'\n');
                 out.write_all(&line)?;

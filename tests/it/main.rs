@@ -5,6 +5,7 @@ mod datadir;
 mod errors;
 mod fixture;
 mod harness;
+mod incremental;
 mod manifests;
 mod prune;
 mod restore;
