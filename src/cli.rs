@@ -128,6 +128,9 @@ pub struct BackupArgs {
     /// Partitions read at the same time.
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
     pub parallelism: u16,
+    /// Push run metrics to this Prometheus Pushgateway (e.g. http://pushgateway:9091).
+    #[arg(long, value_name = "URL", env = "KAFKASNAP_PUSHGATEWAY")]
+    pub pushgateway: Option<String>,
     /// Store only what is new since the newest complete backup at --to (its manifest names
     /// that backup as parent); a full backup when there is none.
     #[arg(long, env = "KAFKASNAP_INCREMENTAL")]
@@ -274,6 +277,32 @@ pub enum DatadirCommand {
     /// Read a data directory, or a tar archive of one, offline (no broker) and report its
     /// topics, partitions, group offsets and any corruption. Exit code 3 if corruption is found.
     Inspect(DatadirInspectArgs),
+    /// Back up a running broker's data directory: `tar` in its pod through the Kubernetes
+    /// exec API, compressed, checksummed and uploaded as it streams (no temporary file).
+    /// Reaches the cluster like kubectl: $KUBECONFIG, ~/.kube/config, or in-cluster.
+    Backup(DatadirBackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatadirBackupArgs {
+    /// Namespace of the broker's pod.
+    #[arg(long, default_value = "messaging", env = "KAFKASNAP_NAMESPACE")]
+    pub namespace: String,
+    /// The broker's pod.
+    #[arg(long, default_value = "kafka-0", env = "KAFKASNAP_POD")]
+    pub pod: String,
+    /// The container in the pod that mounts the data directory.
+    #[arg(long, default_value = "kafka", env = "KAFKASNAP_CONTAINER")]
+    pub container: String,
+    /// The data directory inside the container (the broker's log.dirs).
+    #[arg(long, default_value = "/var/lib/kafka/data", env = "KAFKASNAP_PATH")]
+    pub path: String,
+    /// Where to write: a directory, file://, s3://bucket/prefix, gs://, az://, memory://.
+    #[arg(long, env = "KAFKASNAP_TO")]
+    pub to: String,
+    /// Archive compression: zstd or gzip.
+    #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip"], env = "KAFKASNAP_COMPRESSION")]
+    pub compression: String,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod backup_id;
 mod compression;
 mod content_hash;
+mod datadir_manifest;
 mod manifest;
 mod record;
 mod segment;
@@ -12,6 +13,10 @@ mod segment;
 pub use backup_id::BackupId;
 pub use compression::Compression;
 pub use content_hash::ContentHasher;
+pub use datadir_manifest::{
+    DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirSource,
+    DATADIR_FORMAT_VERSION,
+};
 pub use manifest::{
     ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, PartitionBackup, SegmentRef,
     SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,

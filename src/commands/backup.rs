@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use kafkasnap::archive::Compression;
 use kafkasnap::backup::{run_backup, BackupOptions};
+use kafkasnap::metrics::{push, RunMetrics};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 use kafkasnap::store::Location;
@@ -31,8 +32,25 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = Location::open(&args.to, true)?;
     let progress = Arc::new(Progress::default());
     let reporter = ProgressReporter::start("backup", Arc::clone(&progress), global.progress);
+    let started = std::time::Instant::now();
     let result = run_backup(&location, options, progress).await;
     drop(reporter);
+    if let Some(url) = &args.pushgateway {
+        let summary = result.as_ref().ok();
+        let metrics = RunMetrics {
+            command: "backup",
+            succeeded: summary.is_some(),
+            finished_at: std::time::SystemTime::now(),
+            duration: started.elapsed(),
+            records: summary.map(|s| s.records_read),
+            raw_bytes: summary.map(|s| s.raw_bytes),
+            stored_bytes: summary.map(|s| s.stored_bytes),
+        };
+        // The backup's own outcome decides the exit code; a metrics failure is only logged.
+        if let Err(err) = push(url, &metrics).await {
+            tracing::warn!("{err}");
+        }
+    }
     let summary = result?;
     for warning in &summary.warnings {
         tracing::warn!("{warning}");

@@ -1,17 +1,73 @@
 //! `kafkasnap datadir ...`: a broker's data directory. `inspect` reads one (or a tar archive
-//! of one) offline and prints what it holds and any damage.
+//! of one) offline and prints what it holds and any damage; `backup` streams one out of a
+//! running broker's pod into a backup location.
 
 use anyhow::Context;
+use kafkasnap::archive::Compression;
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
+use kafkasnap::k8s::{backup_datadir, default_client, DatadirBackupOptions, PodTarget};
 use kafkasnap::progress::human_bytes;
+use kafkasnap::store::Location;
 
 use super::{print_json, Global, Outcome};
-use crate::cli::{DatadirArgs, DatadirCommand, DatadirInspectArgs, OutputFormat};
+use crate::cli::{
+    DatadirArgs, DatadirBackupArgs, DatadirCommand, DatadirInspectArgs, OutputFormat,
+};
 
 pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> {
     match args.command {
         DatadirCommand::Inspect(args) => inspect(args, global).await,
+        DatadirCommand::Backup(args) => backup(args, global).await,
     }
+}
+
+async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let compression: Compression = args.compression.parse()?;
+    let location = Location::open(&args.to, true)?;
+    let client = default_client().await?;
+    let options = DatadirBackupOptions {
+        target: PodTarget {
+            namespace: args.namespace,
+            pod: args.pod,
+            container: args.container,
+            path: args.path,
+        },
+        compression,
+    };
+    tracing::info!(
+        "backing up {}:{} of pod {}/{} to {}",
+        options.target.container,
+        options.target.path,
+        options.target.namespace,
+        options.target.pod,
+        location.display()
+    );
+    let manifest = backup_datadir(client, &location, &options).await?;
+    for warning in &manifest.warnings {
+        tracing::warn!("{warning}");
+    }
+    if global.output == OutputFormat::Json {
+        print_json(&manifest)?;
+    } else {
+        println!(
+            "data-dir backup {} of pod {}/{}: {} files, {} tar, {} stored as {} (sha256 {})",
+            manifest.backup_id,
+            manifest.source.namespace,
+            manifest.source.pod,
+            manifest.files.len(),
+            human_bytes(manifest.archive.tar_bytes),
+            human_bytes(manifest.archive.stored_bytes),
+            manifest.archive.key,
+            manifest.archive.sha256
+        );
+        println!(
+            "  cluster id {}, node id {}; {} warnings",
+            manifest.cluster_id.as_deref().unwrap_or("unknown"),
+            opt(manifest.node_id),
+            manifest.warnings.len()
+        );
+    }
+    Ok(Outcome::Success)
 }
 
 async fn inspect(args: DatadirInspectArgs, global: &Global) -> anyhow::Result<Outcome> {

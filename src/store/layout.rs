@@ -3,6 +3,8 @@
 //! ```text
 //! backups/<backup-id>/manifest.json
 //! backups/<backup-id>/segments/<escaped-topic>/<partition>/<first-offset, 20 digits>.<ext>
+//! datadir/<backup-id>/data.tar.zst (or .tar.gz)     a data-dir (physical) backup's tar
+//! datadir/<backup-id>/manifest.json                 its manifest, written last
 //! ```
 
 use crate::archive::{BackupId, Compression};
@@ -12,6 +14,24 @@ pub(crate) const MANIFEST_NAME: &str = "manifest.json";
 
 pub(crate) fn manifest_key(id: &BackupId) -> String {
     format!("{BACKUPS_DIR}/{id}/{MANIFEST_NAME}")
+}
+
+/// Top-level directory of data-dir (physical) backups.
+pub(crate) const DATADIR_DIR: &str = "datadir";
+
+/// The key of a data-dir backup's tar archive.
+pub(crate) fn datadir_archive_key(id: &BackupId, compression: Compression) -> String {
+    let ext = match compression {
+        Compression::Zstd => "tar.zst",
+        Compression::Gzip => "tar.gz",
+        Compression::None => "tar",
+    };
+    format!("{DATADIR_DIR}/{id}/data.{ext}")
+}
+
+/// The key of a data-dir backup's manifest (its commit point).
+pub(crate) fn datadir_manifest_key(id: &BackupId) -> String {
+    format!("{DATADIR_DIR}/{id}/{MANIFEST_NAME}")
 }
 
 pub(crate) fn backup_prefix(id: &BackupId) -> String {
@@ -104,6 +124,24 @@ mod tests {
         ] {
             assert_eq!(backup_of_key(foreign), None, "{foreign}");
         }
+    }
+
+    #[test]
+    fn datadir_keys_live_apart_from_logical_backups() {
+        let id = BackupId::parse("20261125T145443Z-3f9a1c").unwrap();
+        assert_eq!(
+            datadir_archive_key(&id, Compression::Zstd),
+            "datadir/20261125T145443Z-3f9a1c/data.tar.zst"
+        );
+        assert_eq!(
+            datadir_archive_key(&id, Compression::Gzip),
+            "datadir/20261125T145443Z-3f9a1c/data.tar.gz"
+        );
+        assert_eq!(
+            datadir_manifest_key(&id),
+            "datadir/20261125T145443Z-3f9a1c/manifest.json"
+        );
+        assert_eq!(backup_of_key(&datadir_manifest_key(&id)), None);
     }
 
     #[test]

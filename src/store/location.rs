@@ -17,12 +17,19 @@ use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
-use super::layout::{backup_prefix, manifest_key, BACKUPS_DIR, MANIFEST_NAME};
+use super::layout::{
+    backup_prefix, datadir_archive_key, datadir_manifest_key, manifest_key, BACKUPS_DIR,
+    MANIFEST_NAME,
+};
 use super::StoreError;
-use crate::archive::BackupId;
+use crate::archive::{BackupId, Compression};
 
 /// Objects larger than this are uploaded in parts (multipart upload).
 const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
+
+/// Parts of one streamed object uploading at once: bounds a stream's memory to about
+/// this many times `MULTIPART_THRESHOLD`.
+const STREAM_PART_CONCURRENCY: usize = 2;
 
 /// Deletes in flight at once when removing a backup's objects.
 const DELETE_CONCURRENCY: usize = 16;
@@ -209,6 +216,36 @@ impl Location {
         })
     }
 
+    /// Starts a streamed upload of a data-dir backup's tar archive (see [`ObjectWriter`]).
+    pub fn datadir_archive_writer(&self, id: &BackupId, compression: Compression) -> ObjectWriter {
+        let key = datadir_archive_key(id, compression);
+        let writer = BufWriter::with_capacity(
+            Arc::clone(&self.store),
+            Path::from(key.as_str()),
+            MULTIPART_THRESHOLD,
+        )
+        .with_max_concurrency(STREAM_PART_CONCURRENCY);
+        ObjectWriter {
+            writer,
+            key,
+            location: self.display.clone(),
+        }
+    }
+
+    /// Publishes a data-dir backup's manifest: the commit point, written after the archive.
+    pub async fn publish_datadir_manifest(
+        &self,
+        id: &BackupId,
+        json: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.put(&datadir_manifest_key(id), json).await
+    }
+
+    /// The key of a data-dir backup's manifest; for messages and readers.
+    pub fn datadir_manifest_key(&self, id: &BackupId) -> String {
+        datadir_manifest_key(id)
+    }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let get_err = |source| match source {
             object_store::Error::NotFound { .. } => StoreError::NotFound {
@@ -343,6 +380,55 @@ impl Location {
     }
 }
 
+/// One object written as a stream of chunks, in bounded memory: small objects become one
+/// put, larger ones a multipart upload. Readers see nothing until [`ObjectWriter::finish`]
+/// succeeds; [`ObjectWriter::abort`] (call it on every error path) removes uploaded parts.
+pub struct ObjectWriter {
+    writer: BufWriter,
+    key: String,
+    location: String,
+}
+
+impl ObjectWriter {
+    /// The object's key relative to the location root.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        self.writer
+            .put(bytes)
+            .await
+            .map_err(|source| StoreError::Put {
+                location: self.location.clone(),
+                key: self.key.clone(),
+                source,
+            })
+    }
+
+    /// Completes the upload: afterwards the object exists, whole.
+    pub async fn finish(mut self) -> Result<(), StoreError> {
+        if let Err(err) = self.writer.shutdown().await {
+            let _ = self.writer.abort().await;
+            return Err(StoreError::Put {
+                location: self.location.clone(),
+                key: self.key.clone(),
+                source: object_store::Error::Generic {
+                    store: "multipart",
+                    source: Box::new(err),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// Abandons the upload; best effort (a store that cannot abort leaves parts for its
+    /// own lifecycle rules, never a visible object).
+    pub async fn abort(mut self) {
+        let _ = self.writer.abort().await;
+    }
+}
+
 /// The location as safe to print: user info and query string (SAS tokens, keys) removed.
 fn redact(target: &str) -> String {
     match Url::parse(target) {
@@ -472,6 +558,35 @@ mod tests {
         );
         assert_eq!(location.delete_backup(&id).await.unwrap().len(), 1);
         assert!(location.list_backups().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn streamed_objects_appear_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::open(dir.path().to_str().unwrap(), true).unwrap();
+        let id = BackupId::parse("20261125T145443Z-000001").unwrap();
+        let chunk: Vec<u8> = (0..1_000_003).map(|i| (i % 251) as u8).collect();
+        let mut writer = location.datadir_archive_writer(&id, Compression::Zstd);
+        let key = writer.key().to_string();
+        for _ in 0..20 {
+            writer.write(Bytes::from(chunk.clone())).await.unwrap();
+        }
+        writer.finish().await.unwrap();
+        let stored = location.get(&key).await.unwrap();
+        assert_eq!(stored.len(), chunk.len() * 20);
+        assert_eq!(&stored[..chunk.len()], chunk.as_slice());
+
+        let other = BackupId::parse("20261125T145444Z-000002").unwrap();
+        let mut writer = location.datadir_archive_writer(&other, Compression::Gzip);
+        let key = writer.key().to_string();
+        for _ in 0..20 {
+            writer.write(Bytes::from(chunk.clone())).await.unwrap();
+        }
+        writer.abort().await;
+        assert!(matches!(
+            location.get(&key).await,
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[tokio::test]

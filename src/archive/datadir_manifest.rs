@@ -1,0 +1,141 @@
+//! The manifest of a data-dir (physical) backup: one compressed tar of a broker's data
+//! directory, where it came from, what it holds and its checksum. Specified in
+//! `docs/FORMAT.md` ("Data-dir archives"); published after the archive object, never before.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ArchiveError, BackupId, Compression};
+
+/// The data-dir manifest format this kafkasnap writes and reads.
+pub const DATADIR_FORMAT_VERSION: u64 = 1;
+
+/// Marks a manifest as a data-dir archive (`"kind": "datadir"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatadirKind {
+    Datadir,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatadirManifest {
+    pub format_version: u64,
+    pub kind: DatadirKind,
+    pub backup_id: BackupId,
+    /// RFC 3339, UTC: when the exec started and when the archive object was complete.
+    pub started_at: String,
+    pub finished_at: String,
+    pub tool_version: String,
+    pub source: DatadirSource,
+    /// From the archive's `meta.properties` (`cluster.id`, `node.id` or `broker.id`).
+    pub cluster_id: Option<String>,
+    pub node_id: Option<i32>,
+    pub archive: DatadirArchive,
+    /// Every regular file in the tar, in tar order, with its size from the tar header.
+    pub files: Vec<DatadirFile>,
+    /// Things that did not fail the backup but an operator should know, e.g. GNU tar's
+    /// "file changed as we read it" (the copy of that file is not a point-in-time copy).
+    pub warnings: Vec<String>,
+}
+
+/// Where the tar was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatadirSource {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub path: String,
+}
+
+/// The archive object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatadirArchive {
+    /// Key relative to the location root.
+    pub key: String,
+    pub compression: Compression,
+    /// Size of the object as stored (compressed).
+    pub stored_bytes: u64,
+    /// SHA-256 of the object as stored, lowercase hex.
+    pub sha256: String,
+    /// Size of the uncompressed tar stream.
+    pub tar_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatadirFile {
+    /// Path inside the tar, without a leading `./`.
+    pub path: String,
+    pub bytes: u64,
+}
+
+impl DatadirManifest {
+    /// Parses manifest bytes, checking `format_version` and `kind` before anything else.
+    pub fn from_json(bytes: &[u8]) -> Result<DatadirManifest, ArchiveError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            format_version: Option<serde_json::Value>,
+        }
+        let probe: Probe = serde_json::from_slice(bytes)
+            .map_err(|source| ArchiveError::ManifestJson { source })?;
+        match probe
+            .format_version
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+        {
+            None => return Err(ArchiveError::MissingVersion),
+            Some(DATADIR_FORMAT_VERSION) => {}
+            Some(found) => return Err(ArchiveError::UnsupportedVersion { found }),
+        }
+        serde_json::from_slice(bytes).map_err(|source| ArchiveError::ManifestJson { source })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_names_its_kind() {
+        let manifest = DatadirManifest {
+            format_version: DATADIR_FORMAT_VERSION,
+            kind: DatadirKind::Datadir,
+            backup_id: BackupId::parse("20261125T145443Z-3f9a1c").unwrap(),
+            started_at: "2026-11-25T14:54:43Z".into(),
+            finished_at: "2026-11-25T14:54:50Z".into(),
+            tool_version: "0.1.0".into(),
+            source: DatadirSource {
+                namespace: "messaging".into(),
+                pod: "kafka-0".into(),
+                container: "kafka".into(),
+                path: "/var/lib/kafka/data".into(),
+            },
+            cluster_id: Some("MkU3OEVBNTcwNTJENDM2Qk".into()),
+            node_id: Some(1),
+            archive: DatadirArchive {
+                key: "datadir/20261125T145443Z-3f9a1c/data.tar.zst".into(),
+                compression: Compression::Zstd,
+                stored_bytes: 10,
+                sha256: "00".repeat(32),
+                tar_bytes: 10240,
+            },
+            files: vec![DatadirFile {
+                path: "meta.properties".into(),
+                bytes: 90,
+            }],
+            warnings: vec![],
+        };
+        let json = manifest.to_json();
+        assert!(String::from_utf8_lossy(&json).contains("\"kind\": \"datadir\""));
+        assert_eq!(DatadirManifest::from_json(&json).unwrap(), manifest);
+        let newer = String::from_utf8(json)
+            .unwrap()
+            .replace("\"format_version\": 1", "\"format_version\": 2");
+        assert!(matches!(
+            DatadirManifest::from_json(newer.as_bytes()),
+            Err(ArchiveError::UnsupportedVersion { found: 2 })
+        ));
+    }
+}

@@ -1,0 +1,273 @@
+//! A data-dir backup: `tar` out of the pod -> zstd or gzip -> SHA-256 -> a (multipart)
+//! upload, with the tar headers indexed on the side; no temporary file, memory bounded by
+//! the queues below plus the upload's parts. The manifest is published last; on any error
+//! the upload is aborted and nothing is published.
+//!
+//! Stages: an async task reads the exec stdout; a blocking thread compresses, hashes and
+//! feeds the indexer thread; the calling task uploads.
+
+use std::io::{self, Write};
+use std::sync::mpsc::SyncSender;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::exec::{PodTarget, TarExec};
+use super::tar_index::{index_tar, ChunkReader, TarIndex};
+use super::K8sError;
+use crate::archive::{
+    BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirSource,
+    DATADIR_FORMAT_VERSION,
+};
+use crate::store::Location;
+
+/// Tar bytes gathered before they are handed on.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks waiting between two stages.
+const QUEUE_CHUNKS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct DatadirBackupOptions {
+    pub target: PodTarget,
+    /// zstd or gzip.
+    pub compression: Compression,
+}
+
+/// Takes a data-dir backup of `options.target` into `location` and returns its published
+/// manifest.
+pub async fn backup_datadir(
+    client: kube::Client,
+    location: &Location,
+    options: &DatadirBackupOptions,
+) -> Result<DatadirManifest, K8sError> {
+    let compression = options.compression;
+    if compression == Compression::None {
+        return Err(K8sError::UnsupportedCompression(compression));
+    }
+    let target = &options.target;
+    let started = SystemTime::now();
+    let id = BackupId::new(started);
+    let mut exec = TarExec::start(client, target).await?;
+
+    let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
+    let (packed_tx, mut packed_rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
+    let (index_tx, index_rx) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE_CHUNKS);
+    let indexer = tokio::task::spawn_blocking(move || index_tar(ChunkReader::new(index_rx)));
+    let compressor =
+        tokio::task::spawn_blocking(move || pack(raw_rx, index_tx, packed_tx, compression));
+    // `Ok(None)`: a later stage stopped first (its error is the one to report).
+    let reader = tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(CHUNK_BYTES);
+        loop {
+            buf.reserve(CHUNK_BYTES);
+            let n = exec.read(&mut buf).await?;
+            if (n == 0 || buf.len() >= CHUNK_BYTES / 4)
+                && !buf.is_empty()
+                && raw_tx.send(buf.split().freeze()).await.is_err()
+            {
+                return Ok(None);
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        drop(raw_tx);
+        exec.finish().await.map(Some)
+    });
+
+    let mut writer = location.datadir_archive_writer(&id, compression);
+    let key = writer.key().to_string();
+    let mut upload_error = None;
+    while let Some(chunk) = packed_rx.recv().await {
+        if let Err(err) = writer.write(chunk).await {
+            upload_error = Some(err);
+            break;
+        }
+    }
+    drop(packed_rx);
+    let read = reader.await.expect("the exec reader does not panic");
+    let packed = compressor.await.expect("compression does not panic");
+    let index = indexer.await.expect("the tar indexer does not panic");
+
+    let checked = check(target, read, upload_error, packed, index);
+    let (mut warnings, packed, index) = match checked {
+        Ok(done) => done,
+        Err(err) => {
+            writer.abort().await;
+            return Err(err);
+        }
+    };
+    let store_err = |source| K8sError::Store {
+        namespace: target.namespace.clone(),
+        pod: target.pod.clone(),
+        source: Box::new(source),
+    };
+    writer.finish().await.map_err(store_err)?;
+    if !index.found_meta_properties {
+        warnings.push(format!(
+            "no meta.properties at the top of {}: it may not be a Kafka data directory",
+            target.path
+        ));
+    }
+    let manifest = DatadirManifest {
+        format_version: DATADIR_FORMAT_VERSION,
+        kind: DatadirKind::Datadir,
+        backup_id: id.clone(),
+        started_at: humantime::format_rfc3339_millis(started).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: DatadirSource {
+            namespace: target.namespace.clone(),
+            pod: target.pod.clone(),
+            container: target.container.clone(),
+            path: target.path.clone(),
+        },
+        cluster_id: index.cluster_id,
+        node_id: index.node_id,
+        archive: DatadirArchive {
+            key,
+            compression,
+            stored_bytes: packed.stored_bytes,
+            sha256: packed.sha256,
+            tar_bytes: packed.tar_bytes,
+        },
+        files: index.files,
+        warnings,
+    };
+    location
+        .publish_datadir_manifest(&id, manifest.to_json())
+        .await
+        .map_err(store_err)?;
+    Ok(manifest)
+}
+
+/// The first error in pipeline order (tar's own failure explains the others best).
+fn check(
+    target: &PodTarget,
+    read: Result<Option<Vec<String>>, K8sError>,
+    upload_error: Option<crate::store::StoreError>,
+    packed: io::Result<Option<Packed>>,
+    index: io::Result<TarIndex>,
+) -> Result<(Vec<String>, Packed, TarIndex), K8sError> {
+    let warnings = read?;
+    if let Some(source) = upload_error {
+        return Err(K8sError::Store {
+            namespace: target.namespace.clone(),
+            pod: target.pod.clone(),
+            source: Box::new(source),
+        });
+    }
+    let packed = packed.map_err(|source| K8sError::Compress {
+        namespace: target.namespace.clone(),
+        pod: target.pod.clone(),
+        source,
+    })?;
+    let index = index.map_err(|source| K8sError::BadTar {
+        namespace: target.namespace.clone(),
+        pod: target.pod.clone(),
+        source,
+    })?;
+    match (warnings, packed) {
+        (Some(warnings), Some(packed)) => Ok((warnings, packed, index)),
+        _ => Err(K8sError::Stream {
+            namespace: target.namespace.clone(),
+            pod: target.pod.clone(),
+            source: "the backup pipeline stopped early".into(),
+        }),
+    }
+}
+
+/// What compression produced.
+struct Packed {
+    stored_bytes: u64,
+    sha256: String,
+    tar_bytes: u64,
+}
+
+enum Encoder {
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+}
+
+impl Encoder {
+    fn new(compression: Compression) -> io::Result<Encoder> {
+        let level = compression.default_level();
+        Ok(match compression {
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.clamp(0, 9) as u32),
+            )),
+            _ => Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), level)?),
+        })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.write_all(bytes),
+            Encoder::Gzip(e) => e.write_all(bytes),
+        }
+    }
+
+    /// Compressed bytes produced so far and not yet taken.
+    fn take_output(&mut self) -> Vec<u8> {
+        match self {
+            Encoder::Zstd(e) => std::mem::take(e.get_mut()),
+            Encoder::Gzip(e) => std::mem::take(e.get_mut()),
+        }
+    }
+
+    fn finish(self) -> io::Result<Vec<u8>> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+        }
+    }
+}
+
+/// Compresses and hashes the tar chunks, passing them to the indexer and the compressed
+/// bytes to the uploader. `Ok(None)` when the uploader stopped taking them.
+fn pack(
+    mut raw: mpsc::Receiver<Bytes>,
+    index: SyncSender<Bytes>,
+    packed: mpsc::Sender<Bytes>,
+    compression: Compression,
+) -> io::Result<Option<Packed>> {
+    let mut encoder = Encoder::new(compression)?;
+    let mut hasher = Sha256::new();
+    let (mut stored_bytes, mut tar_bytes) = (0u64, 0u64);
+    let mut index = Some(index);
+    let mut emit = |out: Vec<u8>| {
+        if out.is_empty() {
+            return true;
+        }
+        hasher.update(&out);
+        stored_bytes += out.len() as u64;
+        packed.blocking_send(Bytes::from(out)).is_ok()
+    };
+    while let Some(chunk) = raw.blocking_recv() {
+        tar_bytes += chunk.len() as u64;
+        // The indexer stops reading at the end-of-archive marker (or on a bad header; its
+        // error is reported): then it gets nothing more.
+        if index
+            .as_ref()
+            .is_some_and(|tx| tx.send(chunk.clone()).is_err())
+        {
+            index = None;
+        }
+        encoder.write_all(&chunk)?;
+        if !emit(encoder.take_output()) {
+            return Ok(None);
+        }
+    }
+    drop(index);
+    if !emit(encoder.finish()?) {
+        return Ok(None);
+    }
+    Ok(Some(Packed {
+        stored_bytes,
+        sha256: hex::encode(hasher.finalize()),
+        tar_bytes,
+    }))
+}

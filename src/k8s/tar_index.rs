@@ -1,0 +1,145 @@
+//! Reads the tar stream's headers as it passes (on its own thread, fed chunk by chunk):
+//! the file list with sizes for the manifest, and `meta.properties` for the cluster and
+//! node ids. File contents are skipped, never kept.
+
+use std::io::{self, Read};
+use std::sync::mpsc::Receiver;
+
+use bytes::Bytes;
+
+use crate::archive::DatadirFile;
+
+/// `meta.properties` larger than this is not a Kafka one.
+const META_PROPERTIES_LIMIT: u64 = 64 * 1024;
+
+/// What the headers said.
+#[derive(Debug, Default)]
+pub(crate) struct TarIndex {
+    pub files: Vec<DatadirFile>,
+    pub cluster_id: Option<String>,
+    pub node_id: Option<i32>,
+    pub found_meta_properties: bool,
+}
+
+/// A `Read` over chunks arriving on a channel; the end of the channel is the end of input.
+pub(crate) struct ChunkReader {
+    chunks: Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChunkReader {
+    pub(crate) fn new(chunks: Receiver<Bytes>) -> ChunkReader {
+        ChunkReader {
+            chunks,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.recv() {
+                Ok(chunk) => self.current = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Indexes a whole tar stream. Stops at the end-of-archive marker; the caller must cope
+/// with the reader being dropped early (the rest of the stream is padding).
+pub(crate) fn index_tar(reader: impl Read) -> io::Result<TarIndex> {
+    let mut archive = tar::Archive::new(reader);
+    let mut index = TarIndex::default();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let raw = entry.path()?.to_string_lossy().into_owned();
+        let path = raw.trim_start_matches("./").to_string();
+        let size = entry.size();
+        if path == "meta.properties" && size <= META_PROPERTIES_LIMIT {
+            let mut text = String::new();
+            (&mut entry)
+                .take(META_PROPERTIES_LIMIT)
+                .read_to_string(&mut text)?;
+            read_meta_properties(&text, &mut index);
+        }
+        index.files.push(DatadirFile { path, bytes: size });
+    }
+    Ok(index)
+}
+
+/// `cluster.id` and `node.id` (KRaft) or `broker.id` (ZooKeeper mode).
+fn read_meta_properties(text: &str, index: &mut TarIndex) {
+    index.found_meta_properties = true;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(['=', ':']) else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match key {
+            "cluster.id" => index.cluster_id = Some(value.to_string()),
+            "node.id" => index.node_id = value.parse().ok(),
+            "broker.id" if index.node_id.is_none() => index.node_id = value.parse().ok(),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_files_and_reads_meta_properties_from_chunks() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let meta =
+            b"#\n#Thu Nov 25 14:54:43 UTC 2026\nnode.id=1\nversion=1\ncluster.id=abcDEF123\n";
+        for (path, data) in [
+            ("./meta.properties", &meta[..]),
+            ("./t-0/00000000000000000000.log", &[7u8; 3000][..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        let tar = builder.into_inner().unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let feeder = std::thread::spawn(move || {
+            for chunk in tar.chunks(777) {
+                if tx.send(Bytes::copy_from_slice(chunk)).is_err() {
+                    break;
+                }
+            }
+        });
+        let index = index_tar(ChunkReader::new(rx)).unwrap();
+        feeder.join().unwrap();
+        assert_eq!(index.cluster_id.as_deref(), Some("abcDEF123"));
+        assert_eq!(index.node_id, Some(1));
+        assert_eq!(
+            index.files,
+            vec![
+                DatadirFile {
+                    path: "meta.properties".into(),
+                    bytes: meta.len() as u64
+                },
+                DatadirFile {
+                    path: "t-0/00000000000000000000.log".into(),
+                    bytes: 3000
+                }
+            ]
+        );
+    }
+}
