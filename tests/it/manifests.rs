@@ -305,7 +305,12 @@ fn the_pods_run_hardened_as_the_images_user() {
     assert!(uid.parse::<u32>().unwrap() > 0, "numeric non-root uid");
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/kafkasnap\"]"));
 
-    for name in ["cronjob.yaml", "cronjob-prune.yaml", "restore-job.yaml"] {
+    for name in [
+        "cronjob.yaml",
+        "cronjob-prune.yaml",
+        "cronjob-datadir.yaml",
+        "restore-job.yaml",
+    ] {
         let yaml = manifest(name);
         let value_of = |key: &str| -> Vec<String> {
             yaml.lines()
@@ -325,7 +330,13 @@ fn the_pods_run_hardened_as_the_images_user() {
         expect("runAsGroup", gid);
         expect("fsGroup", gid);
         expect("runAsNonRoot", "true");
-        expect("automountServiceAccountToken", "false");
+        // Only the data-dir backup talks to the Kubernetes API (exec into kafka-0).
+        let token = if name == "cronjob-datadir.yaml" {
+            "true"
+        } else {
+            "false"
+        };
+        expect("automountServiceAccountToken", token);
         expect("serviceAccountName", "kafkasnap");
         expect("restartPolicy", "Never");
         expect("readOnlyRootFilesystem", "true");
@@ -357,6 +368,23 @@ fn the_pods_run_hardened_as_the_images_user() {
             expect("concurrencyPolicy", "Forbid");
         }
     }
+    // The data-dir CronJob runs `datadir backup` with the ConfigMap's destination, and its Role
+    // allows exec into kafka-0 only.
+    let datadir = manifest("cronjob-datadir.yaml");
+    assert_eq!(
+        block_list(&datadir, "args"),
+        ["datadir", "backup", "--output", "json"]
+    );
+    let role = manifest("role-datadir.yaml");
+    assert_eq!(
+        role.matches("resourceNames: [\"kafka-0\"]").count(),
+        2,
+        "{role}"
+    );
+    assert!(
+        role.contains("resources: [\"pods/exec\"]") && !role.contains("\"*\""),
+        "{role}"
+    );
 
     let secret = manifest("secret.example.yaml");
     for key in [
