@@ -70,6 +70,14 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Stops the broker now (a crash, as far as clients can tell).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();

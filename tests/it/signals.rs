@@ -170,3 +170,69 @@ fn planted_credentials_never_leave_the_process() {
         );
     }
 }
+
+#[test]
+fn a_broker_lost_mid_backup_fails_it_in_bounded_time_and_publishes_nothing() {
+    let mut broker = Broker::start("lost");
+    create_topic(&broker.bootstrap, "bulk", 1, &[]);
+    let value = "w".repeat(1000).into_bytes();
+    let records: Vec<TestRecord> = (0..150_000)
+        .map(|i| TestRecord {
+            partition: 0,
+            offset: -1,
+            timestamp: 1_600_000_000_000 + i,
+            key: None,
+            value: Some(value.clone()),
+            headers: vec![],
+        })
+        .collect();
+    produce(&broker.bootstrap, "bulk", &records);
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
+        .args([
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--segment-bytes",
+            "65536",
+        ])
+        .args([
+            "--compression",
+            "gzip",
+            "--level",
+            "9",
+            "--no-progress",
+            "--stall-timeout",
+            "3s",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !files_under(dir.path())
+        .iter()
+        .any(|f| f.to_string_lossy().contains(".kseg"))
+    {
+        assert!(Instant::now() < deadline, "no segment was ever written");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    broker.kill();
+    let stopped = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bulk/0 made no progress"), "{stderr}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        files_under(dir.path())
+            .iter()
+            .all(|f| !f.ends_with("manifest.json")),
+        "a manifest was published"
+    );
+}
