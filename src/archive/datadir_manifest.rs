@@ -70,22 +70,7 @@ pub struct DatadirFile {
 impl DatadirManifest {
     /// Parses manifest bytes, checking `format_version` and `kind` before anything else.
     pub fn from_json(bytes: &[u8]) -> Result<DatadirManifest, ArchiveError> {
-        #[derive(Deserialize)]
-        struct Probe {
-            format_version: Option<serde_json::Value>,
-        }
-        let probe: Probe = serde_json::from_slice(bytes)
-            .map_err(|source| ArchiveError::ManifestJson { source })?;
-        match probe
-            .format_version
-            .as_ref()
-            .and_then(serde_json::Value::as_u64)
-        {
-            None => return Err(ArchiveError::MissingVersion),
-            Some(DATADIR_FORMAT_VERSION) => {}
-            Some(found) => return Err(ArchiveError::UnsupportedVersion { found }),
-        }
-        serde_json::from_slice(bytes).map_err(|source| ArchiveError::ManifestJson { source })
+        super::manifest::parse_versioned(bytes, DATADIR_FORMAT_VERSION)
     }
 
     pub fn to_json(&self) -> Vec<u8> {

@@ -136,26 +136,37 @@ pub struct Totals {
     pub stored_bytes: u64,
 }
 
+/// Parses a manifest of version `supported`, checking `format_version` before anything else so
+/// that a newer archive gets "unsupported version", not a confusing field error.
+pub(crate) fn parse_versioned<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    supported: u64,
+) -> Result<T, ArchiveError> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        format_version: Option<serde_json::Value>,
+    }
+    let probe: VersionOnly =
+        serde_json::from_slice(bytes).map_err(|source| ArchiveError::ManifestJson { source })?;
+    match probe
+        .format_version
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+    {
+        None => return Err(ArchiveError::MissingVersion),
+        Some(found) if found != supported => {
+            return Err(ArchiveError::UnsupportedVersion { found })
+        }
+        Some(_) => {}
+    }
+    serde_json::from_slice(bytes).map_err(|source| ArchiveError::ManifestJson { source })
+}
+
 impl Manifest {
     /// Parses manifest bytes, checking `format_version` before anything else so that a
     /// newer archive gets "unsupported version", not a confusing field error.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
-        #[derive(Deserialize)]
-        struct VersionOnly {
-            format_version: Option<serde_json::Value>,
-        }
-        let probe: VersionOnly = serde_json::from_slice(bytes)
-            .map_err(|source| ArchiveError::ManifestJson { source })?;
-        match probe
-            .format_version
-            .as_ref()
-            .and_then(serde_json::Value::as_u64)
-        {
-            None => return Err(ArchiveError::MissingVersion),
-            Some(FORMAT_VERSION) => {}
-            Some(found) => return Err(ArchiveError::UnsupportedVersion { found }),
-        }
-        serde_json::from_slice(bytes).map_err(|source| ArchiveError::ManifestJson { source })
+        parse_versioned(bytes, FORMAT_VERSION)
     }
 
     pub fn to_json(&self) -> Vec<u8> {

@@ -1,17 +1,13 @@
 //! Backups against a real broker: every field kept, metadata captured, S3 destination, and
 //! a backup killed before its manifest does not exist.
 
-use std::time::{Duration, Instant};
-
 use kafkasnap::store::Location;
 
 use crate::fixture::{
     filled_source, path_str, read_backup, read_backup_at, CUSTOMERS, GROUP, ORDERS,
     ORDERS_PARTITIONS,
 };
-use crate::harness::{
-    create_topic, kafkasnap, kafkasnap_ok, produce, Broker, S3Server, TestRecord,
-};
+use crate::harness::{kafkasnap, kafkasnap_ok, Broker, S3Server};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backup_keeps_every_record_field_and_the_cluster_metadata() {
@@ -133,51 +129,14 @@ async fn backup_to_s3_reads_back_identically() {
 #[test]
 fn a_backup_killed_before_its_manifest_does_not_exist() {
     let broker = Broker::start("big");
-    create_topic(&broker.bootstrap, "bulk", 1, &[]);
-    let value = "y".repeat(1000).into_bytes();
-    let records: Vec<TestRecord> = (0..150_000)
-        .map(|i| TestRecord {
-            partition: 0,
-            offset: -1,
-            timestamp: 1_600_000_000_000 + i,
-            key: None,
-            value: Some(value.clone()),
-            headers: vec![],
-        })
-        .collect();
-    produce(&broker.bootstrap, "bulk", &records);
+    crate::harness::fill_bulk(&broker, "bulk", 1, 150_000);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
-        .args([
-            "backup",
-            "-b",
-            &broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-            "--segment-bytes",
-            "65536",
-            "--no-progress",
-        ])
-        .args(["--compression", "gzip", "--level", "9"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill it as soon as it has written its first data object.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !has_segment(dir.path()) {
-        assert!(Instant::now() < deadline, "no segment was ever written");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "backup finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let mut child = crate::harness::backup_in_flight(&broker, dir.path(), &[]);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        walk_names(dir.path())
-            .iter()
-            .all(|f| !f.ends_with("manifest.json")),
+        !crate::harness::has_manifest(dir.path()),
         "a manifest exists after the kill"
     );
 
@@ -199,13 +158,6 @@ fn a_backup_killed_before_its_manifest_does_not_exist() {
         "{}",
         crate::harness::stderr_of(&restore)
     );
-}
-
-fn has_segment(dir: &std::path::Path) -> bool {
-    dir.join("backups").exists()
-        && walk_names(&dir.join("backups"))
-            .iter()
-            .any(|f| f.contains(".kseg"))
 }
 
 fn walk_names(dir: &std::path::Path) -> Vec<String> {

@@ -500,3 +500,69 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// Fills a new topic with `records` records of 1000-byte values spread over `partitions`:
+/// enough that a backup of it runs for a while.
+pub fn fill_bulk(broker: &Broker, topic: &str, partitions: i32, records: usize) {
+    create_topic(&broker.bootstrap, topic, partitions, &[]);
+    let value = "y".repeat(1000).into_bytes();
+    let records: Vec<TestRecord> = (0..records)
+        .map(|i| TestRecord {
+            partition: (i % partitions as usize) as i32,
+            offset: -1,
+            timestamp: 1_600_000_000_000 + i as i64,
+            key: None,
+            value: Some(value.clone()),
+            headers: vec![],
+        })
+        .collect();
+    produce(&broker.bootstrap, topic, &records);
+}
+
+/// Starts a deliberately slow backup (gzip -9, 64 KiB segments) of `broker` into `dir`, with
+/// `extra` arguments, and returns it once its first segment object exists (stderr piped).
+pub fn backup_in_flight(broker: &Broker, dir: &Path, extra: &[&str]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
+        .args([
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--segment-bytes",
+            "65536",
+            "--compression",
+            "gzip",
+            "--level",
+            "9",
+            "--no-progress",
+        ])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kafkasnap");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.exists()
+        || !files_under(dir)
+            .iter()
+            .any(|f| f.to_string_lossy().contains(".kseg"))
+    {
+        assert!(Instant::now() < deadline, "no segment was ever written");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before its first segment was seen"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
+}
+
+/// True if some file below `dir` is a published manifest.
+pub fn has_manifest(dir: &Path) -> bool {
+    dir.exists()
+        && files_under(dir)
+            .iter()
+            .any(|f| f.ends_with("manifest.json"))
+}

@@ -1,60 +1,21 @@
-//! Stopping and secrets: SIGTERM (a CronJob being stopped) ends a backup cleanly with exit 130
-//! and nothing published; planted credentials never reach output, logs or the archive.
+//! Stopping, failing and secrets: SIGTERM (a CronJob being stopped) ends a backup with exit 130,
+//! a lost broker fails it after the stall timeout, neither publishes anything; planted
+//! credentials never reach output, logs or the archive.
 
 use std::time::{Duration, Instant};
 
 use crate::fixture::path_str;
 use crate::harness::{
-    create_topic, files_under, kafkasnap, produce, stderr_of, Broker, TestRecord,
+    backup_in_flight, create_topic, files_under, fill_bulk, has_manifest, kafkasnap, produce,
+    stderr_of, Broker,
 };
 
 #[test]
 fn sigterm_stops_a_backup_cleanly_and_publishes_nothing() {
     let broker = Broker::start("sigterm");
-    create_topic(&broker.bootstrap, "bulk", 2, &[]);
-    let value = "z".repeat(1000).into_bytes();
-    let records: Vec<TestRecord> = (0..150_000)
-        .map(|i| TestRecord {
-            partition: (i % 2) as i32,
-            offset: -1,
-            timestamp: 1_600_000_000_000 + i,
-            key: None,
-            value: Some(value.clone()),
-            headers: vec![],
-        })
-        .collect();
-    produce(&broker.bootstrap, "bulk", &records);
+    fill_bulk(&broker, "bulk", 2, 150_000);
     let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
-        .args([
-            "backup",
-            "-b",
-            &broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-            "--segment-bytes",
-            "65536",
-        ])
-        .args([
-            "--compression",
-            "gzip",
-            "--level",
-            "9",
-            "--no-progress",
-            "--parallelism",
-            "1",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !files_under(dir.path())
-        .iter()
-        .any(|f| f.to_string_lossy().contains(".kseg"))
-    {
-        assert!(Instant::now() < deadline, "no segment was ever written");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let child = backup_in_flight(&broker, dir.path(), &["--parallelism", "1"]);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -67,12 +28,7 @@ fn sigterm_stops_a_backup_cleanly_and_publishes_nothing() {
         stderr.contains("interrupted; nothing was published"),
         "{stderr}"
     );
-    assert!(
-        files_under(dir.path())
-            .iter()
-            .all(|f| !f.ends_with("manifest.json")),
-        "a manifest was published"
-    );
+    assert!(!has_manifest(dir.path()), "a manifest was published");
 }
 
 #[test]
@@ -174,50 +130,9 @@ fn planted_credentials_never_leave_the_process() {
 #[test]
 fn a_broker_lost_mid_backup_fails_it_in_bounded_time_and_publishes_nothing() {
     let mut broker = Broker::start("lost");
-    create_topic(&broker.bootstrap, "bulk", 1, &[]);
-    let value = "w".repeat(1000).into_bytes();
-    let records: Vec<TestRecord> = (0..150_000)
-        .map(|i| TestRecord {
-            partition: 0,
-            offset: -1,
-            timestamp: 1_600_000_000_000 + i,
-            key: None,
-            value: Some(value.clone()),
-            headers: vec![],
-        })
-        .collect();
-    produce(&broker.bootstrap, "bulk", &records);
+    fill_bulk(&broker, "bulk", 1, 150_000);
     let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
-        .args([
-            "backup",
-            "-b",
-            &broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-            "--segment-bytes",
-            "65536",
-        ])
-        .args([
-            "--compression",
-            "gzip",
-            "--level",
-            "9",
-            "--no-progress",
-            "--stall-timeout",
-            "3s",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !files_under(dir.path())
-        .iter()
-        .any(|f| f.to_string_lossy().contains(".kseg"))
-    {
-        assert!(Instant::now() < deadline, "no segment was ever written");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let child = backup_in_flight(&broker, dir.path(), &["--stall-timeout", "3s"]);
     broker.kill();
     let stopped = Instant::now();
     let output = child.wait_with_output().unwrap();
@@ -229,10 +144,5 @@ fn a_broker_lost_mid_backup_fails_it_in_bounded_time_and_publishes_nothing() {
         "took {:?}",
         stopped.elapsed()
     );
-    assert!(
-        files_under(dir.path())
-            .iter()
-            .all(|f| !f.ends_with("manifest.json")),
-        "a manifest was published"
-    );
+    assert!(!has_manifest(dir.path()), "a manifest was published");
 }
