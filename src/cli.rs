@@ -157,8 +157,9 @@ pub struct RestoreArgs {
     /// The backup location.
     #[arg(long, env = "KAFKASNAP_FROM", required_unless_present = "from_datadir")]
     pub from: Option<String>,
-    /// Restore from a Kafka data directory (a physical backup, extracted) instead of a backup
-    /// location: topics, configs, records and group offsets are read from its files.
+    /// Restore from a Kafka data directory, or a .tar/.tar.gz/.tar.zst of one (a `datadir
+    /// backup` archive), instead of a backup location: topics, configs, records and group
+    /// offsets are read from its files.
     #[arg(long, value_name = "DIR", env = "KAFKASNAP_FROM_DATADIR", conflicts_with_all = ["from", "backup"])]
     pub from_datadir: Option<std::path::PathBuf>,
     /// Backup id; the newest complete backup when not given.

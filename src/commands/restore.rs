@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use kafkasnap::catalog::open_backup;
-use kafkasnap::datadir::archive_datadir;
+use kafkasnap::datadir::{archive_datadir, extract_archive};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::restore::{
     check_archive, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
@@ -47,10 +47,20 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
             scratch = tempfile::Builder::new()
                 .prefix("kafkasnap-datadir-")
                 .tempdir()?;
-            let location = Location::open(&scratch.path().display().to_string(), true)?;
-            let (dir, converted) = (dir.clone(), location.clone());
-            let manifest =
-                tokio::task::spawn_blocking(move || archive_datadir(&dir, &converted)).await??;
+            let archive_dir = scratch.path().join("archive");
+            let location = Location::open(&archive_dir.display().to_string(), true)?;
+            let (source, unpack_into, converted) =
+                (dir.clone(), scratch.path().join("data"), location.clone());
+            let manifest = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                // A tarball (.tar, .tar.gz, .tar.zst) is unpacked into the scratch directory first.
+                let data_dir = if source.is_file() {
+                    extract_archive(&source, &unpack_into)?
+                } else {
+                    source
+                };
+                Ok(archive_datadir(&data_dir, &converted)?)
+            })
+            .await??;
             tracing::info!(records = manifest.totals.records, "read the data directory");
             (location, manifest)
         }

@@ -9,6 +9,7 @@
 mod batch;
 mod codec;
 mod consumer_offsets;
+mod extract;
 mod files;
 mod inspect;
 mod metadata_log;
@@ -24,6 +25,7 @@ pub use batch::{
     BatchHeader, ControlRecord, LogEntry, LogReader, Record, RecordBatch, RecordHeader, HEADER_LEN,
 };
 pub use codec::Codec;
+pub use extract::extract_archive;
 pub use report::{
     Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
     Totals,

@@ -35,15 +35,15 @@ pub fn inspect_path(path: &Path) -> Result<Report, DatadirError> {
     inspect_tar(reader)?.ok_or_else(|| not_kafka(()))
 }
 
-fn is_gzip(head: &[u8]) -> bool {
+pub(super) fn is_gzip(head: &[u8]) -> bool {
     head.starts_with(&[0x1f, 0x8b])
 }
 
-fn is_zstd(head: &[u8]) -> bool {
+pub(super) fn is_zstd(head: &[u8]) -> bool {
     head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
 }
 
-fn is_tar(head: &[u8]) -> bool {
+pub(super) fn is_tar(head: &[u8]) -> bool {
     head.len() >= 262 && &head[257..262] == b"ustar"
 }
 

@@ -68,6 +68,16 @@ fn restore_and_compare(
     group: Option<(&str, &str, &[i64])>,
 ) {
     let Some(dir) = fixture(name) else { return };
+    restore_from(&dir, &dir, topics, group);
+}
+
+/// Restores `source` (the fixture directory `dir` or an archive of it) and compares with `dir`.
+fn restore_from(
+    source: &Path,
+    dir: &Path,
+    topics: &[(&str, i32, &[usize])],
+    group: Option<(&str, &str, &[i64])>,
+) {
     let target = Broker::start("from-datadir");
     kafkasnap_ok(
         &[
@@ -75,7 +85,7 @@ fn restore_and_compare(
             "-b",
             &target.bootstrap,
             "--from-datadir",
-            dir.to_str().unwrap(),
+            source.to_str().unwrap(),
         ],
         &[],
     );
@@ -128,4 +138,102 @@ fn zookeeper_data_directories_restore_into_tansu() {
         Some(("my-firstd-application", "first_topic", &[11, 12, 18])),
     );
     restore_and_compare("kaipasubhash-zk-datadir", &[("subhash", 1, &[3])], None);
+}
+
+#[test]
+fn a_tarball_of_a_data_directory_restores_like_the_directory() {
+    let Some(dir) = fixture("ldi-poc-kraft-3.7-datadir") else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let tarball = scratch.path().join("kafka-data.tar.zst");
+    let encoder =
+        zstd::stream::write::Encoder::new(std::fs::File::create(&tarball).unwrap(), 3).unwrap();
+    let mut builder = tar::Builder::new(encoder);
+    // Old `tar czf` backups hold the data directory under its absolute path's components.
+    builder.append_dir_all("var/lib/kafka/data", &dir).unwrap();
+    builder.into_inner().unwrap().finish().unwrap();
+    restore_from(
+        &tarball,
+        &dir,
+        &[
+            ("TestTopicPatient", 1, &[3]),
+            ("Retry.TestTopicPatient", 1, &[0]),
+        ],
+        Some(("DEVSmileCDR", "TestTopicPatient", &[3])),
+    );
+}
+
+/// A one-entry tar whose header says `name` (written raw: the tar crate refuses to build such
+/// paths itself) and whose type is `kind`.
+fn hostile_tar(path: &Path, name: &[u8], kind: tar::EntryType, link: Option<&str>) {
+    let mut header = tar::Header::new_gnu();
+    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_size(if kind.is_file() { 5 } else { 0 });
+    if let Some(link) = link {
+        header.set_link_name(link).unwrap();
+    }
+    header.set_cksum();
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let data: &[u8] = if kind.is_file() { b"owned" } else { b"" };
+    builder.append(&header, data).unwrap();
+    builder.finish().unwrap();
+}
+
+#[test]
+fn archives_with_escaping_entries_are_refused_and_write_nothing_outside() {
+    let broker = Broker::start("hostile");
+    let scratch = tempfile::tempdir().unwrap();
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    for (file, name, kind, link) in [
+        (
+            "dotdot.tar",
+            &b"../../escaped"[..],
+            tar::EntryType::Regular,
+            None,
+        ),
+        (
+            "absolute.tar",
+            &b"/tmp/kafkasnap-escaped"[..],
+            tar::EntryType::Regular,
+            None,
+        ),
+        (
+            "symlink.tar",
+            &b"meta.properties"[..],
+            tar::EntryType::Symlink,
+            Some("/etc/passwd"),
+        ),
+    ] {
+        let archive = scratch.path().join(file);
+        hostile_tar(&archive, name, kind, link);
+        let output = crate::harness::kafkasnap(
+            &[
+                "restore",
+                "-b",
+                &broker.bootstrap,
+                "--from-datadir",
+                archive.to_str().unwrap(),
+            ],
+            &[("TMPDIR", tmp.display().to_string())],
+        );
+        let stderr = crate::harness::stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains("refusing to unpack this archive"),
+            "{file}: {stderr}"
+        );
+        assert!(
+            !scratch.path().join("escaped").exists()
+                && !Path::new("/tmp/kafkasnap-escaped").exists(),
+            "{file} escaped"
+        );
+    }
+    assert!(
+        topic_names(&broker.bootstrap).is_empty(),
+        "nothing may be restored"
+    );
 }

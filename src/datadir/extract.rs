@@ -1,0 +1,117 @@
+//! Unpacks a tar archive of a data directory (plain, gzip or zstd; a `datadir backup` archive or
+//! an old `tar czf` of `/var/lib/kafka/data`) into a scratch directory for
+//! `restore --from-datadir`, refusing any entry that could write outside it, and finds the data
+//! directory inside (archives may hold it under any path prefix).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use super::inspect::parse_partition_dir;
+use super::walk::{is_gzip, is_tar, is_zstd};
+use super::DatadirError;
+
+/// Unpacks `archive` below `into` and returns the data directory found inside.
+pub fn extract_archive(archive: &Path, into: &Path) -> Result<PathBuf, DatadirError> {
+    let io_err = |source| DatadirError::Io {
+        path: archive.to_path_buf(),
+        source,
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(archive).map_err(io_err)?);
+    let head = reader.fill_buf().map_err(io_err)?;
+    if is_gzip(head) {
+        unpack(flate2::bufread::MultiGzDecoder::new(reader), into)?;
+    } else if is_zstd(head) {
+        unpack(
+            zstd::stream::read::Decoder::with_buffer(reader).map_err(io_err)?,
+            into,
+        )?;
+    } else if is_tar(head) {
+        unpack(reader, into)?;
+    } else {
+        return Err(DatadirError::NotADataDir {
+            path: archive.to_path_buf(),
+        });
+    }
+    find_data_dir(into).ok_or_else(|| DatadirError::NoKafkaFiles {
+        source_name: archive.display().to_string(),
+    })
+}
+
+fn unpack(reader: impl Read, into: &Path) -> Result<(), DatadirError> {
+    let tar_err = |entry: &str, source| DatadirError::Tar {
+        entry: entry.to_string(),
+        source,
+    };
+    let refuse = |entry: &str, why: &str| {
+        tar_err(
+            entry,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{why}; refusing to unpack this archive"),
+            ),
+        )
+    };
+    std::fs::create_dir_all(into).map_err(|source| DatadirError::Io {
+        path: into.to_path_buf(),
+        source,
+    })?;
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| tar_err("(first entry)", e))? {
+        let mut entry = entry.map_err(|e| tar_err("(next entry)", e))?;
+        let path = entry
+            .path()
+            .map_err(|e| tar_err("(entry path)", e))?
+            .into_owned();
+        let shown = path.display().to_string();
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(refuse(
+                &shown,
+                "the path is absolute or climbs out with `..`",
+            ));
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(refuse(&shown, "a Kafka data directory holds only files and directories, this entry is a link or a device"));
+        }
+        let inside = entry.unpack_in(into).map_err(|e| tar_err(&shown, e))?;
+        if !inside {
+            return Err(refuse(
+                &shown,
+                "the entry would land outside the target directory",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The shallowest directory holding `meta.properties` or `<topic>-<partition>` directories.
+fn find_data_dir(root: &Path) -> Option<PathBuf> {
+    let mut level = vec![root.to_path_buf()];
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for dir in level {
+            let mut children: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            children.sort();
+            let is_data_dir = children.iter().any(|child| {
+                let name = child
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                name == "meta.properties" || (child.is_dir() && parse_partition_dir(name).is_some())
+            });
+            if is_data_dir {
+                return Some(dir);
+            }
+            next.extend(children.into_iter().filter(|c| c.is_dir()));
+        }
+        level = next;
+    }
+    None
+}
