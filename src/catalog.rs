@@ -5,14 +5,42 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::archive::{self, Manifest, SegmentRecords, SegmentRef};
-use crate::store::{Location, StoreError};
+use crate::archive::{self, DatadirManifest, Manifest, SegmentRecords, SegmentRef};
+use crate::store::{BackupListing, Location, StoreError};
 use crate::Error;
 
 /// The manifest of backup `id`, or of the newest complete backup when `id` is `None`.
 pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manifest, Error> {
     let listing = location.list_backups().await?;
-    let id = match id {
+    let id = resolve_id(location, &listing, id)?;
+    let bytes = location.read_manifest(&id).await?;
+    Manifest::from_json(&bytes).map_err(|source| Error::Archive {
+        key: location.manifest_key(&id),
+        source,
+    })
+}
+
+/// The manifest of data-dir backup `id`, or of the newest complete one when `id` is `None`.
+pub async fn open_datadir_backup(
+    location: &Location,
+    id: Option<&str>,
+) -> Result<DatadirManifest, Error> {
+    let listing = location.list_datadir_backups().await?;
+    let id = resolve_id(location, &listing, id)?;
+    let bytes = location.read_datadir_manifest(&id).await?;
+    DatadirManifest::from_json(&bytes).map_err(|source| Error::Archive {
+        key: location.datadir_manifest_key(&id),
+        source,
+    })
+}
+
+/// The id the user named (which must exist and be complete), or the newest complete one.
+fn resolve_id(
+    location: &Location,
+    listing: &[BackupListing],
+    id: Option<&str>,
+) -> Result<archive::BackupId, Error> {
+    Ok(match id {
         Some(text) => {
             let id = archive::BackupId::parse(text)
                 .ok_or_else(|| Error::BadBackupId(text.to_string()))?;
@@ -40,11 +68,6 @@ pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manife
                 })
             }
         },
-    };
-    let bytes = location.read_manifest(&id).await?;
-    Manifest::from_json(&bytes).map_err(|source| Error::Archive {
-        key: location.manifest_key(&id),
-        source,
     })
 }
 

@@ -282,6 +282,11 @@ pub enum DatadirCommand {
     /// exec API, compressed, checksummed and uploaded as it streams (no temporary file).
     /// Reaches the cluster like kubectl: $KUBECONFIG, ~/.kube/config, or in-cluster.
     Backup(DatadirBackupArgs),
+    /// List the data-dir backups at a location, newest first.
+    Ls(LsArgs),
+    /// Re-read a data-dir backup's archive and check its size and SHA-256 against its manifest.
+    /// Exit code 3 if it does not match.
+    Verify(ShowArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::archive::{ContentHasher, Manifest, RecordRef, TimestampType};
+use crate::archive::{ContentHasher, DatadirManifest, Manifest, RecordRef, TimestampType};
 use crate::catalog::{check_segments, read_segment, ObjectProblem};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
@@ -257,4 +257,41 @@ fn hash_live_partitions(
         .zip(sink.hashers)
         .map(|((index, _, _), hasher)| (*index, hasher.finish()))
         .collect())
+}
+
+/// Re-reads a data-dir backup's archive object (streamed, not buffered) and checks its size and
+/// SHA-256 against the manifest. Returns the problems found (none = intact).
+pub async fn verify_datadir_archive(
+    location: &Location,
+    manifest: &DatadirManifest,
+) -> Vec<ObjectProblem> {
+    use sha2::{Digest, Sha256};
+    let archive = &manifest.archive;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let streamed = location
+        .stream(&archive.key, |chunk| {
+            hasher.update(chunk);
+            size += chunk.len() as u64;
+        })
+        .await;
+    let problem = match streamed {
+        Err(err) => Some(err.to_string()),
+        Ok(()) if size != archive.stored_bytes => Some(format!(
+            "object has {size} bytes, the manifest says {}",
+            archive.stored_bytes
+        )),
+        Ok(()) => {
+            let actual = hex::encode(hasher.finalize());
+            (actual != archive.sha256)
+                .then(|| format!("sha256 is {actual}, the manifest says {}", archive.sha256))
+        }
+    };
+    problem
+        .map(|problem| ObjectProblem {
+            key: archive.key.clone(),
+            problem,
+        })
+        .into_iter()
+        .collect()
 }

@@ -1,24 +1,98 @@
 //! `kafkasnap datadir ...`: a broker's data directory. `inspect` reads one (or a tar archive
 //! of one) offline and prints what it holds and any damage; `backup` streams one out of a
-//! running broker's pod into a backup location.
+//! running broker's pod into a backup location; `ls` and `verify` list and check such backups.
 
 use anyhow::Context;
 use kafkasnap::archive::Compression;
+use kafkasnap::catalog::open_datadir_backup;
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
 use kafkasnap::k8s::{backup_datadir, default_client, DatadirBackupOptions, PodTarget};
 use kafkasnap::progress::human_bytes;
 use kafkasnap::store::Location;
+use kafkasnap::verify::verify_datadir_archive;
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{
-    DatadirArgs, DatadirBackupArgs, DatadirCommand, DatadirInspectArgs, OutputFormat,
+    DatadirArgs, DatadirBackupArgs, DatadirCommand, DatadirInspectArgs, LsArgs, OutputFormat,
+    ShowArgs,
 };
 
 pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> {
     match args.command {
         DatadirCommand::Inspect(args) => inspect(args, global).await,
         DatadirCommand::Backup(args) => backup(args, global).await,
+        DatadirCommand::Ls(args) => list(args, global).await,
+        DatadirCommand::Verify(args) => verify(args, global).await,
     }
+}
+
+async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let location = Location::open(&args.location, false)?;
+    let mut entries = Vec::new();
+    for listing in location.list_datadir_backups().await?.into_iter().rev() {
+        let manifest = match listing.complete {
+            true => Some(open_datadir_backup(&location, Some(listing.id.as_str())).await?),
+            false => None,
+        };
+        entries.push((listing, manifest));
+    }
+    if global.output == OutputFormat::Json {
+        let json: Vec<_> = entries
+            .iter()
+            .map(|(listing, manifest)| serde_json::json!({ "backup_id": listing.id.to_string(), "complete": listing.complete, "manifest": manifest }))
+            .collect();
+        print_json(&json)?;
+        return Ok(Outcome::Success);
+    }
+    if entries.is_empty() {
+        println!("no data-dir backups at {}", location.display());
+    }
+    for (listing, manifest) in &entries {
+        match manifest {
+            None => println!(
+                "{}  INCOMPLETE  (no manifest: crashed or still running)",
+                listing.id
+            ),
+            Some(m) => println!(
+                "{}  complete  {}  {}/{}:{}  {} files  {}",
+                listing.id,
+                m.started_at,
+                m.source.namespace,
+                m.source.pod,
+                m.source.path,
+                m.files.len(),
+                human_bytes(m.archive.stored_bytes)
+            ),
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn verify(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let location = Location::open(&args.location, false)?;
+    let manifest = open_datadir_backup(&location, args.backup.as_deref()).await?;
+    let problems = verify_datadir_archive(&location, &manifest).await;
+    if global.output == OutputFormat::Json {
+        print_json(
+            &serde_json::json!({ "ok": problems.is_empty(), "backup_id": manifest.backup_id.to_string(), "problems": problems }),
+        )?;
+    } else {
+        println!(
+            "data-dir backup {}: {} ({})",
+            manifest.backup_id,
+            manifest.archive.key,
+            human_bytes(manifest.archive.stored_bytes)
+        );
+        for problem in &problems {
+            println!("  BAD {}: {}", problem.key, problem.problem);
+        }
+        println!("{}", if problems.is_empty() { "OK" } else { "FAILED" });
+    }
+    Ok(if problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::ProblemsFound
+    })
 }
 
 async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outcome> {

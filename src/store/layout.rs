@@ -35,7 +35,12 @@ pub(crate) fn datadir_manifest_key(id: &BackupId) -> String {
 }
 
 pub(crate) fn backup_prefix(id: &BackupId) -> String {
-    format!("{BACKUPS_DIR}/{id}/")
+    prefix_under(BACKUPS_DIR, id)
+}
+
+/// The prefix of backup `id` below `dir` (`backups` or `datadir`).
+pub(crate) fn prefix_under(dir: &str, id: &BackupId) -> String {
+    format!("{dir}/{id}/")
 }
 
 /// The backup whose prefix holds object `key` (`backups/<id>/...`), if any. A manifest's

@@ -18,8 +18,8 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use super::layout::{
-    backup_prefix, datadir_archive_key, datadir_manifest_key, manifest_key, BACKUPS_DIR,
-    MANIFEST_NAME,
+    backup_prefix, datadir_archive_key, datadir_manifest_key, manifest_key, prefix_under,
+    BACKUPS_DIR, DATADIR_DIR, MANIFEST_NAME,
 };
 use super::StoreError;
 use crate::archive::{BackupId, Compression};
@@ -278,13 +278,50 @@ impl Location {
 
     /// Every backup id at this location, oldest first, with whether its manifest exists.
     pub async fn list_backups(&self) -> Result<Vec<BackupListing>, StoreError> {
+        self.list_ids_under(BACKUPS_DIR).await
+    }
+
+    /// Every data-dir backup id at this location, oldest first, with whether its manifest exists.
+    pub async fn list_datadir_backups(&self) -> Result<Vec<BackupListing>, StoreError> {
+        self.list_ids_under(DATADIR_DIR).await
+    }
+
+    /// A data-dir backup's manifest bytes.
+    pub async fn read_datadir_manifest(&self, id: &BackupId) -> Result<Bytes, StoreError> {
+        self.get(&datadir_manifest_key(id)).await
+    }
+
+    /// Streams an object through `visit` chunk by chunk (no whole-object buffer).
+    pub async fn stream(&self, key: &str, mut visit: impl FnMut(&[u8])) -> Result<(), StoreError> {
+        use futures::StreamExt;
+        let get_err = |source| match source {
+            object_store::Error::NotFound { .. } => StoreError::NotFound {
+                location: self.display.clone(),
+                key: key.to_string(),
+            },
+            source => StoreError::Get {
+                location: self.display.clone(),
+                key: key.to_string(),
+                source,
+            },
+        };
+        let result = self.store.get(&Path::from(key)).await.map_err(get_err)?;
+        let mut chunks = result.into_stream();
+        while let Some(chunk) = chunks.next().await {
+            visit(&chunk.map_err(get_err)?);
+        }
+        Ok(())
+    }
+
+    /// Ids below `dir/` (`backups` or `datadir`), oldest first, with whether each has a manifest.
+    async fn list_ids_under(&self, dir: &str) -> Result<Vec<BackupListing>, StoreError> {
         let list_err = |source| StoreError::List {
             location: self.display.clone(),
             source,
         };
         let listing = self
             .store
-            .list_with_delimiter(Some(&Path::from(BACKUPS_DIR)))
+            .list_with_delimiter(Some(&Path::from(dir)))
             .await
             .map_err(list_err)?;
         let mut backups = Vec::new();
@@ -294,7 +331,7 @@ impl Location {
             };
             let inside = self
                 .store
-                .list_with_delimiter(Some(&Path::from(backup_prefix(&id))))
+                .list_with_delimiter(Some(&Path::from(prefix_under(dir, &id))))
                 .await
                 .map_err(list_err)?;
             let complete = inside

@@ -590,4 +590,36 @@ async fn the_cli_backs_up_through_the_kubeconfig() {
     assert_eq!(manifest.archive.compression, Compression::Gzip);
     check_published(&backups, &manifest, &tar);
     assert!(server.requests()[0].starts_with("/api/v1/namespaces/messaging/pods/kafka-0/exec?"));
+
+    // The backup is listed and verifies; one flipped byte in its archive fails verify (exit 3).
+    let location = backups.to_str().unwrap().to_string();
+    let id = manifest.backup_id.to_string();
+    let (listing, verified, damaged) = tokio::task::spawn_blocking(move || {
+        let listing = crate::harness::kafkasnap_ok(&["datadir", "ls", &location], &[]);
+        let verified =
+            crate::harness::kafkasnap_ok(&["datadir", "verify", &location, "--backup", &id], &[]);
+        let archive = std::path::Path::new(&location).join(&manifest.archive.key);
+        let mut bytes = std::fs::read(&archive).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        std::fs::write(&archive, bytes).unwrap();
+        (
+            listing,
+            verified,
+            kafkasnap(&["datadir", "verify", &location], &[]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        listing.contains("complete") && listing.contains("messaging/kafka-0"),
+        "{listing}"
+    );
+    assert!(verified.contains("OK"), "{verified}");
+    assert_eq!(damaged.status.code(), Some(3), "{}", stderr_of(&damaged));
+    let report = String::from_utf8_lossy(&damaged.stdout);
+    assert!(
+        report.contains("BAD datadir/") && report.contains("sha256"),
+        "{report}"
+    );
 }
