@@ -398,6 +398,9 @@ async fn append_start_ends(
     Ok(ends)
 }
 
+/// What replaying found, per (source topic, partition).
+type ReplayResults = HashMap<(String, i32), PartitionResult>;
+
 /// Replays all partitions, `parallelism` at a time, each on a blocking thread that
 /// prefetches its next segment while producing the current one.
 async fn replay(
@@ -406,7 +409,7 @@ async fn replay(
     writer: Arc<RecordWriter>,
     options: &RestoreOptions,
     progress: Arc<Progress>,
-) -> Result<BTreeMap<usize, PartitionResult>, Error> {
+) -> Result<ReplayResults, Error> {
     let next_marker = Arc::new(AtomicUsize::new(1));
     let queue = Arc::new(std::sync::Mutex::new(
         (0..jobs.len()).collect::<std::collections::VecDeque<usize>>(),
@@ -427,8 +430,8 @@ async fn replay(
         );
         let window = (options.from_time, options.until);
         let runtime = tokio::runtime::Handle::current();
-        workers.spawn_blocking(move || -> Result<Vec<(usize, PartitionResult)>, Error> {
-            let mut done = Vec::new();
+        workers.spawn_blocking(move || -> Result<ReplayResults, Error> {
+            let mut done = ReplayResults::new();
             loop {
                 let Some(index) = queue.lock().expect("queue lock").pop_front() else {
                     return Ok(done);
@@ -442,12 +445,14 @@ async fn replay(
                     window,
                     runtime: &runtime,
                 };
-                done.push((index, replay_partition(&jobs[index], &context)?));
+                let job = &jobs[index];
+                let source = (job.source_topic.clone(), job.partition.partition);
+                done.insert(source, replay_partition(job, &context)?);
                 progress.partitions_done.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
-    let mut results = BTreeMap::new();
+    let mut results = ReplayResults::new();
     let mut failure = None;
     while let Some(joined) = workers.join_next().await {
         match joined.expect("replay workers do not panic") {
@@ -543,7 +548,6 @@ fn replay_partition(
             return Err(Error::Delivery(failure));
         }
     }
-    let _ = &job.source_topic;
     Ok(result)
 }
 
@@ -552,24 +556,10 @@ fn replay_partition(
 fn translate_groups(
     manifest: &Manifest,
     plan: &RestorePlan,
-    results: &BTreeMap<usize, PartitionResult>,
+    results: &ReplayResults,
     writer: &RecordWriter,
     start_ends: &HashMap<(String, i32), i64>,
 ) -> Vec<(String, Vec<CommittedOffset>)> {
-    // Index results by (source topic, partition), in the order jobs were built.
-    let mut by_partition: HashMap<(String, i32), &PartitionResult> = HashMap::new();
-    let mut index = 0;
-    for topic in plan.topics.iter().filter(|t| t.action != TopicAction::Skip) {
-        let source = manifest
-            .topic(&topic.source)
-            .expect("planned topics are in the manifest");
-        for partition in &source.partitions {
-            if let Some(result) = results.get(&index) {
-                by_partition.insert((topic.source.clone(), partition.partition), result);
-            }
-            index += 1;
-        }
-    }
     let mut translated = Vec::new();
     for group in manifest
         .groups
@@ -585,8 +575,7 @@ fn translate_groups(
             else {
                 continue;
             };
-            let Some(result) = by_partition.get(&(committed.topic.clone(), committed.partition))
-            else {
+            let Some(result) = results.get(&(committed.topic.clone(), committed.partition)) else {
                 continue;
             };
             let new_offset = match result.markers.get(&committed.offset) {
