@@ -246,8 +246,9 @@ impl Location {
         datadir_manifest_key(id)
     }
 
-    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let get_err = |source| match source {
+    /// A failed read of `key`: `NotFound` when the object is missing, `Get` otherwise.
+    fn read_error(&self, key: &str, source: object_store::Error) -> StoreError {
+        match source {
             object_store::Error::NotFound { .. } => StoreError::NotFound {
                 location: self.display.clone(),
                 key: key.to_string(),
@@ -257,7 +258,11 @@ impl Location {
                 key: key.to_string(),
                 source,
             },
-        };
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let get_err = |source| self.read_error(key, source);
         let result = self.store.get(&Path::from(key)).await.map_err(get_err)?;
         result.bytes().await.map_err(get_err)
     }
@@ -294,17 +299,7 @@ impl Location {
     /// Streams an object through `visit` chunk by chunk (no whole-object buffer).
     pub async fn stream(&self, key: &str, mut visit: impl FnMut(&[u8])) -> Result<(), StoreError> {
         use futures::StreamExt;
-        let get_err = |source| match source {
-            object_store::Error::NotFound { .. } => StoreError::NotFound {
-                location: self.display.clone(),
-                key: key.to_string(),
-            },
-            source => StoreError::Get {
-                location: self.display.clone(),
-                key: key.to_string(),
-                source,
-            },
-        };
+        let get_err = |source| self.read_error(key, source);
         let result = self.store.get(&Path::from(key)).await.map_err(get_err)?;
         let mut chunks = result.into_stream();
         while let Some(chunk) = chunks.next().await {
