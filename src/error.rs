@@ -1,6 +1,7 @@
 //! The library's error type for whole operations (backup, restore, verify, reading backups).
 
 use crate::archive::ArchiveError;
+use crate::datadir::DatadirError;
 use crate::kafka::KafkaError;
 use crate::store::StoreError;
 
@@ -45,6 +46,8 @@ pub enum Error {
     InvalidRequest(String),
     #[error("restore incomplete: {0}")]
     Delivery(String),
+    #[error("cannot read the data directory")]
+    Datadir(#[from] DatadirError),
     #[error("interrupted; nothing was published")]
     Interrupted,
 }

@@ -3,7 +3,7 @@
 //! running broker's pod into a backup location; `ls` and `verify` list and check such backups.
 
 use anyhow::Context;
-use kafkasnap::archive::Compression;
+use kafkasnap::archive::{Compression, DatadirManifest};
 use kafkasnap::catalog::open_datadir_backup;
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
 use kafkasnap::k8s::{backup_datadir, default_client, DatadirBackupOptions, PodTarget};
@@ -30,8 +30,14 @@ async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = Location::open(&args.location, false)?;
     let mut entries = Vec::new();
     for listing in location.list_datadir_backups().await?.into_iter().rev() {
+        // Read each manifest directly: resolving it by id would list the location again.
         let manifest = match listing.complete {
-            true => Some(open_datadir_backup(&location, Some(listing.id.as_str())).await?),
+            true => {
+                let bytes = location.read_datadir_manifest(&listing.id).await?;
+                Some(DatadirManifest::from_json(&bytes).with_context(|| {
+                    format!("reading {}", location.datadir_manifest_key(&listing.id))
+                })?)
+            }
             false => None,
         };
         entries.push((listing, manifest));

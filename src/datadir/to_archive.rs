@@ -38,7 +38,7 @@ const LEVEL: i32 = 1;
 /// `datadir inspect` finds corruption.
 pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Error> {
     let started_at = SystemTime::now();
-    let report = inspect_path(dir).map_err(datadir_error)?;
+    let report = inspect_path(dir)?;
     if report.has_corruption() {
         let problems: Vec<String> = report
             .problems
@@ -97,12 +97,8 @@ pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Erro
     Ok(manifest)
 }
 
-fn datadir_error(err: DatadirError) -> Error {
-    Error::InvalidRequest(format!("cannot read the data directory: {err}"))
-}
-
 fn io_error(path: &Path, source: std::io::Error) -> Error {
-    datadir_error(DatadirError::Io {
+    Error::Datadir(DatadirError::Io {
         path: path.to_path_buf(),
         source,
     })
