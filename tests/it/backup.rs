@@ -14,19 +14,10 @@ async fn backup_keeps_every_record_field_and_the_cluster_metadata() {
     let source = filled_source();
     let dir = tempfile::tempdir().unwrap();
     // Small segments so partitions span several segment objects.
-    let out = kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-            "--segment-bytes",
-            "65536",
-            "--output",
-            "json",
-        ],
-        &[],
+    let out = crate::harness::backup_to(
+        &source.broker.bootstrap,
+        dir.path(),
+        &["--segment-bytes", "65536", "--output", "json"],
     );
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     let expected_records = source

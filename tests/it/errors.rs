@@ -119,16 +119,7 @@ fn an_unknown_format_version_is_refused_by_name() {
     let broker = Broker::start("version");
     create_topic(&broker.bootstrap, "t", 1, &[]);
     let dir = tempfile::tempdir().unwrap();
-    crate::harness::kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-        ],
-        &[],
-    );
+    crate::harness::backup_to(&broker.bootstrap, dir.path(), &[]);
     let id = crate::harness::only_backup_id(dir.path());
     let manifest_path = dir.path().join("backups").join(&id).join("manifest.json");
     let mut manifest: serde_json::Value =

@@ -566,3 +566,19 @@ pub fn has_manifest(dir: &Path) -> bool {
             .iter()
             .any(|f| f.ends_with("manifest.json"))
 }
+
+/// Runs `kafkasnap backup -b BOOTSTRAP --to DIR EXTRA...`, failing the test unless it succeeds;
+/// returns its stdout.
+pub fn backup_to(bootstrap: &str, dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["backup", "-b", bootstrap, "--to", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    kafkasnap_ok(&args, &[])
+}
+
+/// Every partition's record contents (offsets left out), for comparing across a restore.
+pub fn contents(partitions: &[Vec<TestRecord>]) -> Vec<Vec<Content<'_>>> {
+    partitions
+        .iter()
+        .map(|p| p.iter().map(TestRecord::content).collect())
+        .collect()
+}

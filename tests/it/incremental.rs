@@ -3,19 +3,12 @@
 
 use crate::fixture::{path_str, read_backup};
 use crate::harness::{
-    create_topic, fidelity_record, kafkasnap_ok, produce, read_all, Broker, Content, TestRecord,
+    contents, create_topic, fidelity_record, kafkasnap_ok, produce, read_all, Broker, TestRecord,
 };
 
 fn batch(partitions: i32, from: usize, count: usize) -> Vec<TestRecord> {
     (from..from + count)
         .map(|i| fidelity_record((i % partitions as usize) as i32, i))
-        .collect()
-}
-
-fn contents(partitions: &[Vec<TestRecord>]) -> Vec<Vec<Content<'_>>> {
-    partitions
-        .iter()
-        .map(|p| p.iter().map(TestRecord::content).collect())
         .collect()
 }
 

@@ -5,33 +5,19 @@ use crate::fixture::{
     filled_source, path_str, CUSTOMERS, GROUP, ORDERS, ORDERS_PARTITIONS, ORDERS_PER_PARTITION,
 };
 use crate::harness::{
-    committed_offsets, kafkasnap, kafkasnap_ok, read_all, stderr_of, topic_names, Broker, Content,
+    committed_offsets, contents, kafkasnap, kafkasnap_ok, read_all, stderr_of, topic_names, Broker,
     TestRecord,
 };
-
-fn contents(partitions: &[Vec<TestRecord>]) -> Vec<Vec<Content<'_>>> {
-    partitions
-        .iter()
-        .map(|p| p.iter().map(TestRecord::content).collect())
-        .collect()
-}
 
 #[test]
 fn restore_into_a_fresh_cluster_is_exact() {
     let source = filled_source();
     let target = Broker::start("target");
     let dir = tempfile::tempdir().unwrap();
-    kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-            "--segment-bytes",
-            "100000",
-        ],
-        &[],
+    crate::harness::backup_to(
+        &source.broker.bootstrap,
+        dir.path(),
+        &["--segment-bytes", "100000"],
     );
     let out = kafkasnap_ok(
         &[
@@ -129,16 +115,7 @@ fn topic_map_until_and_dry_run_do_what_they_say() {
     let source = filled_source();
     let target = Broker::start("mapped");
     let dir = tempfile::tempdir().unwrap();
-    kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-        ],
-        &[],
-    );
+    crate::harness::backup_to(&source.broker.bootstrap, dir.path(), &[]);
     let before = topic_names(&target.bootstrap);
 
     let plan = kafkasnap_ok(
@@ -261,16 +238,7 @@ fn group_offsets_translate_across_offset_gaps() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.bootstrap,
-            "--to",
-            path_str(dir.path()),
-        ],
-        &[],
-    );
+    crate::harness::backup_to(&source.bootstrap, dir.path(), &[]);
     let target = Broker::start("gaps-target");
     kafkasnap_ok(
         &[
@@ -311,17 +279,10 @@ fn group_offsets_translate_across_offset_gaps() {
 fn if_exists_skip_and_append_and_skip_groups() {
     let source = filled_source();
     let dir = tempfile::tempdir().unwrap();
-    kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-            "--include",
-            "order\\.created",
-        ],
-        &[],
+    crate::harness::backup_to(
+        &source.broker.bootstrap,
+        dir.path(),
+        &["--include", "order\\.created"],
     );
     let target = Broker::start("exists");
     let from = path_str(dir.path());
@@ -429,17 +390,10 @@ fn large_records_up_to_the_topic_limit_survive() {
         .collect();
     crate::harness::produce(&source.bootstrap, "blobs", &records);
     let dir = tempfile::tempdir().unwrap();
-    kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.bootstrap,
-            "--to",
-            path_str(dir.path()),
-            "--segment-bytes",
-            "1048576",
-        ],
-        &[],
+    crate::harness::backup_to(
+        &source.bootstrap,
+        dir.path(),
+        &["--segment-bytes", "1048576"],
     );
     let target = Broker::start("large-target");
     kafkasnap_ok(

@@ -8,16 +8,7 @@ use crate::harness::{kafkasnap, kafkasnap_ok, stderr_of, topic_names, Broker};
 fn a_flipped_byte_fails_verify_and_blocks_restore() {
     let source = filled_source();
     let dir = tempfile::tempdir().unwrap();
-    kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-        ],
-        &[],
-    );
+    crate::harness::backup_to(&source.broker.bootstrap, dir.path(), &[]);
     let clean = kafkasnap_ok(&["verify", path_str(dir.path())], &[]);
     assert!(clean.contains("OK"), "{clean}");
 
@@ -71,16 +62,7 @@ fn a_flipped_byte_fails_verify_and_blocks_restore() {
 fn verify_against_proves_a_restore_and_catches_a_missing_record() {
     let source = filled_source();
     let dir = tempfile::tempdir().unwrap();
-    kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.broker.bootstrap,
-            "--to",
-            path_str(dir.path()),
-        ],
-        &[],
-    );
+    crate::harness::backup_to(&source.broker.bootstrap, dir.path(), &[]);
 
     let complete = Broker::start("complete");
     kafkasnap_ok(
