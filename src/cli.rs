@@ -138,6 +138,27 @@ pub struct BackupArgs {
     /// Fail if a partition delivers nothing for this long, e.g. 2m.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "KAFKASNAP_STALL_TIMEOUT")]
     pub stall_timeout: std::time::Duration,
+    /// Back up only shard INDEX of COUNT (e.g. 0/2): a fixed share of the partitions. The
+    /// backup is published, as one backup, by the last shard of the run to finish.
+    #[arg(
+        long,
+        value_name = "INDEX/COUNT",
+        env = "KAFKASNAP_SHARD",
+        requires = "shard_run",
+        conflicts_with = "shards"
+    )]
+    pub shard: Option<String>,
+    /// Back up shard $JOB_COMPLETION_INDEX of COUNT (in a Kubernetes Indexed Job).
+    #[arg(
+        long,
+        value_name = "COUNT",
+        env = "KAFKASNAP_SHARDS",
+        requires = "shard_run"
+    )]
+    pub shards: Option<u32>,
+    /// The name every shard of one run shares (an Indexed Job's name).
+    #[arg(long, value_name = "NAME", env = "KAFKASNAP_SHARD_RUN")]
+    pub shard_run: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -50,6 +50,8 @@ pub enum Error {
     Datadir(#[from] DatadirError),
     #[error("interrupted; nothing was published")]
     Interrupted,
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
 }
 
 impl From<KafkaError> for Error {

@@ -17,6 +17,7 @@ pub mod progress;
 pub mod restore;
 pub mod retention;
 pub mod selection;
+pub mod shard;
 pub mod store;
 pub mod verify;
 

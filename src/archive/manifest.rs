@@ -36,6 +36,18 @@ pub struct Manifest {
     /// Things the operator should know that did not stop the backup.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Set when the backup was taken by several shards; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<Sharding>,
+}
+
+/// How a sharded backup was taken: the run's name, the shard count, and the backup id under
+/// which each shard (by index) stored its segments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sharding {
+    pub run: String,
+    pub count: u32,
+    pub parts: Vec<BackupId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +242,7 @@ mod tests {
             groups: vec![],
             totals: Totals::default(),
             warnings: vec![],
+            sharding: None,
         }
     }
 

@@ -17,9 +17,10 @@ pub use datadir_manifest::{
     DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirSource,
     DATADIR_FORMAT_VERSION,
 };
+pub(crate) use manifest::parse_versioned;
 pub use manifest::{
     ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, PartitionBackup, SegmentRef,
-    SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
+    Sharding, SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
 };
 pub use record::{HeaderRef, RecordRef, TimestampType};
 pub use segment::{

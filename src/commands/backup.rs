@@ -7,10 +7,36 @@ use kafkasnap::backup::{run_backup, BackupOptions};
 use kafkasnap::metrics::{push, RunMetrics};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
+use kafkasnap::shard::ShardSpec;
 use kafkasnap::store::Location;
 
 use super::{cancel_on_signal, client_settings, print_json, Global, Outcome};
 use crate::cli::{BackupArgs, OutputFormat};
+
+/// The shard this process is, from --shard, or --shards with $JOB_COMPLETION_INDEX.
+fn shard_spec(args: &BackupArgs) -> anyhow::Result<Option<ShardSpec>> {
+    let run = args.shard_run.as_deref();
+    let spec = match (&args.shard, args.shards, run) {
+        (None, None, None) => return Ok(None),
+        (None, None, Some(_)) => anyhow::bail!(
+            "--shard-run is only meaningful with --shard INDEX/COUNT or --shards COUNT"
+        ),
+        (Some(spec), _, Some(run)) => ShardSpec::parse(spec, run)?,
+        (None, Some(count), Some(run)) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                anyhow::anyhow!("--shards {count} takes the shard index from $JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job), which is not set; outside an Indexed Job use --shard INDEX/{count}")
+            })?;
+            let index: u32 = index.trim().parse().map_err(|_| {
+                anyhow::anyhow!("$JOB_COMPLETION_INDEX is {index:?}, not a shard index")
+            })?;
+            ShardSpec::new(index, count, run)?
+        }
+        (_, _, None) => anyhow::bail!(
+            "a sharded backup needs --shard-run NAME, the same for every shard of the run"
+        ),
+    };
+    Ok(Some(spec))
+}
 
 pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     let compression: Compression = args.compression.parse()?;
@@ -27,6 +53,7 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
         parallelism: args.parallelism as usize,
         stall_timeout: args.stall_timeout,
         incremental: args.incremental,
+        shard: shard_spec(&args)?,
         cancel: cancel_on_signal(),
     };
     let location = Location::open(&args.to, true)?;
@@ -55,9 +82,32 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     for warning in &summary.warnings {
         tracing::warn!("{warning}");
     }
-    match global.output {
-        OutputFormat::Json => print_json(&summary)?,
-        OutputFormat::Text => println!(
+    match (global.output, &summary.shard) {
+        (OutputFormat::Json, _) => print_json(&summary)?,
+        (OutputFormat::Text, Some(shard)) if !shard.published => println!(
+            "shard {}/{} of run {} stored as {} at {}: {} partitions, {} records, {} stored; backup not published yet: waiting for shards {:?}",
+            shard.index,
+            shard.count,
+            shard.run,
+            shard.part_id,
+            summary.location,
+            summary.partitions,
+            summary.records,
+            human_bytes(summary.stored_bytes),
+            shard.waiting_for,
+        ),
+        (OutputFormat::Text, Some(shard)) => println!(
+            "shard {}/{} of run {} stored as {} ({} partitions, {} records); backup {} published at {}",
+            shard.index,
+            shard.count,
+            shard.run,
+            shard.part_id,
+            summary.partitions,
+            summary.records,
+            summary.backup_id,
+            summary.location,
+        ),
+        (OutputFormat::Text, None) => println!(
             "backup {} complete at {}: {} topics, {} partitions, {} records, {} raw, {} stored, {} groups, {:.1}s ({}/s)",
             summary.backup_id,
             summary.location,

@@ -1,7 +1,10 @@
 //! `kafkasnap ls`: the backups at a location, newest first.
 
+use std::collections::BTreeMap;
+
 use kafkasnap::archive::Manifest;
 use kafkasnap::progress::human_bytes;
+use kafkasnap::shard::{run_state, RunState};
 use kafkasnap::store::Location;
 
 use super::{print_json, Global, Outcome};
@@ -17,12 +20,29 @@ struct Entry {
     stored_bytes: Option<u64>,
     /// Why a published backup's manifest could not be read.
     error: Option<String>,
+    /// For one shard's part of a sharded run: the shard, and the backup that holds the run
+    /// once every part is stored.
+    shard: Option<ShardEntry>,
+}
+
+#[derive(serde::Serialize)]
+struct ShardEntry {
+    run: String,
+    index: u32,
+    count: u32,
+    /// The published backup that reads this part.
+    part_of: Option<String>,
+    /// The run's published backup, if every part is stored; `None` while the run waits.
+    run_published_as: Option<String>,
 }
 
 pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = Location::open(&args.location, false)?;
+    let listings = location.list_backups().await?;
     let mut entries = Vec::new();
-    for listing in location.list_backups().await?.into_iter().rev() {
+    // Which backup reads each shard part (from the published manifests).
+    let mut part_of: BTreeMap<String, String> = BTreeMap::new();
+    for listing in listings.iter().rev() {
         let mut entry = Entry {
             backup_id: listing.id.to_string(),
             complete: listing.complete,
@@ -31,6 +51,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             records: None,
             stored_bytes: None,
             error: None,
+            shard: None,
         };
         if listing.complete {
             match location
@@ -44,11 +65,26 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                     entry.topics = Some(manifest.totals.topics);
                     entry.records = Some(manifest.totals.records);
                     entry.stored_bytes = Some(manifest.totals.stored_bytes);
+                    for part in manifest.sharding.iter().flat_map(|s| &s.parts) {
+                        part_of.insert(part.to_string(), listing.id.to_string());
+                    }
                 }
                 Err(err) => entry.error = Some(err.to_string()),
             }
         }
         entries.push(entry);
+    }
+    for (entry, listing) in entries.iter_mut().zip(listings.iter().rev()) {
+        entry.shard = listing.shard_part.as_ref().map(|spec| ShardEntry {
+            run: spec.run.clone(),
+            index: spec.index,
+            count: spec.count,
+            part_of: part_of.get(&entry.backup_id).cloned(),
+            run_published_as: match run_state(spec, &listings) {
+                RunState::Published(id) => Some(id.to_string()),
+                _ => None,
+            },
+        });
     }
     match global.output {
         OutputFormat::Json => print_json(&entries)?,
@@ -59,6 +95,24 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             for e in &entries {
                 match (&e.error, e.complete) {
                     (Some(err), _) => println!("{}  UNREADABLE  {err}", e.backup_id),
+                    (None, false) if e.shard.is_some() => {
+                        let shard = e.shard.as_ref().expect("checked");
+                        let (index, count, run) = (shard.index, shard.count, &shard.run);
+                        match (&shard.part_of, &shard.run_published_as) {
+                            (Some(backup), _) => println!(
+                                "{}  part  (shard {index}/{count} of run {run}: its records are in backup {backup})",
+                                e.backup_id
+                            ),
+                            (None, Some(backup)) => println!(
+                                "{}  INCOMPLETE  unused part (shard {index}/{count} of run {run}, stored after the run was published as {backup}; prune removes it)",
+                                e.backup_id
+                            ),
+                            (None, None) => println!(
+                                "{}  INCOMPLETE  (shard {index}/{count} of run {run}: the other shards have not all stored their parts)",
+                                e.backup_id
+                            ),
+                        }
+                    }
                     (None, false) => println!(
                         "{}  INCOMPLETE  (no manifest: crashed or still running)",
                         e.backup_id

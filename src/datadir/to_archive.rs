@@ -92,6 +92,7 @@ pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Erro
             .iter()
             .map(|p| format!("{}: {}", p.file, p.detail))
             .collect(),
+        sharding: None,
     };
     runtime.block_on(location.publish_manifest(&backup_id, manifest.to_json()))?;
     Ok(manifest)

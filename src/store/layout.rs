@@ -3,17 +3,40 @@
 //! ```text
 //! backups/<backup-id>/manifest.json
 //! backups/<backup-id>/segments/<escaped-topic>/<partition>/<first-offset, 20 digits>.<ext>
+//! backups/<backup-id>/shard-part.<run>.<index>-of-<count>.json   one shard's part of a run
 //! datadir/<backup-id>/data.tar.zst (or .tar.gz)     a data-dir (physical) backup's tar
 //! datadir/<backup-id>/manifest.json                 its manifest, written last
 //! ```
 
 use crate::archive::{BackupId, Compression};
+use crate::shard::ShardSpec;
 
 pub(crate) const BACKUPS_DIR: &str = "backups";
 pub(crate) const MANIFEST_NAME: &str = "manifest.json";
 
 pub(crate) fn manifest_key(id: &BackupId) -> String {
     format!("{BACKUPS_DIR}/{id}/{MANIFEST_NAME}")
+}
+
+const SHARD_PART_PREFIX: &str = "shard-part.";
+
+/// The key of the part file shard `spec` writes after its segments (under its own id). The
+/// name carries the run and index, so a listing finds a run's parts without reading them.
+pub(crate) fn shard_part_key(id: &BackupId, spec: &ShardSpec) -> String {
+    format!(
+        "{BACKUPS_DIR}/{id}/{SHARD_PART_PREFIX}{}.{}-of-{}.json",
+        spec.run, spec.index, spec.count
+    )
+}
+
+/// The shard a part file's name describes; `None` for any other file name.
+pub(crate) fn shard_of_part_name(name: &str) -> Option<ShardSpec> {
+    let middle = name
+        .strip_prefix(SHARD_PART_PREFIX)?
+        .strip_suffix(".json")?;
+    let (run, position) = middle.split_once('.')?;
+    let (index, count) = position.split_once("-of-")?;
+    ShardSpec::new(index.parse().ok()?, count.parse().ok()?, run).ok()
 }
 
 /// Top-level directory of data-dir (physical) backups.
@@ -147,6 +170,27 @@ mod tests {
             "datadir/20261125T145443Z-3f9a1c/manifest.json"
         );
         assert_eq!(backup_of_key(&datadir_manifest_key(&id)), None);
+    }
+
+    #[test]
+    fn shard_part_names_carry_their_run_and_index() {
+        let id = BackupId::parse("20261125T145443Z-3f9a1c").unwrap();
+        let spec = ShardSpec::new(2, 3, "nightly-29384760").unwrap();
+        let key = shard_part_key(&id, &spec);
+        assert_eq!(
+            key,
+            "backups/20261125T145443Z-3f9a1c/shard-part.nightly-29384760.2-of-3.json"
+        );
+        assert_eq!(backup_of_key(&key), Some(id));
+        let name = key.rsplit('/').next().unwrap();
+        assert_eq!(shard_of_part_name(name), Some(spec));
+        for other in [
+            "manifest.json",
+            "shard-part.x.3-of-3.json",
+            "shard-part..0-of-1.json",
+        ] {
+            assert_eq!(shard_of_part_name(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -19,10 +19,11 @@ use url::Url;
 
 use super::layout::{
     backup_prefix, datadir_archive_key, datadir_manifest_key, manifest_key, prefix_under,
-    BACKUPS_DIR, DATADIR_DIR, MANIFEST_NAME,
+    shard_of_part_name, shard_part_key, BACKUPS_DIR, DATADIR_DIR, MANIFEST_NAME,
 };
 use super::StoreError;
 use crate::archive::{BackupId, Compression};
+use crate::shard::ShardSpec;
 
 /// Objects larger than this are uploaded in parts (multipart upload).
 const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
@@ -60,6 +61,8 @@ pub struct BackupListing {
     /// False when data objects exist but the manifest was never published (a crashed or
     /// running backup): such a backup does not exist for restore.
     pub complete: bool,
+    /// Set when this id holds one shard's part of a sharded run.
+    pub shard_part: Option<ShardSpec>,
 }
 
 impl Location {
@@ -291,6 +294,25 @@ impl Location {
         self.list_ids_under(DATADIR_DIR).await
     }
 
+    /// Stores shard `spec`'s part file under its own backup `id` (after its segments).
+    pub async fn put_shard_part(
+        &self,
+        id: &BackupId,
+        spec: &ShardSpec,
+        json: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.put(&shard_part_key(id, spec), json).await
+    }
+
+    /// The part file of shard `spec` stored under backup `id`.
+    pub async fn read_shard_part(
+        &self,
+        id: &BackupId,
+        spec: &ShardSpec,
+    ) -> Result<Bytes, StoreError> {
+        self.get(&shard_part_key(id, spec)).await
+    }
+
     /// A data-dir backup's manifest bytes.
     pub async fn read_datadir_manifest(&self, id: &BackupId) -> Result<Bytes, StoreError> {
         self.get(&datadir_manifest_key(id)).await
@@ -333,7 +355,15 @@ impl Location {
                 .objects
                 .iter()
                 .any(|o| o.location.filename() == Some(MANIFEST_NAME));
-            backups.push(BackupListing { id, complete });
+            let shard_part = inside
+                .objects
+                .iter()
+                .find_map(|o| o.location.filename().and_then(shard_of_part_name));
+            backups.push(BackupListing {
+                id,
+                complete,
+                shard_part,
+            });
         }
         backups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(backups)
@@ -515,11 +545,13 @@ mod tests {
             vec![
                 BackupListing {
                     id: done,
-                    complete: true
+                    complete: true,
+                    shard_part: None
                 },
                 BackupListing {
                     id: crashed,
-                    complete: false
+                    complete: false,
+                    shard_part: None
                 }
             ]
         );
@@ -559,7 +591,8 @@ mod tests {
             location.list_backups().await.unwrap(),
             vec![BackupListing {
                 id: stays.clone(),
-                complete: true
+                complete: true,
+                shard_part: None
             }]
         );
         assert_eq!(location.list_backup_objects(&stays).await.unwrap().len(), 3);
@@ -585,7 +618,8 @@ mod tests {
             location.list_backups().await.unwrap(),
             vec![BackupListing {
                 id: id.clone(),
-                complete: false
+                complete: false,
+                shard_part: None
             }]
         );
         assert_eq!(location.delete_backup(&id).await.unwrap().len(), 1);

@@ -12,5 +12,6 @@ mod metrics;
 mod prune;
 mod restore;
 mod restore_datadir;
+mod shard;
 mod signals;
 mod verify;

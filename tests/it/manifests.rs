@@ -92,6 +92,11 @@ fn config_map_data(yaml: &str) -> BTreeMap<String, String> {
 }
 
 /// The container's own `env:` entries (`- name: N` followed by `value: V`).
+/// What the test's "Kubernetes" puts in a `fieldRef` (the downward API): the pod's labels.
+const JOB_NAME: &str = "kafkasnap-backup-sharded-29384760";
+const FIELD_REFS: &[(&str, &str)] =
+    &[("metadata.labels['batch.kubernetes.io/job-name']", JOB_NAME)];
+
 fn container_env(yaml: &str) -> Vec<(String, String)> {
     let mut env = Vec::new();
     let mut name = None;
@@ -102,8 +107,18 @@ fn container_env(yaml: &str) -> Vec<(String, String)> {
         } else if let Some(value) = line.strip_prefix("value: ") {
             let name = name.take().expect("`value:` without `- name:`");
             env.push((name, unquote(value)));
+        } else if line == "valueFrom:" || line == "fieldRef:" {
+        } else if let Some(path) = line.strip_prefix("fieldPath: ") {
+            let name = name.take().expect("`fieldPath:` without `- name:`");
+            let path = unquote(path);
+            let value = FIELD_REFS
+                .iter()
+                .find(|(known, _)| *known == path)
+                .unwrap_or_else(|| panic!("{name}: unsupported fieldRef {path}"))
+                .1;
+            env.push((name, value.to_string()));
         } else {
-            panic!("unsupported env line {line:?} (only name/value pairs)");
+            panic!("unsupported env line {line:?} (only name/value pairs and fieldRefs)");
         }
     }
     env
@@ -292,6 +307,94 @@ fn the_cronjobs_and_the_restore_job_run_as_written() {
     }
 }
 
+/// The sharded CronJob's Indexed Job: its pods, run at once with their JOB_COMPLETION_INDEX,
+/// publish one backup that holds every record; `ls` shows the other shard's part as part of it.
+#[test]
+fn the_sharded_cronjob_publishes_one_backup_from_its_shards() {
+    let source = Broker::start("manifests-sharded");
+    create_topic(&source.bootstrap, TOPIC, PARTITIONS, &[]);
+    create_topic(&source.bootstrap, "payments.manifests", 1, &[]);
+    let records: Vec<TestRecord> = (0..600)
+        .map(|i| fidelity_record(i as i32 % PARTITIONS, i))
+        .collect();
+    produce(&source.bootstrap, TOPIC, &records);
+    produce(
+        &source.bootstrap,
+        "payments.manifests",
+        &[fidelity_record(0, 7)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().to_str().unwrap();
+
+    let cronjob = manifest("cronjob-sharded.yaml");
+    let args = block_list(&cronjob, "args");
+    let env = pod_env(&cronjob, &source.bootstrap, location);
+    let completions: u32 = block_under(&cronjob, "spec")
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("completions: "))
+        .expect("completions")
+        .parse()
+        .unwrap();
+    assert_eq!(env["KAFKASNAP_SHARDS"], completions.to_string());
+    assert!(cronjob.contains("completionMode: Indexed"));
+    let summaries: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let pods: Vec<_> = (0..completions)
+            .map(|index| {
+                let mut env = env.clone();
+                env.insert("JOB_COMPLETION_INDEX".into(), index.to_string());
+                let args = &args;
+                scope.spawn(move || run_workload(args, &env))
+            })
+            .collect();
+        pods.into_iter().map(|pod| pod.join().unwrap()).collect()
+    });
+    let published: Vec<&serde_json::Value> = summaries
+        .iter()
+        .filter(|s| s["shard"]["published"] == true)
+        .collect();
+    assert!(!published.is_empty(), "no shard published: {summaries:?}");
+    let backup_id = published[0]["backup_id"].as_str().unwrap();
+    for summary in &published {
+        assert_eq!(summary["backup_id"], backup_id, "{summaries:?}");
+    }
+    for summary in &summaries {
+        assert_eq!(summary["shard"]["run"], JOB_NAME);
+    }
+    let read: u64 = summaries
+        .iter()
+        .map(|s| s["records_read"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        read,
+        records.len() as u64 + 1,
+        "every record read by exactly one shard"
+    );
+
+    let verified = kafkasnap_ok(&["verify", location, "--output", "json"], &[]);
+    let verified: serde_json::Value = serde_json::from_str(verified.trim()).unwrap();
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["archive"]["backup_id"], backup_id, "{verified}");
+    let shown = kafkasnap_ok(&["show", location, "--output", "json"], &[]);
+    let shown: serde_json::Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(
+        shown["totals"]["records"],
+        records.len() as u64 + 1,
+        "{shown}"
+    );
+    assert_eq!(shown["sharding"]["run"], JOB_NAME);
+    assert_eq!(shown["sharding"]["count"], completions);
+    let listing = kafkasnap_ok(&["ls", location], &[]);
+    let complete = listing
+        .lines()
+        .filter(|l| l.contains("  complete  "))
+        .count();
+    assert_eq!(complete, 1, "{listing}");
+    assert!(
+        listing.contains(&format!("its records are in backup {backup_id}")),
+        "{listing}"
+    );
+}
+
 /// Every pod-running manifest: the image's uid, no token, and the hardening a schema cannot
 /// require (it only checks that the fields are well-formed).
 #[test]
@@ -307,6 +410,7 @@ fn the_pods_run_hardened_as_the_images_user() {
 
     for name in [
         "cronjob.yaml",
+        "cronjob-sharded.yaml",
         "cronjob-prune.yaml",
         "cronjob-datadir.yaml",
         "restore-job.yaml",
@@ -400,7 +504,11 @@ fn the_pods_run_hardened_as_the_images_user() {
     }
     let kustomization = manifest("kustomization.yaml");
     let resources = block_list(&kustomization, "resources");
-    for outside in ["secret.example.yaml", "restore-job.yaml"] {
+    for outside in [
+        "secret.example.yaml",
+        "restore-job.yaml",
+        "cronjob-sharded.yaml",
+    ] {
         assert!(
             !resources.iter().any(|r| r == outside),
             "{outside} must stay out of the kustomization"

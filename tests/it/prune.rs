@@ -96,6 +96,7 @@ async fn write_backup(
         topics,
         groups: vec![],
         warnings: vec![],
+        sharding: None,
     };
     if publish {
         location
