@@ -83,3 +83,146 @@ pub async fn continue_from(
     }
     Ok(carried)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{
+        ArchiveKind, BackupId, Compression, PartitionBackup, SegmentBuilder, SourceCluster,
+        TimestampType, TopicBackup, Totals, FORMAT_VERSION,
+    };
+
+    /// Stores a segment of records `offsets` (timestamp = 1000 + offset) and returns its entry.
+    async fn stored_segment(location: &Location, offsets: std::ops::Range<i64>) -> SegmentRef {
+        let mut builder = SegmentBuilder::new(4096);
+        for offset in offsets {
+            let value = offset.to_string();
+            builder.push(
+                offset,
+                1000 + offset,
+                TimestampType::CreateTime,
+                None,
+                Some(value.as_bytes()),
+                std::iter::empty(),
+            );
+        }
+        let stored = builder
+            .seal()
+            .unwrap()
+            .compress(Compression::Zstd, 1)
+            .unwrap();
+        let key = format!(
+            "backups/20261124T010000Z-000001/segments/t/0/{:020}.kseg.zst",
+            stored.first_offset()
+        );
+        let entry = stored.to_ref(key.clone());
+        location.put(&key, stored.bytes).await.unwrap();
+        entry
+    }
+
+    fn parent(segments: Vec<SegmentRef>, end_offset: i64) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            kind: ArchiveKind::Logical,
+            backup_id: BackupId::parse("20261124T010000Z-000001").unwrap(),
+            parent: None,
+            started_at: "2026-11-24T01:00:00Z".into(),
+            finished_at: "2026-11-24T01:00:01Z".into(),
+            tool_version: "test".into(),
+            source: SourceCluster {
+                bootstrap_servers: "127.0.0.1:9092".into(),
+                cluster_id: None,
+                brokers: vec![],
+            },
+            compression: Compression::Zstd,
+            compression_level: 1,
+            segment_bytes: 4096,
+            topics: vec![TopicBackup {
+                name: "t".into(),
+                internal: false,
+                partition_count: 2,
+                replication_factor: 1,
+                configs: vec![],
+                partitions: vec![PartitionBackup {
+                    partition: 0,
+                    start_offset: 0,
+                    end_offset,
+                    high_watermark: end_offset,
+                    records: segments.iter().map(|s| s.records).sum(),
+                    raw_bytes: 0,
+                    stored_bytes: 0,
+                    first_timestamp: Some(1000),
+                    last_timestamp: None,
+                    segments,
+                }],
+            }],
+            groups: vec![],
+            totals: Totals::default(),
+            warnings: vec![],
+            sharding: None,
+        }
+    }
+
+    fn task(partition: i32, log_start: i64, end: i64) -> PartitionTask {
+        PartitionTask {
+            topic: "t".into(),
+            partition,
+            start_offset: log_start,
+            listed_end: end,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_partition_continues_where_the_parent_ended() {
+        let location = Location::open("memory://", false).unwrap();
+        let first = stored_segment(&location, 0..100).await;
+        let second = stored_segment(&location, 100..200).await;
+        let parent = parent(vec![first, second.clone()], 200);
+        // Partition 0: retention moved the log start to 150, inside the parent's second
+        // segment. Partition 1: new since the parent, read in full.
+        let mut tasks = vec![task(0, 150, 260), task(1, 0, 40)];
+        let mut warnings = Vec::new();
+        let carried = continue_from(&location, &parent, &mut tasks, &mut warnings)
+            .await
+            .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            tasks[0].start_offset, 200,
+            "only records after the parent are read"
+        );
+        assert_eq!(tasks[1].start_offset, 0);
+        let kept = carried[0].as_ref().unwrap();
+        assert_eq!(
+            kept.segments,
+            vec![second],
+            "the first segment is all below 150"
+        );
+        assert_eq!(kept.log_start, 150);
+        assert_eq!(
+            kept.records, 50,
+            "records 150..200 of the straddling segment"
+        );
+        assert_eq!(kept.first_timestamp, Some(1150));
+        assert_eq!(carried[1], None);
+    }
+
+    #[tokio::test]
+    async fn records_deleted_since_the_parent_are_a_named_gap() {
+        let location = Location::open("memory://", false).unwrap();
+        let segment = stored_segment(&location, 0..100).await;
+        let parent = parent(vec![segment], 100);
+        let mut tasks = vec![task(0, 130, 180)];
+        let mut warnings = Vec::new();
+        let carried = continue_from(&location, &parent, &mut tasks, &mut warnings)
+            .await
+            .unwrap();
+        assert_eq!(
+            warnings,
+            vec!["t/0: offsets 100..130 were deleted from the cluster after backup 20261124T010000Z-000001 and before this one; no backup holds them"]
+        );
+        assert_eq!(tasks[0].start_offset, 130);
+        let kept = carried[0].as_ref().unwrap();
+        assert!(kept.segments.is_empty(), "nothing of the parent is live");
+        assert_eq!(kept.records, 0);
+    }
+}
