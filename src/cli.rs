@@ -209,6 +209,10 @@ pub struct RestoreArgs {
     /// Partitions written at the same time.
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
     pub parallelism: u16,
+    /// Continue an interrupted restore (same command otherwise): each existing target
+    /// partition is checked to hold exactly the backup's first records, then the rest follow.
+    #[arg(long, env = "KAFKASNAP_RESUME")]
+    pub resume: bool,
 }
 
 #[derive(Debug, Args)]

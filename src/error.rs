@@ -40,7 +40,7 @@ pub enum Error {
     BadBackupId(String),
     #[error("the archive failed its check before anything was written:\n{}", .problems.join("\n"))]
     ArchiveDamaged { problems: Vec<String> },
-    #[error("target topic {topic} already exists; nothing was written. Use --if-exists skip to leave it alone, --if-exists append to add the records to it, or --topic-map to restore under another name")]
+    #[error("target topic {topic} already exists; nothing was written. If an interrupted kafkasnap restore created it, rerun the same command with --resume; otherwise use --if-exists skip to leave it alone, --if-exists append to add the records to it, or --topic-map to restore under another name")]
     TopicExists { topic: String },
     #[error("{0}")]
     InvalidRequest(String),

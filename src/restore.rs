@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::archive::{CommittedOffset, Manifest, PartitionBackup, RecordRef};
-use crate::catalog::{check_segments, decode_fetched};
+use crate::archive::{CommittedOffset, ContentHasher, Manifest, PartitionBackup, RecordRef};
+use crate::catalog::{check_segments, decode_fetched, read_segment};
 use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate};
 use crate::progress::Progress;
 use crate::selection::TopicSelection;
@@ -40,6 +40,9 @@ pub struct RestoreOptions {
     pub if_exists: IfExists,
     pub skip_groups: bool,
     pub parallelism: usize,
+    /// Continue an interrupted restore: target topics that exist are continued (after
+    /// checking that they hold exactly the backup's first records), the others created.
+    pub resume: bool,
     pub cancel: Arc<AtomicBool>,
 }
 
@@ -49,6 +52,8 @@ pub enum TopicAction {
     Create,
     Append,
     Skip,
+    /// Continue an interrupted restore into this (existing) topic.
+    Resume,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -81,6 +86,8 @@ pub struct RestoreSummary {
     pub records_written: u64,
     pub bytes_written: u64,
     pub records_filtered: u64,
+    /// Records an interrupted restore had already written (checked, not written again).
+    pub records_resumed: u64,
     pub groups_committed: usize,
     pub duration_seconds: f64,
 }
@@ -99,6 +106,11 @@ pub async fn plan_restore(
             )));
         }
     }
+    if options.resume && options.if_exists != IfExists::Fail {
+        return Err(Error::InvalidRequest(
+            "--resume continues the topics an interrupted restore created; it cannot be combined with --if-exists skip or append".into(),
+        ));
+    }
     if let (Some(from), Some(until)) = (options.from_time, options.until) {
         if from > until {
             return Err(Error::InvalidRequest(format!(
@@ -113,8 +125,8 @@ pub async fn plan_restore(
             cluster
                 .topics
                 .into_iter()
-                .map(|t| t.name)
-                .collect::<Vec<_>>(),
+                .map(|t| (t.name, t.partitions.len() as i32))
+                .collect::<HashMap<String, i32>>(),
             cluster.brokers.len() as i32,
         ))
     })
@@ -139,11 +151,20 @@ pub async fn plan_restore(
             .iter()
             .find(|(source, _)| *source == topic.name)
             .map_or_else(|| topic.name.clone(), |(_, target)| target.clone());
-        let action = match (existing.contains(&target), options.if_exists) {
-            (false, _) => TopicAction::Create,
-            (true, IfExists::Fail) => return Err(Error::TopicExists { topic: target }),
-            (true, IfExists::Skip) => TopicAction::Skip,
-            (true, IfExists::Append) => TopicAction::Append,
+        let action = match (existing.get(&target), options.if_exists) {
+            (None, _) => TopicAction::Create,
+            (Some(&partitions), _) if options.resume => {
+                if partitions != topic.partition_count {
+                    return Err(Error::InvalidRequest(format!(
+                        "--resume: target topic {target} has {partitions} partitions, backup topic {} has {}; it was not created by a restore of this backup",
+                        topic.name, topic.partition_count
+                    )));
+                }
+                TopicAction::Resume
+            }
+            (Some(_), IfExists::Fail) => return Err(Error::TopicExists { topic: target }),
+            (Some(_), IfExists::Skip) => TopicAction::Skip,
+            (Some(_), IfExists::Append) => TopicAction::Append,
         };
         let mut replication_factor = topic.replication_factor.max(1);
         if replication_factor > brokers.max(1) {
@@ -244,6 +265,16 @@ struct PartitionJob {
     partition: PartitionBackup,
     /// Sorted, distinct committed offsets of any group on this partition.
     wanted: Vec<i64>,
+    /// Set when an interrupted restore already wrote this partition's first records.
+    resume: Option<ResumePoint>,
+}
+
+/// How far an interrupted restore got on one target partition: its first `records` eligible
+/// records are there (offsets `0..records`), with this content hash.
+#[derive(Debug, Clone)]
+struct ResumePoint {
+    records: u64,
+    live_hash: String,
 }
 
 /// What replaying one partition found out.
@@ -251,6 +282,9 @@ struct PartitionJob {
 struct PartitionResult {
     /// committed offset -> marker of the record it maps to
     markers: BTreeMap<i64, usize>,
+    /// committed offset -> target offset, for records an interrupted restore already wrote
+    resumed_offsets: BTreeMap<i64, i64>,
+    resumed: u64,
     written: u64,
     bytes: u64,
     filtered: u64,
@@ -276,7 +310,7 @@ pub async fn run_restore(
             configs: t.configs.clone(),
         })
         .collect();
-    kafka::create_topics(&options.client, &to_create).await?;
+    let resume_points = resume_points(&options.client, &plan).await?;
 
     let committed = committed_by_partition(manifest, &plan);
     let mut jobs = Vec::new();
@@ -296,6 +330,9 @@ pub async fn run_restore(
                 target_topic: topic.target.clone(),
                 partition: partition.clone(),
                 wanted,
+                resume: resume_points
+                    .get(&(topic.target.clone(), partition.partition))
+                    .cloned(),
             });
         }
     }
@@ -307,9 +344,14 @@ pub async fn run_restore(
         Ordering::Relaxed,
     );
 
-    // Ends of appended-to partitions before we write (new topics start at 0).
-    let start_ends = append_start_ends(&options.client, &plan).await?;
+    // Ends of appended-to and resumed partitions before we write (new topics start at 0).
+    let mut start_ends = append_start_ends(&options.client, &plan).await?;
+    for ((topic, partition), point) in &resume_points {
+        start_ends.insert((topic.clone(), *partition), point.records as i64);
+    }
 
+    check_resume_points(location, &jobs, (options.from_time, options.until)).await?;
+    kafka::create_topics(&options.client, &to_create).await?;
     let writer = Arc::new(RecordWriter::new(&options.client)?);
     let results = replay(
         location,
@@ -345,6 +387,7 @@ pub async fn run_restore(
         records_written: results.iter().map(|r| r.written).sum(),
         bytes_written: results.iter().map(|r| r.bytes).sum(),
         records_filtered: results.iter().map(|r| r.filtered).sum(),
+        records_resumed: results.iter().map(|r| r.resumed).sum(),
         groups_committed,
         duration_seconds: clock.elapsed().as_secs_f64(),
         plan,
@@ -368,6 +411,101 @@ fn committed_by_partition(manifest: &Manifest, plan: &RestorePlan) -> CommittedB
         }
     }
     by_partition
+}
+
+/// For each partition of a topic being resumed: how many records the interrupted restore
+/// wrote, and their content hash (read back from the target, checked during replay).
+async fn resume_points(
+    client: &ClientSettings,
+    plan: &RestorePlan,
+) -> Result<HashMap<(String, i32), ResumePoint>, Error> {
+    let resumed: Vec<(String, i32)> = plan
+        .topics
+        .iter()
+        .filter(|t| t.action == TopicAction::Resume)
+        .flat_map(|t| (0..t.partitions).map(move |p| (t.target.clone(), p)))
+        .collect();
+    if resumed.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let reader = client.clone();
+    let hashed = tokio::task::spawn_blocking(move || {
+        let client = reader;
+        let wanted: Vec<(usize, String, i32)> = resumed
+            .iter()
+            .enumerate()
+            .map(|(i, (topic, partition))| (i, topic.clone(), *partition))
+            .collect();
+        crate::verify::hash_live_partitions(&client, &wanted).map(|hashes| (resumed, hashes))
+    })
+    .await
+    .expect("live reads do not panic")?;
+    let (resumed, hashes) = hashed;
+    let mut points = HashMap::new();
+    for (index, (records, live_hash)) in hashes {
+        let (topic, partition) = resumed[index].clone();
+        let (log_start, _) = live_bounds(client.clone(), &topic, partition).await?;
+        if log_start != 0 {
+            return Err(Error::InvalidRequest(format!(
+                "--resume: {topic}/{partition} starts at offset {log_start}, not 0: records were deleted from it, so it cannot be checked against the backup; delete the topic and restore it again"
+            )));
+        }
+        points.insert((topic, partition), ResumePoint { records, live_hash });
+    }
+    Ok(points)
+}
+
+/// Before anything is written: every resumed partition must hold exactly the first records
+/// this restore would write there (same contents, same order), else the resume is refused.
+async fn check_resume_points(
+    location: &Location,
+    jobs: &[PartitionJob],
+    window: (Option<i64>, Option<i64>),
+) -> Result<(), Error> {
+    for job in jobs {
+        let Some(point) = job.resume.as_ref().filter(|p| p.records > 0) else {
+            continue;
+        };
+        let mut hasher = ContentHasher::new();
+        'segments: for segment in &job.partition.segments {
+            let records = read_segment(location, segment).await?;
+            for record in records.iter() {
+                let record = record.map_err(|source| Error::Archive {
+                    key: segment.key.clone(),
+                    source,
+                })?;
+                if record.offset < job.partition.start_offset || !in_window(&record, window) {
+                    continue;
+                }
+                hasher.add(&record);
+                if hasher.records() == point.records {
+                    break 'segments;
+                }
+            }
+        }
+        let (records, hash) = hasher.finish();
+        if records != point.records || hash != point.live_hash {
+            return Err(Error::InvalidRequest(format!(
+                "--resume: {}/{} holds {} records that are not the first {} records this restore writes there (backup topic {}), so it was not written by an interrupted restore of this backup with these options; nothing was written. Delete the topic, or restore it under another name with --topic-map",
+                job.target_topic, job.partition.partition, point.records, point.records, job.source_topic
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn live_bounds(
+    client: ClientSettings,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), Error> {
+    let topic = topic.to_string();
+    Ok(tokio::task::spawn_blocking(move || {
+        let consumer = kafka::metadata_consumer(&client)?;
+        kafka::partition_bounds(&consumer, &client, &topic, partition)
+    })
+    .await
+    .expect("offset reads do not panic")?)
 }
 
 async fn append_start_ends(
@@ -490,6 +628,8 @@ fn replay_partition(
 ) -> Result<PartitionResult, Error> {
     let mut result = PartitionResult::default();
     let mut wanted = job.wanted.iter().peekable();
+    // Records an interrupted restore wrote (checked before replay began): not written again.
+    let already = job.resume.as_ref().map_or(0, |r| r.records);
     let segments = &job.partition.segments;
     // The next segment's (compressed) bytes download while this one is replayed; decoding
     // happens here, so at most one decoded segment per worker is in memory.
@@ -520,6 +660,18 @@ fn replay_partition(
             }
             if !in_window(&record, context.window) {
                 result.filtered += 1;
+                continue;
+            }
+            if result.resumed < already {
+                let target_offset = result.resumed as i64;
+                while let Some(&&offset) = wanted.peek() {
+                    if offset > record.offset {
+                        break;
+                    }
+                    result.resumed_offsets.insert(offset, target_offset);
+                    wanted.next();
+                }
+                result.resumed += 1;
                 continue;
             }
             let mut marker = 0;
@@ -580,7 +732,7 @@ fn translate_groups(
             };
             let new_offset = match result.markers.get(&committed.offset) {
                 Some(&marker) => writer.tracker().marked_offset(marker),
-                None => None,
+                None => result.resumed_offsets.get(&committed.offset).copied(),
             };
             let end = writer
                 .tracker()

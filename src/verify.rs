@@ -225,7 +225,7 @@ impl RecordSink for HashingSink {
 }
 
 /// Reads the given live partitions in full; returns comparison index -> (records, hash).
-fn hash_live_partitions(
+pub(crate) fn hash_live_partitions(
     client: &ClientSettings,
     wanted: &[(usize, String, i32)],
 ) -> Result<BTreeMap<usize, (u64, String)>, KafkaError> {

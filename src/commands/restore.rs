@@ -32,6 +32,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         },
         skip_groups: args.skip_groups,
         parallelism: args.parallelism as usize,
+        resume: args.resume,
         cancel: cancel_on_signal(),
     };
     // A data directory is first turned into a temporary logical archive, so both kinds of
@@ -88,12 +89,13 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     match global.output {
         OutputFormat::Json => print_json(&summary)?,
         OutputFormat::Text => println!(
-            "restored backup {} into {}: {} topics, {} records ({}), {} outside the time window, {} groups, {:.1}s",
+            "restored backup {} into {}: {} topics, {} records ({}), {} already there from the interrupted run, {} outside the time window, {} groups, {:.1}s",
             summary.plan.backup_id,
             summary.plan.target,
             summary.plan.topics.len(),
             summary.records_written,
             human_bytes(summary.bytes_written),
+            summary.records_resumed,
             summary.records_filtered,
             summary.groups_committed,
             summary.duration_seconds

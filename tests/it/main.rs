@@ -12,6 +12,7 @@ mod metrics;
 mod prune;
 mod restore;
 mod restore_datadir;
+mod resume;
 mod shard;
 mod signals;
 mod verify;
