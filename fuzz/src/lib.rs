@@ -57,7 +57,9 @@ pub fn archive_segment(data: &[u8]) -> Verdict {
     let mode = data[0] % 5;
     let first_offset = le64(1) as i64;
     let last_offset = le64(9) as i64;
-    let records = u64::from(u32::from_le_bytes(data[17..21].try_into().expect("4 bytes")));
+    let records = u64::from(u32::from_le_bytes(
+        data[17..21].try_into().expect("4 bytes"),
+    ));
     let claim = le64(21);
     let payload = &data[SEGMENT_HEADER_LEN..];
     let (compression, stored, raw_bytes) = match mode {
@@ -106,7 +108,10 @@ pub fn archive_segment(data: &[u8]) -> Verdict {
         let round: Vec<_> = redecoded.iter().map(|r| r.expect("decoded")).collect();
         assert_eq!(round, originals, "records change through a re-encode");
         if mode == 0 {
-            assert_eq!(again.bytes, payload, "a decoded frame re-encodes differently");
+            assert_eq!(
+                again.bytes, payload,
+                "a decoded frame re-encodes differently"
+            );
         }
     }
     Verdict::from_result(&decoded)
@@ -133,7 +138,10 @@ pub fn manifest(data: &[u8]) -> Verdict {
     let datadir = DatadirManifest::from_json(data);
     if let Ok(manifest) = &datadir {
         let again = DatadirManifest::from_json(&manifest.to_json()).expect("own JSON parses");
-        assert_eq!(&again, manifest, "data-dir manifest changes through its JSON");
+        assert_eq!(
+            &again, manifest,
+            "data-dir manifest changes through its JSON"
+        );
         assert!(
             kafkasnap::archive::BackupId::parse(manifest.backup_id.as_str()).is_some(),
             "data-dir manifest accepted with a malformed backup id {:?}",
