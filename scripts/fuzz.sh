@@ -10,8 +10,9 @@
 #
 # Seeds: fuzz/corpus/<target> (committed), tests/fuzz-regressions/<target>, and for kafka_log
 # the small real segments of ../shared/fixtures/kafka-bytes when present. New corpus entries
-# go to fuzz/corpus-work/<target> (not committed). A crash, hang (FUZZ_TIMEOUT s per input)
-# or allocation over FUZZ_MALLOC_MB fails the script, naming the input saved under
+# go to fuzz/corpus-work/<target> (not committed). A panic, a hang (FUZZ_TIMEOUT s per input)
+# or memory over 2 GiB (and, under a sanitizer, one allocation over FUZZ_MALLOC_MB: libFuzzer
+# sees single allocations only through sanitizer hooks) fails the script, naming the input saved under
 # fuzz/artifacts/<target>/: fix the parser, then keep the input under
 # tests/fuzz-regressions/<target>/ (see tests/it/fuzz_regressions.rs).
 set -euo pipefail
