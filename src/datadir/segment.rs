@@ -492,7 +492,9 @@ mod tests {
         let time = [time_entry(1_001, 0), time_entry(1_002, 7)].concat();
         let problems = check_time_index(&time, i64::MAX, &scan.boundaries);
         assert!(
-            problems.iter().any(|p| p.contains("past the largest possible offset")),
+            problems
+                .iter()
+                .any(|p| p.contains("past the largest possible offset")),
             "{problems:?}"
         );
     }
