@@ -8,8 +8,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct BackupId(String);
+
+/// Manifests are read from storage and may be hostile: an id that is not id-shaped is
+/// refused while parsing, never carried into an object key.
+impl TryFrom<String> for BackupId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        BackupId::parse(&text).ok_or_else(|| format!("{text:?} is not a backup id"))
+    }
+}
+
+impl From<BackupId> for String {
+    fn from(id: BackupId) -> String {
+        id.0
+    }
+}
 
 impl BackupId {
     /// A new id for a backup starting at `now`.
@@ -78,5 +93,16 @@ mod tests {
         ] {
             assert_eq!(BackupId::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn deserializing_checks_the_shape() {
+        let id: BackupId = serde_json::from_str("\"20231114T221320Z-ab\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"20231114T221320Z-ab\""
+        );
+        let err = serde_json::from_str::<BackupId>("\"../../etc\"").unwrap_err();
+        assert!(err.to_string().contains("not a backup id"), "{err}");
     }
 }

@@ -60,10 +60,7 @@ impl Compression {
             compression: self,
             source,
         };
-        let capacity = usize::try_from(expected_len)
-            .unwrap_or(usize::MAX)
-            .min(1 << 30);
-        let mut raw = Vec::with_capacity(capacity);
+        let mut raw = Vec::with_capacity(initial_capacity(stored.len(), expected_len));
         let limit = expected_len.saturating_add(1);
         match self {
             Compression::Zstd => {
@@ -99,6 +96,18 @@ impl Compression {
         }
         Ok(raw)
     }
+}
+
+/// Bytes to reserve before decompressing `stored_len` bytes that the manifest says inflate to
+/// `expected_len`. The claim alone never sizes the buffer: segment data rarely inflates more
+/// than 16 times, and beyond that the buffer grows only as decompressed bytes arrive.
+fn initial_capacity(stored_len: usize, expected_len: u64) -> usize {
+    const RATIO: usize = 16;
+    const CEILING: usize = 256 << 20;
+    let plausible = stored_len.saturating_mul(RATIO).min(CEILING);
+    usize::try_from(expected_len)
+        .unwrap_or(usize::MAX)
+        .min(plausible)
 }
 
 impl fmt::Display for Compression {
@@ -153,6 +162,15 @@ mod tests {
                 "{codec} shorter"
             );
         }
+    }
+
+    #[test]
+    fn a_claimed_size_does_not_size_the_buffer() {
+        assert_eq!(initial_capacity(10, 1 << 40), 160);
+        assert_eq!(initial_capacity(1 << 30, 1 << 40), 256 << 20);
+        assert_eq!(initial_capacity(1000, 50), 50);
+        let err = Compression::None.decompress(b"tiny", u64::MAX).unwrap_err();
+        assert!(err.to_string().contains("decompressed to 4 bytes"), "{err}");
     }
 
     #[test]

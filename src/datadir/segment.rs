@@ -251,6 +251,24 @@ fn entries<const N: usize>(bytes: &[u8], problems: &mut Vec<String>, what: &str)
     entries
 }
 
+/// An index entry's absolute offset; `None` (and a problem) when the segment's base plus the
+/// entry's relative offset is past the largest offset there can be.
+fn absolute(
+    segment_base: i64,
+    relative: u32,
+    i: usize,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Option<i64> {
+    let offset = segment_base.checked_add(i64::from(relative));
+    if offset.is_none() {
+        problems.push(format!(
+            "{what} entry {i} names relative offset {relative} from base {segment_base}, past the largest possible offset"
+        ));
+    }
+    offset
+}
+
 /// Checks an `.index` file (entries: relative offset u32, position u32): each entry must
 /// point at the start of an entry of the log whose offsets include the indexed offset, and
 /// entries must increase.
@@ -266,7 +284,10 @@ pub fn check_offset_index(
         .iter()
         .enumerate()
     {
-        let offset = segment_base + i64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]));
+        let relative = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+        let Some(offset) = absolute(segment_base, relative, i, ".index", &mut problems) else {
+            continue;
+        };
         let position = u64::from(u32::from_be_bytes([e[4], e[5], e[6], e[7]]));
         if let Some((prev_offset, prev_position)) = previous {
             if offset <= prev_offset || position <= prev_position {
@@ -308,7 +329,10 @@ pub fn check_time_index(bytes: &[u8], segment_base: i64, log: &[Boundary]) -> Ve
         .enumerate()
     {
         let timestamp = i64::from_be_bytes(e[0..8].try_into().expect("8 bytes"));
-        let offset = segment_base + i64::from(u32::from_be_bytes([e[8], e[9], e[10], e[11]]));
+        let relative = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+        let Some(offset) = absolute(segment_base, relative, i, ".timeindex", &mut problems) else {
+            continue;
+        };
         if let Some((prev_ts, prev_offset)) = previous {
             if timestamp < prev_ts || offset < prev_offset {
                 problems.push(format!(
@@ -452,5 +476,26 @@ mod tests {
 
         let problems = check_offset_index(&[0, 0, 0, 1, 0], 0, &scan.boundaries, scan.size);
         assert!(problems[0].contains("not a multiple"), "{problems:?}");
+    }
+
+    #[test]
+    fn index_offsets_past_i64_max_are_problems_not_overflows() {
+        // Found by the kafka_log fuzz target: a segment named 09223372036854775807.log.
+        let (log, positions) = three_batches();
+        let scan = scan_log(&log[..], |_, _| {}).unwrap();
+        let index = [offset_entry(0, positions[0]), offset_entry(1, positions[1])].concat();
+        let problems = check_offset_index(&index, i64::MAX, &scan.boundaries, scan.size);
+        assert!(
+            problems[1].contains(".index entry 1 names relative offset 1 from base"),
+            "{problems:?}"
+        );
+        let time = [time_entry(1_001, 0), time_entry(1_002, 7)].concat();
+        let problems = check_time_index(&time, i64::MAX, &scan.boundaries);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("past the largest possible offset")),
+            "{problems:?}"
+        );
     }
 }

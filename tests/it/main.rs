@@ -4,6 +4,7 @@ mod backup;
 mod datadir;
 mod errors;
 mod fixture;
+mod fuzz_regressions;
 mod harness;
 mod incremental;
 mod k8s_exec;

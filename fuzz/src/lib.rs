@@ -1,0 +1,260 @@
+//! The fuzz harnesses: how raw fuzzer bytes are turned into calls of kafkasnap's public
+//! parsers, and the invariants checked on what comes back (a failed invariant panics, which
+//! the fuzzer reports as a crash).
+//!
+//! Shared with `tests/it/fuzz_regressions.rs` (included there by `#[path]`), which replays
+//! every file under `tests/fuzz-regressions/<target>/` through the same functions, so a
+//! crash found by the fuzzer stays a plain `cargo test`. Keep it to crates kafkasnap itself
+//! depends on (sha2, hex, tar, crc32c, serde_json) so that include compiles.
+
+use kafkasnap::archive::{
+    decode_segment, Compression, DatadirManifest, Manifest, SegmentBuilder, SegmentRef,
+};
+use kafkasnap::datadir::{inspect_tar_stream, ControlRecord, LogEntry, LogReader, RecordBatch};
+use sha2::{Digest, Sha256};
+
+/// What a parser made of an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Parsed, and nothing in it was damaged.
+    Accepted,
+    /// Refused or reported as damaged, with the first reason.
+    Rejected(String),
+}
+
+impl Verdict {
+    fn from_result<T, E: std::fmt::Display>(result: &Result<T, E>) -> Verdict {
+        match result {
+            Ok(_) => Verdict::Accepted,
+            Err(err) => Verdict::Rejected(err.to_string()),
+        }
+    }
+}
+
+/// Bytes of the archive-segment input header (see [`archive_segment`]).
+pub const SEGMENT_HEADER_LEN: usize = 29;
+/// Largest `raw_bytes` the harness lets an input claim for a compressed object: the decoder
+/// may legitimately fill that much (the manifest promised it), so a bigger claim would only
+/// measure the fuzzer's memory limit.
+const MAX_CLAIM: u64 = 64 << 20;
+
+/// The archive segment decoder (`decode_segment`: size and sha256 check, decompression,
+/// KSNAPSG1 magic, record frames, offsets against the manifest entry).
+///
+/// Input: `mode u8 | first_offset i64 | last_offset i64 | records u32 | raw_bytes u64 |
+/// payload` (integers little-endian). The manifest entry always matches the object's size
+/// and checksum, so every input reaches decompression. Modes (`mode % 5`):
+/// 0 `none`, raw_bytes = payload length (explores record framing);
+/// 1 `none`, raw_bytes as claimed; 2 `zstd` and 3 `gzip`, payload stored as is, raw_bytes as
+/// claimed (capped at 64 MiB); 4 payload compressed with zstd by the harness, exact size.
+///
+/// Invariant: a segment that decodes re-encodes to the same records.
+pub fn archive_segment(data: &[u8]) -> Verdict {
+    if data.len() < SEGMENT_HEADER_LEN {
+        return Verdict::Rejected("input shorter than the harness header".into());
+    }
+    let le64 = |at: usize| u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+    let mode = data[0] % 5;
+    let first_offset = le64(1) as i64;
+    let last_offset = le64(9) as i64;
+    let records = u64::from(u32::from_le_bytes(
+        data[17..21].try_into().expect("4 bytes"),
+    ));
+    let claim = le64(21);
+    let payload = &data[SEGMENT_HEADER_LEN..];
+    let (compression, stored, raw_bytes) = match mode {
+        0 => (Compression::None, payload.to_vec(), payload.len() as u64),
+        1 => (Compression::None, payload.to_vec(), claim),
+        2 => (Compression::Zstd, payload.to_vec(), claim.min(MAX_CLAIM)),
+        3 => (Compression::Gzip, payload.to_vec(), claim.min(MAX_CLAIM)),
+        _ => (
+            Compression::Zstd,
+            Compression::Zstd
+                .compress(1, payload)
+                .expect("zstd compresses any bytes"),
+            payload.len() as u64,
+        ),
+    };
+    let entry = SegmentRef {
+        key: "fuzz".into(),
+        compression,
+        first_offset,
+        last_offset,
+        records,
+        raw_bytes,
+        stored_bytes: stored.len() as u64,
+        sha256: hex::encode(Sha256::digest(&stored)),
+        first_timestamp: None,
+        last_timestamp: None,
+        min_timestamp: None,
+        max_timestamp: None,
+    };
+    let decoded = decode_segment(&stored, &entry);
+    if let Ok(segment) = &decoded {
+        let mut builder = SegmentBuilder::new(0);
+        let mut originals = Vec::new();
+        for record in segment.iter() {
+            let record = record.expect("decode_segment already read every record");
+            builder.push_record(&record);
+            originals.push(record);
+        }
+        let again = builder
+            .seal()
+            .expect("a decoded segment holds records")
+            .compress(Compression::None, 0)
+            .expect("none always compresses");
+        let again_entry = again.to_ref("again".into());
+        let redecoded = decode_segment(&again.bytes, &again_entry).expect("re-encoded decodes");
+        let round: Vec<_> = redecoded.iter().map(|r| r.expect("decoded")).collect();
+        assert_eq!(round, originals, "records change through a re-encode");
+        if mode == 0 {
+            assert_eq!(
+                again.bytes, payload,
+                "a decoded frame re-encodes differently"
+            );
+        }
+    }
+    Verdict::from_result(&decoded)
+}
+
+/// The manifest parsers (`Manifest::from_json`, `DatadirManifest::from_json`, which share
+/// `parse_versioned`). Input: the JSON bytes.
+///
+/// Invariants: whatever parses serializes and parses back to itself, and carries backup ids
+/// that `BackupId::parse` accepts (ids become object-key segments).
+pub fn manifest(data: &[u8]) -> Verdict {
+    let logical = Manifest::from_json(data);
+    if let Ok(manifest) = &logical {
+        let again = Manifest::from_json(&manifest.to_json()).expect("own JSON parses");
+        assert_eq!(&again, manifest, "manifest changes through its JSON");
+        for id in std::iter::once(&manifest.backup_id).chain(manifest.parent.as_ref()) {
+            assert!(
+                kafkasnap::archive::BackupId::parse(id.as_str()).is_some(),
+                "manifest accepted with a malformed backup id {id:?}"
+            );
+        }
+        let _ = manifest.segments().count();
+    }
+    let datadir = DatadirManifest::from_json(data);
+    if let Ok(manifest) = &datadir {
+        let again = DatadirManifest::from_json(&manifest.to_json()).expect("own JSON parses");
+        assert_eq!(
+            &again, manifest,
+            "data-dir manifest changes through its JSON"
+        );
+        assert!(
+            kafkasnap::archive::BackupId::parse(manifest.backup_id.as_str()).is_some(),
+            "data-dir manifest accepted with a malformed backup id {:?}",
+            manifest.backup_id
+        );
+    }
+    match (&logical, &datadir) {
+        (Ok(_), _) | (_, Ok(_)) => Verdict::Accepted,
+        (Err(err), _) => Verdict::Rejected(err.to_string()),
+    }
+}
+
+/// Kafka's on-disk log: `LogReader` framing, RecordBatch v2 CRC and record decoding with
+/// every codec, control records; then the whole inspector (`inspect_tar_stream`) over a tar
+/// that holds the input as a topic segment, as the KRaft metadata log and a metadata
+/// snapshot, as a `__consumer_offsets` segment, as index files beside a segment based at
+/// `i64::MAX`, and as `meta.properties` and a checkpoint file. Input: a log's bytes.
+///
+/// Copies given to the metadata and offsets decoders have their batch CRCs recomputed, so
+/// mutations reach the record parsers instead of stopping at the CRC.
+///
+/// The verdict is the direct read's: `Accepted` when every entry is a batch whose CRC holds
+/// and whose records decode (a zero-filled tail is fine).
+/// Invariant: an in-memory tar of any bytes yields a report, never an error.
+pub fn kafka_log(data: &[u8]) -> Verdict {
+    let verdict = read_log(data);
+    let fixed = fix_crcs(data);
+    if fixed != data {
+        read_log(&fixed);
+    }
+    let index = &data[..data.len().min(4096)];
+    let files: [(&str, &[u8]); 10] = [
+        ("meta.properties", data),
+        ("recovery-point-offset-checkpoint", data),
+        ("t-0/00000000000000000000.log", data),
+        ("__cluster_metadata-0/00000000000000000000.log", &fixed),
+        (
+            "__cluster_metadata-0/00000000000000000100-0000000001.checkpoint",
+            &fixed,
+        ),
+        ("__consumer_offsets-0/00000000000000000000.log", &fixed),
+        ("u-1/09223372036854775807.index", index),
+        ("u-1/09223372036854775807.timeindex", index),
+        ("u-1/09223372036854775807.log", &fixed),
+        ("u-1/partition.metadata", data),
+    ];
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, bytes)
+            .expect("appending to a Vec");
+    }
+    let tar = tar.into_inner().expect("finishing a Vec");
+    let report = inspect_tar_stream(&tar[..]).expect("an in-memory tar always yields a report");
+    let _ = serde_json::to_vec(&report).expect("a report serializes");
+    verdict
+}
+
+fn read_log(data: &[u8]) -> Verdict {
+    let mut verdict = Verdict::Accepted;
+    let mut reject = |why: String| {
+        if verdict == Verdict::Accepted {
+            verdict = Verdict::Rejected(why);
+        }
+    };
+    for entry in LogReader::new(data) {
+        match entry.expect("reading a slice cannot fail") {
+            LogEntry::Batch(batch) => {
+                if !batch.crc_ok() {
+                    reject(format!("CRC mismatch at {}", batch.position));
+                }
+                check_batch(&batch).unwrap_or_else(&mut reject);
+            }
+            LogEntry::ZeroTail { .. } => {}
+            other => reject(format!("{other:?}")),
+        }
+    }
+    verdict
+}
+
+fn check_batch(batch: &RecordBatch) -> Result<(), String> {
+    let _ = batch.header.codec();
+    let _ = batch.header.last_offset();
+    let records = batch.records().map_err(|err| err.to_string())?;
+    if batch.header.is_control() {
+        for record in &records {
+            let _ = ControlRecord::parse(record);
+        }
+    }
+    Ok(())
+}
+
+/// A copy of `data` with the CRC of every complete magic-2 batch recomputed.
+fn fix_crcs(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let mut pos = 0usize;
+    while pos + 17 <= out.len() {
+        let length = i32::from_be_bytes(out[pos + 8..pos + 12].try_into().expect("4 bytes"));
+        let Ok(length) = usize::try_from(length) else {
+            break;
+        };
+        let end = pos + 12 + length;
+        if length < 14 || end > out.len() {
+            break;
+        }
+        if out[pos + 16] == 2 && length >= 49 {
+            let crc = crc32c::crc32c(&out[pos + 21..end]);
+            out[pos + 17..pos + 21].copy_from_slice(&crc.to_be_bytes());
+        }
+        pos = end;
+    }
+    out
+}
