@@ -278,8 +278,10 @@ pub enum DatadirCommand {
     /// Read a data directory, or a tar archive of one, offline (no broker) and report its
     /// topics, partitions, group offsets and any corruption. Exit code 3 if corruption is found.
     Inspect(DatadirInspectArgs),
-    /// Back up a running broker's data directory: `tar` in its pod through the Kubernetes
-    /// exec API, compressed, checksummed and uploaded as it streams (no temporary file).
+    /// Back up a broker's data directory: `tar` through the Kubernetes exec API, compressed,
+    /// checksummed and uploaded as it streams (no temporary file). `--mode live` (default) runs
+    /// it in the running broker's pod; `--mode stopped` scales the StatefulSet to 0, reads the
+    /// PVC from a read-only helper pod and scales back (a consistent copy, with downtime).
     /// Reaches the cluster like kubectl: $KUBECONFIG, ~/.kube/config, or in-cluster.
     Backup(DatadirBackupArgs),
     /// List the data-dir backups at a location, newest first.
@@ -309,6 +311,44 @@ pub struct DatadirBackupArgs {
     /// Archive compression: zstd or gzip.
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip"], env = "KAFKASNAP_COMPRESSION")]
     pub compression: String,
+    /// live: tar in the running broker's container. stopped: scale the StatefulSet to 0,
+    /// tar the PVC in a read-only helper pod, scale back to the original replica count.
+    #[arg(long, value_enum, default_value = "live", env = "KAFKASNAP_MODE")]
+    pub mode: DatadirBackupMode,
+    /// Fail when no byte comes through the exec stream for this long.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "KAFKASNAP_STALL_TIMEOUT")]
+    pub stall_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub helper: HelperPodArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatadirBackupMode {
+    Live,
+    Stopped,
+}
+
+/// The StatefulSet, PVC and helper pod of `datadir backup --mode stopped`.
+#[derive(Debug, Args)]
+pub struct HelperPodArgs {
+    /// The broker's StatefulSet.
+    #[arg(long, default_value = "kafka", env = "KAFKASNAP_STATEFULSET")]
+    pub statefulset: String,
+    /// The broker's data PVC.
+    #[arg(long, default_value = "kafka-data-kafka-0", env = "KAFKASNAP_PVC")]
+    pub pvc: String,
+    /// Image of the helper pod that mounts the PVC; needs sh, sleep and tar.
+    #[arg(long, default_value = "busybox:1.36", env = "KAFKASNAP_HELPER_IMAGE")]
+    pub helper_image: String,
+    /// User and group id of the helper pod (non-root).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..), env = "KAFKASNAP_HELPER_UID")]
+    pub helper_uid: i64,
+    /// The helper pod ends on its own after this long, even if kafkasnap is killed.
+    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration, env = "KAFKASNAP_HELPER_LIFETIME")]
+    pub helper_lifetime: std::time::Duration,
+    /// How long to wait for the broker pod to go and for the helper pod to run.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, env = "KAFKASNAP_WAIT_TIMEOUT")]
+    pub wait_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -1,20 +1,24 @@
 //! `kafkasnap datadir ...`: a broker's data directory. `inspect` reads one (or a tar archive
 //! of one) offline and prints what it holds and any damage; `backup` streams one out of a
-//! running broker's pod into a backup location; `ls` and `verify` list and check such backups.
+//! broker's pod (live) or its PVC (stopped) into a backup location; `ls` and `verify` list
+//! and check such backups.
 
 use anyhow::Context;
 use kafkasnap::archive::{Compression, DatadirManifest};
 use kafkasnap::catalog::open_datadir_backup;
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
-use kafkasnap::k8s::{backup_datadir, default_client, DatadirBackupOptions, PodTarget};
+use kafkasnap::k8s::{
+    backup_datadir, backup_datadir_stopped, default_client, DatadirBackupOptions, HelperPodSpec,
+    K8sError, PodTarget, StatefulSetRef, StoppedBackupOptions,
+};
 use kafkasnap::progress::human_bytes;
 use kafkasnap::store::Location;
 use kafkasnap::verify::verify_datadir_archive;
 
-use super::{print_json, Global, Outcome};
+use super::{cancel_on_signal, print_json, Global, Outcome};
 use crate::cli::{
-    DatadirArgs, DatadirBackupArgs, DatadirCommand, DatadirInspectArgs, LsArgs, OutputFormat,
-    ShowArgs,
+    DatadirArgs, DatadirBackupArgs, DatadirBackupMode, DatadirCommand, DatadirInspectArgs,
+    HelperPodArgs, LsArgs, OutputFormat, ShowArgs,
 };
 
 pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -105,24 +109,54 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
     let compression: Compression = args.compression.parse()?;
     let location = Location::open(&args.to, true)?;
     let client = default_client().await?;
-    let options = DatadirBackupOptions {
-        target: PodTarget {
-            namespace: args.namespace,
-            pod: args.pod,
-            container: args.container,
-            path: args.path,
-        },
-        compression,
-    };
-    tracing::info!(
-        "backing up {}:{} of pod {}/{} to {}",
-        options.target.container,
-        options.target.path,
-        options.target.namespace,
-        options.target.pod,
-        location.display()
-    );
-    let manifest = backup_datadir(client, &location, &options).await?;
+    let cancel = cancel_on_signal();
+    let manifest = match args.mode {
+        DatadirBackupMode::Live => {
+            let options = DatadirBackupOptions {
+                target: PodTarget {
+                    namespace: args.namespace,
+                    pod: args.pod,
+                    container: args.container,
+                    path: args.path,
+                },
+                compression,
+                stall_timeout: args.stall_timeout,
+                cancel,
+            };
+            tracing::info!(
+                "backing up {}:{} of pod {}/{} to {}",
+                options.target.container,
+                options.target.path,
+                options.target.namespace,
+                options.target.pod,
+                location.display()
+            );
+            backup_datadir(client, &location, &options).await
+        }
+        DatadirBackupMode::Stopped => {
+            let options = StoppedBackupOptions {
+                statefulset: StatefulSetRef {
+                    namespace: args.namespace.clone(),
+                    name: args.helper.statefulset.clone(),
+                },
+                pod: args.pod,
+                helper: helper_spec(&args.namespace, &args.helper, "backup"),
+                compression,
+                stall_timeout: args.stall_timeout,
+                wait_timeout: args.helper.wait_timeout,
+                cancel,
+            };
+            tracing::info!(
+                "backing up PVC {}/{} with statefulset {} stopped to {}",
+                args.namespace,
+                options.helper.pvc,
+                options.statefulset,
+                location.display()
+            );
+            backup_datadir_stopped(client, &location, &options).await
+        }
+    }
+    .map_err(interrupted)?;
     for warning in &manifest.warnings {
         tracing::warn!("{warning}");
     }
@@ -130,8 +164,9 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
         print_json(&manifest)?;
     } else {
         println!(
-            "data-dir backup {} of pod {}/{}: {} files, {} tar, {} stored as {} (sha256 {})",
+            "data-dir backup {} ({}) of pod {}/{}: {} files, {} tar, {} stored as {} (sha256 {})",
             manifest.backup_id,
+            manifest.source.mode,
             manifest.source.namespace,
             manifest.source.pod,
             manifest.files.len(),
@@ -148,6 +183,26 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
         );
     }
     Ok(Outcome::Success)
+}
+
+fn helper_spec(namespace: &str, args: &HelperPodArgs, purpose: &'static str) -> HelperPodSpec {
+    HelperPodSpec {
+        namespace: namespace.to_string(),
+        pvc: args.pvc.clone(),
+        image: args.helper_image.clone(),
+        uid: args.helper_uid,
+        read_only: purpose == "backup",
+        lifetime: args.helper_lifetime,
+        purpose,
+    }
+}
+
+/// Ctrl-C / SIGTERM ends with the interrupted exit code (130) like every other command.
+fn interrupted(err: K8sError) -> anyhow::Error {
+    match err {
+        K8sError::Interrupted => kafkasnap::Error::Interrupted.into(),
+        err => err.into(),
+    }
 }
 
 async fn inspect(args: DatadirInspectArgs, global: &Global) -> anyhow::Result<Outcome> {
