@@ -1,15 +1,16 @@
 //! `kafkasnap datadir ...`: a broker's data directory. `inspect` reads one (or a tar archive
 //! of one) offline and prints what it holds and any damage; `backup` streams one out of a
-//! broker's pod (live) or its PVC (stopped) into a backup location; `ls` and `verify` list
-//! and check such backups.
+//! broker's pod (live) or its PVC (stopped) into a backup location; `restore` writes such a
+//! backup back into a PVC; `ls` and `verify` list and check such backups.
 
 use anyhow::Context;
 use kafkasnap::archive::{Compression, DatadirManifest};
 use kafkasnap::catalog::open_datadir_backup;
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
 use kafkasnap::k8s::{
-    backup_datadir, backup_datadir_stopped, default_client, DatadirBackupOptions, HelperPodSpec,
-    K8sError, PodTarget, StatefulSetRef, StoppedBackupOptions,
+    backup_datadir, backup_datadir_stopped, default_client, restore_datadir, DatadirBackupOptions,
+    DatadirRestoreOptions, HelperPodSpec, K8sError, PodTarget, StatefulSetRef,
+    StoppedBackupOptions,
 };
 use kafkasnap::progress::human_bytes;
 use kafkasnap::store::Location;
@@ -18,13 +19,14 @@ use kafkasnap::verify::verify_datadir_archive;
 use super::{cancel_on_signal, print_json, Global, Outcome};
 use crate::cli::{
     DatadirArgs, DatadirBackupArgs, DatadirBackupMode, DatadirCommand, DatadirInspectArgs,
-    HelperPodArgs, LsArgs, OutputFormat, ShowArgs,
+    DatadirRestoreArgs, HelperPodArgs, LsArgs, OutputFormat, ShowArgs,
 };
 
 pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> {
     match args.command {
         DatadirCommand::Inspect(args) => inspect(args, global).await,
-        DatadirCommand::Backup(args) => backup(args, global).await,
+        DatadirCommand::Backup(args) => backup(*args, global).await,
+        DatadirCommand::Restore(args) => restore(*args, global).await,
         DatadirCommand::Ls(args) => list(args, global).await,
         DatadirCommand::Verify(args) => verify(args, global).await,
     }
@@ -180,6 +182,68 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
             manifest.cluster_id.as_deref().unwrap_or("unknown"),
             opt(manifest.node_id),
             manifest.warnings.len()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let location = Location::open(&args.from, false)?;
+    let wanted = args.backup.as_deref().filter(|id| *id != "latest");
+    let manifest = open_datadir_backup(&location, wanted).await?;
+    let client = default_client().await?;
+    let options = DatadirRestoreOptions {
+        statefulset: StatefulSetRef {
+            namespace: args.namespace.clone(),
+            name: args.helper.statefulset.clone(),
+        },
+        pod: args.pod,
+        helper: helper_spec(&args.namespace, &args.helper, "restore"),
+        cluster_id: args.cluster_id,
+        rewrite_cluster_id: args.rewrite_cluster_id,
+        force: args.force,
+        stall_timeout: args.stall_timeout,
+        wait_timeout: args.helper.wait_timeout,
+        cancel: cancel_on_signal(),
+    };
+    tracing::info!(
+        "restoring data-dir backup {} from {} into PVC {}/{}",
+        manifest.backup_id,
+        location.display(),
+        args.namespace,
+        options.helper.pvc
+    );
+    let report = restore_datadir(client, &location, &manifest, &options)
+        .await
+        .map_err(|err| match err {
+            K8sError::Interrupted => anyhow::Error::from(kafkasnap::Error::Interrupted).context(
+                "the restore was stopped; if it had started writing, the volume holds a partial \
+                 restore: empty it and run the restore again",
+            ),
+            err => err.into(),
+        })?;
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
+    if global.output == OutputFormat::Json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "restored data-dir backup {} into PVC {}/{}: {} files, {} tar; cluster id {}{}",
+            report.backup_id,
+            report.namespace,
+            report.pvc,
+            report.files,
+            human_bytes(report.tar_bytes),
+            report.cluster_id.as_deref().unwrap_or("unknown"),
+            match report.rewritten_meta_properties {
+                0 => String::new(),
+                n => format!(" (rewritten in {n} meta.properties)"),
+            }
+        );
+        println!(
+            "  next: kubectl -n {} scale statefulset {} --replicas=1  (manual)",
+            report.namespace, args.helper.statefulset
         );
     }
     Ok(Outcome::Success)

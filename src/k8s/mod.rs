@@ -1,19 +1,25 @@
 //! Kubernetes: `tar` out of a broker's pod through the exec API, streamed (compressed,
 //! checksummed and uploaded without a temporary file) into a data-dir backup, either from the
-//! running broker or with its StatefulSet scaled to 0 through a helper pod.
+//! running broker or with its StatefulSet scaled to 0 through a helper pod; and a data-dir
+//! backup written back into a PVC (`tar x` in a helper pod, fed over exec stdin).
 //!
 //! Everything takes a [`kube::Client`] so that callers choose how to reach the cluster
 //! ([`default_client`] does what kubectl does; tests point one at a loopback server).
 
 mod datadir_backup;
+mod datadir_restore;
 mod exec;
+mod exec_stdin;
 mod helper_pod;
 mod pods;
+mod restore_stream;
 mod statefulset;
 mod stopped;
 mod tar_index;
+mod tar_rewrite;
 
 pub use datadir_backup::{backup_datadir, DatadirBackupOptions};
+pub use datadir_restore::{restore_datadir, DatadirRestoreOptions, RestoreReport};
 pub use exec::PodTarget;
 pub use helper_pod::{HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
 pub use statefulset::StatefulSetRef;
@@ -69,7 +75,7 @@ pub async fn default_client() -> Result<kube::Client, K8sError> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// What can go wrong taking a data directory out of a pod. Every variant
+/// What can go wrong taking a data directory out of a pod or writing one back. Every variant
 /// names the pod, StatefulSet, PVC or archive entry concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
@@ -113,6 +119,42 @@ pub enum K8sError {
     },
     #[error("interrupted; nothing was published")]
     Interrupted,
+    #[error(
+        "pod {pod} is running with PVC {namespace}/{pvc} mounted; stop it first (scale its \
+         StatefulSet to 0) or pass --force to write into the volume anyway"
+    )]
+    PvcInUse {
+        namespace: String,
+        pvc: String,
+        pod: String,
+    },
+    #[error(
+        "statefulset {statefulset} has {replicas} replicas and would start a broker on the \
+         volume mid-restore; run `{command}` first, or pass --force"
+    )]
+    StatefulSetRunning {
+        statefulset: String,
+        replicas: i32,
+        command: String,
+    },
+    #[error("cannot read the archive {key}: {source}")]
+    ArchiveRead {
+        key: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("{problem}; nothing was written")]
+    RestoreRefused { problem: String },
+    #[error(
+        "the archive {key} changed while it was written into pod {namespace}/{pod}: {problem}; \
+         the volume holds a partial restore: repeat the restore into an empty volume"
+    )]
+    ArchiveChanged {
+        key: String,
+        namespace: String,
+        pod: String,
+        problem: String,
+    },
     #[error(
         "cannot set up a Kubernetes client (no usable kubeconfig and not running in a pod): {source}"
     )]

@@ -1,9 +1,9 @@
-//! Questions about pods: is this one gone yet.
+//! Questions about pods: is this one gone yet, and which pods mount a given PVC.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 
 use super::{api_err, K8sError};
 
@@ -32,4 +32,41 @@ pub(crate) async fn wait_until_gone(
             Err(source) => return Err(api_err(format!("look up pod {namespace}/{name}"), source)),
         }
     }
+}
+
+/// Pods in `namespace` that mount PVC `pvc` and have not ended (pending, running or unknown).
+pub(crate) async fn pods_using_pvc(
+    client: &kube::Client,
+    namespace: &str,
+    pvc: &str,
+) -> Result<Vec<String>, K8sError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| api_err(format!("list the pods in namespace {namespace}"), source))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|pod| mounts_pvc(pod, pvc) && !has_ended(pod))
+        .filter_map(|pod| pod.metadata.name)
+        .collect())
+}
+
+fn mounts_pvc(pod: &Pod, pvc: &str) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.volumes.iter().flatten().any(|volume| {
+            volume
+                .persistent_volume_claim
+                .as_ref()
+                .is_some_and(|claim| claim.claim_name == pvc)
+        })
+    })
+}
+
+fn has_ended(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
 }

@@ -7,6 +7,7 @@ mod fixture;
 mod harness;
 mod incremental;
 mod k8s_exec;
+mod k8s_restore;
 mod k8s_stopped;
 mod manifests;
 mod metrics;
