@@ -41,9 +41,39 @@ pub struct DatadirManifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatadirSource {
     pub namespace: String,
+    /// The broker's pod (in `stopped` mode: the pod whose volume was archived).
     pub pod: String,
+    /// The container `tar` ran in: the broker's (`live`) or the helper pod's (`stopped`).
     pub container: String,
+    /// The data directory as that container saw it.
     pub path: String,
+    /// `live` (absent in manifests written before modes existed) or `stopped`.
+    #[serde(default)]
+    pub mode: DatadirMode,
+    /// The PVC a `stopped` backup mounted read-only in a helper pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pvc: Option<String>,
+}
+
+/// How the data directory was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatadirMode {
+    /// `tar` in the running broker's container (files may change while read).
+    #[default]
+    Live,
+    /// The StatefulSet scaled to 0 and `tar` run in a helper pod mounting the volume
+    /// read-only: a consistent copy.
+    Stopped,
+}
+
+impl std::fmt::Display for DatadirMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DatadirMode::Live => "live",
+            DatadirMode::Stopped => "stopped",
+        })
+    }
 }
 
 /// The archive object.
@@ -96,6 +126,8 @@ mod tests {
                 pod: "kafka-0".into(),
                 container: "kafka".into(),
                 path: "/var/lib/kafka/data".into(),
+                mode: DatadirMode::Stopped,
+                pvc: Some("kafka-data-kafka-0".into()),
             },
             cluster_id: Some("MkU3OEVBNTcwNTJENDM2Qk".into()),
             node_id: Some(1),
@@ -114,6 +146,7 @@ mod tests {
         };
         let json = manifest.to_json();
         assert!(String::from_utf8_lossy(&json).contains("\"kind\": \"datadir\""));
+        assert!(String::from_utf8_lossy(&json).contains("\"mode\": \"stopped\""));
         assert_eq!(DatadirManifest::from_json(&json).unwrap(), manifest);
         let newer = String::from_utf8(json)
             .unwrap()
@@ -122,5 +155,11 @@ mod tests {
             DatadirManifest::from_json(newer.as_bytes()),
             Err(ArchiveError::UnsupportedVersion { found: 2 })
         ));
+        // Manifests written before modes existed were live backups.
+        let older = String::from_utf8(manifest.to_json())
+            .unwrap()
+            .replace("\"mode\": \"stopped\",", "");
+        let older = DatadirManifest::from_json(older.as_bytes()).unwrap();
+        assert_eq!(older.source.mode, DatadirMode::Live);
     }
 }

@@ -14,7 +14,7 @@ pub use backup_id::BackupId;
 pub use compression::Compression;
 pub use content_hash::ContentHasher;
 pub use datadir_manifest::{
-    DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirSource,
+    DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,
     DATADIR_FORMAT_VERSION,
 };
 pub(crate) use manifest::parse_versioned;

@@ -1,26 +1,32 @@
 //! `kafkasnap datadir ...`: a broker's data directory. `inspect` reads one (or a tar archive
 //! of one) offline and prints what it holds and any damage; `backup` streams one out of a
-//! running broker's pod into a backup location; `ls` and `verify` list and check such backups.
+//! broker's pod (live) or its PVC (stopped) into a backup location; `restore` writes such a
+//! backup back into a PVC; `ls` and `verify` list and check such backups.
 
 use anyhow::Context;
 use kafkasnap::archive::{Compression, DatadirManifest};
 use kafkasnap::catalog::open_datadir_backup;
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
-use kafkasnap::k8s::{backup_datadir, default_client, DatadirBackupOptions, PodTarget};
+use kafkasnap::k8s::{
+    backup_datadir, backup_datadir_stopped, default_client, restore_datadir, DatadirBackupOptions,
+    DatadirRestoreOptions, HelperPodSpec, K8sError, PodTarget, StatefulSetRef,
+    StoppedBackupOptions,
+};
 use kafkasnap::progress::human_bytes;
 use kafkasnap::store::Location;
 use kafkasnap::verify::verify_datadir_archive;
 
-use super::{print_json, Global, Outcome};
+use super::{cancel_on_signal, print_json, Global, Outcome};
 use crate::cli::{
-    DatadirArgs, DatadirBackupArgs, DatadirCommand, DatadirInspectArgs, LsArgs, OutputFormat,
-    ShowArgs,
+    DatadirArgs, DatadirBackupArgs, DatadirBackupMode, DatadirCommand, DatadirInspectArgs,
+    DatadirRestoreArgs, HelperPodArgs, LsArgs, OutputFormat, ShowArgs,
 };
 
 pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> {
     match args.command {
         DatadirCommand::Inspect(args) => inspect(args, global).await,
-        DatadirCommand::Backup(args) => backup(args, global).await,
+        DatadirCommand::Backup(args) => backup(*args, global).await,
+        DatadirCommand::Restore(args) => restore(*args, global).await,
         DatadirCommand::Ls(args) => list(args, global).await,
         DatadirCommand::Verify(args) => verify(args, global).await,
     }
@@ -105,24 +111,54 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
     let compression: Compression = args.compression.parse()?;
     let location = Location::open(&args.to, true)?;
     let client = default_client().await?;
-    let options = DatadirBackupOptions {
-        target: PodTarget {
-            namespace: args.namespace,
-            pod: args.pod,
-            container: args.container,
-            path: args.path,
-        },
-        compression,
-    };
-    tracing::info!(
-        "backing up {}:{} of pod {}/{} to {}",
-        options.target.container,
-        options.target.path,
-        options.target.namespace,
-        options.target.pod,
-        location.display()
-    );
-    let manifest = backup_datadir(client, &location, &options).await?;
+    let cancel = cancel_on_signal();
+    let manifest = match args.mode {
+        DatadirBackupMode::Live => {
+            let options = DatadirBackupOptions {
+                target: PodTarget {
+                    namespace: args.namespace,
+                    pod: args.pod,
+                    container: args.container,
+                    path: args.path,
+                },
+                compression,
+                stall_timeout: args.stall_timeout,
+                cancel,
+            };
+            tracing::info!(
+                "backing up {}:{} of pod {}/{} to {}",
+                options.target.container,
+                options.target.path,
+                options.target.namespace,
+                options.target.pod,
+                location.display()
+            );
+            backup_datadir(client, &location, &options).await
+        }
+        DatadirBackupMode::Stopped => {
+            let options = StoppedBackupOptions {
+                statefulset: StatefulSetRef {
+                    namespace: args.namespace.clone(),
+                    name: args.helper.statefulset.clone(),
+                },
+                pod: args.pod,
+                helper: helper_spec(&args.namespace, &args.helper, "backup"),
+                compression,
+                stall_timeout: args.stall_timeout,
+                wait_timeout: args.helper.wait_timeout,
+                cancel,
+            };
+            tracing::info!(
+                "backing up PVC {}/{} with statefulset {} stopped to {}",
+                args.namespace,
+                options.helper.pvc,
+                options.statefulset,
+                location.display()
+            );
+            backup_datadir_stopped(client, &location, &options).await
+        }
+    }
+    .map_err(interrupted)?;
     for warning in &manifest.warnings {
         tracing::warn!("{warning}");
     }
@@ -130,8 +166,9 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
         print_json(&manifest)?;
     } else {
         println!(
-            "data-dir backup {} of pod {}/{}: {} files, {} tar, {} stored as {} (sha256 {})",
+            "data-dir backup {} ({}) of pod {}/{}: {} files, {} tar, {} stored as {} (sha256 {})",
             manifest.backup_id,
+            manifest.source.mode,
             manifest.source.namespace,
             manifest.source.pod,
             manifest.files.len(),
@@ -148,6 +185,88 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
         );
     }
     Ok(Outcome::Success)
+}
+
+async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let location = Location::open(&args.from, false)?;
+    let wanted = args.backup.as_deref().filter(|id| *id != "latest");
+    let manifest = open_datadir_backup(&location, wanted).await?;
+    let client = default_client().await?;
+    let options = DatadirRestoreOptions {
+        statefulset: StatefulSetRef {
+            namespace: args.namespace.clone(),
+            name: args.helper.statefulset.clone(),
+        },
+        pod: args.pod,
+        helper: helper_spec(&args.namespace, &args.helper, "restore"),
+        cluster_id: args.cluster_id,
+        rewrite_cluster_id: args.rewrite_cluster_id,
+        force: args.force,
+        stall_timeout: args.stall_timeout,
+        wait_timeout: args.helper.wait_timeout,
+        cancel: cancel_on_signal(),
+    };
+    tracing::info!(
+        "restoring data-dir backup {} from {} into PVC {}/{}",
+        manifest.backup_id,
+        location.display(),
+        args.namespace,
+        options.helper.pvc
+    );
+    let report = restore_datadir(client, &location, &manifest, &options)
+        .await
+        .map_err(|err| match err {
+            K8sError::Interrupted => anyhow::Error::from(kafkasnap::Error::Interrupted).context(
+                "the restore was stopped; if it had started writing, the volume holds a partial \
+                 restore: empty it and run the restore again",
+            ),
+            err => err.into(),
+        })?;
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
+    if global.output == OutputFormat::Json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "restored data-dir backup {} into PVC {}/{}: {} files, {} tar; cluster id {}{}",
+            report.backup_id,
+            report.namespace,
+            report.pvc,
+            report.files,
+            human_bytes(report.tar_bytes),
+            report.cluster_id.as_deref().unwrap_or("unknown"),
+            match report.rewritten_meta_properties {
+                0 => String::new(),
+                n => format!(" (rewritten in {n} meta.properties)"),
+            }
+        );
+        println!(
+            "  next: kubectl -n {} scale statefulset {} --replicas=1  (manual)",
+            report.namespace, args.helper.statefulset
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+fn helper_spec(namespace: &str, args: &HelperPodArgs, purpose: &'static str) -> HelperPodSpec {
+    HelperPodSpec {
+        namespace: namespace.to_string(),
+        pvc: args.pvc.clone(),
+        image: args.helper_image.clone(),
+        uid: args.helper_uid,
+        read_only: purpose == "backup",
+        lifetime: args.helper_lifetime,
+        purpose,
+    }
+}
+
+/// Ctrl-C / SIGTERM ends with the interrupted exit code (130) like every other command.
+fn interrupted(err: K8sError) -> anyhow::Error {
+    match err {
+        K8sError::Interrupted => kafkasnap::Error::Interrupted.into(),
+        err => err.into(),
+    }
 }
 
 async fn inspect(args: DatadirInspectArgs, global: &Global) -> anyhow::Result<Outcome> {

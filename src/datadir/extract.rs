@@ -1,7 +1,8 @@
 //! Unpacks a tar archive of a data directory (plain, gzip or zstd; a `datadir backup` archive or
 //! an old `tar czf` of `/var/lib/kafka/data`) into a scratch directory for
 //! `restore --from-datadir`, refusing any entry that could write outside it, and finds the data
-//! directory inside (archives may hold it under any path prefix).
+//! directory inside (archives may hold it under any path prefix). [`hostile_entry`] is the rule
+//! `datadir restore` applies too.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -64,18 +65,8 @@ fn unpack(reader: impl Read, into: &Path) -> Result<(), DatadirError> {
             .map_err(|e| tar_err("(entry path)", e))?
             .into_owned();
         let shown = path.display().to_string();
-        if path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(refuse(
-                &shown,
-                "the path is absolute or climbs out with `..`",
-            ));
-        }
-        let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_dir()) {
-            return Err(refuse(&shown, "a Kafka data directory holds only files and directories, this entry is a link or a device"));
+        if let Some(why) = hostile_entry(&path, entry.header().entry_type()) {
+            return Err(refuse(&shown, why));
         }
         let inside = entry.unpack_in(into).map_err(|e| tar_err(&shown, e))?;
         if !inside {
@@ -86,6 +77,23 @@ fn unpack(reader: impl Read, into: &Path) -> Result<(), DatadirError> {
         }
     }
     Ok(())
+}
+
+/// Why a tar entry must not be unpacked into a data directory, or `None` when it is safe:
+/// absolute paths, `..` and anything but files and directories (links, devices) are refused.
+pub fn hostile_entry(path: &Path, kind: tar::EntryType) -> Option<&'static str> {
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Some("the path is absolute or climbs out with `..`");
+    }
+    if !(kind.is_file() || kind.is_dir()) {
+        return Some(
+            "a Kafka data directory holds only files and directories, this entry is a link or a device",
+        );
+    }
+    None
 }
 
 /// The shallowest directory holding `meta.properties` or `<topic>-<partition>` directories.

@@ -25,7 +25,7 @@ pub use batch::{
     BatchHeader, ControlRecord, LogEntry, LogReader, Record, RecordBatch, RecordHeader, HEADER_LEN,
 };
 pub use codec::Codec;
-pub use extract::extract_archive;
+pub use extract::{extract_archive, hostile_entry};
 pub use report::{
     Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
     Totals,

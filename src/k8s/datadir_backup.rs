@@ -7,8 +7,10 @@
 //! feeds the indexer thread; the calling task uploads.
 
 use std::io::{self, Write};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::SyncSender;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
@@ -16,10 +18,10 @@ use tokio::sync::mpsc;
 
 use super::exec::{PodTarget, TarExec};
 use super::tar_index::{index_tar, ChunkReader, TarIndex};
-use super::K8sError;
+use super::{cancelled, K8sError};
 use crate::archive::{
-    BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirSource,
-    DATADIR_FORMAT_VERSION,
+    BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
+    DatadirSource, DATADIR_FORMAT_VERSION,
 };
 use crate::store::Location;
 
@@ -30,17 +32,41 @@ const QUEUE_CHUNKS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct DatadirBackupOptions {
+    /// The running broker's container and data directory.
     pub target: PodTarget,
     /// zstd or gzip.
     pub compression: Compression,
+    /// No byte from `tar` for this long fails the backup.
+    pub stall_timeout: Duration,
+    /// Set on Ctrl-C / SIGTERM: the backup stops with [`K8sError::Interrupted`], unpublished.
+    pub cancel: Arc<AtomicBool>,
 }
 
-/// Takes a data-dir backup of `options.target` into `location` and returns its published
-/// manifest.
+/// Takes a data-dir backup of the running broker `options.target` (`live` mode) into
+/// `location` and returns its published manifest.
 pub async fn backup_datadir(
     client: kube::Client,
     location: &Location,
     options: &DatadirBackupOptions,
+) -> Result<DatadirManifest, K8sError> {
+    let target = &options.target;
+    let source = DatadirSource {
+        namespace: target.namespace.clone(),
+        pod: target.pod.clone(),
+        container: target.container.clone(),
+        path: target.path.clone(),
+        mode: DatadirMode::Live,
+        pvc: None,
+    };
+    stream_backup(client, location, options, source).await
+}
+
+/// Runs `tar` in `options.target` and publishes a backup described as coming from `source`.
+pub(crate) async fn stream_backup(
+    client: kube::Client,
+    location: &Location,
+    options: &DatadirBackupOptions,
+    source: DatadirSource,
 ) -> Result<DatadirManifest, K8sError> {
     let compression = options.compression;
     if compression == Compression::None {
@@ -49,7 +75,7 @@ pub async fn backup_datadir(
     let target = &options.target;
     let started = SystemTime::now();
     let id = BackupId::new(started);
-    let mut exec = TarExec::start(client, target).await?;
+    let mut exec = TarExec::start(client, target, options.stall_timeout).await?;
 
     let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let (packed_tx, mut packed_rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
@@ -80,13 +106,25 @@ pub async fn backup_datadir(
     let mut writer = location.datadir_archive_writer(&id, compression);
     let key = writer.key().to_string();
     let mut upload_error = None;
-    while let Some(chunk) = packed_rx.recv().await {
-        if let Err(err) = writer.write(chunk).await {
-            upload_error = Some(err);
-            break;
+    let uploaded = async {
+        while let Some(chunk) = packed_rx.recv().await {
+            if let Err(err) = writer.write(chunk).await {
+                upload_error = Some(err);
+                break;
+            }
         }
-    }
+    };
+    let interrupted = tokio::select! {
+        () = uploaded => false,
+        () = cancelled(&options.cancel) => true,
+    };
     drop(packed_rx);
+    if interrupted {
+        // The stages behind stop as their queues close; the reader may be waiting for tar.
+        reader.abort();
+        writer.abort().await;
+        return Err(K8sError::Interrupted);
+    }
     let read = reader.await.expect("the exec reader does not panic");
     let packed = compressor.await.expect("compression does not panic");
     let index = indexer.await.expect("the tar indexer does not panic");
@@ -118,12 +156,7 @@ pub async fn backup_datadir(
         started_at: humantime::format_rfc3339_millis(started).to_string(),
         finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        source: DatadirSource {
-            namespace: target.namespace.clone(),
-            pod: target.pod.clone(),
-            container: target.container.clone(),
-            path: target.path.clone(),
-        },
+        source,
         cluster_id: index.cluster_id,
         node_id: index.node_id,
         archive: DatadirArchive {

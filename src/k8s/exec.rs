@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use k8s_openapi::api::core::v1::Pod;
@@ -44,6 +45,7 @@ pub(crate) struct TarExec {
     status: Option<Status>,
     /// Taken by `finish`; aborted on drop (after a failed loop its pipe never ends).
     stderr: Option<JoinHandle<Stderr>>,
+    stall_timeout: Duration,
 }
 
 impl Drop for TarExec {
@@ -54,16 +56,47 @@ impl Drop for TarExec {
     }
 }
 
+/// What a command wrote on stderr: the first bytes, and how many more there were.
 #[derive(Default)]
-struct Stderr {
-    kept: Vec<u8>,
-    dropped: u64,
+pub(super) struct Stderr {
+    pub(super) kept: Vec<u8>,
+    pub(super) dropped: u64,
+}
+
+/// Reads stderr to its end concurrently: the message loop blocks on a full stderr pipe.
+pub(super) fn drain_stderr(mut stderr: ReadHalf<SimplexStream>) -> JoinHandle<Stderr> {
+    tokio::spawn(async move {
+        let mut out = Stderr::default();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match stderr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let keep = n.min(STDERR_KEEP_BYTES.saturating_sub(out.kept.len()));
+                    out.kept.extend_from_slice(&buf[..keep]);
+                    out.dropped += (n - keep) as u64;
+                }
+            }
+        }
+        out
+    })
+}
+
+pub(super) fn exec_err(target: &PodTarget, source: kube::Error) -> K8sError {
+    K8sError::Exec {
+        namespace: target.namespace.clone(),
+        pod: target.pod.clone(),
+        container: target.container.clone(),
+        hint: exec_hint(&source),
+        source: Box::new(source),
+    }
 }
 
 impl TarExec {
     pub(crate) async fn start(
         client: kube::Client,
         target: &PodTarget,
+        stall_timeout: Duration,
     ) -> Result<TarExec, K8sError> {
         let pods: Api<Pod> = Api::namespaced(client, &target.namespace);
         let params = AttachParams::default()
@@ -76,44 +109,36 @@ impl TarExec {
         let mut process = pods
             .exec(&target.pod, command, &params)
             .await
-            .map_err(|source| K8sError::Exec {
-                namespace: target.namespace.clone(),
-                pod: target.pod.clone(),
-                container: target.container.clone(),
-                hint: exec_hint(&source),
-                source: Box::new(source),
-            })?;
+            .map_err(|source| exec_err(target, source))?;
         let stdout = process.stdout().expect("stdout was requested");
-        let mut stderr = process.stderr().expect("stderr was requested");
+        let stderr = process.stderr().expect("stderr was requested");
         let status_rx = process.take_status().expect("status is taken once");
-        // Drained concurrently: the message loop blocks on a full stderr pipe.
-        let stderr = tokio::spawn(async move {
-            let mut out = Stderr::default();
-            let mut buf = vec![0u8; 8192];
-            loop {
-                match stderr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let keep = n.min(STDERR_KEEP_BYTES.saturating_sub(out.kept.len()));
-                        out.kept.extend_from_slice(&buf[..keep]);
-                        out.dropped += (n - keep) as u64;
-                    }
-                }
-            }
-            out
-        });
         Ok(TarExec {
             target: target.clone(),
             process: Some(process),
             stdout,
             status_rx: Box::pin(status_rx),
             status: None,
-            stderr: Some(stderr),
+            stderr: Some(drain_stderr(stderr)),
+            stall_timeout,
         })
     }
 
-    /// Appends the next stdout bytes to `buf`; 0 at the end of the stream.
+    /// Appends the next stdout bytes to `buf`; 0 at the end of the stream. Fails when no
+    /// byte arrives for the stall timeout.
     pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> Result<usize, K8sError> {
+        let stall_timeout = self.stall_timeout;
+        match tokio::time::timeout(stall_timeout, self.read_or_wait(buf)).await {
+            Ok(read) => read,
+            Err(_) => Err(K8sError::Stalled {
+                namespace: self.target.namespace.clone(),
+                pod: self.target.pod.clone(),
+                after: stall_timeout,
+            }),
+        }
+    }
+
+    async fn read_or_wait(&mut self, buf: &mut BytesMut) -> Result<usize, K8sError> {
         loop {
             if self.status.is_some() {
                 // The loop has ended well and shuts stdout down: read what is left.
@@ -177,7 +202,7 @@ impl TarExec {
     }
 }
 
-fn stream_err(target: &PodTarget, source: BoxError) -> K8sError {
+pub(super) fn stream_err(target: &PodTarget, source: BoxError) -> K8sError {
     K8sError::Stream {
         namespace: target.namespace.clone(),
         pod: target.pod.clone(),
@@ -198,7 +223,7 @@ fn exec_hint(error: &kube::Error) -> &'static str {
 }
 
 /// Success, success with warnings, or the failure with tar's own words.
-fn judge(
+pub(super) fn judge(
     target: &PodTarget,
     status: Option<Status>,
     stderr: &str,

@@ -1,17 +1,67 @@
 //! Kubernetes: `tar` out of a broker's pod through the exec API, streamed (compressed,
-//! checksummed and uploaded without a temporary file) into a data-dir backup.
+//! checksummed and uploaded without a temporary file) into a data-dir backup, either from the
+//! running broker or with its StatefulSet scaled to 0 through a helper pod; and a data-dir
+//! backup written back into a PVC (`tar x` in a helper pod, fed over exec stdin).
 //!
 //! Everything takes a [`kube::Client`] so that callers choose how to reach the cluster
 //! ([`default_client`] does what kubectl does; tests point one at a loopback server).
 
 mod datadir_backup;
+mod datadir_restore;
 mod exec;
+mod exec_stdin;
+mod helper_pod;
+mod pods;
+mod restore_stream;
+mod statefulset;
+mod stopped;
 mod tar_index;
+mod tar_rewrite;
 
 pub use datadir_backup::{backup_datadir, DatadirBackupOptions};
+pub use datadir_restore::{restore_datadir, DatadirRestoreOptions, RestoreReport};
 pub use exec::PodTarget;
+pub use helper_pod::{HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
+pub use statefulset::StatefulSetRef;
+pub use stopped::{backup_datadir_stopped, StoppedBackupOptions};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::store::StoreError;
+
+/// Resolves once `flag` is set (Ctrl-C / SIGTERM), checked a few times a second.
+pub(crate) async fn cancelled(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `work`, unless `flag` is set first: then [`K8sError::Interrupted`].
+pub(crate) async fn interruptible<T>(
+    flag: &AtomicBool,
+    work: impl std::future::Future<Output = Result<T, K8sError>>,
+) -> Result<T, K8sError> {
+    tokio::select! {
+        done = work => done,
+        () = cancelled(flag) => Err(K8sError::Interrupted),
+    }
+}
+
+/// A failed API request, with a hint for the usual causes.
+pub(crate) fn api_err(action: String, source: kube::Error) -> K8sError {
+    let hint = match &source {
+        kube::Error::Api(status) if status.code == 403 => {
+            " (forbidden: see k8s-cronjob/role-datadir-stopped.yaml for the RBAC this needs)"
+        }
+        _ => "",
+    };
+    K8sError::Api {
+        action,
+        hint,
+        source: Box::new(source),
+    }
+}
 
 /// A client configured the way kubectl finds its cluster: `$KUBECONFIG` or `~/.kube/config`,
 /// else the in-cluster service account (a CronJob).
@@ -25,9 +75,86 @@ pub async fn default_client() -> Result<kube::Client, K8sError> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// What can go wrong taking a data directory out of a pod. Every variant names the pod.
+/// What can go wrong taking a data directory out of a pod or writing one back. Every variant
+/// names the pod, StatefulSet, PVC or archive entry concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
+    #[error("cannot {action}{hint}: {source}")]
+    Api {
+        action: String,
+        hint: &'static str,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("statefulset {statefulset} does not exist; check --namespace and --statefulset")]
+    NoStatefulSet { statefulset: String },
+    #[error("timed out after {} waiting for {what}", humantime::format_duration(*after))]
+    WaitTimedOut { what: String, after: Duration },
+    #[error("helper pod {namespace}/{pod} cannot run: {reason}")]
+    HelperFailed {
+        namespace: String,
+        pod: String,
+        reason: String,
+    },
+    #[error(
+        "CLEANUP FAILED, the cluster is not as it was: {}. Run by hand: {}. ({outcome})",
+        failures.join("; "), commands.join(" && ")
+    )]
+    CleanupFailed {
+        failures: Vec<String>,
+        /// `kubectl` lines that finish the cleanup.
+        commands: Vec<String>,
+        /// How the operation itself ended.
+        outcome: String,
+    },
+    #[error(
+        "no bytes through the exec stream of pod {namespace}/{pod} for {}; giving up (raise \
+         --stall-timeout if the pod is just slow)",
+        humantime::format_duration(*after)
+    )]
+    Stalled {
+        namespace: String,
+        pod: String,
+        after: Duration,
+    },
+    #[error("interrupted; nothing was published")]
+    Interrupted,
+    #[error(
+        "pod {pod} is running with PVC {namespace}/{pvc} mounted; stop it first (scale its \
+         StatefulSet to 0) or pass --force to write into the volume anyway"
+    )]
+    PvcInUse {
+        namespace: String,
+        pvc: String,
+        pod: String,
+    },
+    #[error(
+        "statefulset {statefulset} has {replicas} replicas and would start a broker on the \
+         volume mid-restore; run `{command}` first, or pass --force"
+    )]
+    StatefulSetRunning {
+        statefulset: String,
+        replicas: i32,
+        command: String,
+    },
+    #[error("cannot read the archive {key}: {source}")]
+    ArchiveRead {
+        key: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("{problem}; nothing was written")]
+    RestoreRefused { problem: String },
+    #[error(
+        "the archive {key} changed while it was written into pod {namespace}/{pod}: {problem}; \
+         the volume holds a partial restore: repeat the restore into an empty volume"
+    )]
+    ArchiveChanged {
+        key: String,
+        namespace: String,
+        pod: String,
+        problem: String,
+    },
     #[error(
         "cannot set up a Kubernetes client (no usable kubeconfig and not running in a pod): {source}"
     )]

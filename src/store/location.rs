@@ -330,6 +330,25 @@ impl Location {
         Ok(())
     }
 
+    /// An object's bytes as a stream of chunks (no whole-object buffer), for readers that
+    /// hand them to another task.
+    pub async fn chunks(
+        &self,
+        key: &str,
+    ) -> Result<stream::BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let result = self
+            .store
+            .get(&Path::from(key))
+            .await
+            .map_err(|source| self.read_error(key, source))?;
+        let this = self.clone();
+        let key = key.to_string();
+        Ok(result
+            .into_stream()
+            .map_err(move |source| this.read_error(&key, source))
+            .boxed())
+    }
+
     /// Ids below `dir/` (`backups` or `datadir`), oldest first, with whether each has a manifest.
     async fn list_ids_under(&self, dir: &str) -> Result<Vec<BackupListing>, StoreError> {
         let list_err = |source| StoreError::List {

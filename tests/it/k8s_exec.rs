@@ -253,6 +253,8 @@ fn options(compression: Compression) -> DatadirBackupOptions {
             path: "/var/lib/kafka/data".into(),
         },
         compression,
+        stall_timeout: Duration::from_secs(60),
+        cancel: Default::default(),
     }
 }
 

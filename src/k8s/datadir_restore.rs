@@ -1,0 +1,387 @@
+//! `datadir restore`: a data-dir backup written back into a broker's PVC while no broker runs
+//! on it. First, with nothing written: the volume must be free (no pod using it, StatefulSet at
+//! 0, unless forced), and the whole archive is read once: size and SHA-256 against the
+//! manifest, every tar entry safe to unpack, every `meta.properties` holding the target
+//! cluster's id. Then a helper pod mounts the PVC read-write and the same stream is fed to
+//! `tar x` in it over exec stdin; its exit status decides. The helper is deleted on every path.
+
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use tokio::sync::mpsc;
+
+use super::exec_stdin::StdinExec;
+use super::helper_pod::{HelperPod, HelperPodSpec, HELPER_MOUNT_PATH};
+use super::pods::pods_using_pvc;
+use super::restore_stream::{inspect, spawn_reader, tar_stream, InspectError, Inspection};
+use super::statefulset::StatefulSetRef;
+use super::stopped::{with_cleanup, Downtime};
+use super::{api_err, interruptible, K8sError};
+use crate::archive::DatadirManifest;
+use crate::store::Location;
+
+/// Tar bytes per write to the pod.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks waiting between the decompressing thread and the pod.
+const QUEUE_CHUNKS: usize = 8;
+/// The restore script's exit code for a volume that is not empty.
+const NOT_EMPTY_EXIT: i32 = 17;
+/// Run in the helper: refuse a volume that holds anything (but `lost+found`), else unpack
+/// stdin into it.
+const RESTORE_SCRIPT: &str = r#"cd "$1" || exit 1
+if ls -A | grep -q -v -x -F lost+found; then
+  echo "the volume already holds: $(ls -A | head -n 5 | tr '\n' ' ')" >&2
+  exit 17
+fi
+exec tar xf - -C "$1""#;
+
+#[derive(Debug, Clone)]
+pub struct DatadirRestoreOptions {
+    /// The broker's StatefulSet (its pods would use the volume).
+    pub statefulset: StatefulSetRef,
+    /// The broker pod that mounts the PVC (`kafka-0`).
+    pub pod: String,
+    /// The helper pod; `read_only` is forced off. Its `pvc` is the volume written.
+    pub helper: HelperPodSpec,
+    /// The target cluster's id (its StatefulSet's CLUSTER_ID): every `meta.properties` in
+    /// the archive must hold it.
+    pub cluster_id: Option<String>,
+    /// Write this `cluster.id` into every `meta.properties` as it is restored.
+    pub rewrite_cluster_id: Option<String>,
+    /// Write even when a pod uses the volume or the StatefulSet is not at 0.
+    pub force: bool,
+    pub stall_timeout: Duration,
+    pub wait_timeout: Duration,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What was restored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreReport {
+    pub backup_id: String,
+    pub namespace: String,
+    pub pvc: String,
+    pub helper_pod: String,
+    pub files: usize,
+    pub tar_bytes: u64,
+    /// The `cluster.id` the restored `meta.properties` hold.
+    pub cluster_id: Option<String>,
+    /// How many `meta.properties` got a rewritten `cluster.id`.
+    pub rewritten_meta_properties: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Restores `manifest`'s archive into `options.helper.pvc` (see the module docs).
+pub async fn restore_datadir(
+    client: kube::Client,
+    location: &Location,
+    manifest: &DatadirManifest,
+    options: &DatadirRestoreOptions,
+) -> Result<RestoreReport, K8sError> {
+    let mut warnings = Vec::new();
+    let cancel = &options.cancel;
+    interruptible(cancel, check_volume_free(&client, options, &mut warnings)).await?;
+    let inspection = interruptible(cancel, check_archive(location, manifest, options)).await?;
+    let cluster_id = check_cluster_id(&inspection, options, &mut warnings)?;
+
+    let spec = HelperPodSpec {
+        read_only: false,
+        ..options.helper.clone()
+    };
+    let helper = HelperPod::named(&spec);
+    let mut downtime = Downtime::new(client.clone(), options.statefulset.clone());
+    downtime.track_helper(helper.clone());
+    let outcome = write_volume(
+        &client,
+        location,
+        manifest,
+        options,
+        &spec,
+        &helper,
+        &inspection,
+    )
+    .await
+    .map(|stderr| {
+        warnings.extend(stderr);
+        RestoreReport {
+            backup_id: manifest.backup_id.to_string(),
+            namespace: spec.namespace.clone(),
+            pvc: spec.pvc.clone(),
+            helper_pod: helper.name.clone(),
+            files: inspection.files,
+            tar_bytes: inspection.tar_bytes,
+            cluster_id,
+            rewritten_meta_properties: match options.rewrite_cluster_id {
+                Some(_) => inspection.meta_properties.len(),
+                None => 0,
+            },
+            warnings,
+        }
+    });
+    let cleanup = downtime.end().await;
+    with_cleanup(outcome, cleanup, |_| {
+        "the restore itself succeeded".to_string()
+    })
+}
+
+/// No pod may use the volume and the StatefulSet must be at 0 (else warnings, with --force).
+async fn check_volume_free(
+    client: &kube::Client,
+    options: &DatadirRestoreOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(), K8sError> {
+    let namespace = &options.helper.namespace;
+    let pvc = &options.helper.pvc;
+    let statefulset = &options.statefulset;
+    if let Some(replicas @ 1..) = statefulset.replicas(client).await? {
+        let refusal = K8sError::StatefulSetRunning {
+            statefulset: statefulset.to_string(),
+            replicas,
+            command: statefulset.kubectl_scale(0),
+        };
+        match options.force {
+            true => warnings.push(format!("--force: {refusal}")),
+            false => return Err(refusal),
+        }
+    }
+    let mut users = pods_using_pvc(client, namespace, pvc).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let broker = pods
+        .get_opt(&options.pod)
+        .await
+        .map_err(|source| api_err(format!("look up pod {namespace}/{}", options.pod), source))?;
+    let broker_running = broker.is_some_and(|pod| {
+        !matches!(
+            pod.status.and_then(|s| s.phase).as_deref(),
+            Some("Succeeded" | "Failed")
+        )
+    });
+    if broker_running && !users.contains(&options.pod) {
+        users.push(options.pod.clone());
+    }
+    for pod in users {
+        let refusal = K8sError::PvcInUse {
+            namespace: namespace.clone(),
+            pvc: pvc.clone(),
+            pod,
+        };
+        match options.force {
+            true => warnings.push(format!("--force: {refusal}")),
+            false => return Err(refusal),
+        }
+    }
+    Ok(())
+}
+
+/// Pass 1: the whole archive read, checked against its manifest, and inspected as it will be
+/// sent.
+async fn check_archive(
+    location: &Location,
+    manifest: &DatadirManifest,
+    options: &DatadirRestoreOptions,
+) -> Result<Inspection, K8sError> {
+    let key = manifest.archive.key.clone();
+    let (stored, reader) = spawn_reader(location, &key, true);
+    let compression = manifest.archive.compression;
+    let rewrite = options.rewrite_cluster_id.clone();
+    let inspected = tokio::task::spawn_blocking(move || {
+        let tar = tar_stream(stored, compression, rewrite.as_deref())?;
+        inspect(tar)
+    })
+    .await
+    .expect("the archive inspection does not panic");
+    let digest = reader
+        .await
+        .expect("the archive reader does not panic")
+        .map_err(|source| K8sError::ArchiveRead {
+            key: key.clone(),
+            source: Box::new(source),
+        })?;
+    if let Some(problem) = digest.mismatch(manifest) {
+        return Err(K8sError::RestoreRefused {
+            problem: format!("{problem}: the backup is damaged (`kafkasnap datadir verify`)"),
+        });
+    }
+    match inspected {
+        Ok(inspection) => Ok(inspection),
+        Err(InspectError::Hostile { entry, why }) => Err(K8sError::RestoreRefused {
+            problem: format!("archive {key} holds a hostile entry {entry:?}: {why}"),
+        }),
+        Err(InspectError::Unreadable(source)) => Err(K8sError::RestoreRefused {
+            problem: format!("archive {key} is not a readable tar stream: {source}"),
+        }),
+    }
+}
+
+/// The cluster id the restored volume will hold, refusing a mismatch.
+fn check_cluster_id(
+    inspection: &Inspection,
+    options: &DatadirRestoreOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, K8sError> {
+    if inspection.meta_properties.is_empty() {
+        warnings.push(
+            "the archive holds no meta.properties: the broker will treat the volume as unformatted"
+                .into(),
+        );
+        return Ok(None);
+    }
+    let expected = options
+        .rewrite_cluster_id
+        .as_ref()
+        .or(options.cluster_id.as_ref());
+    let Some(expected) = expected else {
+        warnings.push(
+            "cluster id not checked (no --cluster-id): a broker refuses to start if it differs \
+             from its CLUSTER_ID"
+                .into(),
+        );
+        return Ok(inspection.meta_properties[0].1.clone());
+    };
+    for (entry, found) in &inspection.meta_properties {
+        if found.as_ref() != Some(expected) {
+            let found = found.as_deref().unwrap_or("(none)");
+            return Err(K8sError::RestoreRefused {
+                problem: format!(
+                    "{entry} in the archive has cluster.id {found}, the target cluster's is \
+                     {expected}; a broker would refuse to start on it. Pass --cluster-id {found} \
+                     if that is the StatefulSet's CLUSTER_ID, or --rewrite-cluster-id {expected} \
+                     to write {expected} into meta.properties as it is restored"
+                ),
+            });
+        }
+    }
+    Ok(Some(expected.clone()))
+}
+
+/// Pass 2: the helper, and the tar stream into `tar x` in it. `Ok` holds tar's stderr lines.
+async fn write_volume(
+    client: &kube::Client,
+    location: &Location,
+    manifest: &DatadirManifest,
+    options: &DatadirRestoreOptions,
+    spec: &HelperPodSpec,
+    helper: &HelperPod,
+    inspection: &Inspection,
+) -> Result<Vec<String>, K8sError> {
+    let cancel = &options.cancel;
+    tracing::info!(
+        "creating helper pod {}/{} with PVC {} read-write",
+        helper.namespace,
+        helper.name,
+        spec.pvc
+    );
+    interruptible(cancel, helper.create(client, spec)).await?;
+    interruptible(cancel, helper.wait_running(client, options.wait_timeout)).await?;
+    let target = helper.target();
+    let command = [
+        "sh",
+        "-c",
+        RESTORE_SCRIPT,
+        "kafkasnap-restore",
+        HELPER_MOUNT_PATH,
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut exec =
+        StdinExec::start(client.clone(), &target, command, options.stall_timeout).await?;
+
+    let key = manifest.archive.key.clone();
+    let (stored, reader) = spawn_reader(location, &key, true);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
+    let (compression, rewrite) = (
+        manifest.archive.compression,
+        options.rewrite_cluster_id.clone(),
+    );
+    // (tar bytes produced, whether all of them were taken)
+    let producer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, bool)> {
+        let mut tar = tar_stream(stored, compression, rewrite.as_deref())?;
+        let mut total = 0u64;
+        loop {
+            let mut chunk = vec![0u8; CHUNK_BYTES];
+            let n = tar.read(&mut chunk)?;
+            if n == 0 {
+                return Ok((total, true));
+            }
+            total += n as u64;
+            chunk.truncate(n);
+            if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                return Ok((total, false));
+            }
+        }
+    });
+    let sent = interruptible(cancel, async {
+        while let Some(chunk) = rx.recv().await {
+            if !exec.write(&chunk).await? {
+                break;
+            }
+        }
+        Ok(())
+    })
+    .await;
+    drop(rx);
+    let changed = |problem: String| K8sError::ArchiveChanged {
+        key: key.clone(),
+        namespace: target.namespace.clone(),
+        pod: target.pod.clone(),
+        problem,
+    };
+    if let Err(err) = sent {
+        reader.abort();
+        return Err(err);
+    }
+    let produced = producer.await.expect("the tar producer does not panic");
+    let (tar_bytes, complete) = match produced {
+        Ok(done) => done,
+        Err(err) => {
+            reader.abort();
+            return Err(changed(err.to_string()));
+        }
+    };
+    let stderr = match exec.finish().await {
+        Ok(stderr) => stderr,
+        Err(err) => {
+            reader.abort();
+            return Err(not_empty_refusal(err, &spec.pvc));
+        }
+    };
+    let digest = reader
+        .await
+        .expect("the archive reader does not panic")
+        .map_err(|source| K8sError::ArchiveRead {
+            key: key.clone(),
+            source: Box::new(source),
+        })?;
+    if let Some(problem) = digest.mismatch(manifest) {
+        return Err(changed(problem));
+    }
+    if complete && tar_bytes != inspection.tar_bytes {
+        return Err(changed(format!(
+            "{tar_bytes} tar bytes sent, {} checked",
+            inspection.tar_bytes
+        )));
+    }
+    Ok(stderr)
+}
+
+/// The restore script's "volume not empty" exit is a refusal (nothing was written).
+fn not_empty_refusal(err: K8sError, pvc: &str) -> K8sError {
+    match err {
+        K8sError::CommandFailed {
+            exit_code: Some(NOT_EMPTY_EXIT),
+            stderr,
+            ..
+        } => K8sError::RestoreRefused {
+            problem: format!(
+                "PVC {pvc} is not empty ({stderr}); restore only into an empty volume: delete \
+                 the PVC and create it again empty (docs/RUNBOOK.md section 3)"
+            ),
+        },
+        err => err,
+    }
+}

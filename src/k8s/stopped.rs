@@ -1,0 +1,206 @@
+//! A data-dir backup with the broker stopped (`datadir backup --mode stopped`): scale the
+//! StatefulSet to 0, wait for the broker's pod to go, archive its PVC from a read-only helper
+//! pod, then delete the helper and scale back to the original replica count. The putting-back
+//! is one cleanup that runs whatever happened (success, tar or upload failure, Ctrl-C /
+//! SIGTERM); when it fails, the error says which `kubectl` lines to run by hand.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::datadir_backup::{stream_backup, DatadirBackupOptions};
+use super::helper_pod::{HelperPod, HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
+use super::pods::wait_until_gone;
+use super::statefulset::StatefulSetRef;
+use super::{interruptible, K8sError};
+use crate::archive::{Compression, DatadirManifest, DatadirMode, DatadirSource};
+use crate::store::Location;
+
+/// Longest a single cleanup request may take before it counts as failed.
+const CLEANUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct StoppedBackupOptions {
+    pub statefulset: StatefulSetRef,
+    /// The broker pod that must be gone before the PVC is read (`kafka-0`).
+    pub pod: String,
+    /// The helper pod; `read_only` is forced on.
+    pub helper: HelperPodSpec,
+    pub compression: Compression,
+    pub stall_timeout: Duration,
+    /// How long to wait for the broker pod to go and for the helper to run.
+    pub wait_timeout: Duration,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What has to be put back; filled in as the backup goes.
+pub(crate) struct Downtime {
+    client: kube::Client,
+    statefulset: StatefulSetRef,
+    /// Set just before the scale-down request: from then on, scale back.
+    restore_replicas: Option<i32>,
+    /// Set just before the create request: from then on, delete it.
+    helper: Option<HelperPod>,
+}
+
+impl Downtime {
+    pub(crate) fn new(client: kube::Client, statefulset: StatefulSetRef) -> Downtime {
+        Downtime {
+            client,
+            statefulset,
+            restore_replicas: None,
+            helper: None,
+        }
+    }
+
+    pub(crate) fn track_helper(&mut self, helper: HelperPod) {
+        self.helper = Some(helper);
+    }
+
+    /// Deletes the helper and scales the StatefulSet back, each attempted whatever the
+    /// other did. `Err` lists what failed and the `kubectl` lines that finish the job.
+    pub(crate) async fn end(self) -> Result<(), (Vec<String>, Vec<String>)> {
+        let (mut failures, mut commands) = (Vec::new(), Vec::new());
+        if let Some(helper) = &self.helper {
+            match bounded(helper.delete(&self.client)).await {
+                Ok(()) => tracing::info!("deleted helper pod {}", helper.name),
+                Err(err) => {
+                    failures.push(err.to_string());
+                    commands.push(helper.kubectl_delete());
+                }
+            }
+        }
+        if let Some(replicas) = self.restore_replicas {
+            match bounded(self.statefulset.scale(&self.client, replicas)).await {
+                Ok(()) => {
+                    tracing::info!("scaled statefulset {} back to {replicas}", self.statefulset)
+                }
+                Err(err) => {
+                    failures.push(err.to_string());
+                    commands.push(self.statefulset.kubectl_scale(replicas));
+                }
+            }
+        }
+        match failures.is_empty() {
+            true => Ok(()),
+            false => Err((failures, commands)),
+        }
+    }
+}
+
+async fn bounded(
+    request: impl std::future::Future<Output = Result<(), K8sError>>,
+) -> Result<(), K8sError> {
+    tokio::time::timeout(CLEANUP_REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or_else(|_| {
+            Err(K8sError::WaitTimedOut {
+                what: "the Kubernetes API to answer".into(),
+                after: CLEANUP_REQUEST_TIMEOUT,
+            })
+        })
+}
+
+/// Joins an operation's outcome with its cleanup's: a failed cleanup wins (the cluster needs
+/// a human now) and carries the operation's outcome in its message.
+pub(crate) fn with_cleanup<T>(
+    outcome: Result<T, K8sError>,
+    cleanup: Result<(), (Vec<String>, Vec<String>)>,
+    describe_success: impl FnOnce(&T) -> String,
+) -> Result<T, K8sError> {
+    match cleanup {
+        Ok(()) => outcome,
+        Err((failures, commands)) => {
+            let outcome = match &outcome {
+                Ok(done) => describe_success(done),
+                Err(err) => format!("the operation itself failed: {err}"),
+            };
+            tracing::error!(
+                "CLEANUP FAILED: {}; run by hand: {}",
+                failures.join("; "),
+                commands.join(" && ")
+            );
+            Err(K8sError::CleanupFailed {
+                failures,
+                commands,
+                outcome,
+            })
+        }
+    }
+}
+
+/// Takes a consistent data-dir backup of `options.pod`'s PVC with the StatefulSet scaled to 0,
+/// and puts the StatefulSet back (see the module docs).
+pub async fn backup_datadir_stopped(
+    client: kube::Client,
+    location: &Location,
+    options: &StoppedBackupOptions,
+) -> Result<DatadirManifest, K8sError> {
+    let statefulset = &options.statefulset;
+    let original = statefulset
+        .replicas(&client)
+        .await?
+        .ok_or_else(|| K8sError::NoStatefulSet {
+            statefulset: statefulset.to_string(),
+        })?;
+    let mut downtime = Downtime::new(client.clone(), statefulset.clone());
+    let outcome = stopped_backup(&client, location, options, original, &mut downtime).await;
+    let cleanup = downtime.end().await;
+    with_cleanup(outcome, cleanup, |manifest| {
+        format!(
+            "the backup itself succeeded and was published as {}",
+            manifest.backup_id
+        )
+    })
+}
+
+async fn stopped_backup(
+    client: &kube::Client,
+    location: &Location,
+    options: &StoppedBackupOptions,
+    original: i32,
+    downtime: &mut Downtime,
+) -> Result<DatadirManifest, K8sError> {
+    let statefulset = &options.statefulset;
+    let cancel = &options.cancel;
+    let namespace = &statefulset.namespace;
+    if original > 0 {
+        tracing::info!("scaling statefulset {statefulset} from {original} to 0");
+        downtime.restore_replicas = Some(original);
+        interruptible(cancel, statefulset.scale(client, 0)).await?;
+    }
+    interruptible(
+        cancel,
+        wait_until_gone(client, namespace, &options.pod, options.wait_timeout),
+    )
+    .await?;
+    let spec = HelperPodSpec {
+        read_only: true,
+        ..options.helper.clone()
+    };
+    let helper = HelperPod::named(&spec);
+    downtime.track_helper(helper.clone());
+    tracing::info!(
+        "creating helper pod {}/{} with PVC {} read-only",
+        helper.namespace,
+        helper.name,
+        spec.pvc
+    );
+    interruptible(cancel, helper.create(client, &spec)).await?;
+    interruptible(cancel, helper.wait_running(client, options.wait_timeout)).await?;
+    let backup = DatadirBackupOptions {
+        target: helper.target(),
+        compression: options.compression,
+        stall_timeout: options.stall_timeout,
+        cancel: Arc::clone(cancel),
+    };
+    let source = DatadirSource {
+        namespace: namespace.clone(),
+        pod: options.pod.clone(),
+        container: HELPER_CONTAINER.to_string(),
+        path: HELPER_MOUNT_PATH.to_string(),
+        mode: DatadirMode::Stopped,
+        pvc: Some(spec.pvc.clone()),
+    };
+    stream_backup(client.clone(), location, &backup, source).await
+}
