@@ -93,10 +93,17 @@ fn two_shards_make_one_backup_that_restores_exactly() {
     let expected: Vec<Option<i64>> = group_offsets.iter().map(|&(_, o)| Some(o)).collect();
     assert_eq!(restored, expected);
 
+    // The run is published under the smaller of the two part ids; the other is listed as a part.
+    let (other_index, other_id) = if first["shard"]["part_id"] == backup_id.as_str() {
+        (1, second["shard"]["part_id"].as_str().unwrap())
+    } else {
+        (0, first["shard"]["part_id"].as_str().unwrap())
+    };
+    assert_eq!(backup_id.as_str().min(other_id), backup_id.as_str());
     let listing = kafkasnap_ok(&["ls", to], &[]);
     assert!(
         listing.contains(&format!(
-            "(shard 1/2 of run nightly-1: its records are in backup {backup_id})"
+            "{other_id}  part  (shard {other_index}/2 of run nightly-1: its records are in backup {backup_id})"
         )),
         "{listing}"
     );
