@@ -15,11 +15,12 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::archive::{
-    ArchiveKind, BackupId, Compression, GroupOffsets, Manifest, PartitionBackup, SealedSegment,
-    SegmentBuilder, SegmentRef, SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
+    ArchiveKind, BackupId, Compression, EncryptionKey, GroupOffsets, Manifest, PartitionBackup,
+    SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup, TopicConfig, Totals,
+    FORMAT_VERSION,
 };
 use crate::catalog::open_backup;
-use crate::chain::{continue_from, Carried};
+use crate::chain::{check_parent_key, continue_from, Carried};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
@@ -47,6 +48,8 @@ pub struct BackupOptions {
     pub incremental: bool,
     /// Back up only this shard's partitions, as one part of a sharded run.
     pub shard: Option<ShardSpec>,
+    /// Encrypt every segment object with this key (after compression).
+    pub encryption_key: Option<EncryptionKey>,
     /// Set to stop (Ctrl-C): the backup then fails and publishes nothing.
     pub cancel: Arc<AtomicBool>,
 }
@@ -174,8 +177,20 @@ pub async fn run_backup(
     } else {
         None
     };
+    if let Some(parent) = &parent {
+        check_parent_key(parent, options.encryption_key.as_ref())?;
+    }
     let carried = match &parent {
-        Some(parent) => continue_from(location, parent, &mut tasks, &mut warnings).await?,
+        Some(parent) => {
+            continue_from(
+                location,
+                parent,
+                options.encryption_key.as_ref(),
+                &mut tasks,
+                &mut warnings,
+            )
+            .await?
+        }
         None => vec![None; tasks.len()],
     };
     progress
@@ -189,6 +204,9 @@ pub async fn run_backup(
         .records_expected
         .store(expected as u64, Ordering::Relaxed);
     tracing::info!(backup_id = %backup_id, topics = selected.len(), partitions = tasks.len(), groups = groups.len(), "backup started");
+    if let Some(key) = &options.encryption_key {
+        tracing::info!(key_id = key.id(), "segments are encrypted with aes-256-gcm");
+    }
 
     let (segments, outcomes) = read_and_store(
         location,
@@ -226,6 +244,7 @@ pub async fn run_backup(
         compression: options.compression,
         compression_level: options.level,
         segment_bytes: options.segment_bytes as u64,
+        encryption: options.encryption_key.as_ref().map(EncryptionKey::describe),
         topics,
         groups: sort_groups(groups),
         totals: totals.clone(),
@@ -469,15 +488,24 @@ async fn read_and_store(
                 );
                 let (location, compression, level) =
                     (location.clone(), options.compression, options.level);
+                let encryption_key = options.encryption_key.clone();
                 in_flight.spawn(async move {
-                    let stored =
-                        tokio::task::spawn_blocking(move || sealed.compress(compression, level))
-                            .await
-                            .expect("compression does not panic")
-                            .map_err(|source| Error::Archive {
-                                key: key.clone(),
-                                source,
-                            })?;
+                    let object_key = key.clone();
+                    let stored = tokio::task::spawn_blocking(move || match &encryption_key {
+                        Some(encryption_key) => sealed.compress_and_encrypt(
+                            compression,
+                            level,
+                            encryption_key,
+                            &object_key,
+                        ),
+                        None => sealed.compress(compression, level),
+                    })
+                    .await
+                    .expect("compression does not panic")
+                    .map_err(|source| Error::Archive {
+                        key: key.clone(),
+                        source,
+                    })?;
                     let entry = stored.to_ref(key.clone());
                     location.put(&key, stored.bytes).await?;
                     drop(permit);

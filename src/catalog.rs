@@ -1,11 +1,12 @@
 //! Finding and reading backups at a location: resolve an id (or the newest), load and check
-//! its manifest, fetch and decode its segments, check that all its objects are intact.
+//! its manifest, check the decryption key against it, fetch and decode its segments, check
+//! that all its objects are intact.
 
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::archive::{self, DatadirManifest, Manifest, SegmentRecords, SegmentRef};
+use crate::archive::{self, DatadirManifest, EncryptionKey, Manifest, SegmentRecords, SegmentRef};
 use crate::store::{BackupListing, Location, StoreError};
 use crate::Error;
 
@@ -71,21 +72,57 @@ fn resolve_id(
     })
 }
 
-/// Fetches one segment and decodes it, checking size, checksum, count and offsets.
+/// The key to decrypt `manifest`'s segments with: `None` for a plaintext backup (a key given
+/// anyway is not used, with a warning). An encrypted backup without a key, or with a key
+/// whose id differs from the manifest's, is refused before any object is read.
+pub fn key_for_backup(
+    manifest: &Manifest,
+    given: Option<&EncryptionKey>,
+) -> Result<Option<EncryptionKey>, Error> {
+    match (&manifest.encryption, given) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => {
+            tracing::warn!(
+                "backup {} is not encrypted: the key file is not used",
+                manifest.backup_id
+            );
+            Ok(None)
+        }
+        (Some(encryption), None) => Err(Error::KeyRequired {
+            backup_id: manifest.backup_id.to_string(),
+            cipher: encryption.cipher.to_string(),
+            key_id: encryption.key_id.clone(),
+        }),
+        (Some(encryption), Some(key)) if encryption.key_id != key.id() => Err(Error::WrongKey {
+            backup_id: manifest.backup_id.to_string(),
+            expected: encryption.key_id.clone(),
+            actual: key.id().to_string(),
+        }),
+        (Some(_), Some(key)) => Ok(Some(key.clone())),
+    }
+}
+
+/// Fetches one segment and decodes it, checking size, checksum, count and offsets (and
+/// decrypting it with `encryption_key`, which [`key_for_backup`] gives for its backup).
 pub async fn read_segment(
     location: &Location,
     entry: &SegmentRef,
+    encryption_key: Option<&EncryptionKey>,
 ) -> Result<SegmentRecords, Error> {
     let stored = location.get(&entry.key).await?;
-    let entry = entry.clone();
-    tokio::task::spawn_blocking(move || decode_fetched(&stored, &entry))
+    let (entry, encryption_key) = (entry.clone(), encryption_key.cloned());
+    tokio::task::spawn_blocking(move || decode_fetched(&stored, &entry, encryption_key.as_ref()))
         .await
         .expect("decoding does not panic")
 }
 
 /// Decodes a segment's object bytes fetched with `Location::get` (CPU-bound; blocking).
-pub fn decode_fetched(stored: &[u8], entry: &SegmentRef) -> Result<SegmentRecords, Error> {
-    archive::decode_segment(stored, entry).map_err(|source| Error::Archive {
+pub fn decode_fetched(
+    stored: &[u8],
+    entry: &SegmentRef,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<SegmentRecords, Error> {
+    archive::decode_segment(stored, entry, encryption_key).map_err(|source| Error::Archive {
         key: entry.key.clone(),
         source,
     })
@@ -98,20 +135,31 @@ pub struct ObjectProblem {
     pub problem: String,
 }
 
-/// Checks every given segment: with `decode`, a full decode (as [`read_segment`]);
-/// without, presence, size and checksum only. Returns the problems found (none = intact).
+/// How thoroughly [`check_segments`] checks each object.
+#[derive(Debug, Clone)]
+pub enum SegmentCheck {
+    /// Presence, size and SHA-256 of the stored bytes (no key needed).
+    Stored,
+    /// All of that, then decrypt (with the backup's key, if it is encrypted), decompress and
+    /// decode every record, as [`read_segment`] does.
+    Decode(Option<EncryptionKey>),
+}
+
+/// Checks every given segment as `check` says. Returns the problems found (none = intact).
 pub async fn check_segments<'a>(
     location: &Location,
     segments: impl IntoIterator<Item = &'a SegmentRef>,
-    decode: bool,
+    check: SegmentCheck,
     parallelism: usize,
 ) -> Vec<ObjectProblem> {
     let location = Arc::new(location.clone());
     let checks = segments.into_iter().cloned().map(|entry| {
-        let location = Arc::clone(&location);
+        let (location, check) = (Arc::clone(&location), check.clone());
         async move {
-            let result = if decode {
-                read_segment(&location, &entry).await.map(drop)
+            let result = if let SegmentCheck::Decode(encryption_key) = check {
+                read_segment(&location, &entry, encryption_key.as_ref())
+                    .await
+                    .map(drop)
             } else {
                 match location.get(&entry.key).await {
                     Ok(stored) => {

@@ -5,8 +5,11 @@
 //! Records below a partition's `start_offset` (its log start when the backup began) are not
 //! part of the backup even when a carried segment still holds them: retention deleted them
 //! from the cluster, and a restore must give the cluster as it was at this backup.
+//!
+//! A chain is encrypted throughout or not at all, under one key: a manifest names one key
+//! for all the segments it lists, its parent's included.
 
-use crate::archive::{Manifest, SegmentRef};
+use crate::archive::{EncryptionKey, Manifest, SegmentRef};
 use crate::catalog::read_segment;
 use crate::kafka::PartitionTask;
 use crate::store::Location;
@@ -23,12 +26,39 @@ pub struct Carried {
     pub first_timestamp: Option<i64>,
 }
 
+/// Refuses to continue from `parent` with `encryption_key` unless both are plaintext or
+/// both use the same key (checked by key id, before any object is read or written).
+pub fn check_parent_key(
+    parent: &Manifest,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<(), Error> {
+    let problem = match (&parent.encryption, encryption_key) {
+        (None, None) => return Ok(()),
+        (Some(encryption), Some(key)) if encryption.key_id == key.id() => return Ok(()),
+        (Some(encryption), None) => format!(
+            "it is encrypted (key id {}) and no --key-file was given; give its key, or take a full backup (without --incremental)",
+            encryption.key_id
+        ),
+        (Some(encryption), Some(key)) => format!(
+            "the key does not match the one it was encrypted with (key id {}, yours {}); an incremental backup must use its parent's key: give that key, or take a full backup (without --incremental) to start a chain with the new key",
+            encryption.key_id,
+            key.id()
+        ),
+        (None, Some(_)) => "it is not encrypted, and one backup cannot hold both plaintext and encrypted segments; take a full backup (without --incremental) to start an encrypted chain".to_string(),
+    };
+    Err(Error::ChainEncryption {
+        parent: parent.backup_id.to_string(),
+        problem,
+    })
+}
+
 /// Moves each task's start to where `parent` ended and returns what the parent carries for
 /// it (`None` for partitions the parent does not have: they are read in full). Gaps (records
 /// deleted between the parent and now) are reported in `warnings`.
 pub async fn continue_from(
     location: &Location,
     parent: &Manifest,
+    encryption_key: Option<&EncryptionKey>,
     tasks: &mut [PartitionTask],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<Carried>>, Error> {
@@ -57,7 +87,7 @@ pub async fn continue_from(
         let mut records: u64 = segments.iter().map(|s| s.records).sum();
         let mut first_timestamp = segments.first().and_then(|s| s.first_timestamp);
         if let Some(straddling) = segments.first().filter(|s| s.first_offset < log_start) {
-            let decoded = read_segment(location, straddling).await?;
+            let decoded = read_segment(location, straddling, encryption_key).await?;
             let mut below = 0;
             first_timestamp = None;
             for record in decoded.iter() {
@@ -137,6 +167,7 @@ mod tests {
             compression: Compression::Zstd,
             compression_level: 1,
             segment_bytes: 4096,
+            encryption: None,
             topics: vec![TopicBackup {
                 name: "t".into(),
                 internal: false,
@@ -182,7 +213,7 @@ mod tests {
         // segment. Partition 1: new since the parent, read in full.
         let mut tasks = vec![task(0, 150, 260), task(1, 0, 40)];
         let mut warnings = Vec::new();
-        let carried = continue_from(&location, &parent, &mut tasks, &mut warnings)
+        let carried = continue_from(&location, &parent, None, &mut tasks, &mut warnings)
             .await
             .unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -206,6 +237,34 @@ mod tests {
         assert_eq!(carried[1], None);
     }
 
+    #[test]
+    fn a_chain_keeps_one_key_or_none() {
+        let key = EncryptionKey::parse(&[1u8; 32]).unwrap();
+        let other = EncryptionKey::parse(&[2u8; 32]).unwrap();
+        let plain = parent(vec![], 0);
+        let mut encrypted = parent(vec![], 0);
+        encrypted.encryption = Some(key.describe());
+
+        check_parent_key(&plain, None).unwrap();
+        check_parent_key(&encrypted, Some(&key)).unwrap();
+        let refusals = [
+            (check_parent_key(&encrypted, None), "no --key-file"),
+            (check_parent_key(&encrypted, Some(&other)), "does not match"),
+            (check_parent_key(&plain, Some(&key)), "not encrypted"),
+        ];
+        for (result, expected) in refusals {
+            let err = result.unwrap_err().to_string();
+            assert!(
+                err.contains(expected) && err.contains("20261124T010000Z-000001"),
+                "{err}"
+            );
+        }
+        let err = check_parent_key(&encrypted, Some(&other))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key.id()) && err.contains(other.id()), "{err}");
+    }
+
     #[tokio::test]
     async fn records_deleted_since_the_parent_are_a_named_gap() {
         let location = Location::open("memory://", false).unwrap();
@@ -213,7 +272,7 @@ mod tests {
         let parent = parent(vec![segment], 100);
         let mut tasks = vec![task(0, 130, 180)];
         let mut warnings = Vec::new();
-        let carried = continue_from(&location, &parent, &mut tasks, &mut warnings)
+        let carried = continue_from(&location, &parent, None, &mut tasks, &mut warnings)
             .await
             .unwrap();
         assert_eq!(

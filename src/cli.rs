@@ -107,6 +107,17 @@ pub struct SelectionArgs {
     pub include_internal: bool,
 }
 
+/// The key of an encrypted backup.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// Key file for client-side encryption (AES-256-GCM): 32 random bytes, or 64 hex digits,
+    /// or 44 base64 characters; make one with `head -c 32 /dev/urandom > backup.key`. backup
+    /// encrypts every segment with it; restore, verify and cat decrypt with it. Keep it apart
+    /// from the backups: without it an encrypted backup cannot be restored.
+    #[arg(long = "key-file", value_name = "FILE", env = "KAFKASNAP_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     #[command(flatten)]
@@ -159,6 +170,8 @@ pub struct BackupArgs {
     /// The name every shard of one run shares (an Indexed Job's name).
     #[arg(long, value_name = "NAME", env = "KAFKASNAP_SHARD_RUN")]
     pub shard_run: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -213,6 +226,8 @@ pub struct RestoreArgs {
     /// partition is checked to hold exactly the backup's first records, then the rest follow.
     #[arg(long, env = "KAFKASNAP_RESUME")]
     pub resume: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +250,9 @@ pub struct VerifyArgs {
     /// File of librdkafka properties for --against.
     #[arg(long = "config", value_name = "FILE", env = "KAFKASNAP_CONFIG")]
     pub config_file: Option<PathBuf>,
+    /// Without it, an encrypted backup's objects are checked by size and SHA-256 only.
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -290,6 +308,8 @@ pub struct CatArgs {
     /// Only this partition.
     #[arg(long, env = "KAFKASNAP_PARTITION")]
     pub partition: Option<i32>,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Args)]

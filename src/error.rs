@@ -52,6 +52,20 @@ pub enum Error {
     Interrupted,
     #[error(transparent)]
     Shard(#[from] crate::shard::ShardError),
+    #[error("backup {backup_id} is encrypted ({cipher}, key id {key_id}): give its key with --key-file FILE (or KAFKASNAP_KEY_FILE); nothing was read or written")]
+    KeyRequired {
+        backup_id: String,
+        cipher: String,
+        key_id: String,
+    },
+    #[error("the key does not match the one backup {backup_id} was encrypted with (key id {expected}, yours {actual}); nothing was read or written")]
+    WrongKey {
+        backup_id: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("--incremental cannot continue from backup {parent}: {problem}")]
+    ChainEncryption { parent: String, problem: String },
 }
 
 impl From<KafkaError> for Error {

@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::archive::{CommittedOffset, ContentHasher, Manifest, PartitionBackup, RecordRef};
-use crate::catalog::{check_segments, decode_fetched, read_segment};
+use crate::archive::{
+    CommittedOffset, ContentHasher, Encryption, EncryptionKey, Manifest, PartitionBackup, RecordRef,
+};
+use crate::catalog::{check_segments, decode_fetched, key_for_backup, read_segment, SegmentCheck};
 use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate};
 use crate::progress::Progress;
 use crate::selection::TopicSelection;
@@ -43,6 +45,8 @@ pub struct RestoreOptions {
     /// Continue an interrupted restore: target topics that exist are continued (after
     /// checking that they hold exactly the backup's first records), the others created.
     pub resume: bool,
+    /// The key of an encrypted backup (checked against the manifest's key id).
+    pub encryption_key: Option<EncryptionKey>,
     pub cancel: Arc<AtomicBool>,
 }
 
@@ -77,6 +81,8 @@ pub struct RestorePlan {
     pub groups: Vec<String>,
     pub from_time: Option<i64>,
     pub until: Option<i64>,
+    /// How the backup's segments are encrypted (the key given matches); `None` if they are not.
+    pub encryption: Option<Encryption>,
     pub warnings: Vec<String>,
 }
 
@@ -92,12 +98,13 @@ pub struct RestoreSummary {
     pub duration_seconds: f64,
 }
 
-/// Works out what a restore would do, checking the request against the backup and the
-/// target cluster. Changes nothing.
+/// Works out what a restore would do, checking the request against the backup (its key
+/// first) and the target cluster. Changes nothing.
 pub async fn plan_restore(
     manifest: &Manifest,
     options: &RestoreOptions,
 ) -> Result<RestorePlan, Error> {
+    key_for_backup(manifest, options.encryption_key.as_ref())?;
     for (source, _) in &options.topic_map {
         if manifest.topic(source).is_none() {
             return Err(Error::InvalidRequest(format!(
@@ -227,6 +234,7 @@ pub async fn plan_restore(
         groups,
         from_time: options.from_time,
         until: options.until,
+        encryption: manifest.encryption.clone(),
         warnings,
     })
 }
@@ -245,7 +253,7 @@ pub async fn check_archive(
         .filter(|t| t.action != TopicAction::Skip)
         .filter_map(|t| manifest.topic(&t.source))
         .flat_map(|t| t.partitions.iter().flat_map(|p| p.segments.iter()));
-    let problems = check_segments(location, segments, false, parallelism).await;
+    let problems = check_segments(location, segments, SegmentCheck::Stored, parallelism).await;
     if problems.is_empty() {
         Ok(())
     } else {
@@ -350,11 +358,18 @@ pub async fn run_restore(
         start_ends.insert((topic.clone(), *partition), point.records as i64);
     }
 
-    check_resume_points(location, &jobs, (options.from_time, options.until)).await?;
+    // Checked again: `run_restore` may be given options that `plan_restore` never saw.
+    let encryption_key = match manifest.encryption {
+        None => None,
+        Some(_) => key_for_backup(manifest, options.encryption_key.as_ref())?,
+    };
+    let window = (options.from_time, options.until);
+    check_resume_points(location, encryption_key.as_ref(), &jobs, window).await?;
     kafka::create_topics(&options.client, &to_create).await?;
     let writer = Arc::new(RecordWriter::new(&options.client)?);
     let results = replay(
         location,
+        encryption_key,
         jobs,
         Arc::clone(&writer),
         options,
@@ -459,6 +474,7 @@ async fn resume_points(
 /// this restore would write there (same contents, same order), else the resume is refused.
 async fn check_resume_points(
     location: &Location,
+    encryption_key: Option<&EncryptionKey>,
     jobs: &[PartitionJob],
     window: (Option<i64>, Option<i64>),
 ) -> Result<(), Error> {
@@ -468,7 +484,7 @@ async fn check_resume_points(
         };
         let mut hasher = ContentHasher::new();
         'segments: for segment in &job.partition.segments {
-            let records = read_segment(location, segment).await?;
+            let records = read_segment(location, segment, encryption_key).await?;
             for record in records.iter() {
                 let record = record.map_err(|source| Error::Archive {
                     key: segment.key.clone(),
@@ -543,6 +559,7 @@ type ReplayResults = HashMap<(String, i32), PartitionResult>;
 /// prefetches its next segment while producing the current one.
 async fn replay(
     location: &Location,
+    encryption_key: Option<EncryptionKey>,
     jobs: Vec<PartitionJob>,
     writer: Arc<RecordWriter>,
     options: &RestoreOptions,
@@ -567,6 +584,7 @@ async fn replay(
             Arc::clone(&options.cancel),
         );
         let window = (options.from_time, options.until);
+        let encryption_key = encryption_key.clone();
         let runtime = tokio::runtime::Handle::current();
         workers.spawn_blocking(move || -> Result<ReplayResults, Error> {
             let mut done = ReplayResults::new();
@@ -581,6 +599,7 @@ async fn replay(
                     next_marker: &next_marker,
                     cancel: &cancel,
                     window,
+                    encryption_key: encryption_key.as_ref(),
                     runtime: &runtime,
                 };
                 let job = &jobs[index];
@@ -614,6 +633,7 @@ struct ReplayContext<'a> {
     next_marker: &'a AtomicUsize,
     cancel: &'a AtomicBool,
     window: (Option<i64>, Option<i64>),
+    encryption_key: Option<&'a EncryptionKey>,
     runtime: &'a tokio::runtime::Handle,
 }
 
@@ -648,7 +668,7 @@ fn replay_partition(
         if index + 1 < segments.len() {
             next = Some(fetch(index + 1));
         }
-        let records = decode_fetched(&stored, &segments[index])?;
+        let records = decode_fetched(&stored, &segments[index], context.encryption_key)?;
         drop(stored);
         for record in records.iter() {
             let record = record.map_err(|source| Error::Archive {

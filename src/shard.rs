@@ -136,6 +136,17 @@ pub fn merge(parts: &[ShardPart]) -> Result<Manifest, ShardError> {
                 a.source.cluster_id, b.source.cluster_id
             )));
         }
+        if a.encryption != b.encryption {
+            let describe = |m: &Manifest| match &m.encryption {
+                Some(e) => format!("encrypted its segments ({}, key id {})", e.cipher, e.key_id),
+                None => "did not encrypt its segments".to_string(),
+            };
+            return Err(mismatch(format!(
+                "shard 0 {}, shard {i} {} (every shard of a run must be given the same --key-file, or none)",
+                describe(a),
+                describe(b)
+            )));
+        }
         if a.parent != b.parent {
             return Err(mismatch(format!(
                 "shard 0 continued from {:?}, shard {i} from {:?} (a backup finished between their starts)",
@@ -389,6 +400,7 @@ mod tests {
             compression: Compression::Zstd,
             compression_level: 3,
             segment_bytes: 1 << 24,
+            encryption: None,
             topics: vec![TopicBackup {
                 name: "orders".into(),
                 internal: false,
@@ -471,6 +483,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cluster"), "{err}");
+
+        let key = crate::archive::EncryptionKey::parse(&[0x99; 32]).unwrap();
+        let mut encrypted = part(1, 2, "20261125T100001Z-aaaaaa", &[0, 2]);
+        encrypted.manifest.encryption = Some(key.describe());
+        let err = merge(&[
+            part(0, 2, "20261125T100002Z-bbbbbb", &[1]),
+            encrypted.clone(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("shard 0 did not encrypt its segments")
+                && err.contains(&format!(
+                    "shard 1 encrypted its segments (aes-256-gcm, key id {})",
+                    key.id()
+                )),
+            "{err}"
+        );
+        let mut also_encrypted = part(0, 2, "20261125T100002Z-bbbbbb", &[1]);
+        also_encrypted.manifest.encryption = Some(key.describe());
+        let merged = merge(&[also_encrypted, encrypted]).unwrap();
+        assert_eq!(merged.encryption, Some(key.describe()));
 
         let mut grown = part(1, 2, "20261125T100001Z-aaaaaa", &[0, 2]);
         grown.manifest.topics[0].partition_count = 4;

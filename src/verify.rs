@@ -1,11 +1,14 @@
-//! Checking a backup: re-read every object (size, checksum, every record decoded, counts and
-//! offset ranges against the manifest), and compare a backup with a live cluster partition
+//! Checking a backup: re-read every object (size, checksum, every record decrypted and
+//! decoded, counts and offset ranges against the manifest; for an encrypted backup without
+//! its key, size and checksum only), and compare a backup with a live cluster partition
 //! by partition (record count and an order-sensitive content hash; offsets ignored).
 
 use std::collections::BTreeMap;
 
-use crate::archive::{ContentHasher, DatadirManifest, Manifest, RecordRef, TimestampType};
-use crate::catalog::{check_segments, read_segment, ObjectProblem};
+use crate::archive::{
+    ContentHasher, DatadirManifest, EncryptionKey, Manifest, RecordRef, TimestampType,
+};
+use crate::catalog::{check_segments, key_for_backup, read_segment, ObjectProblem, SegmentCheck};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
@@ -18,19 +21,35 @@ pub struct ArchiveReport {
     pub backup_id: String,
     pub objects_checked: usize,
     pub records: u64,
+    /// Whether every record was decoded; false for an encrypted backup checked without its
+    /// key (sizes and checksums of the stored objects only).
+    pub records_decoded: bool,
     pub problems: Vec<ObjectProblem>,
 }
 
-/// Re-reads and checks every object of `manifest`, and the manifest's own arithmetic.
+/// Re-reads and checks every object of `manifest`, and the manifest's own arithmetic. An
+/// encrypted backup is decrypted and decoded with `encryption_key`; without one, its objects'
+/// sizes and checksums are checked. A key that is not the backup's is refused.
 pub async fn verify_archive(
     location: &Location,
     manifest: &Manifest,
+    encryption_key: Option<&EncryptionKey>,
     parallelism: usize,
-) -> ArchiveReport {
+) -> Result<ArchiveReport, Error> {
+    let decode = manifest.encryption.is_none() || encryption_key.is_some();
+    let encryption_key = match encryption_key {
+        Some(_) => key_for_backup(manifest, encryption_key)?,
+        None => None,
+    };
+    let check = if decode {
+        SegmentCheck::Decode(encryption_key.clone())
+    } else {
+        SegmentCheck::Stored
+    };
     let mut problems = check_segments(
         location,
         manifest.segments().map(|(_, _, s)| s),
-        true,
+        check,
         parallelism,
     )
     .await;
@@ -59,8 +78,11 @@ pub async fn verify_archive(
                 .segments
                 .first()
                 .filter(|s| s.first_offset < partition.start_offset);
+            if straddling.is_some() && !decode {
+                continue; // the records below start_offset cannot be counted without the key
+            }
             if let Some(Ok(decoded)) = match straddling {
-                Some(first) => Some(read_segment(location, first).await),
+                Some(first) => Some(read_segment(location, first, encryption_key.as_ref()).await),
                 None => None,
             } {
                 let below = decoded
@@ -82,12 +104,13 @@ pub async fn verify_archive(
         }
     }
     problems.sort_by(|a, b| a.key.cmp(&b.key));
-    ArchiveReport {
+    Ok(ArchiveReport {
         backup_id: manifest.backup_id.to_string(),
         objects_checked: manifest.segments().count(),
         records: manifest.totals.records,
+        records_decoded: decode,
         problems,
-    }
+    })
 }
 
 /// One partition compared between a backup and a live cluster.
@@ -108,9 +131,14 @@ pub struct PartitionComparison {
 pub async fn compare_with_cluster(
     location: &Location,
     manifest: &Manifest,
+    encryption_key: Option<&EncryptionKey>,
     client: &ClientSettings,
     topic_map: &[(String, String)],
 ) -> Result<Vec<PartitionComparison>, Error> {
+    let encryption_key = match manifest.encryption {
+        None => None,
+        Some(_) => key_for_backup(manifest, encryption_key)?,
+    };
     let target_of = |source: &str| {
         topic_map
             .iter()
@@ -130,7 +158,7 @@ pub async fn compare_with_cluster(
         for partition in &topic.partitions {
             let mut hasher = ContentHasher::new();
             for segment in &partition.segments {
-                let records = read_segment(location, segment).await?;
+                let records = read_segment(location, segment, encryption_key.as_ref()).await?;
                 for record in records.iter() {
                     let record = record.map_err(|source| Error::Archive {
                         key: segment.key.clone(),

@@ -89,7 +89,7 @@ pub fn archive_segment(data: &[u8]) -> Verdict {
         min_timestamp: None,
         max_timestamp: None,
     };
-    let decoded = decode_segment(&stored, &entry);
+    let decoded = decode_segment(&stored, &entry, None);
     if let Ok(segment) = &decoded {
         let mut builder = SegmentBuilder::new(0);
         let mut originals = Vec::new();
@@ -104,7 +104,8 @@ pub fn archive_segment(data: &[u8]) -> Verdict {
             .compress(Compression::None, 0)
             .expect("none always compresses");
         let again_entry = again.to_ref("again".into());
-        let redecoded = decode_segment(&again.bytes, &again_entry).expect("re-encoded decodes");
+        let redecoded =
+            decode_segment(&again.bytes, &again_entry, None).expect("re-encoded decodes");
         let round: Vec<_> = redecoded.iter().map(|r| r.expect("decoded")).collect();
         assert_eq!(round, originals, "records change through a re-encode");
         if mode == 0 {

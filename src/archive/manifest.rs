@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ArchiveError, BackupId, Compression};
+use super::{ArchiveError, BackupId, Compression, Encryption};
 
 /// The archive format version this code writes and the only one it reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -30,6 +30,11 @@ pub struct Manifest {
     pub compression: Compression,
     pub compression_level: i32,
     pub segment_bytes: u64,
+    /// Set when every segment object is encrypted (after compression); absent otherwise.
+    /// A reader that ignores it fails on the first segment (no zstd/gzip frame, no segment
+    /// magic), so it never hands out a record it could not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
     pub topics: Vec<TopicBackup>,
     pub groups: Vec<GroupOffsets>,
     pub totals: Totals,
@@ -238,6 +243,7 @@ mod tests {
             compression: Compression::Zstd,
             compression_level: 3,
             segment_bytes: 1 << 24,
+            encryption: None,
             topics: vec![],
             groups: vec![],
             totals: Totals::default(),
@@ -250,6 +256,28 @@ mod tests {
     fn round_trips_through_json() {
         let manifest = minimal();
         assert_eq!(Manifest::from_json(&manifest.to_json()).unwrap(), manifest);
+    }
+
+    #[test]
+    fn encryption_is_written_only_when_set_and_round_trips() {
+        let plain = minimal();
+        let json: serde_json::Value = serde_json::from_slice(&plain.to_json()).unwrap();
+        assert!(json.get("encryption").is_none(), "{json}");
+
+        let mut encrypted = minimal();
+        encrypted.encryption = Some(super::super::Encryption {
+            cipher: super::super::Cipher::Aes256Gcm,
+            key_id: "0123456789abcdef".into(),
+        });
+        let json: serde_json::Value = serde_json::from_slice(&encrypted.to_json()).unwrap();
+        assert_eq!(
+            json["encryption"],
+            serde_json::json!({"cipher": "aes-256-gcm", "key_id": "0123456789abcdef"})
+        );
+        assert_eq!(
+            Manifest::from_json(&encrypted.to_json()).unwrap(),
+            encrypted
+        );
     }
 
     #[test]

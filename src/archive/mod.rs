@@ -6,6 +6,7 @@ mod backup_id;
 mod compression;
 mod content_hash;
 mod datadir_manifest;
+mod encryption;
 mod manifest;
 mod record;
 mod segment;
@@ -17,6 +18,7 @@ pub use datadir_manifest::{
     DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,
     DATADIR_FORMAT_VERSION,
 };
+pub use encryption::{Cipher, Encryption, EncryptionKey, KeyFileError, ENCRYPTED_MAGIC};
 pub(crate) use manifest::parse_versioned;
 pub use manifest::{
     ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, PartitionBackup, SegmentRef,
@@ -62,4 +64,15 @@ pub enum ArchiveError {
     },
     #[error("unknown compression {0:?}: expected zstd, gzip or none")]
     UnknownCompression(String),
+    #[error("object does not start with the KSNAPEN1 magic, but the backup is encrypted")]
+    NotEncrypted,
+    #[error("object does not decrypt with this key: its bytes were altered, or it is not the object stored under this key")]
+    DecryptionFailed,
+    #[error("encrypting {len} bytes failed (AES-GCM takes at most 64 GiB per object)")]
+    EncryptionFailed { len: usize },
+    #[error("the system's random number generator failed, so no nonce could be made: {source}")]
+    NoRandomness {
+        #[source]
+        source: getrandom::Error,
+    },
 }

@@ -10,7 +10,7 @@ use kafkasnap::selection::TopicSelection;
 use kafkasnap::shard::ShardSpec;
 use kafkasnap::store::Location;
 
-use super::{cancel_on_signal, client_settings, print_json, Global, Outcome};
+use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
 use crate::cli::{BackupArgs, OutputFormat};
 
 /// The shard this process is, from --shard, or --shards with $JOB_COMPLETION_INDEX.
@@ -54,6 +54,7 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
         stall_timeout: args.stall_timeout,
         incremental: args.incremental,
         shard: shard_spec(&args)?,
+        encryption_key: load_key_file(&args.key)?,
         cancel: cancel_on_signal(),
     };
     let location = Location::open(&args.to, true)?;

@@ -6,16 +6,18 @@ use std::io::Write;
 use anyhow::Context;
 use base64::Engine;
 use kafkasnap::archive::RecordRef;
-use kafkasnap::catalog::{open_backup, read_segment};
+use kafkasnap::catalog::{key_for_backup, open_backup, read_segment};
 use kafkasnap::store::Location;
 use serde_json::{json, Value};
 
-use super::Outcome;
+use super::{load_key_file, Outcome};
 use crate::cli::CatArgs;
 
 pub async fn run(args: CatArgs) -> anyhow::Result<Outcome> {
+    let given_key = load_key_file(&args.key)?;
     let location = Location::open(&args.location, false)?;
     let manifest = open_backup(&location, args.backup.as_deref()).await?;
+    let encryption_key = key_for_backup(&manifest, given_key.as_ref())?;
     let topic = manifest.topic(&args.topic).with_context(|| {
         let names: Vec<&str> = manifest.topics.iter().map(|t| t.name.as_str()).collect();
         format!(
@@ -41,7 +43,7 @@ pub async fn run(args: CatArgs) -> anyhow::Result<Outcome> {
         .filter(|p| args.partition.is_none_or(|want| want == p.partition))
     {
         for segment in &partition.segments {
-            let records = read_segment(&location, segment).await?;
+            let records = read_segment(&location, segment, encryption_key.as_ref()).await?;
             for record in records.iter() {
                 let record = record.with_context(|| format!("decoding {}", segment.key))?;
                 if record.offset < partition.start_offset {

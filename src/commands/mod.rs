@@ -14,10 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+use kafkasnap::archive::EncryptionKey;
 use kafkasnap::kafka::{parse_properties_file, ClientSettings};
 use kafkasnap::progress::ProgressMode;
 
-use crate::cli::{Cli, ClientArgs, Command, OutputFormat};
+use zeroize::Zeroizing;
+
+use crate::cli::{Cli, ClientArgs, Command, KeyArgs, OutputFormat};
 
 /// Exit codes, documented in the README.
 pub const EXIT_FAILURE: u8 = 1;
@@ -56,6 +59,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Datadir(args) => datadir::run(args, &global).await,
         Command::Prune(args) => prune::run(args, &global).await,
     }
+}
+
+/// The key in `--key-file`, if one was given. The file's contents are never shown, not
+/// even in errors; its bytes are wiped from memory once parsed.
+pub fn load_key_file(args: &KeyArgs) -> anyhow::Result<Option<EncryptionKey>> {
+    let Some(path) = &args.key_file else {
+        return Ok(None);
+    };
+    let contents = std::fs::read(path)
+        .map(Zeroizing::new)
+        .with_context(|| format!("cannot read the key file {}", path.display()))?;
+    let key = EncryptionKey::parse(&contents)
+        .map_err(|err| anyhow::anyhow!("key file {} is not a key: {err}", path.display()))?;
+    tracing::debug!(key_id = key.id(), "key file read");
+    Ok(Some(key))
 }
 
 /// Client settings from flags: `--config` file first, then `-X` in order.

@@ -11,7 +11,7 @@ use kafkasnap::restore::{
 use kafkasnap::selection::TopicSelection;
 use kafkasnap::store::Location;
 
-use super::{cancel_on_signal, client_settings, print_json, Global, Outcome};
+use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
 use crate::cli::{self, OutputFormat, RestoreArgs};
 
 pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -33,6 +33,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         skip_groups: args.skip_groups,
         parallelism: args.parallelism as usize,
         resume: args.resume,
+        encryption_key: load_key_file(&args.key)?,
         cancel: cancel_on_signal(),
     };
     // A data directory is first turned into a temporary logical archive, so both kinds of
@@ -136,6 +137,12 @@ fn print_plan(plan: &RestorePlan) {
     }
     for group in &plan.groups {
         println!("  commit translated offsets of consumer group {group}");
+    }
+    if let Some(encryption) = &plan.encryption {
+        println!(
+            "  decrypt segments ({}, key id {}: the key given matches)",
+            encryption.cipher, encryption.key_id
+        );
     }
     println!("nothing was changed");
 }

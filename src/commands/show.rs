@@ -37,6 +37,12 @@ pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
         human_bytes(t.stored_bytes),
         manifest.compression
     );
+    if let Some(encryption) = &manifest.encryption {
+        println!(
+            "  segments encrypted with {}, key id {} (restore, verify and cat need its --key-file)",
+            encryption.cipher, encryption.key_id
+        );
+    }
     for topic in &manifest.topics {
         println!(
             "topic {}  partitions {}  replication factor {}{}",

@@ -4,13 +4,14 @@ use kafkasnap::catalog::open_backup;
 use kafkasnap::store::Location;
 use kafkasnap::verify::{compare_with_cluster, verify_archive};
 
-use super::{print_json, settings_from, Global, Outcome};
+use super::{load_key_file, print_json, settings_from, Global, Outcome};
 use crate::cli::{OutputFormat, VerifyArgs};
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let encryption_key = load_key_file(&args.key)?;
     let location = Location::open(&args.location, false)?;
     let manifest = open_backup(&location, args.backup.as_deref()).await?;
-    let report = verify_archive(&location, &manifest, 4).await;
+    let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
     let comparisons = match &args.against {
         None => None,
         Some(bootstrap) => {
@@ -20,7 +21,16 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                 &args.properties,
                 std::time::Duration::from_secs(30),
             )?;
-            Some(compare_with_cluster(&location, &manifest, &client, &args.topic_map).await?)
+            Some(
+                compare_with_cluster(
+                    &location,
+                    &manifest,
+                    encryption_key.as_ref(),
+                    &client,
+                    &args.topic_map,
+                )
+                .await?,
+            )
         }
     };
     let differences: Vec<_> = comparisons
@@ -43,6 +53,14 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                 report.records,
                 report.problems.len()
             );
+            if !report.records_decoded {
+                if let Some(encryption) = &manifest.encryption {
+                    println!(
+                        "  encrypted ({}, key id {}) and no --key-file given: sizes and SHA-256 of the stored objects checked, records not decoded",
+                        encryption.cipher, encryption.key_id
+                    );
+                }
+            }
             for problem in &report.problems {
                 println!("  BAD {}: {}", problem.key, problem.problem);
             }

@@ -84,6 +84,7 @@ pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Erro
         compression: COMPRESSION,
         compression_level: LEVEL,
         segment_bytes: SEGMENT_BYTES as u64,
+        encryption: None,
         totals: Totals::of(&topics),
         topics,
         groups,

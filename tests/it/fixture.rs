@@ -86,7 +86,7 @@ pub async fn read_backup_at(location: &Location, topic: &str) -> (Manifest, Vec<
     for partition in &entry.partitions {
         let mut records = Vec::new();
         for segment in &partition.segments {
-            let decoded = read_segment(location, segment).await.unwrap();
+            let decoded = read_segment(location, segment, None).await.unwrap();
             for record in decoded.iter() {
                 let record = record.unwrap();
                 assert_eq!(record.timestamp_type, TimestampType::CreateTime);

@@ -2,6 +2,7 @@
 
 mod backup;
 mod datadir;
+mod encryption;
 mod errors;
 mod fixture;
 mod fuzz_regressions;

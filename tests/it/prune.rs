@@ -92,6 +92,7 @@ async fn write_backup(
         compression: Compression::Zstd,
         compression_level: 3,
         segment_bytes: 1 << 24,
+        encryption: None,
         totals: Totals::of(&topics),
         topics,
         groups: vec![],
