@@ -35,6 +35,64 @@ pub async fn open_datadir_backup(
     })
 }
 
+/// Downloads data-dir backup `manifest`'s archive to `dest` (streamed, not buffered) and checks
+/// its size and SHA-256 against the manifest; on a mismatch `dest` is removed and the archive
+/// refused, so nothing is read from a damaged download.
+pub async fn download_datadir_archive(
+    location: &Location,
+    manifest: &DatadirManifest,
+    dest: &std::path::Path,
+) -> Result<(), Error> {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let io_error = |source| {
+        Error::Datadir(crate::datadir::DatadirError::Io {
+            path: dest.to_path_buf(),
+            source,
+        })
+    };
+    let archive = &manifest.archive;
+    let mut file =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dest).map_err(io_error)?);
+    let (mut hasher, mut size, mut write_error) = (Sha256::new(), 0u64, None);
+    location
+        .stream(&archive.key, |chunk| {
+            hasher.update(chunk);
+            size += chunk.len() as u64;
+            if write_error.is_none() {
+                write_error = file.write_all(chunk).err();
+            }
+        })
+        .await?;
+    if let Some(err) = write_error {
+        return Err(io_error(err));
+    }
+    file.flush().map_err(io_error)?;
+    let actual = hex::encode(hasher.finalize());
+    let problem = if size != archive.stored_bytes {
+        Some(format!(
+            "object has {size} bytes, the manifest says {}",
+            archive.stored_bytes
+        ))
+    } else if actual != archive.sha256 {
+        Some(format!(
+            "sha256 is {actual}, the manifest says {}",
+            archive.sha256
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => {
+            let _ = std::fs::remove_file(dest);
+            Err(Error::ArchiveDamaged {
+                problems: vec![format!("  {}: {problem}", archive.key)],
+            })
+        }
+    }
+}
+
 /// The id the user named (which must exist and be complete), or the newest complete one.
 fn resolve_id(
     location: &Location,

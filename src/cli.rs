@@ -191,11 +191,17 @@ pub struct RestoreArgs {
     /// The backup location.
     #[arg(long, env = "KAFKASNAP_FROM", required_unless_present = "from_datadir")]
     pub from: Option<String>,
-    /// Restore from a Kafka data directory, or a .tar/.tar.gz/.tar.zst of one (a `datadir
-    /// backup` archive), instead of a backup location: topics, configs, records and group
-    /// offsets are read from its files.
-    #[arg(long, value_name = "DIR", env = "KAFKASNAP_FROM_DATADIR", conflicts_with_all = ["from", "backup"])]
-    pub from_datadir: Option<std::path::PathBuf>,
+    /// Restore from a Kafka data directory, a .tar/.tar.gz/.tar.zst of one, or the data-dir
+    /// backups at a location (`datadir backup --to`: a path or URL; --backup picks one, else
+    /// the newest), instead of a logical backup: topics, configs, records and group offsets
+    /// are read from the broker's files.
+    #[arg(
+        long,
+        value_name = "DIR_OR_LOCATION",
+        env = "KAFKASNAP_FROM_DATADIR",
+        conflicts_with = "from"
+    )]
+    pub from_datadir: Option<String>,
     /// Backup id; the newest complete backup when not given.
     #[arg(long, env = "KAFKASNAP_BACKUP")]
     pub backup: Option<String>,

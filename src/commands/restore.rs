@@ -1,8 +1,9 @@
 //! `kafkasnap restore`: restore a backup into a cluster (or, with --dry-run, show the plan).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kafkasnap::catalog::open_backup;
+use kafkasnap::catalog::{download_datadir_archive, open_backup, open_datadir_backup};
 use kafkasnap::datadir::{archive_datadir, extract_archive};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::restore::{
@@ -45,14 +46,26 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
             let manifest = open_backup(&location, args.backup.as_deref()).await?;
             (location, manifest)
         }
-        (None, Some(dir)) => {
+        (None, Some(source)) => {
             scratch = tempfile::Builder::new()
                 .prefix("kafkasnap-datadir-")
                 .tempdir()?;
+            let source = match stored_datadir(source)? {
+                Some(stored) => {
+                    let manifest = open_datadir_backup(&stored, args.backup.as_deref()).await?;
+                    let download = scratch.path().join("archive.download");
+                    tracing::info!(backup_id = %manifest.backup_id, bytes = manifest.archive.stored_bytes, "downloading the data-dir backup");
+                    download_datadir_archive(&stored, &manifest, &download).await?;
+                    download
+                }
+                None if args.backup.is_some() => anyhow::bail!(
+                    "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
+                ),
+                None => PathBuf::from(source),
+            };
             let archive_dir = scratch.path().join("archive");
             let location = Location::open(&archive_dir.display().to_string(), true)?;
-            let (source, unpack_into, converted) =
-                (dir.clone(), scratch.path().join("data"), location.clone());
+            let (unpack_into, converted) = (scratch.path().join("data"), location.clone());
             let manifest = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 // A tarball (.tar, .tar.gz, .tar.zst) is unpacked into the scratch directory first.
                 let data_dir = if source.is_file() {
@@ -103,6 +116,17 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         ),
     }
     Ok(Outcome::Success)
+}
+
+/// The location holding data-dir backups that `--from-datadir` names, if it names one: a URL,
+/// or a local directory with a `datadir/` of backups (a Kafka data directory has none).
+fn stored_datadir(source: &str) -> anyhow::Result<Option<Location>> {
+    let is_url = source.contains("://");
+    let local = Path::new(source);
+    if !is_url && !local.join("datadir").is_dir() {
+        return Ok(None);
+    }
+    Ok(Some(Location::open(source, false)?))
 }
 
 fn print_plan(plan: &RestorePlan) {

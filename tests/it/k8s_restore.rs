@@ -66,7 +66,7 @@ async fn restore(
 }
 
 /// `tar cf - -C DIR .`, as the backup's `tar` writes it.
-fn tar_of(dir: &Path) -> Vec<u8> {
+pub(crate) fn tar_of(dir: &Path) -> Vec<u8> {
     let output = std::process::Command::new("tar")
         .args(["cf", "-", "-C", dir.to_str().unwrap(), "."])
         .output()
@@ -76,7 +76,7 @@ fn tar_of(dir: &Path) -> Vec<u8> {
 }
 
 /// Publishes `tar` (zstd) with a correct manifest at `backups`.
-async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
+pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
     let location = Location::open(backups.to_str().unwrap(), true).unwrap();
     let id = BackupId::new(SystemTime::now());
     let stored = zstd::encode_all(tar, 3).unwrap();

@@ -140,6 +140,61 @@ fn zookeeper_data_directories_restore_into_tansu() {
     restore_and_compare("kaipasubhash-zk-datadir", &[("subhash", 1, &[3])], None);
 }
 
+/// `restore --from-datadir LOCATION [--backup ID]`: the data-dir backup is downloaded, checked
+/// against its manifest, and restored like the directory it holds; a damaged one is refused
+/// before any topic is created.
+#[test]
+fn a_stored_datadir_backup_restores_from_its_location() {
+    let Some(dir) = fixture("ldi-poc-kraft-3.7-datadir") else {
+        return;
+    };
+    let backups = tempfile::tempdir().unwrap();
+    let manifest = crate::harness::block_on(crate::k8s_restore::publish(
+        backups.path(),
+        &crate::k8s_restore::tar_of(&dir),
+    ));
+    restore_from(
+        backups.path(),
+        &dir,
+        &[
+            ("TestTopicPatient", 1, &[3]),
+            ("Retry.TestTopicPatient", 1, &[0]),
+        ],
+        Some(("DEVSmileCDR", "TestTopicPatient", &[3])),
+    );
+
+    let archive = backups.path().join(&manifest.archive.key);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&archive, bytes).unwrap();
+    let target = Broker::start("from-datadir-damaged");
+    let url = format!("file://{}", backups.path().display());
+    let id = manifest.backup_id.to_string();
+    let refused = crate::harness::kafkasnap(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from-datadir",
+            &url,
+            "--backup",
+            &id,
+        ],
+        &[],
+    );
+    let stderr = crate::harness::stderr_of(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&manifest.archive.key) && stderr.contains("sha256"),
+        "{stderr}"
+    );
+    assert!(
+        !topic_names(&target.bootstrap).contains(&"TestTopicPatient".to_string()),
+        "nothing may be created from a damaged archive"
+    );
+}
+
 #[test]
 fn a_tarball_of_a_data_directory_restores_like_the_directory() {
     let Some(dir) = fixture("ldi-poc-kraft-3.7-datadir") else {
