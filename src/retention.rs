@@ -355,9 +355,19 @@ impl PlannedBackup {
     }
 }
 
+/// Which backups a plan is about: each kind is kept by the policy on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `backups/`: logical backups.
+    Logical,
+    /// `datadir/`: data-dir (physical) backups.
+    Datadir,
+}
+
 /// What a prune keeps and removes, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrunePlan {
+    pub family: Family,
     pub keep: Vec<PlannedBackup>,
     pub remove: Vec<PlannedBackup>,
     /// Things the operator should know (a parent that is not at the location, an id that
@@ -439,16 +449,73 @@ pub async fn plan(
             }
         }
     }
+    plan_from(
+        location,
+        Family::Logical,
+        &candidates,
+        policy,
+        now,
+        warnings,
+    )
+    .await
+}
+
+/// The same policy applied to the data-dir backups at `location` (they build on nothing and
+/// nothing builds on them). Deletes nothing.
+pub async fn plan_datadir(
+    location: &Location,
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<PrunePlan, RetentionError> {
+    policy.validate()?;
+    let mut warnings = Vec::new();
+    let mut candidates = Vec::new();
+    for listing in location.list_datadir_backups().await? {
+        let Some(started_at) = id_time(&listing.id) else {
+            warnings.push(format!(
+                "left data-dir backup {} alone: its id is not a real UTC time",
+                listing.id
+            ));
+            continue;
+        };
+        candidates.push(Candidate {
+            id: listing.id,
+            started_at,
+            complete: listing.complete,
+            parent: None,
+            uses: Vec::new(),
+        });
+    }
+    plan_from(
+        location,
+        Family::Datadir,
+        &candidates,
+        policy,
+        now,
+        warnings,
+    )
+    .await
+}
+
+async fn plan_from(
+    location: &Location,
+    family: Family,
+    candidates: &[Candidate],
+    policy: &Policy,
+    now: SystemTime,
+    warnings: Vec<String>,
+) -> Result<PrunePlan, RetentionError> {
     let mut plan = PrunePlan {
+        family,
         keep: Vec::new(),
         remove: Vec::new(),
         warnings,
     };
-    for decision in decide(&candidates, policy, now)? {
-        let objects = if decision.keep {
-            Vec::new()
-        } else {
-            location.list_backup_objects(&decision.id).await?
+    for decision in decide(candidates, policy, now)? {
+        let objects = match (decision.keep, family) {
+            (true, _) => Vec::new(),
+            (false, Family::Logical) => location.list_backup_objects(&decision.id).await?,
+            (false, Family::Datadir) => location.list_datadir_objects(&decision.id).await?,
         };
         let planned = PlannedBackup {
             id: decision.id,
@@ -473,6 +540,22 @@ pub async fn execute(location: &Location, plan: &PrunePlan) -> Result<Deleted, R
     let mut newest_first: Vec<&PlannedBackup> = plan.remove.iter().collect();
     newest_first.sort_by(|a, b| b.id.cmp(&a.id));
     let mut deleted = Deleted::default();
+    if plan.family == Family::Datadir {
+        // Nothing builds on a data-dir backup: each goes on its own, manifest first.
+        for backup in newest_first {
+            let objects = location.delete_datadir_backup(&backup.id).await?;
+            let bytes: u64 = objects.iter().map(|o| o.size).sum();
+            tracing::info!(
+                "deleted data-dir backup {}: {} objects, {bytes} bytes",
+                backup.id,
+                objects.len()
+            );
+            deleted.backups += 1;
+            deleted.objects += objects.len();
+            deleted.bytes += bytes;
+        }
+        return Ok(deleted);
+    }
     for backup in newest_first.iter().filter(|b| b.complete) {
         location.delete_manifest(&backup.id).await?;
         // Counted here: the listing in `delete_backup` below no longer sees it.

@@ -17,6 +17,9 @@ struct Summary {
     policy: PolicyJson,
     kept: Vec<Entry>,
     removed: Vec<Entry>,
+    /// The same policy applied to the data-dir backups at the location, on their own.
+    datadir_kept: Vec<Entry>,
+    datadir_removed: Vec<Entry>,
     /// Objects deleted (with --dry-run: that would be deleted).
     removed_objects: usize,
     /// Bytes freed (with --dry-run: that would be freed).
@@ -65,13 +68,20 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
     };
     policy.validate()?;
     let location = Location::open(&args.location, false)?;
-    let plan = retention::plan(&location, &policy, SystemTime::now()).await?;
-    let (removed_objects, freed_bytes) = if args.dry_run {
-        (plan.objects_to_remove(), plan.bytes_to_free())
-    } else {
-        let deleted = retention::execute(&location, &plan).await?;
-        (deleted.objects, deleted.bytes)
-    };
+    let now = SystemTime::now();
+    let plan = retention::plan(&location, &policy, now).await?;
+    let datadir = retention::plan_datadir(&location, &policy, now).await?;
+    let (mut removed_objects, mut freed_bytes) = (0, 0);
+    for plan in [&plan, &datadir] {
+        if args.dry_run {
+            removed_objects += plan.objects_to_remove();
+            freed_bytes += plan.bytes_to_free();
+        } else {
+            let deleted = retention::execute(&location, plan).await?;
+            removed_objects += deleted.objects;
+            freed_bytes += deleted.bytes;
+        }
+    }
     let summary = Summary {
         location: location.display().to_string(),
         dry_run: args.dry_run,
@@ -83,9 +93,16 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
         },
         kept: plan.keep.iter().map(|b| Entry::of(b, false)).collect(),
         removed: plan.remove.iter().map(|b| Entry::of(b, true)).collect(),
+        datadir_kept: datadir.keep.iter().map(|b| Entry::of(b, false)).collect(),
+        datadir_removed: datadir.remove.iter().map(|b| Entry::of(b, true)).collect(),
         removed_objects,
         freed_bytes,
-        warnings: plan.warnings.clone(),
+        warnings: plan
+            .warnings
+            .iter()
+            .chain(&datadir.warnings)
+            .cloned()
+            .collect(),
     };
     match global.output {
         OutputFormat::Json => print_json(&summary)?,
@@ -101,31 +118,36 @@ fn print_text(summary: &Summary) {
     } else {
         "remove"
     };
-    for entry in &summary.kept {
-        println!(
-            "{:<12}  {}  {:<10}  {}",
-            "keep",
-            entry.backup_id,
-            state(entry.complete),
-            entry.reasons.join(", ")
-        );
-    }
-    for entry in &summary.removed {
-        println!(
-            "{remove:<12}  {}  {:<10}  {}  ({} objects, {})",
-            entry.backup_id,
-            state(entry.complete),
-            entry.reasons.join(", "),
-            entry.objects.unwrap_or(0),
-            human_bytes(entry.bytes.unwrap_or(0))
-        );
+    for (kind, kept, removed) in [
+        ("", &summary.kept, &summary.removed),
+        ("data-dir ", &summary.datadir_kept, &summary.datadir_removed),
+    ] {
+        for entry in kept {
+            println!(
+                "{:<12}  {kind}{}  {:<10}  {}",
+                "keep",
+                entry.backup_id,
+                state(entry.complete),
+                entry.reasons.join(", ")
+            );
+        }
+        for entry in removed {
+            println!(
+                "{remove:<12}  {kind}{}  {:<10}  {}  ({} objects, {})",
+                entry.backup_id,
+                state(entry.complete),
+                entry.reasons.join(", "),
+                entry.objects.unwrap_or(0),
+                human_bytes(entry.bytes.unwrap_or(0))
+            );
+        }
     }
     for warning in &summary.warnings {
         println!("warning: {warning}");
     }
     let (kept, removed, objects) = (
-        summary.kept.len(),
-        summary.removed.len(),
+        summary.kept.len() + summary.datadir_kept.len(),
+        summary.removed.len() + summary.datadir_removed.len(),
         summary.removed_objects,
     );
     let freed = format!(

@@ -394,9 +394,22 @@ impl Location {
         &self,
         id: &BackupId,
     ) -> Result<Vec<StoredObject>, StoreError> {
+        self.list_objects_under(&backup_prefix(id)).await
+    }
+
+    /// Every object of data-dir backup `id` (manifest included), with its size, sorted by key.
+    pub async fn list_datadir_objects(
+        &self,
+        id: &BackupId,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        self.list_objects_under(&prefix_under(DATADIR_DIR, id))
+            .await
+    }
+
+    async fn list_objects_under(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
         let mut objects: Vec<StoredObject> = self
             .store
-            .list(Some(&Path::from(backup_prefix(id))))
+            .list(Some(&Path::from(prefix)))
             .map_ok(|meta| StoredObject {
                 key: meta.location.to_string(),
                 size: meta.size,
@@ -422,8 +435,25 @@ impl Location {
     /// prune), never a manifest that lists missing segments. Idempotent: objects already
     /// gone are not an error. On a local location the backup's directory goes too.
     pub async fn delete_backup(&self, id: &BackupId) -> Result<Vec<StoredObject>, StoreError> {
-        let objects = self.list_backup_objects(id).await?;
-        let manifest = manifest_key(id);
+        self.delete_under(BACKUPS_DIR, id).await
+    }
+
+    /// Deletes every object of data-dir backup `id` (manifest first), like [`Self::delete_backup`].
+    pub async fn delete_datadir_backup(
+        &self,
+        id: &BackupId,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        self.delete_under(DATADIR_DIR, id).await
+    }
+
+    async fn delete_under(
+        &self,
+        dir: &str,
+        id: &BackupId,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        let prefix = prefix_under(dir, id);
+        let objects = self.list_objects_under(&prefix).await?;
+        let manifest = format!("{prefix}{MANIFEST_NAME}");
         if objects.iter().any(|o| o.key == manifest) {
             self.delete_key(&manifest).await?;
         }
@@ -433,7 +463,7 @@ impl Location {
             .try_collect::<()>()
             .await?;
         if let Some(root) = &self.local_root {
-            let dir = root.join(backup_prefix(id));
+            let dir = root.join(&prefix);
             tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
                 Ok(()) => Ok(()),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -454,3 +454,69 @@ async fn prune_deletes_through_s3() {
     let verified = kafkasnap_ok(&["verify", "s3://bucket/kafka"], &env);
     assert!(verified.contains("OK"), "{verified}");
 }
+
+/// Writes the objects of a data-dir backup that started at `started` (the tarball, and with
+/// `publish` its manifest) directly: prune reads only the listing of `datadir/`.
+fn write_datadir_backup(root: &Path, started: SystemTime, publish: bool) -> BackupId {
+    let id = BackupId::new(started);
+    let dir = root.join("datadir").join(id.as_str());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data.tar.zst"), vec![7u8; 1000]).unwrap();
+    if publish {
+        std::fs::write(dir.join("manifest.json"), b"{}").unwrap();
+    }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_applies_the_policy_to_datadir_backups_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let location = Location::open(path_str(root), true).unwrap();
+    let logical = write_backup(&location, utc("2025-03-01T02:00:00Z"), None, true).await;
+    let crashed = write_datadir_backup(root, utc("2025-03-02T02:15:00Z"), false);
+    let oldest = write_datadir_backup(root, utc("2025-03-03T02:15:00Z"), true);
+    let middle = write_datadir_backup(root, utc("2025-03-04T02:15:00Z"), true);
+    let newest = write_datadir_backup(root, utc("2025-03-05T02:15:00Z"), true);
+    let datadir_dirs = || {
+        let mut ids: Vec<String> = std::fs::read_dir(root.join("datadir"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = datadir_dirs();
+
+    let args = [
+        "prune",
+        path_str(root),
+        "--keep-last",
+        "2",
+        "--output",
+        "json",
+    ];
+    let mut dry_run = args.to_vec();
+    dry_run.push("--dry-run");
+    let planned: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&dry_run, &[])).unwrap();
+    assert_eq!(datadir_dirs(), before, "a dry run deletes nothing");
+    let pruned: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
+    for summary in [&planned, &pruned] {
+        // Two rules' worth of each kind: the one logical backup stays.
+        assert_eq!(
+            ids_of(&summary["kept"]),
+            vec![logical.backup_id.to_string()]
+        );
+        assert_eq!(
+            ids_of(&summary["datadir_kept"]),
+            vec![newest.to_string(), middle.to_string()]
+        );
+        assert_eq!(
+            ids_of(&summary["datadir_removed"]),
+            vec![oldest.to_string(), crashed.to_string()]
+        );
+        assert_eq!(summary["freed_bytes"], 2 * 1000 + 2, "{summary}");
+    }
+    assert_eq!(datadir_dirs(), sorted(&[&middle, &newest]));
+    assert_eq!(backup_dirs(root), vec![logical.backup_id.to_string()]);
+}
