@@ -149,6 +149,48 @@ fn a_backup_killed_before_its_manifest_does_not_exist() {
         "{}",
         crate::harness::stderr_of(&restore)
     );
+    let crashed = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(crashed.len(), 1, "{crashed:?}");
+
+    // The next run is complete and exact; prune (past the grace period) removes the leftovers.
+    let summary: serde_json::Value = serde_json::from_str(
+        crate::harness::backup_to(&broker.bootstrap, dir.path(), &["--output", "json"]).trim(),
+    )
+    .unwrap();
+    assert_eq!(summary["records"], 150_000, "{summary}");
+    kafkasnap_ok(
+        &[
+            "verify",
+            path_str(dir.path()),
+            "--against",
+            &broker.bootstrap,
+        ],
+        &[],
+    );
+    kafkasnap_ok(
+        &[
+            "prune",
+            path_str(dir.path()),
+            "--keep-last",
+            "1",
+            "--grace",
+            "0s",
+        ],
+        &[],
+    );
+    assert!(
+        !dir.path().join("backups").join(&crashed[0]).exists(),
+        "the crashed backup's objects are gone"
+    );
+    let listing = kafkasnap_ok(&["ls", path_str(dir.path())], &[]);
+    assert!(!listing.contains("INCOMPLETE"), "{listing}");
+    assert!(
+        listing.contains(summary["backup_id"].as_str().unwrap()),
+        "{listing}"
+    );
 }
 
 fn walk_names(dir: &std::path::Path) -> Vec<String> {
