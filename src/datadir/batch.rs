@@ -174,6 +174,16 @@ impl RecordBatch {
     /// Decodes every record. Fails (and returns nothing) if any record, the record count or
     /// the codec is wrong, so a half-readable batch is never mistaken for a whole one.
     pub fn records(&self) -> Result<Vec<Record>, WireError> {
+        let mut records = Vec::new();
+        self.for_each_record(|record| records.push(record))?;
+        Ok(records)
+    }
+
+    /// Decodes the records one at a time, handing each to `visit` as it is read, so memory
+    /// stays at one record however many a batch holds (a small compressed batch can expand to
+    /// millions). Returns how many there were. On an error, the records before it have
+    /// already been visited.
+    pub fn for_each_record(&self, mut visit: impl FnMut(Record)) -> Result<u64, WireError> {
         let h = &self.header;
         let codec = h.codec().map_err(|id| WireError::Invalid {
             at: 21,
@@ -194,9 +204,8 @@ impl RecordBatch {
             source,
         })?;
         let mut r = WireReader::new(stream);
-        let mut records = Vec::new();
         for _ in 0..h.record_count {
-            records.push(self.record(&mut r)?);
+            visit(self.record(&mut r)?);
         }
         if !r.at_end()? {
             return Err(r.invalid(
@@ -207,7 +216,7 @@ impl RecordBatch {
                 ),
             ));
         }
-        Ok(records)
+        Ok(h.record_count as u64)
     }
 
     fn record(&self, r: &mut WireReader<impl Read>) -> Result<Record, WireError> {
@@ -565,6 +574,26 @@ mod tests {
         assert_eq!(offsets, vec![100, 101, 102]);
         assert_eq!(records[2].timestamp, 1_002);
         assert_eq!(records[1].value.as_deref(), Some(&[1u8][..]));
+    }
+
+    #[test]
+    fn records_stream_to_the_visitor_before_a_later_one_fails() {
+        // Three declared records: two good, then a length that runs past the end.
+        let records = vec![
+            record(0, 0, Some(b"a"), Some(b"1")),
+            record(1, 1, Some(b"b"), Some(b"2")),
+            vec![0x7f],
+        ];
+        let log = batch(10, 0, 1_000, &records, 2);
+        let batch = only_batch(&log);
+        let mut seen = Vec::new();
+        let result = batch.for_each_record(|r| seen.push(r.offset));
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(seen, vec![10, 11], "records are handed over as they decode");
+        assert_eq!(
+            only_batch(&simple(0, 4)).for_each_record(|_| {}).unwrap(),
+            4
+        );
     }
 
     #[test]

@@ -314,11 +314,11 @@ impl Inspector {
         let scan = {
             let metadata = &mut self.metadata;
             let offsets = &mut self.offsets;
-            let on_batch = |batch: &RecordBatch, records: &[Record]| {
+            let on_record = |batch: &RecordBatch, record: &Record| {
                 if batch.header.is_control() {
                     return;
                 }
-                for record in records {
+                {
                     let result = match topic {
                         METADATA_TOPIC => {
                             let value = record.value.as_deref().unwrap_or_default();
@@ -346,7 +346,7 @@ impl Inspector {
                     }
                 }
             };
-            scan_log(reader, on_batch)?
+            scan_log(reader, on_record)?
         };
         if topic == METADATA_TOPIC && snapshot_end.is_none() {
             self.has_metadata_log = true;

@@ -99,18 +99,20 @@ impl SegmentScan {
     }
 }
 
-/// Reads a whole log, calling `on_batch` with every batch whose CRC holds and whose records
-/// all decode (data and control batches alike). Damage is recorded, never fatal; only an I/O
-/// error reading the stream itself fails.
+/// Reads a whole log, calling `on_record` with every record (of data and control batches
+/// alike) of every batch whose CRC holds, as it is decoded: memory stays at one record per
+/// call whatever a batch expands to. A batch that fails to decode part-way is recorded as
+/// damage; the records before the failure have already been passed on. Damage is never
+/// fatal; only an I/O error reading the stream itself fails.
 pub fn scan_log<R: Read>(
     reader: R,
-    mut on_batch: impl FnMut(&RecordBatch, &[Record]),
+    mut on_record: impl FnMut(&RecordBatch, &Record),
 ) -> io::Result<SegmentScan> {
     let mut scan = SegmentScan::default();
     let mut log = LogReader::new(reader);
     for entry in &mut log {
         match entry? {
-            LogEntry::Batch(batch) => scan.add_batch(&batch, &mut on_batch),
+            LogEntry::Batch(batch) => scan.add_batch(&batch, &mut on_record),
             LogEntry::Legacy {
                 position,
                 offset,
@@ -168,7 +170,7 @@ impl SegmentScan {
     fn add_batch(
         &mut self,
         batch: &RecordBatch,
-        on_batch: &mut impl FnMut(&RecordBatch, &[Record]),
+        on_record: &mut impl FnMut(&RecordBatch, &Record),
     ) {
         let h = &batch.header;
         if !batch.crc_ok() {
@@ -183,19 +185,40 @@ impl SegmentScan {
             });
             return;
         }
-        let records = match batch.records() {
-            Ok(records) => records,
-            Err(err) => {
-                self.corrupt.push(Damage {
-                    position: batch.position,
-                    detail: format!(
-                        "batch at base offset {} does not decode: {err}",
-                        h.base_offset
-                    ),
-                });
-                return;
+        // Records are counted as they stream by and committed to the scan only if the whole
+        // batch decodes.
+        let (mut records, mut first, mut last) = (0u64, self.first, self.last);
+        let (mut commits, mut aborts) = (0u64, 0u64);
+        let control = h.is_control();
+        let decoded = batch.for_each_record(|record| {
+            if control {
+                match ControlRecord::parse(&record) {
+                    Ok(ControlRecord::Commit) => commits += 1,
+                    Ok(ControlRecord::Abort) => aborts += 1,
+                    Ok(ControlRecord::Other(_)) | Err(_) => {}
+                }
+            } else {
+                records += 1;
+                let point = (record.offset, record.timestamp);
+                if first.is_none_or(|(o, _)| record.offset < o) {
+                    first = Some(point);
+                }
+                if last.is_none_or(|(o, _)| record.offset >= o) {
+                    last = Some(point);
+                }
             }
-        };
+            on_record(batch, &record);
+        });
+        if let Err(err) = decoded {
+            self.corrupt.push(Damage {
+                position: batch.position,
+                detail: format!(
+                    "batch at base offset {} does not decode: {err}",
+                    h.base_offset
+                ),
+            });
+            return;
+        }
         self.batches += 1;
         if let Ok(codec) = h.codec() {
             self.codecs.insert(codec);
@@ -206,28 +229,15 @@ impl SegmentScan {
             last_offset: h.last_offset(),
             max_timestamp: Some(h.max_timestamp),
         });
-        if h.is_control() {
+        if control {
             self.control_batches += 1;
-            for record in &records {
-                match ControlRecord::parse(record) {
-                    Ok(ControlRecord::Commit) => self.commit_markers += 1,
-                    Ok(ControlRecord::Abort) => self.abort_markers += 1,
-                    Ok(ControlRecord::Other(_)) | Err(_) => {}
-                }
-            }
+            self.commit_markers += commits;
+            self.abort_markers += aborts;
         } else {
-            for record in &records {
-                self.records += 1;
-                let point = (record.offset, record.timestamp);
-                if self.first.is_none_or(|(o, _)| record.offset < o) {
-                    self.first = Some(point);
-                }
-                if self.last.is_none_or(|(o, _)| record.offset >= o) {
-                    self.last = Some(point);
-                }
-            }
+            self.records += records;
+            self.first = first;
+            self.last = last;
         }
-        on_batch(batch, &records);
     }
 }
 
@@ -411,7 +421,7 @@ mod tests {
     fn a_scan_counts_batches_records_and_offsets() {
         let (log, _) = three_batches();
         let mut seen = 0;
-        let scan = scan_log(&log[..], |_, records| seen += records.len()).unwrap();
+        let scan = scan_log(&log[..], |_, _| seen += 1).unwrap();
         assert_eq!((scan.batches, scan.records, seen), (3, 6, 6));
         assert_eq!(scan.first.map(|f| f.0), Some(0));
         assert_eq!(scan.last.map(|l| l.0), Some(5));

@@ -173,28 +173,28 @@ fn excluded_transactions(logs: &[PathBuf]) -> Result<Excluded, Error> {
             open.entry(header.producer_id).or_insert(header.base_offset);
             return Ok(());
         }
-        let records = batch.records().map_err(|e| {
-            Error::InvalidRequest(format!(
-                "control batch at offset {}: {e}",
-                header.base_offset
-            ))
-        })?;
-        for record in &records {
-            match ControlRecord::parse(record) {
+        let producer = header.producer_id;
+        batch
+            .for_each_record(|record| match ControlRecord::parse(&record) {
                 Ok(ControlRecord::Abort) => {
-                    if let Some(start) = open.remove(&header.producer_id) {
+                    if let Some(start) = open.remove(&producer) {
                         excluded
-                            .entry(header.producer_id)
+                            .entry(producer)
                             .or_default()
                             .push((start, record.offset));
                     }
                 }
                 Ok(ControlRecord::Commit) => {
-                    open.remove(&header.producer_id);
+                    open.remove(&producer);
                 }
                 _ => {}
-            }
-        }
+            })
+            .map_err(|e| {
+                Error::InvalidRequest(format!(
+                    "control batch at offset {}: {e}",
+                    header.base_offset
+                ))
+            })?;
         Ok(())
     })?;
     for (producer, start) in open {
@@ -256,13 +256,13 @@ fn copy_partition(
         } else {
             TimestampType::CreateTime
         };
-        let records = batch.records().map_err(|e| {
-            Error::InvalidRequest(format!(
-                "{topic}-{partition}: batch at offset {} does not decode: {e}",
-                header.base_offset
-            ))
-        })?;
-        for record in &records {
+        // Streamed record by record into segments (a small batch can expand to millions of
+        // records), sealing a segment whenever it is full, even inside a batch.
+        let mut stored = Ok(());
+        let decoded = batch.for_each_record(|record| {
+            if stored.is_err() {
+                return;
+            }
             let timestamp = if header.log_append_time() {
                 header.max_timestamp
             } else {
@@ -280,13 +280,20 @@ fn copy_partition(
                 record.value.as_deref(),
                 headers,
             );
-        }
-        if builder.raw_len() >= SEGMENT_BYTES {
-            store(std::mem::replace(
-                &mut builder,
-                SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024),
-            ))?;
-        }
+            if builder.raw_len() >= SEGMENT_BYTES && stored.is_ok() {
+                stored = store(std::mem::replace(
+                    &mut builder,
+                    SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024),
+                ));
+            }
+        });
+        decoded.map_err(|e| {
+            Error::InvalidRequest(format!(
+                "{topic}-{partition}: batch at offset {} does not decode: {e}",
+                header.base_offset
+            ))
+        })?;
+        stored?;
         Ok(())
     })?;
     store(builder)?;
