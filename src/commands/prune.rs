@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use kafkasnap::progress::human_bytes;
 use kafkasnap::retention::{self, PlannedBackup, Policy};
-use kafkasnap::store::Location;
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{OutputFormat, PruneArgs};
@@ -64,7 +63,7 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
         grace: args.grace,
     };
     policy.validate()?;
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let plan = retention::plan(&location, &policy, SystemTime::now()).await?;
     let (removed_objects, freed_bytes) = if args.dry_run {
         (plan.objects_to_remove(), plan.bytes_to_free())

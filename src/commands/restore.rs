@@ -9,7 +9,6 @@ use kafkasnap::restore::{
     check_archive, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
 };
 use kafkasnap::selection::TopicSelection;
-use kafkasnap::store::Location;
 
 use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
 use crate::cli::{self, OutputFormat, RestoreArgs};
@@ -41,7 +40,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     let scratch;
     let (location, manifest) = match (&args.from, &args.from_datadir) {
         (Some(from), _) => {
-            let location = Location::open(from, false)?;
+            let location = global.open_location(from, false)?;
             let manifest = open_backup(&location, args.backup.as_deref()).await?;
             (location, manifest)
         }
@@ -50,7 +49,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                 .prefix("kafkasnap-datadir-")
                 .tempdir()?;
             let archive_dir = scratch.path().join("archive");
-            let location = Location::open(&archive_dir.display().to_string(), true)?;
+            let location = global.open_location(&archive_dir.display().to_string(), true)?;
             let (source, unpack_into, converted) =
                 (dir.clone(), scratch.path().join("data"), location.clone());
             let manifest = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
