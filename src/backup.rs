@@ -168,7 +168,7 @@ pub async fn run_backup(
     let parent = if options.incremental {
         match open_backup(location, None).await {
             Ok(parent) => Some(parent),
-            Err(Error::NoBackups { .. }) => {
+            Err(Error::NoBackups { .. } | Error::OnlyDatadirBackups { .. }) => {
                 tracing::info!("no earlier backup at this location: taking a full backup");
                 None
             }

@@ -13,12 +13,44 @@ use crate::Error;
 /// The manifest of backup `id`, or of the newest complete backup when `id` is `None`.
 pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manifest, Error> {
     let listing = location.list_backups().await?;
-    let id = resolve_id(location, &listing, id)?;
+    let id = match resolve_id(location, &listing, id) {
+        Ok(id) => id,
+        Err(err) => return Err(name_datadir_backups(location, err).await),
+    };
     let bytes = location.read_manifest(&id).await?;
     Manifest::from_json(&bytes).map_err(|source| Error::Archive {
         key: location.manifest_key(&id),
         source,
     })
+}
+
+/// A logical backup that was not found may be a data-dir one, or the location may hold only
+/// data-dir backups: say so, with what to run instead. Any other error is returned as it is.
+async fn name_datadir_backups(location: &Location, err: Error) -> Error {
+    let datadir = match &err {
+        Error::NoBackups { .. } | Error::BackupNotFound { .. } => {
+            match location.list_datadir_backups().await {
+                Ok(listing) => listing,
+                Err(_) => return err,
+            }
+        }
+        _ => return err,
+    };
+    match err {
+        Error::NoBackups { location } => match datadir.iter().rev().find(|b| b.complete) {
+            Some(newest) => Error::OnlyDatadirBackups {
+                location,
+                newest: newest.id.to_string(),
+            },
+            None => Error::NoBackups { location },
+        },
+        Error::BackupNotFound { id, location }
+            if datadir.iter().any(|b| b.id.to_string() == id) =>
+        {
+            Error::IsDatadirBackup { id, location }
+        }
+        err => err,
+    }
 }
 
 /// The manifest of data-dir backup `id`, or of the newest complete one when `id` is `None`.

@@ -33,6 +33,16 @@ pub struct Cli {
         env = "KAFKASNAP_LOG_LEVEL"
     )]
     pub log_level: String,
+    /// How long a failing object-store request (S3, GCS, Azure) is retried before the
+    /// command fails: connection errors, 5xx, timeouts. Ride out a blip; fail, clearly, on an outage.
+    #[arg(
+        long,
+        global = true,
+        default_value = "3m",
+        value_parser = humantime::parse_duration,
+        env = "KAFKASNAP_STORE_RETRY_TIMEOUT"
+    )]
+    pub store_retry_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -32,6 +32,10 @@ pub enum Error {
         "no complete backup at {location}; run `kafkasnap ls {location}` to see what is there"
     )]
     NoBackups { location: String },
+    #[error("no logical backup at {location}, only data-dir backups (the newest is {newest}; `kafkasnap datadir ls {location}` lists them). {DATADIR_HINT}")]
+    OnlyDatadirBackups { location: String, newest: String },
+    #[error("backup {id} at {location} is a data-dir backup, not a logical one. {DATADIR_HINT}")]
+    IsDatadirBackup { id: String, location: String },
     #[error("backup {id} not found at {location}; run `kafkasnap ls {location}` to see the backups there")]
     BackupNotFound { id: String, location: String },
     #[error("backup {id} at {location} is incomplete (its manifest was never published): it cannot be used")]
@@ -79,6 +83,8 @@ impl From<StoreError> for Error {
         Error::Store(Box::new(err))
     }
 }
+
+const DATADIR_HINT: &str = "Put a data-dir backup back into a broker's volume with `kafkasnap datadir restore --from LOCATION --backup ID`, or download its data.tar.* archive and replay its records with `kafkasnap restore --from-datadir FILE`";
 
 fn selection_hint(selection: &str) -> String {
     if selection.is_empty() {

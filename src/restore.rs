@@ -98,14 +98,13 @@ pub struct RestoreSummary {
     pub duration_seconds: f64,
 }
 
-/// Works out what a restore would do, checking the request against the backup (its key
-/// first) and the target cluster. Changes nothing.
-pub async fn plan_restore(
+/// Refuses a `--topic-map` that names a topic the backup does not hold (a typo would
+/// otherwise silently leave the topic it meant unmapped).
+pub(crate) fn check_topic_map(
     manifest: &Manifest,
-    options: &RestoreOptions,
-) -> Result<RestorePlan, Error> {
-    key_for_backup(manifest, options.encryption_key.as_ref())?;
-    for (source, _) in &options.topic_map {
+    topic_map: &[(String, String)],
+) -> Result<(), Error> {
+    for (source, _) in topic_map {
         if manifest.topic(source).is_none() {
             return Err(Error::InvalidRequest(format!(
                 "--topic-map names topic {source:?}, which is not in backup {}; `kafkasnap show` lists its topics",
@@ -113,6 +112,17 @@ pub async fn plan_restore(
             )));
         }
     }
+    Ok(())
+}
+
+/// Works out what a restore would do, checking the request against the backup (its key
+/// first) and the target cluster. Changes nothing.
+pub async fn plan_restore(
+    manifest: &Manifest,
+    options: &RestoreOptions,
+) -> Result<RestorePlan, Error> {
+    key_for_backup(manifest, options.encryption_key.as_ref())?;
+    check_topic_map(manifest, &options.topic_map)?;
     if options.resume && options.if_exists != IfExists::Fail {
         return Err(Error::InvalidRequest(
             "--resume continues the topics an interrupted restore created; it cannot be combined with --if-exists skip or append".into(),

@@ -135,6 +135,7 @@ pub async fn compare_with_cluster(
     client: &ClientSettings,
     topic_map: &[(String, String)],
 ) -> Result<Vec<PartitionComparison>, Error> {
+    crate::restore::check_topic_map(manifest, topic_map)?;
     let encryption_key = match manifest.encryption {
         None => None,
         Some(_) => key_for_backup(manifest, encryption_key)?,

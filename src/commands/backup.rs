@@ -8,7 +8,6 @@ use kafkasnap::metrics::{push, RunMetrics};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 use kafkasnap::shard::ShardSpec;
-use kafkasnap::store::Location;
 
 use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
 use crate::cli::{BackupArgs, OutputFormat};
@@ -57,7 +56,7 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
         encryption_key: load_key_file(&args.key)?,
         cancel: cancel_on_signal(),
     };
-    let location = Location::open(&args.to, true)?;
+    let location = global.open_location(&args.to, true)?;
     let progress = Arc::new(Progress::default());
     let reporter = ProgressReporter::start("backup", Arc::clone(&progress), global.progress);
     let started = std::time::Instant::now();

@@ -7,15 +7,14 @@ use anyhow::Context;
 use base64::Engine;
 use kafkasnap::archive::RecordRef;
 use kafkasnap::catalog::{key_for_backup, open_backup, read_segment};
-use kafkasnap::store::Location;
 use serde_json::{json, Value};
 
-use super::{load_key_file, Outcome};
+use super::{load_key_file, Global, Outcome};
 use crate::cli::CatArgs;
 
-pub async fn run(args: CatArgs) -> anyhow::Result<Outcome> {
+pub async fn run(args: CatArgs, global: &Global) -> anyhow::Result<Outcome> {
     let given_key = load_key_file(&args.key)?;
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let manifest = open_backup(&location, args.backup.as_deref()).await?;
     let encryption_key = key_for_backup(&manifest, given_key.as_ref())?;
     let topic = manifest.topic(&args.topic).with_context(|| {

@@ -13,7 +13,6 @@ use kafkasnap::k8s::{
     StoppedBackupOptions,
 };
 use kafkasnap::progress::human_bytes;
-use kafkasnap::store::Location;
 use kafkasnap::verify::verify_datadir_archive;
 
 use super::{cancel_on_signal, print_json, Global, Outcome};
@@ -33,7 +32,7 @@ pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> 
 }
 
 async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let mut entries = Vec::new();
     for listing in location.list_datadir_backups().await?.into_iter().rev() {
         // Read each manifest directly: resolving it by id would list the location again.
@@ -81,7 +80,7 @@ async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
 }
 
 async fn verify(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let manifest = open_datadir_backup(&location, args.backup.as_deref()).await?;
     let problems = verify_datadir_archive(&location, &manifest).await;
     if global.output == OutputFormat::Json {
@@ -109,7 +108,7 @@ async fn verify(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
 
 async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     let compression: Compression = args.compression.parse()?;
-    let location = Location::open(&args.to, true)?;
+    let location = global.open_location(&args.to, true)?;
     let client = default_client().await?;
     let cancel = cancel_on_signal();
     let manifest = match args.mode {
@@ -188,7 +187,7 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
 }
 
 async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let location = Location::open(&args.from, false)?;
+    let location = global.open_location(&args.from, false)?;
     let wanted = args.backup.as_deref().filter(|id| *id != "latest");
     let manifest = open_datadir_backup(&location, wanted).await?;
     let client = default_client().await?;

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use kafkasnap::archive::Manifest;
 use kafkasnap::progress::human_bytes;
 use kafkasnap::shard::{run_state, RunState};
-use kafkasnap::store::Location;
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{LsArgs, OutputFormat};
@@ -37,7 +36,7 @@ struct ShardEntry {
 }
 
 pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let listings = location.list_backups().await?;
     let mut entries = Vec::new();
     // Which backup reads each shard part (from the published manifests).

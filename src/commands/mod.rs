@@ -17,6 +17,7 @@ use anyhow::Context;
 use kafkasnap::archive::EncryptionKey;
 use kafkasnap::kafka::{parse_properties_file, ClientSettings};
 use kafkasnap::progress::ProgressMode;
+use kafkasnap::store::{Location, StoreOptions};
 
 use zeroize::Zeroizing;
 
@@ -38,6 +39,14 @@ pub enum Outcome {
 pub struct Global {
     pub output: OutputFormat,
     pub progress: ProgressMode,
+    pub store: StoreOptions,
+}
+
+impl Global {
+    /// Opens a backup location with the store options from the command line.
+    pub fn open_location(&self, target: &str, create: bool) -> anyhow::Result<Location> {
+        Ok(Location::open_with(target, create, &self.store)?)
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -48,6 +57,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } else {
             ProgressMode::Auto
         },
+        store: StoreOptions {
+            retry_timeout: cli.store_retry_timeout,
+        },
     };
     match cli.command {
         Command::Backup(args) => backup::run(args, &global).await,
@@ -55,7 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(args) => verify::run(args, &global).await,
         Command::Ls(args) => ls::run(args, &global).await,
         Command::Show(args) => show::run(args, &global).await,
-        Command::Cat(args) => cat::run(args).await,
+        Command::Cat(args) => cat::run(args, &global).await,
         Command::Datadir(args) => datadir::run(args, &global).await,
         Command::Prune(args) => prune::run(args, &global).await,
     }

@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use kafkasnap::progress::human_bytes;
 use kafkasnap::retention::{self, PlannedBackup, Policy};
-use kafkasnap::store::Location;
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{OutputFormat, PruneArgs};
@@ -67,7 +66,7 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
         grace: args.grace,
     };
     policy.validate()?;
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let now = SystemTime::now();
     let plan = retention::plan(&location, &policy, now).await?;
     let datadir = retention::plan_datadir(&location, &policy, now).await?;

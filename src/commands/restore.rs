@@ -42,7 +42,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     let scratch;
     let (location, manifest) = match (&args.from, &args.from_datadir) {
         (Some(from), _) => {
-            let location = Location::open(from, false)?;
+            let location = global.open_location(from, false)?;
             let manifest = open_backup(&location, args.backup.as_deref()).await?;
             (location, manifest)
         }
@@ -50,7 +50,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
             scratch = tempfile::Builder::new()
                 .prefix("kafkasnap-datadir-")
                 .tempdir()?;
-            let source = match stored_datadir(source)? {
+            let source = match stored_datadir(source, global)? {
                 Some(stored) => {
                     let manifest = open_datadir_backup(&stored, args.backup.as_deref()).await?;
                     let download = scratch.path().join("archive.download");
@@ -64,7 +64,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                 None => PathBuf::from(source),
             };
             let archive_dir = scratch.path().join("archive");
-            let location = Location::open(&archive_dir.display().to_string(), true)?;
+            let location = global.open_location(&archive_dir.display().to_string(), true)?;
             let (unpack_into, converted) = (scratch.path().join("data"), location.clone());
             let manifest = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 // A tarball (.tar, .tar.gz, .tar.zst) is unpacked into the scratch directory first.
@@ -120,13 +120,13 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
 
 /// The location holding data-dir backups that `--from-datadir` names, if it names one: a URL,
 /// or a local directory with a `datadir/` of backups (a Kafka data directory has none).
-fn stored_datadir(source: &str) -> anyhow::Result<Option<Location>> {
+fn stored_datadir(source: &str, global: &Global) -> anyhow::Result<Option<Location>> {
     let is_url = source.contains("://");
     let local = Path::new(source);
     if !is_url && !local.join("datadir").is_dir() {
         return Ok(None);
     }
-    Ok(Some(Location::open(source, false)?))
+    Ok(Some(global.open_location(source, false)?))
 }
 
 fn print_plan(plan: &RestorePlan) {

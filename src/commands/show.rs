@@ -2,13 +2,12 @@
 
 use kafkasnap::catalog::open_backup;
 use kafkasnap::progress::human_bytes;
-use kafkasnap::store::Location;
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{OutputFormat, ShowArgs};
 
 pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let manifest = open_backup(&location, args.backup.as_deref()).await?;
     if global.output == OutputFormat::Json {
         print_json(&manifest)?;

@@ -1,7 +1,6 @@
 //! `kafkasnap verify`: check every object of a backup; with --against, compare it with a cluster.
 
 use kafkasnap::catalog::open_backup;
-use kafkasnap::store::Location;
 use kafkasnap::verify::{compare_with_cluster, verify_archive};
 
 use super::{load_key_file, print_json, settings_from, Global, Outcome};
@@ -9,7 +8,7 @@ use crate::cli::{OutputFormat, VerifyArgs};
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
-    let location = Location::open(&args.location, false)?;
+    let location = global.open_location(&args.location, false)?;
     let manifest = open_backup(&location, args.backup.as_deref()).await?;
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
     let comparisons = match &args.against {

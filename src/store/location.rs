@@ -2,6 +2,7 @@
 //! kafkasnap needs from it (put a segment, publish a manifest, read, list, delete a backup).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -13,7 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme};
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, ObjectStoreScheme, RetryConfig};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
@@ -34,6 +35,44 @@ const STREAM_PART_CONCURRENCY: usize = 2;
 
 /// Deletes in flight at once when removing a backup's objects.
 const DELETE_CONCURRENCY: usize = 16;
+
+/// How a cloud location's client behaves when the store misbehaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long one request is retried (connection errors, 5xx, timeouts of reads) before it
+    /// fails the command. Time, not a count, bounds it: object_store's own 10 retries can
+    /// be spent in under 2 s, so a blip that short would fail a nightly backup.
+    pub retry_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retry_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Backoff between retries starts here and never exceeds `MAX_BACKOFF`, so a store that
+/// comes back is used again within seconds.
+const INIT_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl StoreOptions {
+    fn retry_config(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: INIT_BACKOFF,
+                max_backoff: MAX_BACKOFF,
+                base: 2.0,
+            },
+            // Enough retries that the timeout is what ends them (each waits >= INIT_BACKOFF).
+            max_retries: (self.retry_timeout.as_millis() / INIT_BACKOFF.as_millis()).max(1)
+                as usize,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+}
 
 /// An opened backup location. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -71,6 +110,15 @@ impl Location {
     /// standard `AWS_*`, `GOOGLE_*` and `AZURE_*` environment variables.
     /// With `create`, a missing local directory is created.
     pub fn open(target: &str, create: bool) -> Result<Location, StoreError> {
+        Self::open_with(target, create, &StoreOptions::default())
+    }
+
+    /// [`Location::open`] with `options` for a cloud store's client.
+    pub fn open_with(
+        target: &str,
+        create: bool,
+        options: &StoreOptions,
+    ) -> Result<Location, StoreError> {
         let bad = |reason: String| StoreError::BadLocation {
             location: redact(target),
             reason,
@@ -107,18 +155,21 @@ impl Location {
             ObjectStoreScheme::AmazonS3 => Arc::new(
                 AmazonS3Builder::from_env()
                     .with_url(url.as_str())
+                    .with_retry(options.retry_config())
                     .build()
                     .map_err(open_err)?,
             ),
             ObjectStoreScheme::GoogleCloudStorage => Arc::new(
                 GoogleCloudStorageBuilder::from_env()
                     .with_url(url.as_str())
+                    .with_retry(options.retry_config())
                     .build()
                     .map_err(open_err)?,
             ),
             ObjectStoreScheme::MicrosoftAzure => Arc::new(
                 MicrosoftAzureBuilder::from_env()
                     .with_url(url.as_str())
+                    .with_retry(options.retry_config())
                     .build()
                     .map_err(open_err)?,
             ),

@@ -5,7 +5,7 @@ mod layout;
 mod location;
 
 pub use layout::{backup_of_key, escape_topic, segment_key};
-pub use location::{BackupListing, Location, StoredObject};
+pub use location::{BackupListing, Location, StoreOptions, StoredObject};
 
 /// What can go wrong reaching or using a backup location. Every variant names the location
 /// or object key; credentials are never part of a message.

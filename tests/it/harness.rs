@@ -37,18 +37,33 @@ fn tansu_binary() -> PathBuf {
     default
 }
 
-/// A tansu broker with in-memory storage on a free loopback port.
+/// A tansu broker on a free loopback port: in-memory storage ([`Broker::start`]), or
+/// storage in an S3 bucket that survives a restart ([`Broker::start_persistent`]).
 pub struct Broker {
     child: Child,
     pub bootstrap: String,
+    launch: Launch,
 }
 
-impl Broker {
-    pub fn start(name: &str) -> Broker {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("kafkasnap-it-tansu-{name}-{port}.log"));
-        let child = Command::new(tansu_binary())
+/// How a broker was started, so [`Broker::restart`] can start it again the same way.
+struct Launch {
+    name: String,
+    port: u16,
+    storage: String,
+    env: Vec<(&'static str, String)>,
+    log: PathBuf,
+}
+
+impl Launch {
+    fn spawn(&self) -> Child {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut command = Command::new(tansu_binary());
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -56,25 +71,64 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/", "--cluster-id", name])
+            .args([
+                "--storage-engine",
+                &self.storage,
+                "--cluster-id",
+                &self.name,
+            ])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start tansu");
-        let broker = Broker {
-            child,
-            bootstrap: format!("127.0.0.1:{port}"),
-        };
-        wait_for_port(port);
-        broker
+            .stderr(log);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start tansu");
+        wait_for_port(self.port);
+        child
     }
 }
 
 impl Broker {
+    pub fn start(name: &str) -> Broker {
+        Self::launch(name, "memory://tansu/".into(), Vec::new())
+    }
+
+    /// A broker keeping its data in `bucket` of `s3` (created here), so the data survives
+    /// [`Broker::kill`] and [`Broker::restart`].
+    pub fn start_persistent(name: &str, s3: &S3Server, bucket: &str) -> Broker {
+        s3.create_bucket(bucket);
+        let mut env = s3.env();
+        env.push(("AWS_DEFAULT_REGION", "us-east-1".into()));
+        Self::launch(name, format!("s3://{bucket}/"), env)
+    }
+
+    fn launch(name: &str, storage: String, env: Vec<(&'static str, String)>) -> Broker {
+        let port = free_port();
+        let launch = Launch {
+            name: name.into(),
+            port,
+            storage,
+            env,
+            log: std::env::temp_dir().join(format!("kafkasnap-it-tansu-{name}-{port}.log")),
+        };
+        Broker {
+            child: launch.spawn(),
+            bootstrap: format!("127.0.0.1:{port}"),
+            launch,
+        }
+    }
+
     /// Stops the broker now (a crash, as far as clients can tell).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the broker again (killing it first if it still runs) on the same port with
+    /// the same storage; returns once it listens.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = self.launch.spawn();
     }
 }
 
@@ -94,10 +148,12 @@ fn wait_for_port(port: u16) {
     }
 }
 
-/// An S3 server (s3s-fs) over a temp dir, on a free loopback port, in this process.
+/// An S3 server (s3s-fs) over a temp dir, on a free loopback port, in this process. It can
+/// be stopped and started again on the same port over the same directory.
 pub struct S3Server {
     pub endpoint: String,
     pub root: tempfile::TempDir,
+    addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -107,17 +163,64 @@ pub const S3_SECRET: &str = "kafkasnap-test-secret";
 
 impl S3Server {
     pub fn start(bucket: &str) -> S3Server {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(bucket)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut server = S3Server {
+            endpoint: format!("http://{addr}"),
+            root,
+            addr,
+            shutdown: None,
+            thread: None,
+        };
+        server.serve(listener);
+        server
+    }
+
+    /// Creates another bucket (a directory under the root), if it does not exist yet.
+    pub fn create_bucket(&self, bucket: &str) {
+        std::fs::create_dir_all(self.root.path().join(bucket)).unwrap();
+    }
+
+    /// Stops serving: the port is closed and open connections are dropped.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves again on the same port over the same directory (stopping first if running).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(listener) => break listener,
+                Err(err) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot bind {} again: {err}",
+                        self.addr
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
         use hyper_util::rt::{TokioExecutor, TokioIo};
         use hyper_util::server::conn::auto::Builder as ConnBuilder;
         use s3s::auth::SimpleAuth;
         use s3s::service::S3ServiceBuilder;
 
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join(bucket)).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let fs = s3s_fs::FileSystem::new(self.root.path()).unwrap();
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -142,13 +245,10 @@ impl S3Server {
                     }
                 }
             });
+            // Dropping the runtime here drops every open connection with it.
         });
-        S3Server {
-            endpoint,
-            root,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        self.shutdown = Some(tx);
+        self.thread = Some(thread);
     }
 
     /// The environment a kafkasnap process needs to reach this server.
@@ -165,12 +265,7 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 
@@ -522,14 +617,21 @@ pub fn fill_bulk(broker: &Broker, topic: &str, partitions: i32, records: usize) 
 /// Starts a deliberately slow backup (gzip -9, 64 KiB segments) of `broker` into `dir`, with
 /// `extra` arguments, and returns it once its first segment object exists (stderr piped).
 pub fn backup_in_flight(broker: &Broker, dir: &Path, extra: &[&str]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
-        .args([
-            "backup",
-            "-b",
-            &broker.bootstrap,
-            "--to",
-            dir.to_str().unwrap(),
-        ])
+    backup_in_flight_to(broker, dir.to_str().unwrap(), &[], dir, extra)
+}
+
+/// Like [`backup_in_flight`], for any location `to` (with `env` to reach it): returns once a
+/// segment object shows up on disk below `watch` (for an [`S3Server`], its bucket directory).
+pub fn backup_in_flight_to(
+    broker: &Broker,
+    to: &str,
+    env: &[(&str, String)],
+    watch: &Path,
+    extra: &[&str],
+) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
+    command
+        .args(["backup", "-b", &broker.bootstrap, "--to", to])
         .args([
             "--segment-bytes",
             "65536",
@@ -540,12 +642,14 @@ pub fn backup_in_flight(broker: &Broker, dir: &Path, extra: &[&str]) -> Child {
             "--no-progress",
         ])
         .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kafkasnap");
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start kafkasnap");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.exists()
-        || !files_under(dir)
+    while !watch.exists()
+        || !files_under(watch)
             .iter()
             .any(|f| f.to_string_lossy().contains(".kseg"))
     {

@@ -4,6 +4,7 @@ mod backup;
 mod datadir;
 mod encryption;
 mod errors;
+mod faults;
 mod fixture;
 mod fuzz_regressions;
 mod harness;
