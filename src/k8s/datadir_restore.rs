@@ -31,14 +31,17 @@ const CHUNK_BYTES: usize = 256 * 1024;
 const QUEUE_CHUNKS: usize = 8;
 /// The restore script's exit code for a volume that is not empty.
 const NOT_EMPTY_EXIT: i32 = 17;
-/// Run in the helper: refuse a volume that holds anything (but `lost+found`), else unpack
-/// stdin into it.
-const RESTORE_SCRIPT: &str = r#"cd "$1" || exit 1
+/// Run in the helper: refuse a volume that holds anything (but `lost+found`).
+const EMPTY_CHECK_SCRIPT: &str = r#"cd "$1" || exit 1
 if ls -A | grep -q -v -x -F lost+found; then
   echo "the volume already holds: $(ls -A | head -n 5 | tr '\n' ' ')" >&2
   exit 17
-fi
-exec tar xf - -C "$1""#;
+fi"#;
+/// Run in the helper after the check passed: check again (nothing may have appeared), then
+/// unpack stdin into the volume.
+fn restore_script() -> String {
+    format!("{EMPTY_CHECK_SCRIPT}\nexec tar xf - -C \"$1\"")
+}
 
 #[derive(Debug, Clone)]
 pub struct DatadirRestoreOptions {
@@ -279,17 +282,35 @@ async fn write_volume(
     interruptible(cancel, helper.create(client, spec)).await?;
     interruptible(cancel, helper.wait_running(client, options.wait_timeout)).await?;
     let target = helper.target();
-    let command = [
-        "sh",
-        "-c",
-        RESTORE_SCRIPT,
-        "kafkasnap-restore",
-        HELPER_MOUNT_PATH,
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut exec =
-        StdinExec::start(client.clone(), &target, command, options.stall_timeout).await?;
+    let command = |script: &str| {
+        vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            script.to_string(),
+            "kafkasnap-restore".to_string(),
+            HELPER_MOUNT_PATH.to_string(),
+        ]
+    };
+    // The emptiness check runs on its own first, with no stdin bytes: a refusal then always
+    // arrives as an exit status, never as a connection reset while we are still sending.
+    let check = StdinExec::start(
+        client.clone(),
+        &target,
+        command(EMPTY_CHECK_SCRIPT),
+        options.stall_timeout,
+    )
+    .await?;
+    check
+        .finish()
+        .await
+        .map_err(|err| not_empty_refusal(err, &spec.pvc))?;
+    let mut exec = StdinExec::start(
+        client.clone(),
+        &target,
+        command(&restore_script()),
+        options.stall_timeout,
+    )
+    .await?;
 
     let key = manifest.archive.key.clone();
     let (stored, reader) = spawn_reader(location, &key, true);

@@ -178,7 +178,15 @@ async fn a_stopped_backup_restores_file_for_file() {
         pod["spec"]["containers"][0]["volumeMounts"][0]["readOnly"],
         false
     );
-    let exec = calls.iter().find(|c| c.starts_with("EXEC")).unwrap();
+    // First the emptiness check alone, then the unpack fed through stdin.
+    let execs: Vec<&String> = calls.iter().filter(|c| c.starts_with("EXEC")).collect();
+    assert_eq!(execs.len(), 2, "{calls:#?}");
+    assert!(
+        execs[0].contains("exit 17") && !execs[0].contains("tar xf"),
+        "{}",
+        execs[0]
+    );
+    let exec = execs[1];
     assert!(exec.contains("stdin=true sh -c"), "{exec}");
     assert!(
         exec.ends_with("tar xf - -C \"$1\" kafkasnap-restore /kafkasnap/data"),
