@@ -353,11 +353,7 @@ async fn store_part_and_merge(
 }
 
 fn sort_groups(mut groups: Vec<GroupOffsets>) -> Vec<GroupOffsets> {
-    for group in &mut groups {
-        group
-            .offsets
-            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    }
+    groups.iter_mut().for_each(GroupOffsets::sort_offsets);
     groups
 }
 

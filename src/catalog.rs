@@ -17,9 +17,14 @@ pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manife
         Ok(id) => id,
         Err(err) => return Err(name_datadir_backups(location, err).await),
     };
-    let bytes = location.read_manifest(&id).await?;
+    read_manifest(location, &id).await
+}
+
+/// The parsed manifest of published backup `id`; a parse error names its key.
+pub async fn read_manifest(location: &Location, id: &archive::BackupId) -> Result<Manifest, Error> {
+    let bytes = location.read_manifest(id).await?;
     Manifest::from_json(&bytes).map_err(|source| Error::Archive {
-        key: location.manifest_key(&id),
+        key: location.manifest_key(id),
         source,
     })
 }
@@ -100,21 +105,7 @@ pub async fn download_datadir_archive(
         return Err(io_error(err));
     }
     file.flush().map_err(io_error)?;
-    let actual = hex::encode(hasher.finalize());
-    let problem = if size != archive.stored_bytes {
-        Some(format!(
-            "object has {size} bytes, the manifest says {}",
-            archive.stored_bytes
-        ))
-    } else if actual != archive.sha256 {
-        Some(format!(
-            "sha256 is {actual}, the manifest says {}",
-            archive.sha256
-        ))
-    } else {
-        None
-    };
-    match problem {
+    match archive.mismatch(size, &hex::encode(hasher.finalize())) {
         None => Ok(()),
         Some(problem) => {
             let _ = std::fs::remove_file(dest);

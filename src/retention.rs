@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::archive::{ArchiveError, BackupId, Manifest};
-use crate::store::{backup_of_key, Location, StoreError, StoredObject};
+use crate::store::{backup_of_key, BackupListing, Location, StoreError, StoredObject};
 
 /// What to keep. A count of 0 turns its rule off; at least one rule must be on, so a
 /// policy can never mean "delete everything".
@@ -404,14 +404,7 @@ pub async fn plan(
     policy.validate()?;
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
-    for listing in location.list_backups().await? {
-        let Some(started_at) = id_time(&listing.id) else {
-            warnings.push(format!(
-                "left {} alone: its id is not a real UTC time",
-                listing.id
-            ));
-            continue;
-        };
+    for (listing, started_at) in dated(location.list_backups().await?, "", &mut warnings) {
         let (parent, uses) = if listing.complete {
             let bytes = location.read_manifest(&listing.id).await?;
             let manifest = Manifest::from_json(&bytes).map_err(|source| {
@@ -470,14 +463,8 @@ pub async fn plan_datadir(
     policy.validate()?;
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
-    for listing in location.list_datadir_backups().await? {
-        let Some(started_at) = id_time(&listing.id) else {
-            warnings.push(format!(
-                "left data-dir backup {} alone: its id is not a real UTC time",
-                listing.id
-            ));
-            continue;
-        };
+    let listings = location.list_datadir_backups().await?;
+    for (listing, started_at) in dated(listings, "data-dir backup ", &mut warnings) {
         candidates.push(Candidate {
             id: listing.id,
             started_at,
@@ -495,6 +482,28 @@ pub async fn plan_datadir(
         warnings,
     )
     .await
+}
+
+/// The listed backups with the time in their id; one whose id is not a real UTC time is left
+/// alone, with a warning (`kind` names the family in it).
+fn dated(
+    listings: Vec<BackupListing>,
+    kind: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<(BackupListing, SystemTime)> {
+    listings
+        .into_iter()
+        .filter_map(|listing| match id_time(&listing.id) {
+            Some(started_at) => Some((listing, started_at)),
+            None => {
+                warnings.push(format!(
+                    "left {kind}{} alone: its id is not a real UTC time",
+                    listing.id
+                ));
+                None
+            }
+        })
+        .collect()
 }
 
 async fn plan_from(

@@ -231,8 +231,7 @@ pub fn merge(parts: &[ShardPart]) -> Result<Manifest, ShardError> {
     merged.groups = groups
         .into_values()
         .map(|mut g| {
-            g.offsets
-                .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            g.sort_offsets();
             g
         })
         .collect();

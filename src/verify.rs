@@ -306,15 +306,7 @@ pub async fn verify_datadir_archive(
         .await;
     let problem = match streamed {
         Err(err) => Some(err.to_string()),
-        Ok(()) if size != archive.stored_bytes => Some(format!(
-            "object has {size} bytes, the manifest says {}",
-            archive.stored_bytes
-        )),
-        Ok(()) => {
-            let actual = hex::encode(hasher.finalize());
-            (actual != archive.sha256)
-                .then(|| format!("sha256 is {actual}, the manifest says {}", archive.sha256))
-        }
+        Ok(()) => archive.mismatch(size, &hex::encode(hasher.finalize())),
     };
     problem
         .map(|problem| ObjectProblem {

@@ -97,6 +97,21 @@ pub struct DatadirFile {
     pub bytes: u64,
 }
 
+impl DatadirArchive {
+    /// How an object read back as `stored_bytes` bytes with SHA-256 `sha256` (lowercase hex)
+    /// differs from what this manifest entry recorded, if it does.
+    pub fn mismatch(&self, stored_bytes: u64, sha256: &str) -> Option<String> {
+        if stored_bytes != self.stored_bytes {
+            return Some(format!(
+                "object has {stored_bytes} bytes, the manifest says {}",
+                self.stored_bytes
+            ));
+        }
+        (sha256 != self.sha256)
+            .then(|| format!("sha256 is {sha256}, the manifest says {}", self.sha256))
+    }
+}
+
 impl DatadirManifest {
     /// Parses manifest bytes, checking `format_version` and `kind` before anything else.
     pub fn from_json(bytes: &[u8]) -> Result<DatadirManifest, ArchiveError> {

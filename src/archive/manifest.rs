@@ -204,6 +204,14 @@ impl Manifest {
     }
 }
 
+impl GroupOffsets {
+    /// Puts the offsets in manifest order: by topic, then partition.
+    pub fn sort_offsets(&mut self) {
+        self.offsets
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    }
+}
+
 impl Totals {
     /// Sums the per-partition figures of `topics`.
     pub fn of(topics: &[TopicBackup]) -> Totals {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use kafkasnap::archive::Manifest;
+use kafkasnap::catalog::read_manifest;
 use kafkasnap::progress::human_bytes;
 use kafkasnap::shard::{run_state, RunState};
 
@@ -53,12 +53,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             shard: None,
         };
         if listing.complete {
-            match location
-                .read_manifest(&listing.id)
-                .await
-                .map_err(anyhow::Error::from)
-                .and_then(|b| Ok(Manifest::from_json(&b)?))
-            {
+            match read_manifest(&location, &listing.id).await {
                 Ok(manifest) => {
                     entry.started_at = Some(manifest.started_at);
                     entry.topics = Some(manifest.totals.topics);

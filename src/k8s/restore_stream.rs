@@ -32,18 +32,9 @@ impl ObjectDigest {
     /// How it differs from what the manifest recorded, if it does.
     pub(crate) fn mismatch(&self, manifest: &DatadirManifest) -> Option<String> {
         let archive = &manifest.archive;
-        if self.stored_bytes != archive.stored_bytes {
-            return Some(format!(
-                "archive {} has {} bytes, the manifest says {}",
-                archive.key, self.stored_bytes, archive.stored_bytes
-            ));
-        }
-        (self.sha256 != archive.sha256).then(|| {
-            format!(
-                "archive {} has sha256 {}, the manifest says {}",
-                archive.key, self.sha256, archive.sha256
-            )
-        })
+        archive
+            .mismatch(self.stored_bytes, &self.sha256)
+            .map(|problem| format!("archive {}: {problem}", archive.key))
     }
 }
 
