@@ -26,6 +26,7 @@ pub use batch::{
 };
 pub use codec::Codec;
 pub use extract::{extract_archive, hostile_entry};
+pub(crate) use files::parse_properties;
 pub use report::{
     Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
     Totals,

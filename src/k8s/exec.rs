@@ -33,6 +33,25 @@ pub struct PodTarget {
     pub path: String,
 }
 
+impl PodTarget {
+    /// The error for a stream that delivered nothing for `after`.
+    pub(crate) fn stalled(&self, after: Duration) -> K8sError {
+        K8sError::Stalled {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            after,
+        }
+    }
+
+    /// The error for a stream that ended without an exit status.
+    pub(crate) fn no_exit_status(&self) -> K8sError {
+        K8sError::NoExitStatus {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+        }
+    }
+}
+
 /// A running `tar` in a pod.
 pub(crate) struct TarExec {
     target: PodTarget,
@@ -130,11 +149,7 @@ impl TarExec {
         let stall_timeout = self.stall_timeout;
         match tokio::time::timeout(stall_timeout, self.read_or_wait(buf)).await {
             Ok(read) => read,
-            Err(_) => Err(K8sError::Stalled {
-                namespace: self.target.namespace.clone(),
-                pod: self.target.pod.clone(),
-                after: stall_timeout,
-            }),
+            Err(_) => Err(self.target.stalled(stall_timeout)),
         }
     }
 
@@ -193,7 +208,7 @@ impl TarExec {
         };
         match joined {
             Err(e) => stream_err(&self.target, Box::new(e)),
-            Ok(()) => judge(&self.target, None, "", 0).unwrap_err(),
+            Ok(()) => self.target.no_exit_status(),
         }
     }
 
@@ -230,10 +245,7 @@ pub(super) fn judge(
     stderr_dropped: u64,
 ) -> Result<Vec<String>, K8sError> {
     let Some(status) = status else {
-        return Err(K8sError::NoExitStatus {
-            namespace: target.namespace.clone(),
-            pod: target.pod.clone(),
-        });
+        return Err(target.no_exit_status());
     };
     let lines: Vec<&str> = stderr
         .lines()

@@ -90,11 +90,7 @@ impl StdinExec {
             }
         });
         match write.await {
-            Err(_) => Err(K8sError::Stalled {
-                namespace: self.target.namespace.clone(),
-                pod: self.target.pod.clone(),
-                after: self.stall_timeout,
-            }),
+            Err(_) => Err(self.target.stalled(self.stall_timeout)),
             Ok(Ok(Ok(()))) => Ok(true),
             // The pipe closes when the message loop ends: the status (if any) comes with it.
             Ok(Ok(Err(_))) => {
@@ -123,11 +119,7 @@ impl StdinExec {
             Some(status) => status,
             None => tokio::time::timeout(self.stall_timeout, &mut self.status_rx)
                 .await
-                .map_err(|_| K8sError::Stalled {
-                    namespace: self.target.namespace.clone(),
-                    pod: self.target.pod.clone(),
-                    after: self.stall_timeout,
-                })?,
+                .map_err(|_| self.target.stalled(self.stall_timeout))?,
         };
         let joined = match self.process.take() {
             Some(process) => process.join().await,

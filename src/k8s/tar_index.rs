@@ -7,10 +7,8 @@ use std::sync::mpsc::Receiver;
 
 use bytes::Bytes;
 
+use super::tar_rewrite::META_PROPERTIES_LIMIT;
 use crate::archive::DatadirFile;
-
-/// `meta.properties` larger than this is not a Kafka one.
-const META_PROPERTIES_LIMIT: u64 = 64 * 1024;
 
 /// What the headers said.
 #[derive(Debug, Default)]
@@ -79,21 +77,12 @@ pub(crate) fn index_tar(reader: impl Read) -> io::Result<TarIndex> {
 /// `cluster.id` and `node.id` (KRaft) or `broker.id` (ZooKeeper mode).
 fn read_meta_properties(text: &str, index: &mut TarIndex) {
     index.found_meta_properties = true;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') || line.starts_with('!') {
-            continue;
-        }
-        let Some((key, value)) = line.split_once(['=', ':']) else {
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        match key {
-            "cluster.id" => index.cluster_id = Some(value.to_string()),
-            "node.id" => index.node_id = value.parse().ok(),
-            "broker.id" if index.node_id.is_none() => index.node_id = value.parse().ok(),
-            _ => {}
-        }
-    }
+    let mut properties = crate::datadir::parse_properties(text);
+    index.cluster_id = properties.remove("cluster.id");
+    index.node_id = properties
+        .get("node.id")
+        .or(properties.get("broker.id"))
+        .and_then(|id| id.parse().ok());
 }
 
 #[cfg(test)]

@@ -175,13 +175,7 @@ pub(crate) fn rewrite_cluster_id(text: &str, cluster_id: &str) -> String {
 
 /// The `cluster.id` of a `meta.properties` text, if it has one.
 pub(crate) fn cluster_id_of(text: &str) -> Option<String> {
-    text.lines().map(str::trim).find_map(|line| {
-        if line.starts_with('#') || line.starts_with('!') {
-            return None;
-        }
-        let (key, value) = line.split_once(['=', ':'])?;
-        (key.trim() == "cluster.id").then(|| value.trim().to_string())
-    })
+    crate::datadir::parse_properties(text).remove("cluster.id")
 }
 
 pub(crate) fn is_meta_properties(path: &[u8]) -> bool {
