@@ -166,11 +166,6 @@ impl RecordBatch {
         self.computed_crc() == self.header.crc
     }
 
-    /// Size in the log, header included.
-    pub fn size(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
     /// Decodes every record. Fails (and returns nothing) if any record, the record count or
     /// the codec is wrong, so a half-readable batch is never mistaken for a whole one.
     pub fn records(&self) -> Result<Vec<Record>, WireError> {

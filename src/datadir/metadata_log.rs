@@ -208,20 +208,16 @@ pub struct MetadataLog {
     /// Snapshot end offset -> its records.
     snapshots: BTreeMap<i64, Vec<(i64, MetadataRecord)>>,
     log: Vec<(i64, MetadataRecord)>,
-    /// Records seen (all types), for the report.
-    pub records: u64,
 }
 
 impl MetadataLog {
     pub fn add_log_record(&mut self, offset: i64, record: MetadataRecord) {
-        self.records += 1;
         if !matches!(record, MetadataRecord::Other { .. }) {
             self.log.push((offset, record));
         }
     }
 
     pub fn add_snapshot_record(&mut self, end_offset: i64, offset: i64, record: MetadataRecord) {
-        self.records += 1;
         if !matches!(record, MetadataRecord::Other { .. }) {
             self.snapshots
                 .entry(end_offset)

@@ -158,10 +158,13 @@ fn for_each_batch(
     Ok(())
 }
 
+/// What to do about a batch that passed inspection and then failed to decode.
+const CHANGED_HINT: &str = "the data directory changed while it was read, or is damaged: run `kafkasnap datadir inspect` on it";
+
 /// Offset ranges, per producer id, of transactions that were aborted or never finished.
 type Excluded = HashMap<i64, Vec<(i64, i64)>>;
 
-fn excluded_transactions(logs: &[PathBuf]) -> Result<Excluded, Error> {
+fn excluded_transactions(partition_dir: &str, logs: &[PathBuf]) -> Result<Excluded, Error> {
     let mut open: HashMap<i64, i64> = HashMap::new();
     let mut excluded: Excluded = HashMap::new();
     for_each_batch(logs, |batch| {
@@ -191,7 +194,7 @@ fn excluded_transactions(logs: &[PathBuf]) -> Result<Excluded, Error> {
             })
             .map_err(|e| {
                 Error::InvalidRequest(format!(
-                    "control batch at offset {}: {e}",
+                    "{partition_dir}: control batch at offset {} does not decode: {e}; {CHANGED_HINT}",
                     header.base_offset
                 ))
             })?;
@@ -215,7 +218,7 @@ fn copy_partition(
     runtime: &tokio::runtime::Handle,
 ) -> Result<Vec<SegmentRef>, Error> {
     let logs = log_files(partition_dir)?;
-    let excluded = excluded_transactions(&logs)?;
+    let excluded = excluded_transactions(&format!("{topic}-{partition}"), &logs)?;
     let mut segments = Vec::new();
     let mut builder = SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024);
     let mut store = |builder: SegmentBuilder| -> Result<(), Error> {
@@ -263,24 +266,20 @@ fn copy_partition(
             if stored.is_err() {
                 return;
             }
-            let timestamp = if header.log_append_time() {
-                header.max_timestamp
-            } else {
-                record.timestamp
-            };
+            // `record.timestamp` is already the batch's max timestamp under LogAppendTime.
             let headers = record.headers.iter().map(|h| HeaderRef {
                 name: h.key.as_bytes(),
                 value: h.value.as_deref(),
             });
             builder.push(
                 record.offset,
-                timestamp,
+                record.timestamp,
                 timestamp_type,
                 record.key.as_deref(),
                 record.value.as_deref(),
                 headers,
             );
-            if builder.raw_len() >= SEGMENT_BYTES && stored.is_ok() {
+            if builder.raw_len() >= SEGMENT_BYTES {
                 stored = store(std::mem::replace(
                     &mut builder,
                     SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024),
@@ -289,7 +288,7 @@ fn copy_partition(
         });
         decoded.map_err(|e| {
             Error::InvalidRequest(format!(
-                "{topic}-{partition}: batch at offset {} does not decode: {e}",
+                "{topic}-{partition}: batch at offset {} does not decode: {e}; {CHANGED_HINT}",
                 header.base_offset
             ))
         })?;
