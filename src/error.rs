@@ -38,11 +38,11 @@ pub enum Error {
     IsDatadirBackup { id: String, location: String },
     #[error("backup {id} not found at {location}; run `kafkasnap ls {location}` to see the backups there")]
     BackupNotFound { id: String, location: String },
-    #[error("backup {id} at {location} is incomplete (its manifest was never published): it cannot be used")]
+    #[error("backup {id} at {location} is incomplete (its manifest was never published: it crashed, was stopped, or is still running) and cannot be used; leave out --backup to use the newest complete one (`kafkasnap ls {location}` lists them); `kafkasnap prune` removes it after its grace period")]
     BackupIncomplete { id: String, location: String },
     #[error("{0:?} is not a backup id (ids look like 20261125T145443Z-3f9a1c); run `kafkasnap ls` to see them")]
     BadBackupId(String),
-    #[error("the archive failed its check before anything was written:\n{}", .problems.join("\n"))]
+    #[error("the archive failed its check before anything was written:\n{}\nrun `kafkasnap verify` (`kafkasnap datadir verify` for a data-dir backup) on the location to list every damaged object, or restore an older backup with --backup ID", .problems.join("\n"))]
     ArchiveDamaged { problems: Vec<String> },
     #[error("target topic {topic} already exists; nothing was written. If an interrupted kafkasnap restore created it, rerun the same command with --resume; otherwise use --if-exists skip to leave it alone, --if-exists append to add the records to it, or --topic-map to restore under another name")]
     TopicExists { topic: String },

@@ -26,7 +26,7 @@ fn shard_spec(args: &BackupArgs) -> anyhow::Result<Option<ShardSpec>> {
                 anyhow::anyhow!("--shards {count} takes the shard index from $JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job), which is not set; outside an Indexed Job use --shard INDEX/{count}")
             })?;
             let index: u32 = index.trim().parse().map_err(|_| {
-                anyhow::anyhow!("$JOB_COMPLETION_INDEX is {index:?}, not a shard index")
+                anyhow::anyhow!("$JOB_COMPLETION_INDEX is {index:?}, not a shard index (a whole number below {count}); outside an Indexed Job use --shard INDEX/{count}")
             })?;
             ShardSpec::new(index, count, run)?
         }
