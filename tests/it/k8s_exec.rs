@@ -317,7 +317,7 @@ fn check_published(dir: &Path, manifest: &DatadirManifest, served: &[u8]) {
     assert_eq!(files_under(dir), expected);
 }
 
-fn assert_nothing_published(dir: &Path) {
+pub(crate) fn assert_nothing_published(dir: &Path) {
     let left: Vec<PathBuf> = if dir.join("datadir").exists() {
         files_under(&dir.join("datadir"))
     } else {

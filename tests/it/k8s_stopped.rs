@@ -17,6 +17,7 @@ use kafkasnap::k8s::{
 use kafkasnap::store::Location;
 
 use crate::harness::{files_under, kafkasnap, stderr_of};
+use crate::k8s_exec::assert_nothing_published;
 use crate::mock_k8s::{
     tree, volume_with_datadir, ExecBehavior, MockCluster, BROKER_POD, NAMESPACE, PVC, STATEFULSET,
 };
@@ -84,14 +85,6 @@ pub fn archived_tree(dir: &Path, manifest: &DatadirManifest) -> BTreeMap<String,
         files.insert(path.trim_start_matches("./").to_string(), bytes);
     }
     files
-}
-
-fn assert_nothing_published(dir: &Path) {
-    let left = match dir.join("datadir").exists() {
-        true => files_under(&dir.join("datadir")),
-        false => Vec::new(),
-    };
-    assert!(left.is_empty(), "a failed backup left {left:?}");
 }
 
 /// Each call as a step name, consecutive repeats collapsed.

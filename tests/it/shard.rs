@@ -3,27 +3,20 @@
 //! after publication changes nothing; prune keeps the parts a kept backup reads from.
 
 use crate::harness::{
-    commit_offsets, committed_offsets, contents, create_topic, fidelity_record, kafkasnap,
-    kafkasnap_ok, produce, read_all, stderr_of, Broker, TestRecord,
+    backup_to, commit_offsets, committed_offsets, contents, create_topic, fidelity_record,
+    kafkasnap, kafkasnap_ok, produce, read_all, stderr_of, Broker, TestRecord,
 };
 
 fn shard(source: &Broker, to: &str, spec: &str) -> serde_json::Value {
-    let out = kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.bootstrap,
-            "--to",
-            to,
-            "--shard",
-            spec,
-            "--shard-run",
-            "nightly-1",
-            "--output",
-            "json",
-        ],
-        &[],
-    );
+    let extra = [
+        "--shard",
+        spec,
+        "--shard-run",
+        "nightly-1",
+        "--output",
+        "json",
+    ];
+    let out = backup_to(&source.bootstrap, std::path::Path::new(to), &extra);
     serde_json::from_str(out.trim()).unwrap()
 }
 
