@@ -16,8 +16,9 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::chunk_reader::ChunkReader;
 use super::exec::{PodTarget, TarExec};
-use super::tar_index::{index_tar, ChunkReader, TarIndex};
+use super::tar_index::{index_tar, TarIndex};
 use super::{cancelled, K8sError};
 use crate::archive::{
     BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,

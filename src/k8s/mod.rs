@@ -6,6 +6,7 @@
 //! Everything takes a [`kube::Client`] so that callers choose how to reach the cluster
 //! ([`default_client`] does what kubectl does; tests point one at a loopback server).
 
+mod chunk_reader;
 mod datadir_backup;
 mod datadir_restore;
 mod exec;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::chunk_reader::ChunkReader;
 use super::tar_rewrite::META_PROPERTIES_LIMIT;
 use super::tar_rewrite::{cluster_id_of, is_meta_properties, ClusterIdRewriter};
 use crate::archive::{Compression, DatadirManifest};
@@ -70,34 +71,11 @@ pub(crate) fn spawn_reader(
             sha256: hex::encode(hasher.finalize()),
         })
     });
-    (
-        ChannelReader {
-            chunks: rx,
-            current: Bytes::new(),
-        },
-        task,
-    )
+    (ChunkReader::new(rx), task)
 }
 
-/// A blocking `Read` over chunks from an async task; the channel's end is the end of input.
-pub(crate) struct ChannelReader {
-    chunks: mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
+/// The stored archive's bytes as a blocking `Read` (from the reading task's channel).
+pub(crate) type ChannelReader = ChunkReader<mpsc::Receiver<Bytes>>;
 
 /// The tar stream inside a stored archive, with `cluster.id` rewritten when asked.
 pub(crate) fn tar_stream(

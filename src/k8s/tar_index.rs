@@ -3,9 +3,6 @@
 //! node ids. File contents are skipped, never kept.
 
 use std::io::{self, Read};
-use std::sync::mpsc::Receiver;
-
-use bytes::Bytes;
 
 use super::tar_rewrite::META_PROPERTIES_LIMIT;
 use crate::archive::DatadirFile;
@@ -17,36 +14,6 @@ pub(crate) struct TarIndex {
     pub cluster_id: Option<String>,
     pub node_id: Option<i32>,
     pub found_meta_properties: bool,
-}
-
-/// A `Read` over chunks arriving on a channel; the end of the channel is the end of input.
-pub(crate) struct ChunkReader {
-    chunks: Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl ChunkReader {
-    pub(crate) fn new(chunks: Receiver<Bytes>) -> ChunkReader {
-        ChunkReader {
-            chunks,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.recv() {
-                Ok(chunk) => self.current = chunk,
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
-    }
 }
 
 /// Indexes a whole tar stream. Stops at the end-of-archive marker; the caller must cope
@@ -88,6 +55,8 @@ fn read_meta_properties(text: &str, index: &mut TarIndex) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::k8s::chunk_reader::ChunkReader;
+    use bytes::Bytes;
 
     #[test]
     fn lists_files_and_reads_meta_properties_from_chunks() {
