@@ -273,14 +273,9 @@ async fn write_volume(
     inspection: &Inspection,
 ) -> Result<Vec<String>, K8sError> {
     let cancel = &options.cancel;
-    tracing::info!(
-        "creating helper pod {}/{} with PVC {} read-write",
-        helper.namespace,
-        helper.name,
-        spec.pvc
-    );
-    interruptible(cancel, helper.create(client, spec)).await?;
-    interruptible(cancel, helper.wait_running(client, options.wait_timeout)).await?;
+    helper
+        .start(client, spec, options.wait_timeout, cancel)
+        .await?;
     let target = helper.target();
     let command = |script: &str| {
         vec![
@@ -324,13 +319,16 @@ async fn write_volume(
         let mut tar = tar_stream(stored, compression, rewrite.as_deref())?;
         let mut total = 0u64;
         loop {
-            let mut chunk = vec![0u8; CHUNK_BYTES];
-            let n = tar.read(&mut chunk)?;
+            // Full chunks (the decoders and the rewriter return short reads): fewer, larger
+            // exec writes, and no zeroed buffer per read.
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+            let n = (&mut tar)
+                .take(CHUNK_BYTES as u64)
+                .read_to_end(&mut chunk)?;
             if n == 0 {
                 return Ok((total, true));
             }
             total += n as u64;
-            chunk.truncate(n);
             if tx.blocking_send(Bytes::from(chunk)).is_err() {
                 return Ok((total, false));
             }

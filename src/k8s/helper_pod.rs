@@ -83,6 +83,28 @@ impl HelperPod {
         Ok(())
     }
 
+    /// Creates the helper and waits (at most `timeout`) until it runs; `cancel` stops either.
+    pub(crate) async fn start(
+        &self,
+        client: &kube::Client,
+        spec: &HelperPodSpec,
+        timeout: Duration,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), K8sError> {
+        tracing::info!(
+            "creating helper pod {} with PVC {} {}",
+            self.display(),
+            spec.pvc,
+            if spec.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            }
+        );
+        super::interruptible(cancel, self.create(client, spec)).await?;
+        super::interruptible(cancel, self.wait_running(client, timeout)).await
+    }
+
     /// Waits until the helper runs, for at most `timeout`; fails early when it cannot start.
     pub(crate) async fn wait_running(
         &self,

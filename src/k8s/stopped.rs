@@ -180,14 +180,9 @@ async fn stopped_backup(
     };
     let helper = HelperPod::named(&spec);
     downtime.track_helper(helper.clone());
-    tracing::info!(
-        "creating helper pod {}/{} with PVC {} read-only",
-        helper.namespace,
-        helper.name,
-        spec.pvc
-    );
-    interruptible(cancel, helper.create(client, &spec)).await?;
-    interruptible(cancel, helper.wait_running(client, options.wait_timeout)).await?;
+    helper
+        .start(client, &spec, options.wait_timeout, cancel)
+        .await?;
     let backup = DatadirBackupOptions {
         target: helper.target(),
         compression: options.compression,
