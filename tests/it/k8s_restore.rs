@@ -65,6 +65,21 @@ async fn restore(
     .expect("the restore finishes (or fails) instead of hanging")
 }
 
+/// Runs a restore that must be refused (`RestoreRefused`, checked here); returns the message.
+async fn refused(
+    cluster: &MockCluster,
+    backups: &Path,
+    manifest: &DatadirManifest,
+    options: &DatadirRestoreOptions,
+) -> String {
+    let err = restore(cluster, backups, manifest, options)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, K8sError::RestoreRefused { .. }), "{text}");
+    text
+}
+
 /// `tar cf - -C DIR .`, as the backup's `tar` writes it.
 pub(crate) fn tar_of(dir: &Path) -> Vec<u8> {
     let output = std::process::Command::new("tar")
@@ -271,16 +286,13 @@ async fn a_cluster_id_mismatch_is_refused_and_rewrite_fixes_it() {
     let target = tempfile::tempdir().unwrap();
     let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
 
-    let err = restore(
+    let text = refused(
         &cluster,
         backups.path(),
         &manifest,
         &options(Some("NewClusterIdAbcdefghij"), None, false),
     )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, K8sError::RestoreRefused { .. }), "{err}");
-    let text = err.to_string();
+    .await;
     for part in [
         CLUSTER_ID,
         "--cluster-id q1w2e3r4t5y6u7i8o9p0",
@@ -353,16 +365,13 @@ async fn hostile_entries_refuse_the_whole_archive_before_writing() {
         let manifest = publish(backups.path(), &tar).await;
         let target = tempfile::tempdir().unwrap();
         let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
-        let err = restore(
+        let text = refused(
             &cluster,
             backups.path(),
             &manifest,
             &options(None, None, true),
         )
-        .await
-        .unwrap_err();
-        let text = err.to_string();
-        assert!(matches!(err, K8sError::RestoreRefused { .. }), "{text}");
+        .await;
         assert!(
             text.contains("hostile entry") && text.contains(name),
             "{text}"
@@ -386,16 +395,13 @@ async fn a_damaged_archive_or_a_non_empty_volume_is_refused() {
 
     let target = tempfile::tempdir().unwrap();
     let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
-    let err = restore(
+    let text = refused(
         &cluster,
         backups.path(),
         &manifest,
         &options(None, None, false),
     )
-    .await
-    .unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, K8sError::RestoreRefused { .. }), "{text}");
+    .await;
     assert!(
         text.contains("sha256") && text.contains("damaged"),
         "{text}"
@@ -405,16 +411,13 @@ async fn a_damaged_archive_or_a_non_empty_volume_is_refused() {
     // Intact again, but the volume already holds something: the helper's script refuses.
     std::fs::write(&archive, good).unwrap();
     std::fs::write(target.path().join("stale.log"), b"left over").unwrap();
-    let err = restore(
+    let text = refused(
         &cluster,
         backups.path(),
         &manifest,
         &options(None, None, false),
     )
-    .await
-    .unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, K8sError::RestoreRefused { .. }), "{text}");
+    .await;
     assert!(
         text.contains("not empty") && text.contains("stale.log"),
         "{text}"
