@@ -174,7 +174,7 @@ pub enum K8sError {
         source: Box<kube::Error>,
     },
     #[error(
-        "the exec stream from pod {namespace}/{pod} failed; the archive is incomplete: {source}"
+        "the exec stream from pod {namespace}/{pod} failed: {source}; a backup through it is incomplete and was not published (run it again), a restore through it may have left a partial volume (empty it and restore again)"
     )]
     Stream {
         namespace: String,
@@ -184,7 +184,8 @@ pub enum K8sError {
     },
     #[error(
         "the exec connection to pod {namespace}/{pod} closed before tar reported its exit status; \
-         the archive may be incomplete"
+         a backup through it may be incomplete and was not published (run it again), a restore \
+         through it may have left a partial volume (empty it and restore again)"
     )]
     NoExitStatus { namespace: String, pod: String },
     #[error("tar in pod {namespace}/{pod} failed{}: {message}{}",
