@@ -308,12 +308,24 @@ struct PartitionResult {
     filtered: u64,
 }
 
-/// Executes `plan` (see the module docs). Call [`check_archive`] first.
+/// The producer a restore writes with, connected. Make it before [`check_archive`]: the
+/// producer's start-up wait (see [`RecordWriter::connect`]) then overlaps the check.
+pub async fn connect_writer(options: &RestoreOptions) -> Result<Arc<RecordWriter>, Error> {
+    let client = options.client.clone();
+    let writer = tokio::task::spawn_blocking(move || RecordWriter::connect(&client))
+        .await
+        .expect("connecting does not panic")?;
+    Ok(Arc::new(writer))
+}
+
+/// Executes `plan` (see the module docs) with `writer` from [`connect_writer`]. Call
+/// [`check_archive`] first.
 pub async fn run_restore(
     location: &Location,
     manifest: &Manifest,
     plan: RestorePlan,
     options: &RestoreOptions,
+    writer: Arc<RecordWriter>,
     progress: Arc<Progress>,
 ) -> Result<RestoreSummary, Error> {
     let clock = Instant::now();
@@ -376,7 +388,6 @@ pub async fn run_restore(
     let window = (options.from_time, options.until);
     check_resume_points(location, encryption_key.as_ref(), &jobs, window).await?;
     kafka::create_topics(&options.client, &to_create).await?;
-    let writer = Arc::new(RecordWriter::new(&options.client)?);
     let results = replay(
         location,
         encryption_key,

@@ -7,7 +7,7 @@ use kafkasnap::catalog::{download_datadir_archive, open_backup, open_datadir_bac
 use kafkasnap::datadir::{archive_datadir, extract_archive};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::restore::{
-    check_archive, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
+    check_archive, connect_writer, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
 };
 use kafkasnap::selection::TopicSelection;
 use kafkasnap::store::Location;
@@ -85,8 +85,14 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }
+    // Made before the archive check so the producer's start-up overlaps it.
+    let writer = if args.dry_run {
+        None
+    } else {
+        Some(connect_writer(&options).await?)
+    };
     check_archive(&location, &manifest, &plan, options.parallelism).await?;
-    if args.dry_run {
+    let Some(writer) = writer else {
         match global.output {
             OutputFormat::Json => {
                 print_json(&serde_json::json!({ "dry_run": true, "plan": plan }))?
@@ -94,10 +100,10 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
             OutputFormat::Text => print_plan(&plan),
         }
         return Ok(Outcome::Success);
-    }
+    };
     let progress = Arc::new(Progress::default());
     let reporter = ProgressReporter::start("restore", Arc::clone(&progress), global.progress);
-    let result = run_restore(&location, &manifest, plan, &options, progress).await;
+    let result = run_restore(&location, &manifest, plan, &options, writer, progress).await;
     drop(reporter);
     let summary = result?;
     match global.output {

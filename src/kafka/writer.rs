@@ -192,7 +192,23 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    pub fn new(settings: &ClientSettings) -> Result<RecordWriter, KafkaError> {
+    /// Creates the producer and brings up its broker connection (blocking, up to the request
+    /// timeout). An idempotent producer cannot send before it holds a producer id, and
+    /// librdkafka asks for one on a 500 ms timer that only succeeds once a connection to a
+    /// broker the metadata named is up; without this early connection the first records
+    /// wait about a second. Create the writer before other slow preparation (the archive
+    /// check) so that wait overlaps it.
+    pub fn connect(settings: &ClientSettings) -> Result<RecordWriter, KafkaError> {
+        let writer = Self::new(settings)?;
+        writer
+            .producer
+            .client()
+            .fetch_metadata(None, settings.request_timeout)
+            .map_err(KafkaError::client("connecting the producer"))?;
+        Ok(writer)
+    }
+
+    fn new(settings: &ClientSettings) -> Result<RecordWriter, KafkaError> {
         let producer = settings
             .config(
                 &[
