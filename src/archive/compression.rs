@@ -60,9 +60,23 @@ impl Compression {
             compression: self,
             source,
         };
-        let mut raw = Vec::with_capacity(initial_capacity(stored.len(), expected_len));
+        let capacity = initial_capacity(stored.len(), expected_len);
+        let mut raw = Vec::with_capacity(capacity);
         let limit = expected_len.saturating_add(1);
         match self {
+            // The claim is plausible, so the buffer holds exactly the promised bytes:
+            // decompress in one call straight into it (no zero fill, no staging copy).
+            // More output than promised does not fit, and is an error.
+            Compression::Zstd if capacity as u64 == expected_len => {
+                zstd::bulk::Decompressor::new()
+                    .and_then(|mut zstd| zstd.decompress_to_buffer(stored, &mut raw))
+                    .map_err(|source| ArchiveError::CorruptSegment {
+                        position: 0,
+                        what: format!(
+                            "does not decompress as zstd into the {expected_len} bytes the manifest says ({source})"
+                        ),
+                    })?;
+            }
             Compression::Zstd => {
                 let decoder = zstd::stream::read::Decoder::with_buffer(stored).map_err(fail)?;
                 decoder.take(limit).read_to_end(&mut raw).map_err(fail)?;
@@ -162,6 +176,34 @@ mod tests {
                 "{codec} shorter"
             );
         }
+    }
+
+    #[test]
+    fn zstd_with_a_plausible_claim_decompresses_in_one_call_and_still_checks_the_length() {
+        // Barely compressible, so the claim is within 16x and the one-call path is taken.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let raw: Vec<u8> = (0..10_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let stored = Compression::Zstd.compress(3, &raw).unwrap();
+        assert_eq!(initial_capacity(stored.len(), 9_999), 9_999);
+        let exact = Compression::Zstd.decompress(&stored, 10_000).unwrap();
+        assert_eq!(exact, raw);
+        let longer = Compression::Zstd.decompress(&stored, 9_999).unwrap_err();
+        assert!(
+            longer.to_string().contains("9999 bytes the manifest says"),
+            "{longer}"
+        );
+        let shorter = Compression::Zstd.decompress(&stored, 10_001).unwrap_err();
+        assert!(
+            shorter.to_string().contains("decompressed to 10000 bytes"),
+            "{shorter}"
+        );
     }
 
     #[test]
