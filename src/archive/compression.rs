@@ -40,7 +40,9 @@ impl Compression {
             source,
         };
         match self {
-            Compression::Zstd => zstd::bulk::compress(raw, level).map_err(fail),
+            Compression::Zstd => {
+                with_zstd_compressor(level, |zstd| zstd.compress(raw)).map_err(fail)
+            }
             Compression::Gzip => {
                 let level = flate2::Compression::new(level.clamp(0, 9) as u32);
                 let mut encoder =
@@ -110,6 +112,30 @@ impl Compression {
         }
         Ok(raw)
     }
+}
+
+thread_local! {
+    /// This thread's zstd compression context and its level. A fresh context allocates (and
+    /// page-faults in) megabytes of match tables; segments are compressed on a few pool
+    /// threads, so each keeps one.
+    static ZSTD_COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn with_zstd_compressor<T>(
+    level: i32,
+    work: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    ZSTD_COMPRESSOR.with_borrow_mut(|cached| {
+        if cached
+            .as_ref()
+            .is_none_or(|(cached_level, _)| *cached_level != level)
+        {
+            *cached = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, compressor) = cached.as_mut().expect("set just above");
+        work(compressor)
+    })
 }
 
 /// Bytes to reserve before decompressing `stored_len` bytes that the manifest says inflate to

@@ -43,7 +43,15 @@ pub struct SegmentBuilder {
 
 impl SegmentBuilder {
     pub fn new(capacity: usize) -> Self {
-        let mut raw = Vec::with_capacity(capacity.max(SEGMENT_MAGIC.len()));
+        Self::reusing(Vec::new(), capacity)
+    }
+
+    /// A builder writing into `buffer` (emptied first), which has room for `capacity` bytes:
+    /// a buffer from [`StoredSegment::take_raw_buffer`] is already backed by memory, so
+    /// filling it costs no page faults.
+    pub fn reusing(mut raw: Vec<u8>, capacity: usize) -> Self {
+        raw.clear();
+        raw.reserve(capacity.max(SEGMENT_MAGIC.len()));
         raw.extend_from_slice(SEGMENT_MAGIC);
         SegmentBuilder {
             raw,
@@ -199,6 +207,14 @@ impl StoredSegment {
 
     pub fn first_offset(&self) -> i64 {
         self.sealed.first_offset
+    }
+
+    /// The raw (uncompressed) bytes' buffer, emptied, for a [`SegmentBuilder::reusing`]; the
+    /// stored bytes and the manifest entry are unaffected.
+    pub fn take_raw_buffer(&mut self) -> Vec<u8> {
+        let mut raw = std::mem::take(&mut self.sealed.raw);
+        raw.clear();
+        raw
     }
 }
 
