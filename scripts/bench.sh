@@ -21,8 +21,10 @@
 # Goals from docs (DESIGN.md "How fast is fast"): >= 0.9x, <= 256 MiB.
 #
 # Environment (all optional):
-#   BENCH_RECORDS=400000  BENCH_VALUE_BYTES=1024  BENCH_PARTITIONS=4  REPS=3 (or BENCH_REPS)
-#   BENCH_OUT=bench-results.json     where the JSON results go
+#   BENCH_VALUE_BYTES                one value size only (default: 1024, then 200, in one run)
+#   BENCH_TOTAL_MB=1024              MiB of keys+values per size (the record count follows)
+#   BENCH_RECORDS                    the record count instead   BENCH_PARTITIONS=4  REPS=3 (or BENCH_REPS)
+#   BENCH_OUT=bench-results.json     where the JSON results go (both sizes: {"variants": [...]})
 #   TANSU=path/to/tansu              (default: installed by scripts/lib.sh)
 #   CARGO_TARGET_DIR (default ~/.cache/kafkasnap-target)
 #   BENCH_KEEP=1                     keep the work directory (logs, time -v reports)
@@ -34,7 +36,7 @@
 set -euo pipefail
 
 # ---- settings ---------------------------------------------------------------------------------
-RECORDS=${BENCH_RECORDS:-400000}
+RECORDS=${BENCH_RECORDS:-1000000}
 VALUE_BYTES=${BENCH_VALUE_BYTES:-1024}
 PARTITIONS=${BENCH_PARTITIONS:-4}
 REPS=${REPS:-${BENCH_REPS:-3}}
@@ -48,6 +50,45 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FIXTURE_DATADIR=${BENCH_FIXTURE_DATADIR:-$REPO/../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir}
 # shellcheck source=scripts/lib.sh
 source "$REPO/scripts/lib.sh"   # install helpers, free_port, CARGO_TARGET_DIR default
+
+# ---- record sizes: one run measures each size by running this script once per size -------------
+# Unless BENCH_VALUE_BYTES picks one size, both are measured: 1 KiB values, then ~200 B values,
+# each about BENCH_TOTAL_MB (default 1024) MiB of keys and values (BENCH_RECORDS overrides the
+# count). The data-dir rows run with the first size only.
+if [[ -z ${BENCH_VALUE_BYTES:-} && -z ${BENCH_CHILD:-} && $DATADIR_ONLY != 1 ]]; then
+    total_bytes=$(( ${BENCH_TOTAL_MB:-1024} * 1024 * 1024 ))
+    parts=()
+    first=1
+    for size in 1024 200; do
+        # ~16 bytes of key per record besides the value.
+        count=${BENCH_RECORDS:-$(( total_bytes / (size + 16) / 1000 * 1000 ))}
+        part=$(mktemp "${TMPDIR:-/tmp}/kafkasnap-bench-$size.XXXXXX.json")
+        parts+=("$part")
+        skip_build=${BENCH_SKIP_BUILD:-0}
+        [[ $first == 1 ]] || skip_build=1
+        BENCH_CHILD=1 BENCH_VALUE_BYTES=$size BENCH_RECORDS=$count BENCH_OUT=$part \
+            BENCH_SKIP_BUILD=$skip_build BENCH_DATADIR=$(( first == 1 ? DATADIR_BENCH : 0 )) \
+            BENCH_DATADIR_RECORDS=${BENCH_DATADIR_RECORDS:-$count} bash "${BASH_SOURCE[0]}"
+        first=0
+    done
+    python3 - "$OUT" "${parts[@]}" <<'PY'
+import json, sys
+out, parts = sys.argv[1], sys.argv[2:]
+variants = [json.load(open(p)) for p in parts]
+print("\n### summary: every ratio, both record sizes\n")
+print("| values | records | backup / bare consume | restore / bare produce | restore / idempotent produce | backup RSS MiB | restore RSS MiB |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+for v in variants:
+    p, r, m = v["params"], v["ratios"], v["medians"]
+    print(f"| {p['value_bytes']} B | {p['records']:,} | {r['backup_vs_consume_records_per_s']:.2f}x | "
+          f"{r['restore_vs_produce_records_per_s']:.2f}x | {r['restore_vs_idempotent_produce_records_per_s']:.2f}x | "
+          f"{m['backup']['peak_rss_kib'] / 1024:.0f} | {m['restore']['peak_rss_kib'] / 1024:.0f} |")
+open(out, "w").write(json.dumps({"variants": variants}, indent=2) + "\n")
+print(f"\nJSON (both sizes) written to {out}")
+PY
+    rm -f "${parts[@]}"
+    exit 0
+fi
 if [[ -z ${TANSU:-} && $BROKER_BENCH == 1 ]]; then
     install_build_deps
     install_tansu
