@@ -29,6 +29,7 @@
 #   CARGO_TARGET_DIR (default ~/.cache/kafkasnap-target)
 #   BENCH_KEEP=1                     keep the work directory (logs, time -v reports)
 #   BENCH_SKIP_BUILD=1               use the already-built binaries (e.g. while another cargo holds the lock)
+#   BENCH_SCALE=0                    skip the 1x memory point (a quarter of the records; the reps are 4x)
 #   BENCH_DATADIR=0                  skip the data-dir rows;  BENCH_DATADIR_ONLY=1: only them (no brokers)
 #   BENCH_DATADIR_RECORDS=$BENCH_RECORDS   records in the generated data dir (~1.1 KB each at 1 KiB values)
 #   BENCH_FIXTURE_DATADIR=../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir (copied in if present)
@@ -76,13 +77,18 @@ import json, sys
 out, parts = sys.argv[1], sys.argv[2:]
 variants = [json.load(open(p)) for p in parts]
 print("\n### summary: every ratio, both record sizes\n")
-print("| values | records | backup / bare consume | restore / bare produce | restore / idempotent produce | backup RSS MiB | restore RSS MiB |")
+print("| values | records | backup / bare consume | restore / bare produce | restore / idempotent produce | backup RSS MiB, 1x / 4x | restore RSS MiB, 1x / 4x |")
 print("|---:|---:|---:|---:|---:|---:|---:|")
 for v in variants:
     p, r, m = v["params"], v["ratios"], v["medians"]
+    scale = v.get("memory_scale", {})
+    def rss(step):
+        one = scale.get(f"{step}_peak_rss_kib_1x")
+        four = m[step]["peak_rss_kib"] / 1024
+        return f"{one / 1024:.0f} / {four:.0f}" if one else f"{four:.0f}"
     print(f"| {p['value_bytes']} B | {p['records']:,} | {r['backup_vs_consume_records_per_s']:.2f}x | "
           f"{r['restore_vs_produce_records_per_s']:.2f}x | {r['restore_vs_idempotent_produce_records_per_s']:.2f}x | "
-          f"{m['backup']['peak_rss_kib'] / 1024:.0f} | {m['restore']['peak_rss_kib'] / 1024:.0f} |")
+          f"{rss('backup')} | {rss('restore')} |")
 open(out, "w").write(json.dumps({"variants": variants}, indent=2) + "\n")
 print(f"\nJSON (both sizes) written to {out}")
 PY
@@ -292,6 +298,25 @@ for ((rep = 1; rep <= REPS; rep++)); do
     rm -rf "$dir/archive" # sizes are recorded; free the disk
 done
 
+# ---- memory against data size: backup and restore of a quarter of the records ------------------
+# The runs above are the 4x point; this is the 1x point (same records, a quarter of them). Peak
+# RSS must not grow with the data (BENCH_SCALE=0 skips it).
+QUARTER=$((RECORDS / 4))
+if [[ $BROKER_BENCH == 1 && ${BENCH_SCALE:-1} == 1 ]]; then
+    log "memory check: backup and restore of $QUARTER records (1x; the runs above are 4x)"
+    start_bench_broker quarter
+    quarter_pid=$BROKER_PID quarter_addr=$BROKER_ADDR
+    step "$WORK/quarter-fill" "$BASELINE" fill "$quarter_addr" "$TOPIC" "$PARTITIONS" "$QUARTER" "$VALUE_BYTES"
+    step "$WORK/quarter-backup" "$KAFKASNAP" backup -b "$quarter_addr" --to "$WORK/quarter-archive" --no-progress --output json
+    stop_bench_broker "$quarter_pid"
+    start_bench_broker quarter-restore
+    step "$WORK/quarter-restore" "$KAFKASNAP" restore -b "$BROKER_ADDR" --from "$WORK/quarter-archive" --output json --no-progress
+    got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records_written"])' "$WORK/quarter-restore.out")
+    [[ $got == "$QUARTER" ]] || die "the 1x restore wrote $got records, expected $QUARTER"
+    stop_bench_broker "$BROKER_PID"
+    rm -rf "$WORK/quarter-archive"
+fi
+
 # ---- summary: medians, ratios, markdown table, JSON ----------------------------------------------
 BROKER_BENCH=$BROKER_BENCH DATADIR_BENCH=$DATADIR_BENCH DATADIR_RECORDS=$DATADIR_RECORDS \
 python3 - "$WORK" "$REPS" "$RECORDS" "$VALUE_BYTES" "$PARTITIONS" "$OUT" "$LOAD_BEFORE" "$(nproc)" <<'PY'
@@ -409,6 +434,19 @@ if broker_bench:
           f"{ratios['restore_vs_produce_records_per_s_wall']:.2f}x | >= 0.9x, <= 256 MiB (peak {rss_r:.0f} MiB) |")
     print(f"| restore / bare idempotent produce | {ratios['restore_vs_idempotent_produce_records_per_s']:.2f}x | | | (like-for-like producer settings) |")
     print("\nThe wall ratios favour kafkasnap against bare produce: the baseline's wall time includes generating the data set.")
+    quarter = work / "quarter-backup.time"
+    if quarter.exists():
+        scale = {"records_1x": int(records) // 4, "records_4x": int(records),
+                 "backup_peak_rss_kib_1x": peak_rss_kib(quarter),
+                 "backup_peak_rss_kib_4x": medians["backup"]["peak_rss_kib"],
+                 "restore_peak_rss_kib_1x": peak_rss_kib(work / "quarter-restore.time"),
+                 "restore_peak_rss_kib_4x": medians["restore"]["peak_rss_kib"]}
+        print(f"\n| peak RSS MiB | 1x ({scale['records_1x']:,} records) | 4x ({scale['records_4x']:,}) | goal |")
+        print("|---|---:|---:|---|")
+        for s in ("backup", "restore"):
+            print(f"| kafkasnap {s} | {scale[s + '_peak_rss_kib_1x'] / 1024:.0f} | {scale[s + '_peak_rss_kib_4x'] / 1024:.0f} | "
+                  "flat, <= 256 |")
+        report["memory_scale"] = scale
     report.update({"setup_fill": setup, "medians": medians, "ratios": ratios, "archive": archive, "runs": runs})
 
 # ---- data-dir streaming against tar | zstd -3 ----
