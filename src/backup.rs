@@ -376,36 +376,10 @@ enum Job {
     },
 }
 
-/// Raw segment buffers handed back after compression, for the next segments to fill: a
-/// fresh 16 MiB buffer costs thousands of page faults. Holds at most `limit` (the buffers
-/// in flight anyway), so it adds no memory.
-struct BufferPool {
-    spare: std::sync::Mutex<Vec<Vec<u8>>>,
-    limit: usize,
-}
-
-impl BufferPool {
-    fn take(&self) -> Vec<u8> {
-        self.spare
-            .lock()
-            .expect("pool lock")
-            .pop()
-            .unwrap_or_default()
-    }
-
-    fn give(&self, buffer: Vec<u8>) {
-        let mut spare = self.spare.lock().expect("pool lock");
-        if spare.len() < self.limit {
-            spare.push(buffer);
-        }
-    }
-}
-
 /// Feeds records into per-partition segment builders and hands full segments on.
 struct SegmentingSink {
     builders: Vec<Option<SegmentBuilder>>,
     segment_bytes: usize,
-    buffers: Arc<BufferPool>,
     jobs: mpsc::Sender<Job>,
     progress: Arc<Progress>,
 }
@@ -421,8 +395,7 @@ impl SegmentingSink {
 impl RecordSink for SegmentingSink {
     fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError> {
         let capacity = self.segment_bytes + 64 * 1024;
-        let builder = self.builders[task]
-            .get_or_insert_with(|| SegmentBuilder::reusing(self.buffers.take(), capacity));
+        let builder = self.builders[task].get_or_insert_with(|| SegmentBuilder::new(capacity));
         let before = builder.raw_len();
         builder.push(
             record.offset,
@@ -475,14 +448,9 @@ async fn read_and_store(
     let client = options.client.clone();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let uploads = Arc::new(Semaphore::new(cores.min(options.parallelism.max(1))));
-    let buffers = Arc::new(BufferPool {
-        spare: std::sync::Mutex::new(Vec::new()),
-        limit: uploads.available_permits() + 1,
-    });
     let mut sink = SegmentingSink {
         builders: (0..tasks.len()).map(|_| None).collect(),
         segment_bytes: options.segment_bytes,
-        buffers: Arc::clone(&buffers),
         jobs: jobs_tx,
         progress,
     };
@@ -517,21 +485,16 @@ async fn read_and_store(
                 let (location, compression, level) =
                     (location.clone(), options.compression, options.level);
                 let encryption_key = options.encryption_key.clone();
-                let buffers = Arc::clone(&buffers);
                 in_flight.spawn(async move {
                     let object_key = key.clone();
-                    let stored = tokio::task::spawn_blocking(move || {
-                        let mut stored = match &encryption_key {
-                            Some(encryption_key) => sealed.compress_and_encrypt(
-                                compression,
-                                level,
-                                encryption_key,
-                                &object_key,
-                            ),
-                            None => sealed.compress(compression, level),
-                        }?;
-                        buffers.give(stored.take_raw_buffer());
-                        Ok(stored)
+                    let stored = tokio::task::spawn_blocking(move || match &encryption_key {
+                        Some(encryption_key) => sealed.compress_and_encrypt(
+                            compression,
+                            level,
+                            encryption_key,
+                            &object_key,
+                        ),
+                        None => sealed.compress(compression, level),
                     })
                     .await
                     .expect("compression does not panic")

@@ -43,15 +43,7 @@ pub struct SegmentBuilder {
 
 impl SegmentBuilder {
     pub fn new(capacity: usize) -> Self {
-        Self::reusing(Vec::new(), capacity)
-    }
-
-    /// A builder writing into `buffer` (emptied first), which has room for `capacity` bytes:
-    /// a buffer from [`StoredSegment::take_raw_buffer`] is already backed by memory, so
-    /// filling it costs no page faults.
-    pub fn reusing(mut raw: Vec<u8>, capacity: usize) -> Self {
-        raw.clear();
-        raw.reserve(capacity.max(SEGMENT_MAGIC.len()));
+        let mut raw = Vec::with_capacity(capacity.max(SEGMENT_MAGIC.len()));
         raw.extend_from_slice(SEGMENT_MAGIC);
         SegmentBuilder {
             raw,
@@ -155,18 +147,21 @@ impl SealedSegment {
     }
 
     fn into_stored(
-        self,
+        mut self,
         compression: Compression,
         level: i32,
         encryption: Option<(&EncryptionKey, &str)>,
     ) -> Result<StoredSegment, ArchiveError> {
         let mut bytes = compression.compress(level, &self.raw)?;
+        let raw_bytes = self.raw.len() as u64;
+        // The raw bytes are not needed past this point: free them before the upload.
+        self.raw = Vec::new();
         if let Some((encryption_key, object_key)) = encryption {
             bytes = encryption_key.encrypt(object_key, &bytes)?;
         }
         let sha256 = hex::encode(Sha256::digest(&bytes));
         Ok(StoredSegment {
-            raw_bytes: self.raw.len() as u64,
+            raw_bytes,
             bytes,
             sha256,
             compression,
@@ -207,14 +202,6 @@ impl StoredSegment {
 
     pub fn first_offset(&self) -> i64 {
         self.sealed.first_offset
-    }
-
-    /// The raw (uncompressed) bytes' buffer, emptied, for a [`SegmentBuilder::reusing`]; the
-    /// stored bytes and the manifest entry are unaffected.
-    pub fn take_raw_buffer(&mut self) -> Vec<u8> {
-        let mut raw = std::mem::take(&mut self.sealed.raw);
-        raw.clear();
-        raw
     }
 }
 
