@@ -339,6 +339,11 @@ def result(path):
 def peak_rss_kib(path):
     return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", path.read_text()).group(1))
 
+def cpu_seconds(path):
+    """User + system CPU seconds of the whole process, from its time -v report."""
+    text = path.read_text()
+    return sum(float(re.search(rf"{kind} time \(seconds\): ([0-9.]+)", text).group(1)) for kind in ("User", "System"))
+
 def wall(path):
     return float(path.read_text())
 
@@ -363,18 +368,20 @@ if broker_bench:
         for name in ("consume", "produce", "produce-idem"):
             r = result(d / f"{name}.out")
             run[name] = {"records": r["records"], "bytes": r["bytes"], "seconds": r["seconds"],
-                         "wall_seconds": wall(d / f"{name}.wall"), "peak_rss_kib": peak_rss_kib(d / f"{name}.time")}
+                         "wall_seconds": wall(d / f"{name}.wall"), "peak_rss_kib": peak_rss_kib(d / f"{name}.time"),
+                         "cpu_seconds": cpu_seconds(d / f"{name}.time")}
         run["backup"] = {
             "records": backup["records"], "bytes": kv_bytes, "raw_bytes": backup["raw_bytes"],
             "stored_bytes": backup["stored_bytes"], "archive_du_bytes": int((d / "archive.du").read_text()),
             "seconds": backup["duration_seconds"], "wall_seconds": wall(d / "backup.wall"),
             "peak_rss_kib": peak_rss_kib(d / "backup.time"), "segments": backup["segments"],
+            "cpu_seconds": cpu_seconds(d / "backup.time"),
             "warnings": backup["warnings"],
         }
         run["restore"] = {
             "records": restore["records_written"], "bytes": restore["bytes_written"],
             "seconds": restore["duration_seconds"], "wall_seconds": wall(d / "restore.wall"),
-            "peak_rss_kib": peak_rss_kib(d / "restore.time"),
+            "peak_rss_kib": peak_rss_kib(d / "restore.time"), "cpu_seconds": cpu_seconds(d / "restore.time"),
         }
         for step in run.values():
             if isinstance(step, dict):
@@ -390,7 +397,7 @@ if broker_bench:
     steps = [("consume", "bare consume (rdkafka)"), ("backup", "kafkasnap backup"),
              ("produce", "bare produce (rdkafka)"), ("produce-idem", "bare produce, idempotent"),
              ("restore", "kafkasnap restore")]
-    medians = {s: {k: med(s, k) for k in ("records_per_s", "mb_per_s", "seconds", "wall_seconds", "records_per_s_wall", "peak_rss_kib")} for s, _ in steps}
+    medians = {s: {k: med(s, k) for k in ("records_per_s", "mb_per_s", "seconds", "wall_seconds", "records_per_s_wall", "peak_rss_kib", "cpu_seconds")} for s, _ in steps}
     medians["backup"]["raw_mb_per_s"] = med("backup", "raw_mb_per_s")
 
     def ratio(a, b, key="records_per_s"):
@@ -415,16 +422,17 @@ if broker_bench:
 
     print(f"\n### kafkasnap bench: {records} records x {value_bytes} B values, {partitions} partitions, "
           f"{kv_bytes / MB:.1f} MB key+value, median of {reps} rep(s)\n")
-    print("| step | records/s | MB/s (key+value) | seconds (tool) | seconds (wall) | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| step | records/s | MB/s (key+value) | seconds (tool) | seconds (wall) | CPU seconds | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for s, label in steps:
         m = medians[s]
         extra = f" ({m['raw_mb_per_s']:.1f} on raw_bytes)" if s == "backup" else ""
         print(f"| {label} | {m['records_per_s']:,.0f} | {m['mb_per_s']:.1f}{extra} | {m['seconds']:.2f} | "
-              f"{m['wall_seconds']:.2f} | {m['peak_rss_kib'] / 1024:.0f} |")
+              f"{m['wall_seconds']:.2f} | {m['cpu_seconds']:.2f} | {m['peak_rss_kib'] / 1024:.0f} |")
     print("\nseconds (tool): the tool's own clock (bench_baseline excludes generating the data set, which it\n"
-          "holds in memory: that is in its wall time and peak RSS; kafkasnap restore's duration_seconds\n"
-          f"excludes its archive check pass). {host}")
+          "holds in memory: that is in its wall time, CPU seconds and peak RSS; kafkasnap restore's\n"
+          "duration_seconds excludes its archive check pass). CPU seconds: user + system of the client\n"
+          f"process (the broker's own CPU is not in it; it shares the same CPUs). {host}")
     rss_b, rss_r = medians["backup"]["peak_rss_kib"] / 1024, medians["restore"]["peak_rss_kib"] / 1024
     print("\n| ratio (of medians) | records/s | MB/s | records/s, wall | goal |")
     print("|---|---:|---:|---:|---|")
