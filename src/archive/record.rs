@@ -173,6 +173,20 @@ pub(crate) fn decode_record(
     buf: &[u8],
     pos: usize,
 ) -> Result<(RecordRef<'_>, usize), ArchiveError> {
+    decode_frame(buf, pos, true)
+}
+
+/// [`decode_record`] with every check, but without collecting the headers (the returned
+/// record's `headers` is empty): for walking a segment only to check it, at no allocation.
+pub(crate) fn check_record(buf: &[u8], pos: usize) -> Result<(RecordRef<'_>, usize), ArchiveError> {
+    decode_frame(buf, pos, false)
+}
+
+fn decode_frame(
+    buf: &[u8],
+    pos: usize,
+    collect_headers: bool,
+) -> Result<(RecordRef<'_>, usize), ArchiveError> {
     let rest = &buf[pos..];
     if rest.len() < 4 {
         return Err(ArchiveError::CorruptSegment {
@@ -209,13 +223,15 @@ pub(crate) fn decode_record(
             "{header_count} headers cannot fit in the record frame"
         )));
     }
-    let mut headers = Vec::with_capacity(header_count);
+    let mut headers = Vec::with_capacity(if collect_headers { header_count } else { 0 });
     for _ in 0..header_count {
         let name = cursor
             .nullable_bytes("header name")?
             .ok_or_else(|| cursor.corrupt("header name is null"))?;
         let value = cursor.nullable_bytes("header value")?;
-        headers.push(HeaderRef { name, value });
+        if collect_headers {
+            headers.push(HeaderRef { name, value });
+        }
     }
     if cursor.pos != frame_len {
         return Err(cursor.corrupt(format!(
@@ -277,7 +293,29 @@ mod tests {
         sample().encode_into(&mut buf);
         for cut in 0..buf.len() {
             assert!(decode_record(&buf[..cut], 0).is_err(), "cut at {cut}");
+            assert!(check_record(&buf[..cut], 0).is_err(), "check, cut at {cut}");
         }
+    }
+
+    #[test]
+    fn checking_reads_the_same_frame_without_collecting_headers() {
+        let mut buf = Vec::new();
+        sample().encode_into(&mut buf);
+        sample().encode_into(&mut buf);
+        let (checked, end) = check_record(&buf, 0).unwrap();
+        let (decoded, decoded_end) = decode_record(&buf, 0).unwrap();
+        assert_eq!(
+            (end, checked.offset, checked.value),
+            (decoded_end, 42, Some(&b""[..]))
+        );
+        assert!(checked.headers.is_empty() && decoded.headers.len() == 3);
+        // A frame whose header is cut short is refused by both, with the same message.
+        let frame_len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+        let mut short = buf[..4 + frame_len].to_vec();
+        short[..4].copy_from_slice(&(frame_len as u32 - 1).to_le_bytes());
+        short.pop();
+        let (a, b) = (check_record(&short, 0), decode_record(&short, 0));
+        assert_eq!(a.unwrap_err().to_string(), b.unwrap_err().to_string());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::record::{decode_record, encode_record};
+use super::record::{check_record, decode_record, encode_record};
 use super::{
     ArchiveError, Compression, EncryptionKey, HeaderRef, RecordRef, SegmentRef, TimestampType,
 };
@@ -253,8 +253,10 @@ pub fn decode_segment(
     let segment = SegmentRecords { raw };
     let mut count = 0u64;
     let mut previous: Option<i64> = None;
-    for record in segment.iter() {
-        let record = record?;
+    let mut pos = SEGMENT_MAGIC.len();
+    while pos < segment.raw.len() {
+        let (record, next) = check_record(&segment.raw, pos)?;
+        pos = next;
         if let Some(prev) = previous.filter(|prev| record.offset <= *prev) {
             return Err(ArchiveError::CorruptSegment {
                 position: 0,
