@@ -87,12 +87,16 @@ fn two_shards_make_one_backup_that_restores_exactly() {
     assert_eq!(restored, expected);
 
     // The run is published under the smaller of the two part ids; the other is listed as a part.
-    let (other_index, other_id) = if first["shard"]["part_id"] == backup_id.as_str() {
-        (1, second["shard"]["part_id"].as_str().unwrap())
-    } else {
-        (0, first["shard"]["part_id"].as_str().unwrap())
-    };
-    assert_eq!(backup_id.as_str().min(other_id), backup_id.as_str());
+    let parts = [
+        first["shard"]["part_id"].as_str().unwrap(),
+        second["shard"]["part_id"].as_str().unwrap(),
+    ];
+    let own = parts
+        .iter()
+        .position(|part| *part == backup_id)
+        .unwrap_or_else(|| panic!("{backup_id} is neither part id {parts:?}"));
+    let (other_index, other_id) = (1 - own, parts[1 - own]);
+    assert!(backup_id.as_str() < other_id, "{backup_id} vs {other_id}");
     let listing = kafkasnap_ok(&["ls", to], &[]);
     assert!(
         listing.contains(&format!(
