@@ -240,10 +240,7 @@ async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Ou
                 n => format!(" (rewritten in {n} meta.properties)"),
             }
         );
-        println!(
-            "  next: kubectl -n {} scale statefulset {} --replicas=1  (manual)",
-            report.namespace, args.helper.statefulset
-        );
+        println!("  next: {}  (manual)", options.statefulset.kubectl_scale(1));
     }
     Ok(Outcome::Success)
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::exec_stdin::StdinExec;
 use super::helper_pod::{HelperPod, HelperPodSpec, HELPER_MOUNT_PATH};
-use super::pods::pods_using_pvc;
+use super::pods::{has_ended, pods_using_pvc};
 use super::restore_stream::{inspect, spawn_reader, tar_stream, InspectError, Inspection};
 use super::statefulset::StatefulSetRef;
 use super::stopped::{with_cleanup, Downtime};
@@ -158,12 +158,7 @@ async fn check_volume_free(
         .get_opt(&options.pod)
         .await
         .map_err(|source| api_err(format!("look up pod {namespace}/{}", options.pod), source))?;
-    let broker_running = broker.is_some_and(|pod| {
-        !matches!(
-            pod.status.and_then(|s| s.phase).as_deref(),
-            Some("Succeeded" | "Failed")
-        )
-    });
+    let broker_running = broker.is_some_and(|pod| !has_ended(&pod));
     if broker_running && !users.contains(&options.pod) {
         users.push(options.pod.clone());
     }
@@ -189,7 +184,7 @@ async fn check_archive(
     options: &DatadirRestoreOptions,
 ) -> Result<Inspection, K8sError> {
     let key = manifest.archive.key.clone();
-    let (stored, reader) = spawn_reader(location, &key, true);
+    let (stored, reader) = spawn_reader(location, &key);
     let compression = manifest.archive.compression;
     let rewrite = options.rewrite_cluster_id.clone();
     let inspected = tokio::task::spawn_blocking(move || {
@@ -247,8 +242,17 @@ fn check_cluster_id(
         return Ok(inspection.meta_properties[0].1.clone());
     };
     for (entry, found) in &inspection.meta_properties {
-        if found.as_ref() != Some(expected) {
-            let found = found.as_deref().unwrap_or("(none)");
+        let Some(found) = found.as_deref() else {
+            return Err(K8sError::RestoreRefused {
+                problem: format!(
+                    "{entry} in the archive has no cluster.id line (a damaged or ZooKeeper-era \
+                     meta.properties), so a KRaft broker would refuse to start on it, and \
+                     --rewrite-cluster-id only replaces an existing line. Check the archive \
+                     with `kafkasnap datadir verify`, or restore another backup with --backup"
+                ),
+            });
+        };
+        if found != expected {
             return Err(K8sError::RestoreRefused {
                 problem: format!(
                     "{entry} in the archive has cluster.id {found}, the target cluster's is \
@@ -308,7 +312,7 @@ async fn write_volume(
     .await?;
 
     let key = manifest.archive.key.clone();
-    let (stored, reader) = spawn_reader(location, &key, true);
+    let (stored, reader) = spawn_reader(location, &key);
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let (compression, rewrite) = (
         manifest.archive.compression,

@@ -39,12 +39,11 @@ impl ObjectDigest {
     }
 }
 
-/// Reads `key` from `location` into a channel, hashing every chunk. With `read_all`, the
-/// whole object is read and hashed even after the receiver is gone (a check needs it all).
+/// Reads `key` from `location` into a channel, hashing every chunk. The whole object is read
+/// and hashed even after the receiver is gone (a check needs it all).
 pub(crate) fn spawn_reader(
     location: &Location,
     key: &str,
-    read_all: bool,
 ) -> (ChannelReader, JoinHandle<Result<ObjectDigest, StoreError>>) {
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let (location, key) = (location.clone(), key.to_string());
@@ -60,9 +59,6 @@ pub(crate) fn spawn_reader(
             if let Some(sender) = &tx {
                 if sender.send(chunk).await.is_err() {
                     tx = None;
-                    if !read_all {
-                        break;
-                    }
                 }
             }
         }
@@ -99,7 +95,6 @@ pub(crate) fn tar_stream(
 /// What the tar stream holds, as far as a restore cares.
 #[derive(Debug, Default)]
 pub(crate) struct Inspection {
-    pub entries: usize,
     pub files: usize,
     pub tar_bytes: u64,
     /// Every `meta.properties` entry: its path and `cluster.id`.
@@ -138,7 +133,6 @@ pub(crate) fn inspect(tar: impl Read) -> Result<Inspection, InspectError> {
                     why,
                 });
             }
-            inspection.entries += 1;
             if !kind.is_file() {
                 continue;
             }
