@@ -17,7 +17,8 @@ use super::report::{
     Totals,
 };
 use super::segment::{
-    check_offset_index, check_time_index, parse_segment_name, scan_log, SegmentFile, SegmentScan,
+    check_offset_index, check_time_index, parse_segment_name, scan_log, RecordFeed, SegmentFile,
+    SegmentScan,
 };
 
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -346,7 +347,12 @@ impl Inspector {
                     }
                 }
             };
-            scan_log(reader, on_record)?
+            // Metadata and group offsets are state built from records: only whole batches.
+            let feed = match topic {
+                METADATA_TOPIC | OFFSETS_TOPIC => RecordFeed::WholeBatches,
+                _ => RecordFeed::Streamed,
+            };
+            scan_log(reader, feed, on_record)?
         };
         if topic == METADATA_TOPIC && snapshot_end.is_none() {
             self.has_metadata_log = true;

@@ -99,20 +99,32 @@ impl SegmentScan {
     }
 }
 
-/// Reads a whole log, calling `on_record` with every record (of data and control batches
-/// alike) of every batch whose CRC holds, as it is decoded: memory stays at one record per
-/// call whatever a batch expands to. A batch that fails to decode part-way is recorded as
-/// damage; the records before the failure have already been passed on. Damage is never
-/// fatal; only an I/O error reading the stream itself fails.
+/// How records reach [`scan_log`]'s `on_record`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFeed {
+    /// As each record is decoded: memory stays at one record whatever a batch expands to,
+    /// but a batch that fails to decode part-way has passed on the records before the failure.
+    Streamed,
+    /// Only from batches that decode completely: each batch is decoded once to check it, then
+    /// again to pass its records on. For state built from records (the metadata log, group
+    /// offsets), where a half-readable batch must never count as a whole one.
+    WholeBatches,
+}
+
+/// Reads a whole log, calling `on_record` with the records (of data and control batches
+/// alike) of every batch whose CRC holds, as `feed` says. A batch that fails to decode is
+/// recorded as damage. Damage is never fatal; only an I/O error reading the stream itself
+/// fails.
 pub fn scan_log<R: Read>(
     reader: R,
+    feed: RecordFeed,
     mut on_record: impl FnMut(&RecordBatch, &Record),
 ) -> io::Result<SegmentScan> {
     let mut scan = SegmentScan::default();
     let mut log = LogReader::new(reader);
     for entry in &mut log {
         match entry? {
-            LogEntry::Batch(batch) => scan.add_batch(&batch, &mut on_record),
+            LogEntry::Batch(batch) => scan.add_batch(&batch, feed, &mut on_record),
             LogEntry::Legacy {
                 position,
                 offset,
@@ -170,6 +182,7 @@ impl SegmentScan {
     fn add_batch(
         &mut self,
         batch: &RecordBatch,
+        feed: RecordFeed,
         on_record: &mut impl FnMut(&RecordBatch, &Record),
     ) {
         let h = &batch.header;
@@ -185,29 +198,35 @@ impl SegmentScan {
             });
             return;
         }
+        let checked = match feed {
+            RecordFeed::WholeBatches => batch.for_each_record(|_| {}).map(|_| ()),
+            RecordFeed::Streamed => Ok(()),
+        };
         // Records are counted as they stream by and committed to the scan only if the whole
         // batch decodes.
         let (mut records, mut first, mut last) = (0u64, self.first, self.last);
         let (mut commits, mut aborts) = (0u64, 0u64);
         let control = h.is_control();
-        let decoded = batch.for_each_record(|record| {
-            if control {
-                match ControlRecord::parse(&record) {
-                    Ok(ControlRecord::Commit) => commits += 1,
-                    Ok(ControlRecord::Abort) => aborts += 1,
-                    Ok(ControlRecord::Other(_)) | Err(_) => {}
+        let decoded = checked.and_then(|()| {
+            batch.for_each_record(|record| {
+                if control {
+                    match ControlRecord::parse(&record) {
+                        Ok(ControlRecord::Commit) => commits += 1,
+                        Ok(ControlRecord::Abort) => aborts += 1,
+                        Ok(ControlRecord::Other(_)) | Err(_) => {}
+                    }
+                } else {
+                    records += 1;
+                    let point = (record.offset, record.timestamp);
+                    if first.is_none_or(|(o, _)| record.offset < o) {
+                        first = Some(point);
+                    }
+                    if last.is_none_or(|(o, _)| record.offset >= o) {
+                        last = Some(point);
+                    }
                 }
-            } else {
-                records += 1;
-                let point = (record.offset, record.timestamp);
-                if first.is_none_or(|(o, _)| record.offset < o) {
-                    first = Some(point);
-                }
-                if last.is_none_or(|(o, _)| record.offset >= o) {
-                    last = Some(point);
-                }
-            }
-            on_record(batch, &record);
+                on_record(batch, &record);
+            })
         });
         if let Err(err) = decoded {
             self.corrupt.push(Damage {
@@ -421,7 +440,7 @@ mod tests {
     fn a_scan_counts_batches_records_and_offsets() {
         let (log, _) = three_batches();
         let mut seen = 0;
-        let scan = scan_log(&log[..], |_, _| seen += 1).unwrap();
+        let scan = scan_log(&log[..], RecordFeed::Streamed, |_, _| seen += 1).unwrap();
         assert_eq!((scan.batches, scan.records, seen), (3, 6, 6));
         assert_eq!(scan.first.map(|f| f.0), Some(0));
         assert_eq!(scan.last.map(|l| l.0), Some(5));
@@ -429,11 +448,36 @@ mod tests {
     }
 
     #[test]
+    fn whole_batches_pass_on_nothing_from_a_batch_that_fails_part_way() {
+        // The second "record" claims 10 bytes and has 1: the batch's CRC holds, its first
+        // record decodes, the second does not.
+        let records = [build::record(0, 0, Some(b"k"), Some(b"v")), vec![20, 0]];
+        let log = build::batch(0, 0, 1_000, &records, 1);
+        for (feed, passed_on) in [(RecordFeed::Streamed, 1), (RecordFeed::WholeBatches, 0)] {
+            let mut seen = 0;
+            let scan = scan_log(&log[..], feed, |_, _| seen += 1).unwrap();
+            assert_eq!(seen, passed_on, "{feed:?}");
+            assert_eq!((scan.batches, scan.records), (0, 0), "{feed:?}");
+            assert!(
+                scan.corrupt[0].detail.contains("does not decode"),
+                "{feed:?}"
+            );
+        }
+        let mut seen = 0;
+        let whole = scan_log(
+            &build::simple(0, 3)[..],
+            RecordFeed::WholeBatches,
+            |_, _| seen += 1,
+        );
+        assert_eq!((whole.unwrap().records, seen), (3, 3));
+    }
+
+    #[test]
     fn a_bad_crc_is_corruption_and_scanning_goes_on() {
         let (mut log, positions) = three_batches();
         let at = positions[1] as usize + 65;
         log[at] ^= 0xff;
-        let scan = scan_log(&log[..], |_, _| {}).unwrap();
+        let scan = scan_log(&log[..], RecordFeed::Streamed, |_, _| {}).unwrap();
         assert_eq!(scan.corrupt.len(), 1);
         assert_eq!(scan.corrupt[0].position, positions[1]);
         assert!(scan.corrupt[0].detail.contains("CRC"));
@@ -443,7 +487,7 @@ mod tests {
     #[test]
     fn good_indexes_pass() {
         let (log, positions) = three_batches();
-        let scan = scan_log(&log[..], |_, _| {}).unwrap();
+        let scan = scan_log(&log[..], RecordFeed::Streamed, |_, _| {}).unwrap();
         let index = [
             offset_entry(2, positions[1]),
             offset_entry(5, positions[2]),
@@ -465,7 +509,7 @@ mod tests {
     #[test]
     fn index_entries_that_miss_the_log_are_reported() {
         let (log, positions) = three_batches();
-        let scan = scan_log(&log[..], |_, _| {}).unwrap();
+        let scan = scan_log(&log[..], RecordFeed::Streamed, |_, _| {}).unwrap();
         let index = [
             offset_entry(4, positions[1]),     // offset not in that batch
             offset_entry(5, positions[2] + 1), // not a batch start
@@ -492,7 +536,7 @@ mod tests {
     fn index_offsets_past_i64_max_are_problems_not_overflows() {
         // Found by the kafka_log fuzz target: a segment named 09223372036854775807.log.
         let (log, positions) = three_batches();
-        let scan = scan_log(&log[..], |_, _| {}).unwrap();
+        let scan = scan_log(&log[..], RecordFeed::Streamed, |_, _| {}).unwrap();
         let index = [offset_entry(0, positions[0]), offset_entry(1, positions[1])].concat();
         let problems = check_offset_index(&index, i64::MAX, &scan.boundaries, scan.size);
         assert!(
