@@ -549,23 +549,11 @@ pub async fn execute(location: &Location, plan: &PrunePlan) -> Result<Deleted, R
     let mut newest_first: Vec<&PlannedBackup> = plan.remove.iter().collect();
     newest_first.sort_by(|a, b| b.id.cmp(&a.id));
     let mut deleted = Deleted::default();
-    if plan.family == Family::Datadir {
-        // Nothing builds on a data-dir backup: each goes on its own, manifest first.
-        for backup in newest_first {
-            let objects = location.delete_datadir_backup(&backup.id).await?;
-            let bytes: u64 = objects.iter().map(|o| o.size).sum();
-            tracing::info!(
-                "deleted data-dir backup {}: {} objects, {bytes} bytes",
-                backup.id,
-                objects.len()
-            );
-            deleted.backups += 1;
-            deleted.objects += objects.len();
-            deleted.bytes += bytes;
-        }
-        return Ok(deleted);
-    }
-    for backup in newest_first.iter().filter(|b| b.complete) {
+    // Nothing builds on a data-dir backup: each goes on its own, manifest first.
+    let unpublish_first = newest_first
+        .iter()
+        .filter(|b| plan.family == Family::Logical && b.complete);
+    for backup in unpublish_first {
         location.delete_manifest(&backup.id).await?;
         // Counted here: the listing in `delete_backup` below no longer sees it.
         let key = location.manifest_key(&backup.id);
@@ -577,10 +565,16 @@ pub async fn execute(location: &Location, plan: &PrunePlan) -> Result<Deleted, R
     }
     for backup in newest_first {
         // Lists afresh, so objects written since the plan go too.
-        let objects = location.delete_backup(&backup.id).await?;
+        let (objects, what) = match plan.family {
+            Family::Logical => (location.delete_backup(&backup.id).await?, "backup"),
+            Family::Datadir => (
+                location.delete_datadir_backup(&backup.id).await?,
+                "data-dir backup",
+            ),
+        };
         let bytes: u64 = objects.iter().map(|o| o.size).sum();
         tracing::info!(
-            "deleted backup {}: {} data objects, {bytes} bytes",
+            "deleted {what} {}: {} objects, {bytes} bytes",
             backup.id,
             objects.len()
         );
