@@ -127,7 +127,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
 /// The location holding data-dir backups that `--from-datadir` names, if it names one: a URL,
 /// or a local directory with a `datadir/` of backups (a Kafka data directory has none).
 fn stored_datadir(source: &str, global: &Global) -> anyhow::Result<Option<Location>> {
-    let is_url = source.contains("://");
+    let is_url = Location::is_url(source);
     let local = Path::new(source);
     if !is_url && !local.join("datadir").is_dir() {
         return Ok(None);

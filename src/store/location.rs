@@ -113,6 +113,17 @@ impl Location {
         Self::open_with(target, create, &StoreOptions::default())
     }
 
+    /// Whether [`Location::open`] reads `target` as a URL (`file:`, `s3://`, ...) rather than
+    /// a local path.
+    pub fn is_url(target: &str) -> bool {
+        Url::parse(target).is_ok_and(|url| Self::is_url_scheme(&url))
+    }
+
+    /// A one-letter scheme is a Windows drive letter, not a URL.
+    fn is_url_scheme(url: &Url) -> bool {
+        url.scheme().len() > 1
+    }
+
     /// [`Location::open`] with `options` for a cloud store's client.
     pub fn open_with(
         target: &str,
@@ -129,7 +140,7 @@ impl Location {
             ));
         }
         let url = match Url::parse(target) {
-            Ok(url) if url.scheme().len() > 1 => url,
+            Ok(url) if Self::is_url_scheme(&url) => url,
             // No scheme (or a Windows drive letter): a local path.
             _ => return Self::open_local(std::path::Path::new(target), create),
         };
