@@ -87,10 +87,9 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                 println!("no backups at {}", location.display());
             }
             for e in &entries {
-                match (&e.error, e.complete) {
-                    (Some(err), _) => println!("{}  UNREADABLE  {err}", e.backup_id),
-                    (None, false) if e.shard.is_some() => {
-                        let shard = e.shard.as_ref().expect("checked");
+                match (&e.error, e.complete, &e.shard) {
+                    (Some(err), _, _) => println!("{}  UNREADABLE  {err}", e.backup_id),
+                    (None, false, Some(shard)) => {
                         let (index, count, run) = (shard.index, shard.count, &shard.run);
                         match (&shard.part_of, &shard.run_published_as) {
                             (Some(backup), _) => println!(
@@ -107,11 +106,11 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                             ),
                         }
                     }
-                    (None, false) => println!(
+                    (None, false, None) => println!(
                         "{}  INCOMPLETE  (no manifest: crashed or still running)",
                         e.backup_id
                     ),
-                    (None, true) => println!(
+                    (None, true, _) => println!(
                         "{}  complete  {}  {} topics  {} records  {}",
                         e.backup_id,
                         e.started_at.as_deref().unwrap_or("-"),
