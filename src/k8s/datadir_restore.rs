@@ -23,7 +23,7 @@ use super::statefulset::StatefulSetRef;
 use super::stopped::{with_cleanup, Downtime};
 use super::{api_err, interruptible, K8sError};
 use crate::archive::DatadirManifest;
-use crate::store::Location;
+use crate::store::{Location, StoreError};
 
 /// Tar bytes per write to the pod.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -348,12 +348,13 @@ async fn write_volume(
     })
     .await;
     drop(rx);
-    let changed = |problem: String| K8sError::ArchiveChanged {
+    let partial = |problem: String| K8sError::PartialRestore {
         key: key.clone(),
         namespace: target.namespace.clone(),
         pod: target.pod.clone(),
         problem,
     };
+    let read_failed = |source: StoreError| partial(format!("reading it failed: {source}"));
     if let Err(err) = sent {
         reader.abort();
         return Err(err);
@@ -362,8 +363,16 @@ async fn write_volume(
     let (tar_bytes, complete) = match produced {
         Ok(done) => done,
         Err(err) => {
-            reader.abort();
-            return Err(changed(err.to_string()));
+            // A failed read ends the reader first and reaches the producer as a cut stream:
+            // name the read failure then.
+            if reader.is_finished() {
+                if let Err(source) = reader.await.expect("the archive reader does not panic") {
+                    return Err(read_failed(source));
+                }
+            } else {
+                reader.abort();
+            }
+            return Err(partial(format!("it no longer decodes: {err}")));
         }
     };
     let stderr = match exec.finish().await {
@@ -376,16 +385,15 @@ async fn write_volume(
     let digest = reader
         .await
         .expect("the archive reader does not panic")
-        .map_err(|source| K8sError::ArchiveRead {
-            key: key.clone(),
-            source: Box::new(source),
-        })?;
+        .map_err(read_failed)?;
     if let Some(problem) = digest.mismatch(manifest) {
-        return Err(changed(problem));
+        return Err(partial(format!(
+            "it changed since it was checked: {problem}"
+        )));
     }
     if complete && tar_bytes != inspection.tar_bytes {
-        return Err(changed(format!(
-            "{tar_bytes} tar bytes sent, {} checked",
+        return Err(partial(format!(
+            "it changed since it was checked: {tar_bytes} tar bytes sent, {} checked",
             inspection.tar_bytes
         )));
     }

@@ -138,7 +138,10 @@ pub enum K8sError {
         replicas: i32,
         command: String,
     },
-    #[error("cannot read the archive {key}: {source}")]
+    #[error(
+        "cannot read the archive {key}: {source}; nothing was written: check the location \
+         and run the restore again"
+    )]
     ArchiveRead {
         key: String,
         #[source]
@@ -147,10 +150,10 @@ pub enum K8sError {
     #[error("{problem}; nothing was written")]
     RestoreRefused { problem: String },
     #[error(
-        "the archive {key} changed while it was written into pod {namespace}/{pod}: {problem}; \
-         the volume holds a partial restore: repeat the restore into an empty volume"
+        "the archive {key} was not written whole into pod {namespace}/{pod}: {problem}; \
+         the volume holds a partial restore: empty it and run the restore again"
     )]
-    ArchiveChanged {
+    PartialRestore {
         key: String,
         namespace: String,
         pod: String,
