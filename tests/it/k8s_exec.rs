@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{files_under, kafkasnap, stderr_of};
+use crate::mock_k8s::{exit_status, fixture_datadir, write_kubeconfig};
 
 const CHANGED: &str = "tar: ./orders-0/00000000000000000000.log: file changed as we read it\n";
 
@@ -142,14 +143,8 @@ async fn serve(stream: tokio::net::TcpStream, script: &Script, seen: &Mutex<Vec<
         let _ = ws.send(frame(2, script.stderr.as_bytes())).await;
     }
     let status = match script.ending {
-        Ending::Success => serde_json::json!({"metadata": {}, "status": "Success"}),
-        Ending::ExitCode(code) => serde_json::json!({
-            "metadata": {},
-            "status": "Failure",
-            "message": format!("command terminated with non-zero exit code: exit status {code}"),
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
-        }),
+        Ending::Success => exit_status(0),
+        Ending::ExitCode(code) => exit_status(code),
         Ending::Abrupt => return, // drops the TCP connection: no close frame
         Ending::CloseWithoutStatus => {
             let _ = ws.close(None).await;
@@ -161,19 +156,13 @@ async fn serve(stream: tokio::net::TcpStream, script: &Script, seen: &Mutex<Vec<
     let _ = ws.close(None).await;
 }
 
-fn fixture_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir");
-    dir.is_dir().then_some(dir)
-}
-
 /// A tar of a data directory as `tar cf - -C DIR .` writes it: the fixture broker's data
 /// directory when present, else a tiny generated one. Returns the tar and (path, size) of
 /// every regular file.
 fn datadir_tar() -> (Vec<u8>, Vec<(String, u64)>) {
     let mut builder = tar::Builder::new(Vec::new());
     let mut files = Vec::new();
-    match fixture_dir() {
+    match fixture_datadir() {
         Some(dir) => {
             for file in files_under(&dir) {
                 let rel = file
@@ -374,7 +363,7 @@ async fn datadir_round_trips_through_exec() {
             .collect();
         assert_eq!(listed, files);
         // The cluster and node ids come from the tar's meta.properties.
-        let meta = match fixture_dir() {
+        let meta = match fixture_datadir() {
             Some(dir) => std::fs::read_to_string(dir.join("meta.properties")).unwrap(),
             None => "node.id=1\ncluster.id=GeneratedClusterId000\n".to_string(),
         };
@@ -554,17 +543,7 @@ async fn the_cli_backs_up_through_the_kubeconfig() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n\
-             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-             current-context: test\nusers:\n- name: test\n  user: {{}}\n",
-            server.url
-        ),
-    )
-    .unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &server.url);
     let backups = dir.path().join("backups-here");
     let to = backups.to_str().unwrap().to_string();
     let env = vec![("KUBECONFIG", kubeconfig.to_str().unwrap().to_string())];

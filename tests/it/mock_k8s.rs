@@ -140,19 +140,30 @@ impl MockCluster {
 
     /// A kubeconfig file for the CLI pointing at this server.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n\
-                 contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-                 current-context: test\nusers:\n- name: test\n  user: {{}}\n",
-                self.url
-            ),
-        )
-        .unwrap();
-        path
+        write_kubeconfig(dir, &self.url)
     }
+}
+
+/// Writes `dir/kubeconfig` naming `server` (no credentials), for the CLI's KUBECONFIG.
+pub fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
+             current-context: test\nusers:\n- name: test\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The fixture broker's data directory (`../shared/fixtures/kafka-bytes/`), when present.
+pub fn fixture_datadir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir");
+    dir.is_dir().then_some(dir)
 }
 
 struct Request {
@@ -344,7 +355,8 @@ fn frame(channel: u8, bytes: &[u8]) -> Message {
     Message::binary(data)
 }
 
-fn exit_status(code: i32) -> Value {
+/// The exec API's closing status (channel 3) for a command's exit code.
+pub fn exit_status(code: i32) -> Value {
     if code == 0 {
         return json!({"metadata": {}, "status": "Success"});
     }
@@ -527,9 +539,7 @@ async fn run_locally(mut ws: WebSocketStream<TcpStream>, command: Vec<String>, s
 /// when present (`../shared/fixtures/kafka-bytes/`), else a small generated one.
 pub fn volume_with_datadir() -> tempfile::TempDir {
     let volume = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir");
-    if fixture.is_dir() {
+    if let Some(fixture) = fixture_datadir() {
         let status = Command::new("cp")
             .arg("-a")
             .arg(format!("{}/.", fixture.display()))
