@@ -19,6 +19,7 @@ use kafkasnap::k8s::{
 };
 use kafkasnap::store::Location;
 use sha2::{Digest, Sha256};
+use tempfile::TempDir;
 
 use crate::harness::{kafkasnap, stderr_of};
 use crate::k8s_stopped::helper_spec;
@@ -134,6 +135,21 @@ pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
 }
 
 /// Nothing reached the pod: no helper was created, the volume is as it was.
+/// A fresh, empty volume and a cluster whose broker StatefulSet is scaled to 0 over it.
+async fn empty_target() -> (TempDir, MockCluster) {
+    let target = tempfile::tempdir().unwrap();
+    let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
+    (target, cluster)
+}
+
+/// A broker volume, and a data-dir backup of it published in a fresh backups directory.
+async fn published_volume() -> (TempDir, TempDir, DatadirManifest) {
+    let source = volume_with_datadir();
+    let backups = tempfile::tempdir().unwrap();
+    let manifest = publish(backups.path(), &tar_of(source.path())).await;
+    (source, backups, manifest)
+}
+
 fn assert_nothing_written(cluster: &MockCluster, volume: &Path, before: usize) {
     let calls = cluster.calls();
     assert!(
@@ -167,8 +183,7 @@ async fn a_stopped_backup_restores_file_for_file() {
         .await
         .unwrap();
 
-    let target = tempfile::tempdir().unwrap();
-    let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
+    let (target, cluster) = empty_target().await;
     let report = restore(
         &cluster,
         backups.path(),
@@ -216,12 +231,9 @@ async fn a_stopped_backup_restores_file_for_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_volume_in_use_is_refused_naming_the_pod_unless_forced() {
-    let source = volume_with_datadir();
-    let backups = tempfile::tempdir().unwrap();
-    let manifest = publish(backups.path(), &tar_of(source.path())).await;
+    let (source, backups, manifest) = published_volume().await;
 
-    let target = tempfile::tempdir().unwrap();
-    let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
+    let (target, cluster) = empty_target().await;
     cluster
         .state
         .lock()
@@ -280,11 +292,8 @@ async fn a_volume_in_use_is_refused_naming_the_pod_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_id_mismatch_is_refused_and_rewrite_fixes_it() {
-    let source = volume_with_datadir();
-    let backups = tempfile::tempdir().unwrap();
-    let manifest = publish(backups.path(), &tar_of(source.path())).await;
-    let target = tempfile::tempdir().unwrap();
-    let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
+    let (source, backups, manifest) = published_volume().await;
+    let (target, cluster) = empty_target().await;
 
     let text = refused(
         &cluster,
@@ -363,8 +372,7 @@ async fn hostile_entries_refuse_the_whole_archive_before_writing() {
         let tar = builder.into_inner().unwrap();
         let backups = tempfile::tempdir().unwrap();
         let manifest = publish(backups.path(), &tar).await;
-        let target = tempfile::tempdir().unwrap();
-        let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
+        let (target, cluster) = empty_target().await;
         let text = refused(
             &cluster,
             backups.path(),
@@ -383,9 +391,7 @@ async fn hostile_entries_refuse_the_whole_archive_before_writing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_damaged_archive_or_a_non_empty_volume_is_refused() {
-    let source = volume_with_datadir();
-    let backups = tempfile::tempdir().unwrap();
-    let manifest = publish(backups.path(), &tar_of(source.path())).await;
+    let (_source, backups, manifest) = published_volume().await;
     let archive = backups.path().join(&manifest.archive.key);
     let good = std::fs::read(&archive).unwrap();
     let mut bad = good.clone();
@@ -393,8 +399,7 @@ async fn a_damaged_archive_or_a_non_empty_volume_is_refused() {
     bad[middle] ^= 0x10;
     std::fs::write(&archive, bad).unwrap();
 
-    let target = tempfile::tempdir().unwrap();
-    let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
+    let (target, cluster) = empty_target().await;
     let text = refused(
         &cluster,
         backups.path(),
@@ -436,8 +441,7 @@ async fn the_cli_restores_and_explains_a_cluster_id_mismatch() {
     let source = volume_with_datadir();
     let backups = tempfile::tempdir().unwrap();
     publish(backups.path(), &tar_of(source.path())).await;
-    let target = tempfile::tempdir().unwrap();
-    let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
+    let (target, cluster) = empty_target().await;
     let kubeconfig = cluster.kubeconfig(backups.path());
     let from = backups.path().to_str().unwrap().to_string();
     let env = vec![("KUBECONFIG", kubeconfig.to_str().unwrap().to_string())];
