@@ -251,11 +251,7 @@ async fn cancelling_mid_stream_puts_the_statefulset_back() {
     let client = cluster.client();
     let running =
         tokio::spawn(async move { backup_datadir_stopped(client, &location, &options).await });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster.calls().iter().any(|c| c.starts_with("EXEC")) {
-        assert!(Instant::now() < deadline, "{:#?}", cluster.calls());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.wait_for_execs(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(cluster.replicas(), Some(0), "not stopped while streaming");
     cancel.store(true, Ordering::Relaxed);
@@ -384,17 +380,7 @@ async fn the_cli_takes_a_stopped_backup_and_sigterm_puts_things_back() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("EXEC"))
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "{:#?}", cluster.calls());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.wait_for_execs(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

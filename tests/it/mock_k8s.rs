@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use kafkasnap::k8s::HELPER_MOUNT_PATH;
@@ -112,6 +113,21 @@ impl MockCluster {
 
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Waits (up to 30 s, then fails showing every call) until `n` exec calls have come in.
+    pub async fn wait_for_execs(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("EXEC"))
+            .count()
+            < n
+        {
+            assert!(Instant::now() < deadline, "{:#?}", self.calls());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn replicas(&self) -> Option<i32> {
