@@ -30,7 +30,7 @@ use crate::selection::TopicSelection;
 use crate::shard::{
     merge, run_state, RunState, ShardError, ShardPart, ShardSpec, PART_FORMAT_VERSION,
 };
-use crate::store::{segment_key, Location};
+use crate::store::{segment_key, Location, LocationLock, LockKind};
 use crate::Error;
 
 /// What to back up and how.
@@ -94,6 +94,10 @@ pub struct ShardSummary {
 
 /// Runs one backup into `location`. On any error nothing is published: the data objects
 /// written so far have no manifest and do not count as a backup.
+///
+/// The run holds a shared location lock naming its own id (and its parent's, once chosen)
+/// from before its first object to after its manifest, so a concurrent prune keeps both;
+/// and right before publishing it checks that every object the manifest names is there.
 pub async fn run_backup(
     location: &Location,
     options: BackupOptions,
@@ -102,6 +106,29 @@ pub async fn run_backup(
     let clock = Instant::now();
     let started_at = SystemTime::now();
     let backup_id = BackupId::new(started_at);
+    let lock = LocationLock::shared(
+        location,
+        LockKind::Backup,
+        [backup_id.clone()],
+        [],
+        &options.cancel,
+    )
+    .await?;
+    let result = backup_under_lock(location, options, progress, &lock, backup_id, started_at).await;
+    lock.release().await;
+    let mut summary = result?;
+    summary.duration_seconds = clock.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+async fn backup_under_lock(
+    location: &Location,
+    options: BackupOptions,
+    progress: Arc<Progress>,
+    lock: &LocationLock,
+    backup_id: BackupId,
+    started_at: SystemTime,
+) -> Result<BackupSummary, Error> {
     let client = options.client.clone();
 
     let cluster = blocking({
@@ -179,6 +206,7 @@ pub async fn run_backup(
     };
     if let Some(parent) = &parent {
         check_parent_key(parent, options.encryption_key.as_ref())?;
+        lock.protect(parent.backup_id.clone()).await?;
     }
     let carried = match &parent {
         Some(parent) => {
@@ -254,6 +282,8 @@ pub async fn run_backup(
     if options.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
+    lock.check_held("the backup was not published").await?;
+    check_before_publishing(location, &manifest).await?;
     let (published_id, shard) = match &options.shard {
         None => {
             location
@@ -277,8 +307,29 @@ pub async fn run_backup(
         raw_bytes: totals.raw_bytes,
         stored_bytes: totals.stored_bytes,
         groups: manifest.groups.len(),
-        duration_seconds: clock.elapsed().as_secs_f64(),
+        duration_seconds: 0.0,
         warnings,
+    })
+}
+
+/// Refuses to publish `manifest` unless every object it names (its own segments and those
+/// carried from its parents) is at the location with the size it records: a prune, a
+/// lifecycle rule or a person may have removed some while the backup ran.
+pub(crate) async fn check_before_publishing(
+    location: &Location,
+    manifest: &Manifest,
+) -> Result<(), Error> {
+    let wanted: Vec<(String, u64)> = manifest
+        .segments()
+        .map(|(_, _, segment)| (segment.key.clone(), segment.stored_bytes))
+        .collect();
+    let problems = location.missing_or_changed(&wanted).await?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::PublishCheckFailed {
+        backup_id: manifest.backup_id.to_string(),
+        problems,
     })
 }
 
@@ -334,6 +385,7 @@ async fn store_part_and_merge(
                 parts.push(part);
             }
             let merged = merge(&parts)?;
+            check_before_publishing(location, &merged).await?;
             location
                 .publish_manifest(&merged.backup_id, merged.to_json())
                 .await?;

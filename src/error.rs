@@ -68,6 +68,13 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("backup {backup_id} was not published: {} of the objects its manifest would name {} missing or changed ({}{}). Something deleted them while the backup ran (a prune with a short --grace from an older kafkasnap, a lifecycle rule, a person); run the backup again", .problems.len(), if .problems.len() == 1 { "is" } else { "are" }, .problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "), if .problems.len() > 3 { "; ..." } else { "" })]
+    PublishCheckFailed {
+        backup_id: String,
+        problems: Vec<String>,
+    },
+    #[error(transparent)]
+    Lock(Box<crate::store::LockError>),
     #[error("--incremental cannot continue from backup {parent}: {problem}")]
     ChainEncryption { parent: String, problem: String },
 }
@@ -75,6 +82,15 @@ pub enum Error {
 impl From<KafkaError> for Error {
     fn from(err: KafkaError) -> Self {
         Error::Kafka(Box::new(err))
+    }
+}
+
+impl From<crate::store::LockError> for Error {
+    fn from(err: crate::store::LockError) -> Self {
+        match err {
+            crate::store::LockError::Interrupted { .. } => Error::Interrupted,
+            err => Error::Lock(Box::new(err)),
+        }
     }
 }
 

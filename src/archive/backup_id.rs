@@ -1,5 +1,6 @@
-//! Backup ids: UTC start time plus a 24-bit suffix (sub-second clock mixed with the process id),
-//! so ids sort by time and two backups started in the same second get different ids.
+//! Backup ids: UTC start time plus a 24-bit random suffix (from the operating system), so ids
+//! sort by time and two backups started in the same second, even in two containers that are
+//! both pid 1, get different ids.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,8 +32,16 @@ impl BackupId {
     pub fn new(now: SystemTime) -> Self {
         let stamp = humantime::format_rfc3339_seconds(now).to_string();
         let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
-        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let entropy = since_epoch.subsec_nanos() ^ std::process::id().rotate_left(16);
+        let mut random = [0u8; 4];
+        let entropy = match getrandom::fill(&mut random) {
+            Ok(()) => u32::from_le_bytes(random),
+            // No OS randomness (never seen on Linux): the sub-second clock mixed with the
+            // pid, as unlikely to repeat as it gets; publishing never overwrites anyway.
+            Err(_) => {
+                let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+                since_epoch.subsec_nanos() ^ std::process::id().rotate_left(16)
+            }
+        };
         BackupId(format!("{compact}-{:06x}", entropy & 0x00ff_ffff))
     }
 
@@ -78,6 +87,15 @@ mod tests {
         );
         assert!(earlier < later);
         assert_eq!(BackupId::parse(earlier.as_str()), Some(earlier));
+    }
+
+    #[test]
+    fn ids_of_the_same_second_differ() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ids: std::collections::BTreeSet<BackupId> =
+            (0..64).map(|_| BackupId::new(now)).collect();
+        // 64 draws of 24 random bits: a repeat has odds of about 1 in 8,000.
+        assert!(ids.len() >= 63, "{ids:?}");
     }
 
     #[test]

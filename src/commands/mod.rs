@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use kafkasnap::archive::EncryptionKey;
+use kafkasnap::archive::{BackupId, EncryptionKey, Manifest};
+use kafkasnap::catalog::read_manifest;
 use kafkasnap::kafka::{parse_properties_file, ClientSettings};
 use kafkasnap::progress::ProgressMode;
-use kafkasnap::store::{Location, StoreOptions};
+use kafkasnap::store::{Location, LocationLock, LockKind, StoreOptions};
 
 use zeroize::Zeroizing;
 
@@ -131,6 +132,22 @@ pub fn cancel_on_signal() -> Arc<AtomicBool> {
         flag.store(true, Ordering::Relaxed);
     });
     cancel
+}
+
+/// Takes a shared lock at `location` naming backup `id`, so that a prune keeps it while
+/// this command reads it, and reads its manifest again under the lock (a prune that was
+/// running may have removed it meanwhile).
+pub async fn lock_for_reading(
+    location: &Location,
+    kind: LockKind,
+    id: &BackupId,
+    cancel: &AtomicBool,
+) -> anyhow::Result<(LocationLock, Manifest)> {
+    let lock = LocationLock::shared(location, kind, [id.clone()], [], cancel)
+        .await
+        .map_err(kafkasnap::Error::from)?;
+    let manifest = read_manifest(location, id).await?;
+    Ok((lock, manifest))
 }
 
 /// Prints one JSON document on stdout.

@@ -4,7 +4,8 @@
 use std::time::SystemTime;
 
 use kafkasnap::progress::human_bytes;
-use kafkasnap::retention::{self, PlannedBackup, Policy};
+use kafkasnap::retention::{self, PlannedBackup, Policy, PrunePlan};
+use kafkasnap::store::{list_locks, Location, LocationLock, LockListing};
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{OutputFormat, PruneArgs};
@@ -67,20 +68,20 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
     };
     policy.validate()?;
     let location = global.open_location(&args.location, false)?;
-    let now = SystemTime::now();
-    let plan = retention::plan(&location, &policy, now).await?;
-    let datadir = retention::plan_datadir(&location, &policy, now).await?;
-    let (mut removed_objects, mut freed_bytes) = (0, 0);
-    for plan in [&plan, &datadir] {
-        if args.dry_run {
-            removed_objects += plan.objects_to_remove();
-            freed_bytes += plan.bytes_to_free();
-        } else {
-            let deleted = retention::execute(&location, plan).await?;
-            removed_objects += deleted.objects;
-            freed_bytes += deleted.bytes;
-        }
+    // A dry run deletes nothing, so it only looks at the locks; a prune holds the
+    // location's exclusive lock while it plans and deletes.
+    let (lock, locks) = if args.dry_run {
+        (None, list_locks(&location, SystemTime::now()).await?)
+    } else {
+        let (lock, locks) = LocationLock::exclusive(&location).await?;
+        (Some(lock), locks)
+    };
+    let result = prune_under_lock(&location, &policy, &locks, args.dry_run).await;
+    if let Some(lock) = lock {
+        lock.release().await;
     }
+    let (plan, datadir, removed_objects, freed_bytes, mut warnings) = result?;
+    warnings.extend(plan.warnings.iter().chain(&datadir.warnings).cloned());
     let summary = Summary {
         location: location.display().to_string(),
         dry_run: args.dry_run,
@@ -96,18 +97,50 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
         datadir_removed: datadir.remove.iter().map(|b| Entry::of(b, true)).collect(),
         removed_objects,
         freed_bytes,
-        warnings: plan
-            .warnings
-            .iter()
-            .chain(&datadir.warnings)
-            .cloned()
-            .collect(),
+        warnings,
     };
     match global.output {
         OutputFormat::Json => print_json(&summary)?,
         OutputFormat::Text => print_text(&summary),
     }
     Ok(Outcome::Success)
+}
+
+type Pruned = (PrunePlan, PrunePlan, usize, u64, Vec<String>);
+
+/// Plans both families against the live `locks`, and deletes unless `dry_run`; also
+/// removes the lock objects of runs that are known to be gone (stale).
+async fn prune_under_lock(
+    location: &Location,
+    policy: &Policy,
+    locks: &LockListing,
+    dry_run: bool,
+) -> anyhow::Result<Pruned> {
+    let now = SystemTime::now();
+    let plan = retention::plan(location, policy, now, locks).await?;
+    let datadir = retention::plan_datadir(location, policy, now, locks).await?;
+    let (mut removed_objects, mut freed_bytes) = (0, 0);
+    let mut warnings = Vec::new();
+    for lock in &locks.stale {
+        let what = lock.describe();
+        if dry_run {
+            warnings.push(format!("would remove the stale lock of {what}"));
+        } else {
+            location.delete_lock(&lock.key).await?;
+            warnings.push(format!("removed the stale lock of {what}"));
+        }
+    }
+    for plan in [&plan, &datadir] {
+        if dry_run {
+            removed_objects += plan.objects_to_remove();
+            freed_bytes += plan.bytes_to_free();
+        } else {
+            let deleted = retention::execute(location, plan).await?;
+            removed_objects += deleted.objects;
+            freed_bytes += deleted.bytes;
+        }
+    }
+    Ok((plan, datadir, removed_objects, freed_bytes, warnings))
 }
 
 fn print_text(summary: &Summary) {

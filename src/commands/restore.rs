@@ -10,9 +10,11 @@ use kafkasnap::restore::{
     check_archive, connect_writer, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
 };
 use kafkasnap::selection::TopicSelection;
-use kafkasnap::store::Location;
+use kafkasnap::store::{Location, LockKind};
 
-use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
+use super::{
+    cancel_on_signal, client_settings, load_key_file, lock_for_reading, print_json, Global, Outcome,
+};
 use crate::cli::{self, OutputFormat, RestoreArgs};
 
 pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -40,10 +42,20 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     // A data directory is first turned into a temporary logical archive, so both kinds of
     // source take the same restore path.
     let scratch;
+    // Held until the restore ends: a prune keeps the backup while it is read.
+    let mut read_lock = None;
     let (location, manifest) = match (&args.from, &args.from_datadir) {
         (Some(from), _) => {
             let location = global.open_location(from, false)?;
-            let manifest = open_backup(&location, args.backup.as_deref()).await?;
+            let chosen = open_backup(&location, args.backup.as_deref()).await?;
+            let (lock, manifest) = lock_for_reading(
+                &location,
+                LockKind::Restore,
+                &chosen.backup_id,
+                &options.cancel,
+            )
+            .await?;
+            read_lock = Some(lock);
             (location, manifest)
         }
         (None, Some(source)) => {
@@ -105,6 +117,9 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     let reporter = ProgressReporter::start("restore", Arc::clone(&progress), global.progress);
     let result = run_restore(&location, &manifest, plan, &options, writer, progress).await;
     drop(reporter);
+    if let Some(lock) = read_lock.take() {
+        lock.release().await;
+    }
     let summary = result?;
     match global.output {
         OutputFormat::Json => print_json(&summary)?,

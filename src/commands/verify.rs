@@ -3,13 +3,19 @@
 use kafkasnap::catalog::open_backup;
 use kafkasnap::verify::{compare_with_cluster, verify_archive};
 
-use super::{load_key_file, print_json, settings_from, Global, Outcome};
+use kafkasnap::store::LockKind;
+
+use super::{load_key_file, lock_for_reading, print_json, settings_from, Global, Outcome};
 use crate::cli::{OutputFormat, VerifyArgs};
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
-    let manifest = open_backup(&location, args.backup.as_deref()).await?;
+    let chosen = open_backup(&location, args.backup.as_deref()).await?;
+    // Held while verify reads: a prune keeps the backup meanwhile.
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let (read_lock, manifest) =
+        lock_for_reading(&location, LockKind::Verify, &chosen.backup_id, &cancel).await?;
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
     let comparisons = match &args.against {
         None => None,
@@ -84,6 +90,7 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             println!("{}", if ok { "OK" } else { "FAILED" });
         }
     }
+    read_lock.release().await;
     Ok(if ok {
         Outcome::Success
     } else {

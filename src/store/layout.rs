@@ -6,6 +6,7 @@
 //! backups/<backup-id>/shard-part.<run>.<index>-of-<count>.json   one shard's part of a run
 //! datadir/<backup-id>/data.tar.zst (or .tar.gz)     a data-dir (physical) backup's tar
 //! datadir/<backup-id>/manifest.json                 its manifest, written last
+//! locks/<lock-id>.json                              a running backup/restore/verify/prune
 //! ```
 
 use crate::archive::{BackupId, Compression};
@@ -37,6 +38,14 @@ pub(crate) fn shard_of_part_name(name: &str) -> Option<ShardSpec> {
     let (run, position) = middle.split_once('.')?;
     let (index, count) = position.split_once("-of-")?;
     ShardSpec::new(index.parse().ok()?, count.parse().ok()?, run).ok()
+}
+
+/// Top-level directory of location locks.
+pub(crate) const LOCKS_DIR: &str = "locks/";
+
+/// The key of the lock object `lock_id` (`<UTC time>-<random hex>`).
+pub(crate) fn lock_key(lock_id: &str) -> String {
+    format!("{LOCKS_DIR}{lock_id}.json")
 }
 
 /// Top-level directory of data-dir (physical) backups.

@@ -1,11 +1,21 @@
 //! Backup locations: URL -> object store, the object keys (built only in `layout`), atomic
 //! publish of manifests, listing what a location holds, and deleting whole backups.
 
+mod backups;
 mod layout;
+mod local;
 mod location;
+mod lock;
+mod objects;
 
+pub use backups::BackupListing;
 pub use layout::{backup_of_key, escape_topic, segment_key};
-pub use location::{BackupListing, Location, StoreOptions, StoredObject};
+pub use location::{Location, StoreOptions};
+pub use lock::{
+    list_locks, HeldLock, LocationLock, LockError, LockInfo, LockKind, LockListing,
+    LOCK_FORMAT_VERSION, PRUNE_WAIT, REFRESH_EVERY, STALE_AFTER,
+};
+pub use objects::{ObjectWriter, StoredObject};
 
 /// What can go wrong reaching or using a backup location. Every variant names the location
 /// or object key; credentials are never part of a message.
@@ -54,6 +64,12 @@ pub enum StoreError {
         #[source]
         source: object_store::Error,
     },
+    #[error("{key} already exists at {location} with other contents; a manifest is never overwritten (two backups got the same id?). Nothing was published: run the backup again")]
+    AlreadyPublished { location: String, key: String },
+    #[error("no random bytes from the operating system: {reason}")]
+    NoRandomness { reason: String },
+    #[error("refusing to delete {path}: {reason}; nothing outside the location is ever deleted. Remove it by hand if it is yours")]
+    UnsafeLocalPath { path: String, reason: String },
     #[error("cannot remove local directory {path}: {source}")]
     RemoveDir {
         path: String,

@@ -21,7 +21,10 @@ fn manifest_records(location: &str, env: &[(&str, String)]) -> u64 {
 }
 
 /// Waits for `child` with a deadline, so a hung run fails the test instead of hanging it.
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+pub(crate) fn wait_bounded(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> std::process::Output {
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > limit {

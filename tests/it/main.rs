@@ -12,6 +12,7 @@ mod incremental;
 mod k8s_exec;
 mod k8s_restore;
 mod k8s_stopped;
+mod location_safety;
 mod manifests;
 mod metrics;
 mod mock_k8s;

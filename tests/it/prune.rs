@@ -17,14 +17,14 @@ use crate::harness::{kafkasnap, kafkasnap_ok, stderr_of};
 
 const TOPIC: &str = "orders";
 
-fn utc(text: &str) -> SystemTime {
+pub(crate) fn utc(text: &str) -> SystemTime {
     humantime::parse_rfc3339(text).unwrap()
 }
 
 /// Writes a backup that started at `started`: 20 new records of partition 0 in one segment
 /// under its own prefix, continuing `parent` (an incremental backup: its manifest also lists
 /// the parent's segments). With `publish`, the manifest goes last, as `backup` does it.
-async fn write_backup(
+pub(crate) async fn write_backup(
     location: &Location,
     started: SystemTime,
     parent: Option<&Manifest>,
@@ -109,7 +109,7 @@ async fn write_backup(
 }
 
 /// The backup directories at a local location, sorted.
-fn backup_dirs(root: &Path) -> Vec<String> {
+pub(crate) fn backup_dirs(root: &Path) -> Vec<String> {
     let mut ids: Vec<String> = match std::fs::read_dir(root.join("backups")) {
         Ok(entries) => entries
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

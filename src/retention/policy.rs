@@ -1,16 +1,12 @@
-//! Retention: which backups `prune` keeps and why (restic's `forget` rules over backup ids,
-//! parents never deleted under a kept backup, a grace period for unpublished ones), and
-//! carrying out a prune at a location: unpublish first, then delete the data.
-//!
-//! [`decide`] is the pure policy; [`plan`] feeds it what a location holds; [`execute`]
-//! deletes what a plan removes. The deletion rules are in `docs/FORMAT.md`, "Deleting backups".
+//! The pure retention policy: which backups to keep and why, given what a location holds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use crate::archive::{ArchiveError, BackupId, Manifest};
-use crate::store::{backup_of_key, BackupListing, Location, StoreError, StoredObject};
+use super::calendar::{iso_week, utc_day};
+use super::RetentionError;
+use crate::archive::BackupId;
 
 /// What to keep. A count of 0 turns its rule off; at least one rule must be on, so a
 /// policy can never mean "delete everything".
@@ -49,6 +45,9 @@ pub struct Candidate {
     pub parent: Option<BackupId>,
     /// Other backups whose prefixes hold segments its manifest lists.
     pub uses: Vec<BackupId>,
+    /// Live runs whose location lock names this backup (described for people): a backup
+    /// being written, restored or verified is never removed.
+    pub in_use_by: Vec<String>,
 }
 
 /// Why a backup is kept or removed.
@@ -66,6 +65,8 @@ pub enum Reason {
     SegmentsUsedBy(BackupId),
     /// Unpublished and younger than the grace period: it may still be running.
     WithinGrace(Duration),
+    /// A live run's location lock names it (the run, described).
+    InUse(String),
     /// Complete, but no rule keeps it.
     NoRule,
     /// Unpublished and older than the grace period: a crashed or interrupted backup.
@@ -85,6 +86,7 @@ impl fmt::Display for Reason {
                 "unpublished, younger than the {} grace period (may still be running)",
                 humantime::format_duration(*grace)
             ),
+            Reason::InUse(by) => write!(f, "in use by a running {by}"),
             Reason::NoRule => f.write_str("no keep rule matches"),
             Reason::PastGrace(grace) => write!(
                 f,
@@ -112,7 +114,7 @@ pub struct Decision {
 /// day; keep-weekly N the same per ISO week. A backup kept by any rule is kept. Every backup
 /// a kept one builds on (its parent chain, and backups holding segments it lists) is kept
 /// too. Unpublished backups count for no rule and are removed only once older than the
-/// grace period.
+/// grace period. A backup a live run's lock names is kept, whatever its age or state.
 pub fn decide(
     candidates: &[Candidate],
     policy: &Policy,
@@ -155,6 +157,9 @@ pub fn decide(
             .map_or(true, |age| age <= policy.grace);
         if !candidate.complete && young {
             reasons[i].push(Reason::WithinGrace(policy.grace));
+        }
+        for by in &candidate.in_use_by {
+            reasons[i].push(Reason::InUse(by.clone()));
         }
     }
 
@@ -241,353 +246,10 @@ fn keep_newest_per_bucket(
     }
 }
 
-/// The UTC time in a backup id (`YYYYMMDDTHHMMSSZ-...`); `None` if it is not a real time.
-pub fn id_time(id: &BackupId) -> Option<SystemTime> {
-    let s = id.as_str();
-    let stamp = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        s.get(0..4)?,
-        s.get(4..6)?,
-        s.get(6..8)?,
-        s.get(9..11)?,
-        s.get(11..13)?,
-        s.get(13..15)?
-    );
-    humantime::parse_rfc3339(&stamp).ok()
-}
-
-/// Days since 1970-01-01 (UTC), rounding towards the past.
-fn epoch_days(time: SystemTime) -> i64 {
-    let seconds = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_secs() as i64,
-        Err(before) => {
-            let before = before.duration();
-            -(before.as_secs() as i64) - i64::from(before.subsec_nanos() > 0)
-        }
-    };
-    seconds.div_euclid(86_400)
-}
-
-/// `YYYY-MM-DD` of `time` in UTC.
-fn utc_day(time: SystemTime) -> String {
-    let (year, month, day) = civil_from_days(epoch_days(time));
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
-/// ISO 8601 week of `time` in UTC, `YYYY-Www`: weeks start on Monday and belong to the
-/// year of their Thursday.
-fn iso_week(time: SystemTime) -> String {
-    let days = epoch_days(time);
-    let from_monday = (days + 3).rem_euclid(7); // 1970-01-01 was a Thursday
-    let thursday = days - from_monday + 3;
-    let (year, _, _) = civil_from_days(thursday);
-    let week = (thursday - days_from_civil(year, 1, 1)) / 7 + 1;
-    format!("{year:04}-W{week:02}")
-}
-
-/// Proleptic Gregorian date of a day number (days since 1970-01-01); H. Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Day number (days since 1970-01-01) of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = year - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// What can stop a prune. Nothing has been deleted when planning fails.
-#[derive(Debug, thiserror::Error)]
-pub enum RetentionError {
-    #[error(
-        "no retention rule: give at least one of --keep-last N, --keep-daily N, --keep-weekly N \
-         with N above 0 (prune never deletes every backup)"
-    )]
-    NoKeepRule,
-    #[error(transparent)]
-    Store(Box<StoreError>),
-    #[error(
-        "cannot read the manifest {key} of backup {id}, so what it builds on is unknown; \
-         nothing was deleted. Check it with `kafkasnap show --backup {id}`, then repair or \
-         remove it by hand, or use a kafkasnap that reads it"
-    )]
-    UnreadableManifest {
-        id: BackupId,
-        key: String,
-        #[source]
-        source: ArchiveError,
-    },
-}
-
-impl From<StoreError> for RetentionError {
-    fn from(err: StoreError) -> Self {
-        RetentionError::Store(Box::new(err))
-    }
-}
-
-/// One backup in a plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedBackup {
-    pub id: BackupId,
-    pub complete: bool,
-    pub reasons: Vec<Reason>,
-    /// Its objects with sizes; listed only for backups to remove.
-    pub objects: Vec<StoredObject>,
-}
-
-impl PlannedBackup {
-    pub fn bytes(&self) -> u64 {
-        self.objects.iter().map(|o| o.size).sum()
-    }
-}
-
-/// Which backups a plan is about: each kind is kept by the policy on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// `backups/`: logical backups.
-    Logical,
-    /// `datadir/`: data-dir (physical) backups.
-    Datadir,
-}
-
-/// What a prune keeps and removes, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrunePlan {
-    pub family: Family,
-    pub keep: Vec<PlannedBackup>,
-    pub remove: Vec<PlannedBackup>,
-    /// Things the operator should know (a parent that is not at the location, an id that
-    /// is not a real time and so is left alone).
-    pub warnings: Vec<String>,
-}
-
-impl PrunePlan {
-    pub fn objects_to_remove(&self) -> usize {
-        self.remove.iter().map(|b| b.objects.len()).sum()
-    }
-
-    pub fn bytes_to_free(&self) -> u64 {
-        self.remove.iter().map(PlannedBackup::bytes).sum()
-    }
-}
-
-/// What [`execute`] deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Deleted {
-    pub backups: usize,
-    pub objects: usize,
-    pub bytes: u64,
-}
-
-/// Reads what `location` holds (every published manifest, for its parent and segment keys)
-/// and applies `policy` at time `now`. Deletes nothing. Refuses when a published manifest
-/// cannot be read: what it builds on would be unknown.
-pub async fn plan(
-    location: &Location,
-    policy: &Policy,
-    now: SystemTime,
-) -> Result<PrunePlan, RetentionError> {
-    policy.validate()?;
-    let mut warnings = Vec::new();
-    let mut candidates = Vec::new();
-    for (listing, started_at) in dated(location.list_backups().await?, "", &mut warnings) {
-        let (parent, uses) = if listing.complete {
-            let bytes = location.read_manifest(&listing.id).await?;
-            let manifest = Manifest::from_json(&bytes).map_err(|source| {
-                RetentionError::UnreadableManifest {
-                    id: listing.id.clone(),
-                    key: location.manifest_key(&listing.id),
-                    source,
-                }
-            })?;
-            let uses: BTreeSet<BackupId> = manifest
-                .segments()
-                .filter_map(|(_, _, segment)| backup_of_key(&segment.key))
-                .filter(|holder| *holder != listing.id)
-                .collect();
-            (manifest.parent, uses.into_iter().collect())
-        } else {
-            (None, Vec::new())
-        };
-        candidates.push(Candidate {
-            id: listing.id,
-            started_at,
-            complete: listing.complete,
-            parent,
-            uses,
-        });
-    }
-    let present: BTreeSet<&BackupId> = candidates.iter().map(|c| &c.id).collect();
-    for candidate in &candidates {
-        for needed in candidate.parent.iter().chain(&candidate.uses) {
-            if !present.contains(needed) {
-                warnings.push(format!(
-                    "backup {} builds on {needed}, which is not at this location",
-                    candidate.id
-                ));
-            }
-        }
-    }
-    plan_from(
-        location,
-        Family::Logical,
-        &candidates,
-        policy,
-        now,
-        warnings,
-    )
-    .await
-}
-
-/// The same policy applied to the data-dir backups at `location` (they build on nothing and
-/// nothing builds on them). Deletes nothing.
-pub async fn plan_datadir(
-    location: &Location,
-    policy: &Policy,
-    now: SystemTime,
-) -> Result<PrunePlan, RetentionError> {
-    policy.validate()?;
-    let mut warnings = Vec::new();
-    let mut candidates = Vec::new();
-    let listings = location.list_datadir_backups().await?;
-    for (listing, started_at) in dated(listings, "data-dir backup ", &mut warnings) {
-        candidates.push(Candidate {
-            id: listing.id,
-            started_at,
-            complete: listing.complete,
-            parent: None,
-            uses: Vec::new(),
-        });
-    }
-    plan_from(
-        location,
-        Family::Datadir,
-        &candidates,
-        policy,
-        now,
-        warnings,
-    )
-    .await
-}
-
-/// The listed backups with the time in their id; one whose id is not a real UTC time is left
-/// alone, with a warning (`kind` names the family in it).
-fn dated(
-    listings: Vec<BackupListing>,
-    kind: &str,
-    warnings: &mut Vec<String>,
-) -> Vec<(BackupListing, SystemTime)> {
-    listings
-        .into_iter()
-        .filter_map(|listing| match id_time(&listing.id) {
-            Some(started_at) => Some((listing, started_at)),
-            None => {
-                warnings.push(format!(
-                    "left {kind}{} alone: its id is not a real UTC time",
-                    listing.id
-                ));
-                None
-            }
-        })
-        .collect()
-}
-
-async fn plan_from(
-    location: &Location,
-    family: Family,
-    candidates: &[Candidate],
-    policy: &Policy,
-    now: SystemTime,
-    warnings: Vec<String>,
-) -> Result<PrunePlan, RetentionError> {
-    let mut plan = PrunePlan {
-        family,
-        keep: Vec::new(),
-        remove: Vec::new(),
-        warnings,
-    };
-    for decision in decide(candidates, policy, now)? {
-        let objects = match (decision.keep, family) {
-            (true, _) => Vec::new(),
-            (false, Family::Logical) => location.list_backup_objects(&decision.id).await?,
-            (false, Family::Datadir) => location.list_datadir_objects(&decision.id).await?,
-        };
-        let planned = PlannedBackup {
-            id: decision.id,
-            complete: decision.complete,
-            reasons: decision.reasons,
-            objects,
-        };
-        if decision.keep {
-            plan.keep.push(planned);
-        } else {
-            plan.remove.push(planned);
-        }
-    }
-    Ok(plan)
-}
-
-/// Deletes every backup `plan` removes. First all their manifests, newest first (children
-/// before the parents they build on), so no published manifest ever lists a deleted object;
-/// then their data objects. A crash part-way leaves unpublished leftovers that the next
-/// prune collects once they are past the grace period.
-pub async fn execute(location: &Location, plan: &PrunePlan) -> Result<Deleted, RetentionError> {
-    let mut newest_first: Vec<&PlannedBackup> = plan.remove.iter().collect();
-    newest_first.sort_by(|a, b| b.id.cmp(&a.id));
-    let mut deleted = Deleted::default();
-    // Nothing builds on a data-dir backup: each goes on its own, manifest first.
-    let unpublish_first = newest_first
-        .iter()
-        .filter(|b| plan.family == Family::Logical && b.complete);
-    for backup in unpublish_first {
-        location.delete_manifest(&backup.id).await?;
-        // Counted here: the listing in `delete_backup` below no longer sees it.
-        let key = location.manifest_key(&backup.id);
-        if let Some(manifest) = backup.objects.iter().find(|o| o.key == key) {
-            deleted.objects += 1;
-            deleted.bytes += manifest.size;
-        }
-        tracing::debug!("unpublished backup {}", backup.id);
-    }
-    for backup in newest_first {
-        // Lists afresh, so objects written since the plan go too.
-        let (objects, what) = match plan.family {
-            Family::Logical => (location.delete_backup(&backup.id).await?, "backup"),
-            Family::Datadir => (
-                location.delete_datadir_backup(&backup.id).await?,
-                "data-dir backup",
-            ),
-        };
-        let bytes: u64 = objects.iter().map(|o| o.size).sum();
-        tracing::info!(
-            "deleted {what} {}: {} objects, {bytes} bytes",
-            backup.id,
-            objects.len()
-        );
-        deleted.backups += 1;
-        deleted.objects += objects.len();
-        deleted.bytes += bytes;
-    }
-    Ok(deleted)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     const HOUR: u64 = 3_600;
     const DAY: u64 = 24 * HOUR;
@@ -612,6 +274,7 @@ mod tests {
             complete: true,
             parent: None,
             uses: Vec::new(),
+            in_use_by: Vec::new(),
         }
     }
 
@@ -671,39 +334,6 @@ mod tests {
 
     fn ids(times: &[u64]) -> Vec<BackupId> {
         times.iter().map(|t| id(*t)).collect()
-    }
-
-    #[test]
-    fn calendar_buckets_are_utc_days_and_iso_weeks() {
-        let cases: &[(&str, &str, &str)] = &[
-            ("1970-01-01T00:00:00Z", "1970-01-01", "1970-W01"),
-            ("2020-12-31T23:59:59Z", "2020-12-31", "2020-W53"),
-            ("2021-01-03T12:00:00Z", "2021-01-03", "2020-W53"),
-            ("2021-01-04T00:00:00Z", "2021-01-04", "2021-W01"),
-            ("2024-02-29T08:00:00Z", "2024-02-29", "2024-W09"),
-            ("2024-12-30T00:00:00Z", "2024-12-30", "2025-W01"),
-            ("2025-03-03T00:00:00Z", "2025-03-03", "2025-W10"),
-            ("2026-11-24T02:00:00Z", "2026-11-24", "2026-W48"),
-            ("2027-01-01T00:00:00Z", "2027-01-01", "2026-W53"),
-        ];
-        for (time, day, week) in cases {
-            let time = humantime::parse_rfc3339(time).unwrap();
-            assert_eq!(utc_day(time), *day);
-            assert_eq!(iso_week(time), *week, "{day}");
-        }
-        for days in [-800_000, -1, 0, 59, 365, 11_016, 20_000, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-        }
-    }
-
-    #[test]
-    fn ids_carry_their_time() {
-        let time = at(MONDAY + 2 * HOUR + 7);
-        let id = BackupId::new(time);
-        assert_eq!(id_time(&id), Some(time));
-        let impossible = BackupId::parse("20251399T250000Z-1").unwrap();
-        assert_eq!(id_time(&impossible), None);
     }
 
     #[test]
@@ -948,6 +578,45 @@ mod tests {
             (id(MONDAY), vec![format!("parent of {}", id(MONDAY + HOUR))])
         );
         assert!(removed.is_empty());
+    }
+
+    #[test]
+    fn what_a_live_lock_names_is_kept_with_what_it_builds_on() {
+        let now = MONDAY + 10 * DAY;
+        let running = Candidate {
+            in_use_by: vec!["backup on host h (pid 7) since then".into()],
+            ..unpublished(MONDAY + 2 * HOUR)
+        };
+        // An old incremental whose lock names it and its parent; a newer full backup that
+        // keep-last 1 keeps; an old full one nothing keeps.
+        let read = Candidate {
+            in_use_by: vec!["restore on host h (pid 8) since then".into()],
+            ..child(MONDAY + HOUR, MONDAY)
+        };
+        let candidates = [
+            full(MONDAY),
+            read,
+            running,
+            full(MONDAY + 3 * HOUR),
+            full(MONDAY - DAY),
+        ];
+        let (kept, removed) = verdict(&candidates, &policy(1, 0, 0), now);
+        assert_eq!(
+            kept,
+            vec![
+                (id(MONDAY + 3 * HOUR), vec!["last 1".to_string()]),
+                (
+                    id(MONDAY + 2 * HOUR),
+                    vec!["in use by a running backup on host h (pid 7) since then".to_string()]
+                ),
+                (
+                    id(MONDAY + HOUR),
+                    vec!["in use by a running restore on host h (pid 8) since then".to_string()]
+                ),
+                (id(MONDAY), vec![format!("parent of {}", id(MONDAY + HOUR))]),
+            ]
+        );
+        assert_eq!(removed, ids(&[MONDAY - DAY]));
     }
 
     #[test]
