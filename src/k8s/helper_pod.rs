@@ -1,9 +1,11 @@
 //! The short-lived helper pod that mounts a broker's PVC so `tar` can run while the broker is
 //! stopped (backup, read-only) or before it starts (restore, read-write): create it, wait until
 //! it runs, delete it. It runs `sleep` for a bounded time as a non-root user, so a helper
-//! left behind by a killed kafkasnap ends on its own.
+//! left behind by a killed kafkasnap ends on its own. Its name is fixed
+//! ([`HELPER_POD_NAME`]), so the RBAC Role can name it; a second run while one exists fails
+//! with [`K8sError::HelperPodExists`] and leaves that pod alone.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -12,6 +14,9 @@ use super::exec::PodTarget;
 use super::pods::POLL_INTERVAL;
 use super::{api_err, K8sError};
 
+/// The helper pod's name, the same for backups and restores: the RBAC Role
+/// (k8s-cronjob/datadir-downtime/role.yaml) limits `get`, `delete` and `pods/exec` to it.
+pub const HELPER_POD_NAME: &str = "kafkasnap-datadir-helper";
 /// The helper's only container.
 pub const HELPER_CONTAINER: &str = "datadir";
 /// Where the helper mounts the PVC.
@@ -39,7 +44,7 @@ pub struct HelperPodSpec {
     pub read_only: bool,
     /// How long the helper lives at most (its `sleep`; Kubernetes ends it a minute later).
     pub lifetime: Duration,
-    /// Part of its name: `backup` or `restore`.
+    /// What it is for, `backup` or `restore` (its `kafkasnap.io/purpose` label).
     pub purpose: &'static str,
 }
 
@@ -51,12 +56,26 @@ pub(crate) struct HelperPod {
 }
 
 impl HelperPod {
-    /// Names a helper for `spec` (before creating it, so that cleanup knows what to delete
-    /// even when the create request is cut short).
+    /// The helper for `spec`, named [`HELPER_POD_NAME`] (known before creating it, so that
+    /// cleanup knows what to delete even when the create request is cut short).
     pub(crate) fn named(spec: &HelperPodSpec) -> HelperPod {
         HelperPod {
             namespace: spec.namespace.clone(),
-            name: format!("kafkasnap-{}-{}", spec.purpose, unique_suffix()),
+            name: HELPER_POD_NAME.to_string(),
+        }
+    }
+
+    /// Fails with [`K8sError::HelperPodExists`] when a pod with the helper's name exists
+    /// (another run's helper, or one left behind): checked before anything is changed.
+    pub(crate) async fn ensure_absent(&self, client: &kube::Client) -> Result<(), K8sError> {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
+        let existing = pods
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| api_err(format!("look up helper pod {}", self.display()), source))?;
+        match existing {
+            None => Ok(()),
+            Some(pod) => Err(self.exists(pod.status.and_then(|s| s.phase))),
         }
     }
 
@@ -71,14 +90,15 @@ impl HelperPod {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
         pods.create(&PostParams::default(), &pod)
             .await
-            .map_err(|source| {
-                api_err(
+            .map_err(|source| match source {
+                kube::Error::Api(status) if status.code == 409 => self.exists(None),
+                source => api_err(
                     format!(
                         "create helper pod {}/{name} mounting PVC {}",
                         spec.namespace, spec.pvc
                     ),
                     source,
-                )
+                ),
             })?;
         Ok(())
     }
@@ -188,6 +208,14 @@ impl HelperPod {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    fn exists(&self, phase: Option<String>) -> K8sError {
+        K8sError::HelperPodExists {
+            namespace: self.namespace.clone(),
+            pod: self.name.clone(),
+            phase: phase.map(|p| format!(" ({p})")).unwrap_or_default(),
+        }
+    }
+
     fn failed(&self, reason: String) -> K8sError {
         K8sError::HelperFailed {
             namespace: self.namespace.clone(),
@@ -207,6 +235,7 @@ fn manifest(name: &str, spec: &HelperPodSpec) -> serde_json::Value {
             "labels": {
                 "app.kubernetes.io/name": "kafkasnap",
                 "app.kubernetes.io/component": "datadir-helper",
+                "kafkasnap.io/purpose": spec.purpose,
             },
         },
         "spec": {
@@ -241,16 +270,4 @@ fn manifest(name: &str, spec: &HelperPodSpec) -> serde_json::Value {
             }],
         },
     })
-}
-
-/// Six hex digits, different for helpers created in the same second.
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "{:06x}",
-        (nanos ^ (u128::from(std::process::id()) << 20)) & 0xff_ffff
-    )
 }

@@ -22,7 +22,7 @@ mod tar_rewrite;
 pub use datadir_backup::{backup_datadir, DatadirBackupOptions};
 pub use datadir_restore::{restore_datadir, DatadirRestoreOptions, RestoreReport};
 pub use exec::PodTarget;
-pub use helper_pod::{HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
+pub use helper_pod::{HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH, HELPER_POD_NAME};
 pub use statefulset::StatefulSetRef;
 pub use stopped::{backup_datadir_stopped, StoppedBackupOptions};
 
@@ -53,7 +53,8 @@ pub(crate) async fn interruptible<T>(
 pub(crate) fn api_err(action: String, source: kube::Error) -> K8sError {
     let hint = match &source {
         kube::Error::Api(status) if status.code == 403 => {
-            " (forbidden: see k8s-cronjob/role-datadir-stopped.yaml for the RBAC this needs)"
+            " (forbidden: see k8s-cronjob/role-datadir.yaml for a live backup and \
+             k8s-cronjob/datadir-downtime/ for --mode stopped and datadir restore)"
         }
         _ => "",
     };
@@ -96,6 +97,18 @@ pub enum K8sError {
         namespace: String,
         pod: String,
         reason: String,
+    },
+    #[error(
+        "pod {namespace}/{pod} already exists{phase}: another `kafkasnap datadir backup --mode \
+         stopped` or `datadir restore` is running, or a helper pod was left behind by one that \
+         was killed; kafkasnap leaves it alone. If none is running, delete it with `kubectl -n \
+         {namespace} delete pod {pod}` and run again"
+    )]
+    HelperPodExists {
+        namespace: String,
+        pod: String,
+        /// ` (Running)`, ` (Succeeded)`, ... when known, else empty.
+        phase: String,
     },
     #[error(
         "CLEANUP FAILED, the cluster is not as it was: {}. Run by hand: {}. ({outcome})",

@@ -2,7 +2,8 @@
 //! StatefulSet to 0, wait for the broker's pod to go, archive its PVC from a read-only helper
 //! pod, then delete the helper and scale back to the original replica count. The putting-back
 //! is one cleanup that runs whatever happened (success, tar or upload failure, Ctrl-C /
-//! SIGTERM); when it fails, the error says which `kubectl` lines to run by hand.
+//! SIGTERM); when it fails, the error says which `kubectl` lines to run by hand. A helper pod
+//! that already exists stops the backup before the broker is touched.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub struct StoppedBackupOptions {
 
 /// What has to be put back; filled in as the backup goes.
 pub(crate) struct Downtime {
-    client: kube::Client,
+    pub(super) client: kube::Client,
     statefulset: StatefulSetRef,
     /// Set just before the scale-down request: from then on, scale back.
     restore_replicas: Option<i32>,
@@ -53,8 +54,22 @@ impl Downtime {
         }
     }
 
-    pub(crate) fn track_helper(&mut self, helper: HelperPod) {
-        self.helper = Some(helper);
+    /// Starts `helper` (see [`HelperPod::start`]), to be deleted at the end from just before
+    /// its create request on; unless its name is taken ([`K8sError::HelperPodExists`]): that
+    /// pod is another run's, or a leftover, and not this run's to delete.
+    pub(crate) async fn start_helper(
+        &mut self,
+        helper: &HelperPod,
+        spec: &HelperPodSpec,
+        timeout: Duration,
+        cancel: &AtomicBool,
+    ) -> Result<(), K8sError> {
+        self.helper = Some(helper.clone());
+        let started = helper.start(&self.client, spec, timeout, cancel).await;
+        if matches!(started, Err(K8sError::HelperPodExists { .. })) {
+            self.helper = None;
+        }
+        started
     }
 
     /// Deletes the helper and scales the StatefulSet back, each attempted whatever the
@@ -164,6 +179,13 @@ async fn stopped_backup(
     let statefulset = &options.statefulset;
     let cancel = &options.cancel;
     let namespace = &statefulset.namespace;
+    let spec = HelperPodSpec {
+        read_only: true,
+        ..options.helper.clone()
+    };
+    let helper = HelperPod::named(&spec);
+    // Before the broker is stopped: a run that cannot create its helper changes nothing.
+    interruptible(cancel, helper.ensure_absent(client)).await?;
     if original > 0 {
         tracing::info!("scaling statefulset {statefulset} from {original} to 0");
         downtime.restore_replicas = Some(original);
@@ -174,14 +196,8 @@ async fn stopped_backup(
         wait_until_gone(client, namespace, &options.pod, options.wait_timeout),
     )
     .await?;
-    let spec = HelperPodSpec {
-        read_only: true,
-        ..options.helper.clone()
-    };
-    let helper = HelperPod::named(&spec);
-    downtime.track_helper(helper.clone());
-    helper
-        .start(client, &spec, options.wait_timeout, cancel)
+    downtime
+        .start_helper(&helper, &spec, options.wait_timeout, cancel)
         .await?;
     let backup = DatadirBackupOptions {
         target: helper.target(),

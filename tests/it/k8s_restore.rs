@@ -30,7 +30,11 @@ use crate::mock_k8s::{
 
 const CLUSTER_ID: &str = "q1w2e3r4t5y6u7i8o9p0";
 
-fn options(cluster_id: Option<&str>, rewrite: Option<&str>, force: bool) -> DatadirRestoreOptions {
+pub(crate) fn options(
+    cluster_id: Option<&str>,
+    rewrite: Option<&str>,
+    force: bool,
+) -> DatadirRestoreOptions {
     DatadirRestoreOptions {
         statefulset: StatefulSetRef {
             namespace: NAMESPACE.into(),
@@ -51,7 +55,7 @@ fn options(cluster_id: Option<&str>, rewrite: Option<&str>, force: bool) -> Data
     }
 }
 
-async fn restore(
+pub(crate) async fn restore(
     cluster: &MockCluster,
     backups: &Path,
     manifest: &DatadirManifest,
@@ -136,21 +140,21 @@ pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
 
 /// Nothing reached the pod: no helper was created, the volume is as it was.
 /// A fresh, empty volume and a cluster whose broker StatefulSet is scaled to 0 over it.
-async fn empty_target() -> (TempDir, MockCluster) {
+pub(crate) async fn empty_target() -> (TempDir, MockCluster) {
     let target = tempfile::tempdir().unwrap();
     let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
     (target, cluster)
 }
 
 /// A broker volume, and a data-dir backup of it published in a fresh backups directory.
-async fn published_volume() -> (TempDir, TempDir, DatadirManifest) {
+pub(crate) async fn published_volume() -> (TempDir, TempDir, DatadirManifest) {
     let source = volume_with_datadir();
     let backups = tempfile::tempdir().unwrap();
     let manifest = publish(backups.path(), &tar_of(source.path())).await;
     (source, backups, manifest)
 }
 
-fn assert_nothing_written(cluster: &MockCluster, volume: &Path, before: usize) {
+pub(crate) fn assert_nothing_written(cluster: &MockCluster, volume: &Path, before: usize) {
     let calls = cluster.calls();
     assert!(
         !calls

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use kafkasnap::archive::{Compression, DatadirManifest, DatadirMode};
 use kafkasnap::k8s::{
     backup_datadir_stopped, HelperPodSpec, K8sError, StatefulSetRef, StoppedBackupOptions,
+    HELPER_POD_NAME,
 };
 use kafkasnap::store::Location;
 
@@ -34,7 +35,7 @@ pub fn helper_spec(purpose: &'static str) -> HelperPodSpec {
     }
 }
 
-fn options(cancel: Arc<AtomicBool>, stall_timeout: Duration) -> StoppedBackupOptions {
+pub(crate) fn options(cancel: Arc<AtomicBool>, stall_timeout: Duration) -> StoppedBackupOptions {
     StoppedBackupOptions {
         statefulset: StatefulSetRef {
             namespace: NAMESPACE.into(),
@@ -50,7 +51,7 @@ fn options(cancel: Arc<AtomicBool>, stall_timeout: Duration) -> StoppedBackupOpt
     }
 }
 
-async fn backup(
+pub(crate) async fn backup(
     cluster: &MockCluster,
     dir: &Path,
     options: &StoppedBackupOptions,
@@ -88,7 +89,7 @@ pub fn archived_tree(dir: &Path, manifest: &DatadirManifest) -> BTreeMap<String,
 }
 
 /// Each call as a step name, consecutive repeats collapsed.
-fn steps(calls: &[String]) -> Vec<String> {
+pub(crate) fn steps(calls: &[String]) -> Vec<String> {
     let scale = format!("/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/{STATEFULSET}/scale");
     let pods = format!("/api/v1/namespaces/{NAMESPACE}/pods");
     let mut steps: Vec<String> = Vec::new();
@@ -133,6 +134,7 @@ async fn stopped_backup_scales_down_archives_read_only_and_scales_back() {
             steps(&calls),
             [
                 "get-scale",
+                "get-helper",
                 "scale-to-0",
                 "get-broker",
                 "create-helper",
@@ -156,6 +158,8 @@ async fn stopped_backup_scales_down_archives_read_only_and_scales_back() {
         );
 
         let pod = cluster.created_pod();
+        assert_eq!(pod["metadata"]["name"], HELPER_POD_NAME);
+        assert_eq!(pod["metadata"]["labels"]["kafkasnap.io/purpose"], "backup");
         let spec = &pod["spec"];
         assert_eq!(
             spec["volumes"][0]["persistentVolumeClaim"]["claimName"],
@@ -235,7 +239,11 @@ async fn a_failed_or_cut_tar_publishes_nothing_and_puts_the_statefulset_back() {
                 "{err}"
             ),
         }
-        assert!(err.to_string().contains("kafkasnap-backup-"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("messaging/kafkasnap-datadir-helper"),
+            "{err}"
+        );
         assert_put_back(&cluster, dir.path(), 1);
     }
 }
@@ -281,7 +289,7 @@ async fn a_stalled_stream_fails_naming_the_helper_and_puts_the_statefulset_back(
     assert!(started.elapsed() < Duration::from_secs(20));
     let text = err.to_string();
     assert!(
-        text.contains("messaging/kafkasnap-backup-") && text.contains("--stall-timeout"),
+        text.contains("messaging/kafkasnap-datadir-helper") && text.contains("--stall-timeout"),
         "{text}"
     );
     assert_put_back(&cluster, dir.path(), 1);

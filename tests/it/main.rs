@@ -10,6 +10,7 @@ mod fuzz_regressions;
 mod harness;
 mod incremental;
 mod k8s_exec;
+mod k8s_helper;
 mod k8s_restore;
 mod k8s_stopped;
 mod location_safety;

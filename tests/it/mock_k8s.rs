@@ -1,7 +1,7 @@
 //! A small mock Kubernetes API on loopback for `datadir backup --mode stopped` and
 //! `datadir restore`, driven by the real kube client: the StatefulSet `scale` subresource,
-//! pods (get, list, create, delete) and exec over a websocket (`v5.channel.k8s.io`: 0 stdin,
-//! 1 stdout, 2 stderr, 3 status, 255 close). Exec runs the requested command for real on this
+//! pods (get, list (or 403), create (409 for a name taken), delete) and exec over a websocket
+//! (`v5.channel.k8s.io`: 0 stdin, 1 stdout, 2 stderr, 3 status, 255 close). Exec runs the requested command for real on this
 //! machine, with the helper's mount path replaced by a local directory standing for the PVC;
 //! or misbehaves as scripted. Every request is recorded in order.
 
@@ -52,6 +52,10 @@ pub struct State {
     pub exec: ExecBehavior,
     /// Answer PATCHes of the scale to a non-zero count with HTTP 500.
     pub fail_scale_up: bool,
+    /// Answer pod lists with HTTP 403 (RBAC without `list`).
+    pub forbid_list: bool,
+    /// A pod some other client creates just before the next pod creation request arrives.
+    pub created_meanwhile: Option<Value>,
 }
 
 pub struct MockCluster {
@@ -93,6 +97,8 @@ impl MockCluster {
             broker_lingers: 2,
             exec,
             fail_scale_up: false,
+            forbid_list: false,
+            created_meanwhile: None,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -320,8 +326,22 @@ fn route(
             let mut pod: Value = serde_json::from_str(&request.body).unwrap();
             pod["status"] = json!({"phase": "Pending"});
             let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+            if let Some(other) = state.created_meanwhile.take() {
+                let other_name = other["metadata"]["name"].as_str().unwrap().to_string();
+                state.pods.insert(other_name, other);
+            }
+            if state.pods.contains_key(&name) {
+                let message = format!("pods \"{name}\" already exists");
+                return (409, status(409, "AlreadyExists", &message));
+            }
             state.pods.insert(name, pod.clone());
             return (201, pod);
+        }
+        if state.forbid_list {
+            let message = "pods is forbidden: User \"system:serviceaccount:messaging:\
+                kafkasnap-datadir-downtime\" cannot list resource \"pods\" in API group \"\" in \
+                the namespace \"messaging\"";
+            return (403, status(403, "Forbidden", message));
         }
         let items: Vec<Value> = state.pods.values().cloned().collect();
         return (
