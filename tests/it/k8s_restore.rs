@@ -45,6 +45,7 @@ fn options(cluster_id: Option<&str>, rewrite: Option<&str>, force: bool) -> Data
         cluster_id: cluster_id.map(String::from),
         rewrite_cluster_id: rewrite.map(String::from),
         force,
+        encryption_key: None,
         stall_timeout: Duration::from_secs(60),
         wait_timeout: Duration::from_secs(10),
         cancel: Arc::default(),
@@ -124,6 +125,7 @@ pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
             sha256: hex::encode(Sha256::digest(&stored)),
             tar_bytes: tar.len() as u64,
         },
+        encryption: None,
         files: Vec::new(),
         warnings: Vec::new(),
     };
@@ -175,6 +177,7 @@ async fn a_stopped_backup_restores_file_for_file() {
         pod: BROKER_POD.into(),
         helper: helper_spec("backup"),
         compression: Compression::Zstd,
+        encryption_key: None,
         stall_timeout: Duration::from_secs(60),
         wait_timeout: Duration::from_secs(10),
         cancel: Arc::default(),
