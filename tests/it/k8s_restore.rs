@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use kafkasnap::archive::{
     BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
-    DatadirSource, DATADIR_FORMAT_VERSION,
+    DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
 };
 use kafkasnap::k8s::{
     backup_datadir_stopped, restore_datadir, DatadirRestoreOptions, K8sError, RestoreReport,
@@ -94,11 +94,27 @@ pub(crate) fn tar_of(dir: &Path) -> Vec<u8> {
 
 /// Publishes `tar` (zstd) with a correct manifest at `backups`.
 pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
+    publish_with(backups, tar, None).await
+}
+
+/// Publishes `tar` (zstd, then encrypted with `encryption_key` if given) with a correct
+/// manifest at `backups`.
+pub(crate) async fn publish_with(
+    backups: &Path,
+    tar: &[u8],
+    encryption_key: Option<&EncryptionKey>,
+) -> DatadirManifest {
     let location = Location::open(backups.to_str().unwrap(), true).unwrap();
     let id = BackupId::new(SystemTime::now());
-    let stored = zstd::encode_all(tar, 3).unwrap();
+    let mut stored = zstd::encode_all(tar, 3).unwrap();
     let mut writer = location.datadir_archive_writer(&id, Compression::Zstd);
     let key = writer.key().to_string();
+    if let Some(encryption_key) = encryption_key {
+        let mut sealer = StreamSealer::new(encryption_key, &key).unwrap();
+        let mut sealed: Vec<u8> = sealer.update(&stored).unwrap().concat();
+        sealed.extend_from_slice(&sealer.finish().unwrap());
+        stored = sealed;
+    }
     writer.write(Bytes::from(stored.clone())).await.unwrap();
     writer.finish().await.unwrap();
     let manifest = DatadirManifest {
@@ -125,7 +141,7 @@ pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
             sha256: hex::encode(Sha256::digest(&stored)),
             tar_bytes: tar.len() as u64,
         },
-        encryption: None,
+        encryption: encryption_key.map(EncryptionKey::describe),
         files: Vec::new(),
         warnings: Vec::new(),
     };
@@ -138,7 +154,7 @@ pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
 
 /// Nothing reached the pod: no helper was created, the volume is as it was.
 /// A fresh, empty volume and a cluster whose broker StatefulSet is scaled to 0 over it.
-async fn empty_target() -> (TempDir, MockCluster) {
+pub(crate) async fn empty_target() -> (TempDir, MockCluster) {
     let target = tempfile::tempdir().unwrap();
     let cluster = MockCluster::start(Some(0), target.path(), ExecBehavior::Run).await;
     (target, cluster)
@@ -152,7 +168,7 @@ async fn published_volume() -> (TempDir, TempDir, DatadirManifest) {
     (source, backups, manifest)
 }
 
-fn assert_nothing_written(cluster: &MockCluster, volume: &Path, before: usize) {
+pub(crate) fn assert_nothing_written(cluster: &MockCluster, volume: &Path, before: usize) {
     let calls = cluster.calls();
     assert!(
         !calls
