@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::archive::{self, DatadirManifest, EncryptionKey, Manifest, SegmentRecords, SegmentRef};
+use crate::archive::{
+    self, DatadirManifest, Encryption, EncryptionKey, Manifest, SegmentRecords, SegmentRef,
+    StreamOpener,
+};
 use crate::store::{BackupListing, Location, StoreError};
 use crate::Error;
 
@@ -72,12 +75,16 @@ pub async fn open_datadir_backup(
     })
 }
 
-/// Downloads data-dir backup `manifest`'s archive to `dest` (streamed, not buffered) and checks
-/// its size and SHA-256 against the manifest; on a mismatch `dest` is removed and the archive
-/// refused, so nothing is read from a damaged download.
+/// Downloads data-dir backup `manifest`'s archive to `dest` (streamed, not buffered),
+/// decrypting an encrypted one with `encryption_key` (checked against the manifest first, as
+/// [`key_for_datadir_backup`] does: nothing is read without the right key), and checks its
+/// size and SHA-256 against the manifest; on a mismatch or a chunk that does not decrypt
+/// `dest` is removed and the archive refused, so nothing is read from a damaged download.
+/// Only authenticated plaintext is ever written to `dest`.
 pub async fn download_datadir_archive(
     location: &Location,
     manifest: &DatadirManifest,
+    encryption_key: Option<&EncryptionKey>,
     dest: &std::path::Path,
 ) -> Result<(), Error> {
     use sha2::{Digest, Sha256};
@@ -89,31 +96,54 @@ pub async fn download_datadir_archive(
         })
     };
     let archive = &manifest.archive;
+    let mut opener = key_for_datadir_backup(manifest, encryption_key)?
+        .map(|key| StreamOpener::new(&key, &archive.key));
     let mut file =
         std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dest).map_err(io_error)?);
-    let (mut hasher, mut size, mut write_error) = (Sha256::new(), 0u64, None);
-    location
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    let (mut write_error, mut decrypt_error) = (None, None);
+    let mut write = |file: &mut std::io::BufWriter<std::fs::File>, plain: &[u8]| {
+        if write_error.is_none() {
+            write_error = file.write_all(plain).err();
+        }
+    };
+    let streamed = location
         .stream(&archive.key, |chunk| {
             hasher.update(chunk);
             size += chunk.len() as u64;
-            if write_error.is_none() {
-                write_error = file.write_all(chunk).err();
+            match &mut opener {
+                None => write(&mut file, chunk),
+                Some(_) if decrypt_error.is_some() => {}
+                Some(stream) => {
+                    decrypt_error = stream.update(chunk, |plain| write(&mut file, plain)).err()
+                }
             }
         })
-        .await?;
+        .await;
+    if let (Some(stream), None) = (opener, &decrypt_error) {
+        decrypt_error = stream.finish(|plain| write(&mut file, plain)).err();
+    }
+    let damaged = |problem: String| {
+        let _ = std::fs::remove_file(dest);
+        Error::ArchiveDamaged {
+            problems: vec![format!("  {}: {problem}", archive.key)],
+        }
+    };
+    if let Err(err) = streamed {
+        let _ = std::fs::remove_file(dest);
+        return Err(err.into());
+    }
+    if let Some(problem) = archive.mismatch(size, &hex::encode(hasher.finalize())) {
+        return Err(damaged(problem));
+    }
+    if let Some(err) = decrypt_error {
+        return Err(damaged(err.to_string()));
+    }
     if let Some(err) = write_error {
+        let _ = std::fs::remove_file(dest);
         return Err(io_error(err));
     }
-    file.flush().map_err(io_error)?;
-    match archive.mismatch(size, &hex::encode(hasher.finalize())) {
-        None => Ok(()),
-        Some(problem) => {
-            let _ = std::fs::remove_file(dest);
-            Err(Error::ArchiveDamaged {
-                problems: vec![format!("  {}: {problem}", archive.key)],
-            })
-        }
-    }
+    file.flush().map_err(io_error)
 }
 
 /// The id the user named (which must exist and be complete), or the newest complete one.
@@ -160,22 +190,35 @@ pub fn key_for_backup(
     manifest: &Manifest,
     given: Option<&EncryptionKey>,
 ) -> Result<Option<EncryptionKey>, Error> {
-    match (&manifest.encryption, given) {
+    key_for(&manifest.backup_id, manifest.encryption.as_ref(), given)
+}
+
+/// The key to decrypt data-dir backup `manifest`'s archive with, as [`key_for_backup`] says.
+pub fn key_for_datadir_backup(
+    manifest: &DatadirManifest,
+    given: Option<&EncryptionKey>,
+) -> Result<Option<EncryptionKey>, Error> {
+    key_for(&manifest.backup_id, manifest.encryption.as_ref(), given)
+}
+
+fn key_for(
+    backup_id: &archive::BackupId,
+    encryption: Option<&Encryption>,
+    given: Option<&EncryptionKey>,
+) -> Result<Option<EncryptionKey>, Error> {
+    match (encryption, given) {
         (None, None) => Ok(None),
         (None, Some(_)) => {
-            tracing::warn!(
-                "backup {} is not encrypted: the key file is not used",
-                manifest.backup_id
-            );
+            tracing::warn!("backup {backup_id} is not encrypted: the key file is not used");
             Ok(None)
         }
         (Some(encryption), None) => Err(Error::KeyRequired {
-            backup_id: manifest.backup_id.to_string(),
+            backup_id: backup_id.to_string(),
             cipher: encryption.cipher.to_string(),
             key_id: encryption.key_id.clone(),
         }),
         (Some(encryption), Some(key)) if encryption.key_id != key.id() => Err(Error::WrongKey {
-            backup_id: manifest.backup_id.to_string(),
+            backup_id: backup_id.to_string(),
             expected: encryption.key_id.clone(),
             actual: key.id().to_string(),
         }),

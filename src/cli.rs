@@ -122,8 +122,9 @@ pub struct SelectionArgs {
 pub struct KeyArgs {
     /// Key file for client-side encryption (AES-256-GCM): 32 random bytes, or 64 hex digits,
     /// or 44 base64 characters; make one with `head -c 32 /dev/urandom > backup.key`. backup
-    /// encrypts every segment with it; restore, verify and cat decrypt with it. Keep it apart
-    /// from the backups: without it an encrypted backup cannot be restored.
+    /// encrypts every segment with it, datadir backup its archive; restore, verify, cat and
+    /// datadir verify/restore decrypt with it. Keep it apart from the backups: without it an
+    /// encrypted backup cannot be restored.
     #[arg(long = "key-file", value_name = "FILE", env = "KAFKASNAP_KEY_FILE")]
     pub key_file: Option<PathBuf>,
 }
@@ -351,9 +352,9 @@ pub enum DatadirCommand {
     Restore(Box<DatadirRestoreArgs>),
     /// List the data-dir backups at a location, newest first.
     Ls(LsArgs),
-    /// Re-read a data-dir backup's archive and check its size and SHA-256 against its manifest.
-    /// Exit code 3 if it does not match.
-    Verify(ShowArgs),
+    /// Re-read a data-dir backup's archive and check its size and SHA-256 against its manifest
+    /// (and, encrypted, decrypt every chunk: needs --key-file). Exit code 3 if it does not match.
+    Verify(DatadirVerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +386,20 @@ pub struct DatadirBackupArgs {
     pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub helper: HelperPodArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DatadirVerifyArgs {
+    /// The backup location.
+    #[arg(env = "KAFKASNAP_LOCATION")]
+    pub location: String,
+    /// Data-dir backup id; the newest complete one when not given.
+    #[arg(long, env = "KAFKASNAP_BACKUP")]
+    pub backup: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -450,6 +465,8 @@ pub struct DatadirRestoreArgs {
     pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub helper: HelperPodArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,12 @@
 use std::collections::BTreeMap;
 
 use crate::archive::{
-    ContentHasher, DatadirManifest, EncryptionKey, Manifest, RecordRef, TimestampType,
+    ContentHasher, DatadirManifest, EncryptionKey, Manifest, RecordRef, StreamOpener, TimestampType,
 };
-use crate::catalog::{check_segments, key_for_backup, read_segment, ObjectProblem, SegmentCheck};
+use crate::catalog::{
+    check_segments, key_for_backup, key_for_datadir_backup, read_segment, ObjectProblem,
+    SegmentCheck,
+};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
@@ -289,30 +292,44 @@ pub(crate) fn hash_live_partitions(
 }
 
 /// Re-reads a data-dir backup's archive object (streamed, not buffered) and checks its size and
-/// SHA-256 against the manifest. Returns the problems found (none = intact).
+/// SHA-256 against the manifest; an encrypted one is also decrypted with `encryption_key`,
+/// every chunk's tag checked (and the stream's end). Returns the problems found (none =
+/// intact); an encrypted backup without its key, or with another key, is an error.
 pub async fn verify_datadir_archive(
     location: &Location,
     manifest: &DatadirManifest,
-) -> Vec<ObjectProblem> {
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<Vec<ObjectProblem>, Error> {
     use sha2::{Digest, Sha256};
     let archive = &manifest.archive;
+    let mut opener = key_for_datadir_backup(manifest, encryption_key)?
+        .map(|key| StreamOpener::new(&key, &archive.key));
     let mut hasher = Sha256::new();
     let mut size = 0u64;
+    let mut decrypt_error = None;
     let streamed = location
         .stream(&archive.key, |chunk| {
             hasher.update(chunk);
             size += chunk.len() as u64;
+            if let (Some(stream), None) = (&mut opener, &decrypt_error) {
+                decrypt_error = stream.update(chunk, |_| {}).err();
+            }
         })
         .await;
+    if let (Some(stream), None) = (opener, &decrypt_error) {
+        decrypt_error = stream.finish(|_| {}).err();
+    }
     let problem = match streamed {
         Err(err) => Some(err.to_string()),
-        Ok(()) => archive.mismatch(size, &hex::encode(hasher.finalize())),
+        Ok(()) => archive
+            .mismatch(size, &hex::encode(hasher.finalize()))
+            .or(decrypt_error.map(|err| err.to_string())),
     };
-    problem
+    Ok(problem
         .map(|problem| ObjectProblem {
             key: archive.key.clone(),
             problem,
         })
         .into_iter()
-        .collect()
+        .collect())
 }

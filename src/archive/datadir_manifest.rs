@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ArchiveError, BackupId, Compression};
+use super::{ArchiveError, BackupId, Compression, Encryption};
 
 /// The data-dir manifest format this kafkasnap writes and reads.
 pub const DATADIR_FORMAT_VERSION: u64 = 1;
@@ -30,6 +30,10 @@ pub struct DatadirManifest {
     pub cluster_id: Option<String>,
     pub node_id: Option<i32>,
     pub archive: DatadirArchive,
+    /// Present when the archive object is encrypted (a `KSNAPES1` stream, `--key-file`): the
+    /// cipher and the key id, as in a logical manifest. Absent: the object is plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
     /// Every regular file in the tar, in tar order, with its size from the tar header.
     pub files: Vec<DatadirFile>,
     /// Things that did not fail the backup but an operator should know, e.g. GNU tar's
@@ -153,6 +157,7 @@ mod tests {
                 sha256: "00".repeat(32),
                 tar_bytes: 10240,
             },
+            encryption: None,
             files: vec![DatadirFile {
                 path: "meta.properties".into(),
                 bytes: 90,
@@ -176,5 +181,26 @@ mod tests {
             .replace("\"mode\": \"stopped\",", "");
         let older = DatadirManifest::from_json(older.as_bytes()).unwrap();
         assert_eq!(older.source.mode, DatadirMode::Live);
+        assert!(!String::from_utf8_lossy(&manifest.to_json()).contains("encryption"));
+    }
+
+    #[test]
+    fn an_encrypted_archive_names_its_cipher_and_key_id() {
+        let mut manifest = DatadirManifest::from_json(
+            br#"{"format_version": 1, "kind": "datadir", "backup_id": "20261125T145443Z-3f9a1c",
+                "started_at": "", "finished_at": "", "tool_version": "0.1.0",
+                "source": {"namespace": "messaging", "pod": "kafka-0", "container": "kafka",
+                           "path": "/var/lib/kafka/data"},
+                "cluster_id": null, "node_id": null,
+                "archive": {"key": "datadir/20261125T145443Z-3f9a1c/data.tar.zst",
+                            "compression": "zstd", "stored_bytes": 1, "sha256": "00",
+                            "tar_bytes": 1},
+                "encryption": {"cipher": "aes-256-gcm", "key_id": "0123456789abcdef"},
+                "files": [], "warnings": []}"#,
+        )
+        .unwrap();
+        let encryption = manifest.encryption.take().unwrap();
+        assert_eq!(encryption.cipher, super::super::Cipher::Aes256Gcm);
+        assert_eq!(encryption.key_id, "0123456789abcdef");
     }
 }

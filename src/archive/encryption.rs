@@ -1,6 +1,7 @@
 //! Client-side encryption of segment objects: the key (parsed from a key file, known by its
 //! key id), the manifest's description of it, and the `KSNAPEN1` envelope (AES-256-GCM, a
-//! random nonce per object, the object key as associated data). Specified in docs/FORMAT.md.
+//! random nonce per object, the object key as associated data). Streamed objects (data-dir
+//! archives) use the same key in `stream_encryption`. Specified in docs/FORMAT.md.
 
 use std::fmt;
 use std::sync::Arc;
@@ -119,6 +120,11 @@ impl EncryptionKey {
             cipher: Arc::new(Aes256Gcm::new(bytes.into())),
             id: hex::encode(&digest[..8]),
         }
+    }
+
+    /// The cipher itself, for the stream envelope.
+    pub(super) fn aead(&self) -> &Aes256Gcm {
+        &self.cipher
     }
 
     /// First 16 hex digits of the key's SHA-256: names the key without revealing it.

@@ -10,6 +10,7 @@ mod encryption;
 mod manifest;
 mod record;
 mod segment;
+mod stream_encryption;
 
 pub use backup_id::BackupId;
 pub use compression::Compression;
@@ -27,6 +28,10 @@ pub use manifest::{
 pub use record::{HeaderRef, RecordRef, TimestampType};
 pub use segment::{
     check_stored, decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment,
+};
+pub use stream_encryption::{
+    sealed_stream_len, DecryptingReader, StreamOpener, StreamSealer, STREAM_CHUNK_BYTES,
+    STREAM_HEADER_LEN, STREAM_MAGIC,
 };
 
 /// What can be wrong with archive bytes or a manifest.
@@ -68,6 +73,14 @@ pub enum ArchiveError {
     NotEncrypted,
     #[error("object does not decrypt with this key: its bytes were altered, or it is not the object stored under this key")]
     DecryptionFailed,
+    #[error("object does not start with the KSNAPES1 magic of an encrypted stream, but the backup is encrypted")]
+    NotEncryptedStream,
+    #[error("encrypted stream ends at byte {position} without its last chunk: the object was cut short or chunks were dropped")]
+    StreamTruncated { position: u64 },
+    #[error("chunk {chunk} (at byte {position}) of the encrypted stream does not decrypt with this key: its bytes were altered, chunks were reordered, dropped or appended, or it is not the object stored under this key")]
+    StreamChunkFailed { chunk: u32, position: u64 },
+    #[error("an encrypted stream holds at most 2^32 chunks (4 PiB)")]
+    StreamTooLong,
     #[error("encrypting {len} bytes failed (AES-GCM takes at most 64 GiB per object)")]
     EncryptionFailed { len: usize },
     #[error("the system's random number generator failed, so no nonce could be made: {source}")]

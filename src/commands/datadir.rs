@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use kafkasnap::archive::{Compression, DatadirManifest};
-use kafkasnap::catalog::open_datadir_backup;
+use kafkasnap::catalog::{key_for_datadir_backup, open_datadir_backup};
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
 use kafkasnap::k8s::{
     backup_datadir, backup_datadir_stopped, default_client, restore_datadir, DatadirBackupOptions,
@@ -15,10 +15,10 @@ use kafkasnap::k8s::{
 use kafkasnap::progress::human_bytes;
 use kafkasnap::verify::verify_datadir_archive;
 
-use super::{cancel_on_signal, print_json, Global, Outcome};
+use super::{cancel_on_signal, load_key_file, print_json, Global, Outcome};
 use crate::cli::{
     DatadirArgs, DatadirBackupArgs, DatadirBackupMode, DatadirCommand, DatadirInspectArgs,
-    DatadirRestoreArgs, HelperPodArgs, LsArgs, OutputFormat, ShowArgs,
+    DatadirRestoreArgs, DatadirVerifyArgs, HelperPodArgs, LsArgs, OutputFormat,
 };
 
 pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -65,34 +65,46 @@ async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                 listing.id
             ),
             Some(m) => println!(
-                "{}  complete  {}  {}/{}:{}  {} files  {}",
+                "{}  complete  {}  {}/{}:{}  {} files  {}{}",
                 listing.id,
                 m.started_at,
                 m.source.namespace,
                 m.source.pod,
                 m.source.path,
                 m.files.len(),
-                human_bytes(m.archive.stored_bytes)
+                human_bytes(m.archive.stored_bytes),
+                match &m.encryption {
+                    Some(e) => format!("  encrypted (key id {})", e.key_id),
+                    None => String::new(),
+                }
             ),
         }
     }
     Ok(Outcome::Success)
 }
 
-async fn verify(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
+async fn verify(args: DatadirVerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
     let manifest = open_datadir_backup(&location, args.backup.as_deref()).await?;
-    let problems = verify_datadir_archive(&location, &manifest).await;
+    let problems = verify_datadir_archive(&location, &manifest, encryption_key.as_ref()).await?;
     if global.output == OutputFormat::Json {
         print_json(
             &serde_json::json!({ "ok": problems.is_empty(), "backup_id": manifest.backup_id.to_string(), "problems": problems }),
         )?;
     } else {
         println!(
-            "data-dir backup {}: {} ({})",
+            "data-dir backup {}: {} ({}{})",
             manifest.backup_id,
             manifest.archive.key,
-            human_bytes(manifest.archive.stored_bytes)
+            human_bytes(manifest.archive.stored_bytes),
+            match &manifest.encryption {
+                Some(e) => format!(
+                    ", encrypted with {} key id {}: every chunk decrypted",
+                    e.cipher, e.key_id
+                ),
+                None => String::new(),
+            }
         );
         for problem in &problems {
             println!("  BAD {}: {}", problem.key, problem.problem);
@@ -108,6 +120,7 @@ async fn verify(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
 
 async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     let compression: Compression = args.compression.parse()?;
+    let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.to, true)?;
     let client = default_client().await?;
     let cancel = cancel_on_signal();
@@ -121,6 +134,7 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
                     path: args.path,
                 },
                 compression,
+                encryption_key,
                 stall_timeout: args.stall_timeout,
                 cancel,
             };
@@ -143,6 +157,7 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
                 pod: args.pod,
                 helper: helper_spec(&args.namespace, &args.helper, "backup"),
                 compression,
+                encryption_key,
                 stall_timeout: args.stall_timeout,
                 wait_timeout: args.helper.wait_timeout,
                 cancel,
@@ -177,10 +192,14 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
             manifest.archive.sha256
         );
         println!(
-            "  cluster id {}, node id {}; {} warnings",
+            "  cluster id {}, node id {}; {} warnings{}",
             manifest.cluster_id.as_deref().unwrap_or("unknown"),
             opt(manifest.node_id),
-            manifest.warnings.len()
+            manifest.warnings.len(),
+            match &manifest.encryption {
+                Some(e) => format!("; encrypted ({}, key id {})", e.cipher, e.key_id),
+                None => String::new(),
+            }
         );
     }
     Ok(Outcome::Success)
@@ -190,6 +209,8 @@ async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Ou
     let location = global.open_location(&args.from, false)?;
     let wanted = args.backup.as_deref().filter(|id| *id != "latest");
     let manifest = open_datadir_backup(&location, wanted).await?;
+    // A missing or wrong key stops the restore here, before the cluster is touched.
+    let encryption_key = key_for_datadir_backup(&manifest, load_key_file(&args.key)?.as_ref())?;
     let client = default_client().await?;
     let options = DatadirRestoreOptions {
         statefulset: StatefulSetRef {
@@ -201,6 +222,7 @@ async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Ou
         cluster_id: args.cluster_id,
         rewrite_cluster_id: args.rewrite_cluster_id,
         force: args.force,
+        encryption_key,
         stall_timeout: args.stall_timeout,
         wait_timeout: args.helper.wait_timeout,
         cancel: cancel_on_signal(),

@@ -18,7 +18,7 @@ use super::{
 use crate::cli::{self, OutputFormat, RestoreArgs};
 
 pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let options = RestoreOptions {
+    let mut options = RestoreOptions {
         client: client_settings(&args.client)?,
         selection: TopicSelection::new(
             &args.selection.include,
@@ -67,14 +67,28 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                     let manifest = open_datadir_backup(&stored, args.backup.as_deref()).await?;
                     let download = scratch.path().join("archive.download");
                     tracing::info!(backup_id = %manifest.backup_id, bytes = manifest.archive.stored_bytes, "downloading the data-dir backup");
-                    download_datadir_archive(&stored, &manifest, &download).await?;
+                    download_datadir_archive(
+                        &stored,
+                        &manifest,
+                        options.encryption_key.as_ref(),
+                        &download,
+                    )
+                    .await?;
                     download
                 }
                 None if args.backup.is_some() => anyhow::bail!(
                     "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
                 ),
-                None => PathBuf::from(source),
+                None => {
+                    if options.encryption_key.is_some() {
+                        tracing::warn!("{source} is not a backup location: the key file is not used");
+                    }
+                    PathBuf::from(source)
+                }
             };
+            // The key was for the stored archive; what is restored is its plaintext
+            // conversion in the scratch directory.
+            options.encryption_key = None;
             let archive_dir = scratch.path().join("archive");
             let location = global.open_location(&archive_dir.display().to_string(), true)?;
             let (unpack_into, converted) = (scratch.path().join("data"), location.clone());

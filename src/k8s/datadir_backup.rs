@@ -1,10 +1,10 @@
-//! A data-dir backup: `tar` out of the pod -> zstd or gzip -> SHA-256 -> a (multipart)
-//! upload, with the tar headers indexed on the side; no temporary file, memory bounded by
+//! A data-dir backup: `tar` out of the pod -> zstd or gzip -> (with a key: the `KSNAPES1`
+//! encrypted stream) -> SHA-256 -> a (multipart) upload, with the tar headers indexed on the side; no temporary file, memory bounded by
 //! the queues below plus the upload's parts. The manifest is published last; on any error
 //! the upload is aborted and nothing is published.
 //!
-//! Stages: an async task reads the exec stdout; a blocking thread compresses, hashes and
-//! feeds the indexer thread; the calling task uploads.
+//! Stages: an async task reads the exec stdout; a blocking thread compresses, encrypts, hashes
+//! and feeds the indexer thread; the calling task uploads.
 
 use std::io::{self, Write};
 use std::sync::atomic::AtomicBool;
@@ -22,7 +22,7 @@ use super::tar_index::{index_tar, TarIndex};
 use super::{cancelled, K8sError};
 use crate::archive::{
     BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
-    DatadirSource, DATADIR_FORMAT_VERSION,
+    DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
 };
 use crate::store::Location;
 
@@ -37,6 +37,8 @@ pub struct DatadirBackupOptions {
     pub target: PodTarget,
     /// zstd or gzip.
     pub compression: Compression,
+    /// Encrypt the archive (after compression) with this key; the manifest names its key id.
+    pub encryption_key: Option<EncryptionKey>,
     /// No byte from `tar` for this long fails the backup.
     pub stall_timeout: Duration,
     /// Set on Ctrl-C / SIGTERM: the backup stops with [`K8sError::Interrupted`], unpublished.
@@ -76,6 +78,19 @@ pub(crate) async fn stream_backup(
     let target = &options.target;
     let started = SystemTime::now();
     let id = BackupId::new(started);
+    let mut writer = location.datadir_archive_writer(&id, compression);
+    let key = writer.key().to_string();
+    let sealer =
+        match &options.encryption_key {
+            Some(encryption_key) => Some(StreamSealer::new(encryption_key, &key).map_err(
+                |err| K8sError::Compress {
+                    namespace: target.namespace.clone(),
+                    pod: target.pod.clone(),
+                    source: io::Error::other(err),
+                },
+            )?),
+            None => None,
+        };
     let mut exec = TarExec::start(client, target, options.stall_timeout).await?;
 
     let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
@@ -83,7 +98,7 @@ pub(crate) async fn stream_backup(
     let (index_tx, index_rx) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE_CHUNKS);
     let indexer = tokio::task::spawn_blocking(move || index_tar(ChunkReader::new(index_rx)));
     let compressor =
-        tokio::task::spawn_blocking(move || pack(raw_rx, index_tx, packed_tx, compression));
+        tokio::task::spawn_blocking(move || pack(raw_rx, index_tx, packed_tx, compression, sealer));
     // `Ok(None)`: a later stage stopped first (its error is the one to report).
     let reader = tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(CHUNK_BYTES);
@@ -104,8 +119,6 @@ pub(crate) async fn stream_backup(
         exec.finish().await.map(Some)
     });
 
-    let mut writer = location.datadir_archive_writer(&id, compression);
-    let key = writer.key().to_string();
     let mut upload_error = None;
     let uploaded = async {
         while let Some(chunk) = packed_rx.recv().await {
@@ -167,6 +180,7 @@ pub(crate) async fn stream_backup(
             sha256: packed.sha256,
             tar_bytes: packed.tar_bytes,
         },
+        encryption: options.encryption_key.as_ref().map(EncryptionKey::describe),
         files: index.files,
         warnings,
     };
@@ -260,25 +274,44 @@ impl Encoder {
     }
 }
 
-/// Compresses and hashes the tar chunks, passing them to the indexer and the compressed
-/// bytes to the uploader. `Ok(None)` when the uploader stopped taking them.
+/// Compresses, encrypts (given a sealer) and hashes the tar chunks, passing them to the
+/// indexer and the stored bytes to the uploader. `Ok(None)` when the uploader stopped taking them.
 fn pack(
     mut raw: mpsc::Receiver<Bytes>,
     index: SyncSender<Bytes>,
     packed: mpsc::Sender<Bytes>,
     compression: Compression,
+    mut sealer: Option<StreamSealer>,
 ) -> io::Result<Option<Packed>> {
     let mut encoder = Encoder::new(compression)?;
     let mut hasher = Sha256::new();
     let (mut stored_bytes, mut tar_bytes) = (0u64, 0u64);
     let mut index = Some(index);
-    let mut emit = |out: Vec<u8>| {
+    let mut store = |out: Vec<u8>| {
         if out.is_empty() {
             return true;
         }
         hasher.update(&out);
         stored_bytes += out.len() as u64;
         packed.blocking_send(Bytes::from(out)).is_ok()
+    };
+    // Compressed bytes, through the sealer when there is one; `false`: the uploader stopped.
+    let mut emit = |out: Vec<u8>, last: bool| -> io::Result<bool> {
+        let Some(stream) = &mut sealer else {
+            return Ok(store(out));
+        };
+        for sealed in stream.update(&out).map_err(io::Error::other)? {
+            if !store(sealed) {
+                return Ok(false);
+            }
+        }
+        match last {
+            true => {
+                let stream = sealer.take().expect("sealing ends once");
+                Ok(store(stream.finish().map_err(io::Error::other)?))
+            }
+            false => Ok(true),
+        }
     };
     while let Some(chunk) = raw.blocking_recv() {
         tar_bytes += chunk.len() as u64;
@@ -291,12 +324,12 @@ fn pack(
             index = None;
         }
         encoder.write_all(&chunk)?;
-        if !emit(encoder.take_output()) {
+        if !emit(encoder.take_output(), false)? {
             return Ok(None);
         }
     }
     drop(index);
-    if !emit(encoder.finish()?) {
+    if !emit(encoder.finish()?, true)? {
         return Ok(None);
     }
     Ok(Some(Packed {

@@ -2,10 +2,10 @@
 //! on it. First, with nothing written: no helper pod may exist, the volume must be free (no
 //! pod using it, StatefulSet at 0, unless forced; without the right to list pods, only the
 //! broker pod is looked for, with a warning), and the whole archive is read once: size and
-//! SHA-256 against the manifest, every tar entry safe to unpack, every `meta.properties`
-//! holding the target cluster's id. Then a helper pod mounts the PVC read-write and the same
-//! stream is fed to `tar x` in it over exec stdin; its exit status decides. The helper is
-//! deleted on every path.
+//! SHA-256 against the manifest, every chunk's tag of an encrypted one, every tar entry safe
+//! to unpack, every `meta.properties` holding the target cluster's id. Then a helper pod
+//! mounts the PVC read-write and the same stream is fed to `tar x` in it over exec stdin; its
+//! exit status decides. The helper is deleted on every path.
 
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
@@ -24,7 +24,7 @@ use super::restore_stream::{inspect, spawn_reader, tar_stream, InspectError, Ins
 use super::statefulset::StatefulSetRef;
 use super::stopped::{with_cleanup, Downtime};
 use super::{api_err, interruptible, K8sError};
-use crate::archive::DatadirManifest;
+use crate::archive::{DatadirManifest, EncryptionKey};
 use crate::store::{Location, StoreError};
 
 /// Tar bytes per write to the pod.
@@ -60,6 +60,9 @@ pub struct DatadirRestoreOptions {
     pub rewrite_cluster_id: Option<String>,
     /// Write even when a pod uses the volume or the StatefulSet is not at 0.
     pub force: bool,
+    /// The key of an encrypted archive (`catalog::key_for_datadir_backup` checks it against
+    /// the manifest); an encrypted archive without it is refused before anything is written.
+    pub encryption_key: Option<EncryptionKey>,
     pub stall_timeout: Duration,
     pub wait_timeout: Duration,
     pub cancel: Arc<AtomicBool>,
@@ -206,10 +209,15 @@ async fn check_archive(
 ) -> Result<Inspection, K8sError> {
     let key = manifest.archive.key.clone();
     let (stored, reader) = spawn_reader(location, &key);
-    let compression = manifest.archive.compression;
     let rewrite = options.rewrite_cluster_id.clone();
+    let (manifest_copy, encryption_key) = (manifest.clone(), options.encryption_key.clone());
     let inspected = tokio::task::spawn_blocking(move || {
-        let tar = tar_stream(stored, compression, rewrite.as_deref())?;
+        let tar = tar_stream(
+            stored,
+            &manifest_copy,
+            encryption_key.as_ref(),
+            rewrite.as_deref(),
+        )?;
         inspect(tar)
     })
     .await
@@ -232,8 +240,22 @@ async fn check_archive(
             problem: format!("archive {key} holds a hostile entry {entry:?}: {why}"),
         }),
         Err(InspectError::Unreadable(source)) => Err(K8sError::RestoreRefused {
-            problem: format!("archive {key} is not a readable tar stream: {source}"),
+            problem: unreadable(&key, &source),
         }),
+    }
+}
+
+/// Why the archive `key` could not be read as a tar stream.
+fn unreadable(key: &str, source: &std::io::Error) -> String {
+    let decryption = source
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::archive::ArchiveError>());
+    match (decryption, source.kind()) {
+        (Some(err), _) => format!(
+            "archive {key} does not decrypt: {err} (`kafkasnap datadir verify --key-file` checks it)"
+        ),
+        (None, std::io::ErrorKind::InvalidInput) => format!("archive {key} cannot be read: {source}"),
+        (None, _) => format!("archive {key} is not a readable tar stream: {source}"),
     }
 }
 
@@ -336,13 +358,16 @@ async fn write_volume(
     let key = manifest.archive.key.clone();
     let (stored, reader) = spawn_reader(location, &key);
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
-    let (compression, rewrite) = (
-        manifest.archive.compression,
-        options.rewrite_cluster_id.clone(),
-    );
+    let rewrite = options.rewrite_cluster_id.clone();
+    let (manifest_copy, encryption_key) = (manifest.clone(), options.encryption_key.clone());
     // (tar bytes produced, whether all of them were taken)
     let producer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, bool)> {
-        let mut tar = tar_stream(stored, compression, rewrite.as_deref())?;
+        let mut tar = tar_stream(
+            stored,
+            &manifest_copy,
+            encryption_key.as_ref(),
+            rewrite.as_deref(),
+        )?;
         let mut total = 0u64;
         loop {
             // Full chunks (the decoders and the rewriter return short reads): fewer, larger

@@ -221,7 +221,9 @@ pub enum K8sError {
         #[source]
         source: std::io::Error,
     },
-    #[error("compressing the data directory of pod {namespace}/{pod} failed: {source}")]
+    #[error(
+        "compressing or encrypting the data directory of pod {namespace}/{pod} failed: {source}"
+    )]
     Compress {
         namespace: String,
         pod: String,

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::chunk_reader::ChunkReader;
 use super::tar_rewrite::META_PROPERTIES_LIMIT;
 use super::tar_rewrite::{cluster_id_of, is_meta_properties, ClusterIdRewriter};
-use crate::archive::{Compression, DatadirManifest};
+use crate::archive::{Compression, DatadirManifest, DecryptingReader, EncryptionKey};
 use crate::datadir::hostile_entry;
 use crate::store::{Location, StoreError};
 
@@ -73,13 +73,29 @@ pub(crate) fn spawn_reader(
 /// The stored archive's bytes as a blocking `Read` (from the reading task's channel).
 pub(crate) type ChannelReader = ChunkReader<mpsc::Receiver<Bytes>>;
 
-/// The tar stream inside a stored archive, with `cluster.id` rewritten when asked.
+/// The tar stream inside `manifest`'s stored archive, decrypted with `encryption_key` (which
+/// an encrypted archive needs), with `cluster.id` rewritten when asked.
 pub(crate) fn tar_stream(
     stored: ChannelReader,
-    compression: Compression,
+    manifest: &DatadirManifest,
+    encryption_key: Option<&EncryptionKey>,
     rewrite_cluster_id: Option<&str>,
 ) -> io::Result<Box<dyn Read + Send>> {
-    let tar: Box<dyn Read + Send> = match compression {
+    let archive = &manifest.archive;
+    let stored: Box<dyn Read + Send> = match (&manifest.encryption, encryption_key) {
+        (Some(_), Some(key)) => Box::new(DecryptingReader::new(stored, key, &archive.key)),
+        (Some(encryption), None) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "it is encrypted ({}, key id {}) and no key was given (--key-file)",
+                    encryption.cipher, encryption.key_id
+                ),
+            ))
+        }
+        (None, _) => Box::new(stored),
+    };
+    let tar: Box<dyn Read + Send> = match archive.compression {
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(stored)?),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
             stored,

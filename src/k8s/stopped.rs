@@ -14,7 +14,7 @@ use super::helper_pod::{HelperPod, HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT
 use super::pods::wait_until_gone;
 use super::statefulset::StatefulSetRef;
 use super::{interruptible, K8sError};
-use crate::archive::{Compression, DatadirManifest, DatadirMode, DatadirSource};
+use crate::archive::{Compression, DatadirManifest, DatadirMode, DatadirSource, EncryptionKey};
 use crate::store::Location;
 
 /// Longest a single cleanup request may take before it counts as failed.
@@ -28,6 +28,8 @@ pub struct StoppedBackupOptions {
     /// The helper pod; `read_only` is forced on.
     pub helper: HelperPodSpec,
     pub compression: Compression,
+    /// Encrypt the archive with this key (see [`DatadirBackupOptions::encryption_key`]).
+    pub encryption_key: Option<EncryptionKey>,
     pub stall_timeout: Duration,
     /// How long to wait for the broker pod to go and for the helper to run.
     pub wait_timeout: Duration,
@@ -202,6 +204,7 @@ async fn stopped_backup(
     let backup = DatadirBackupOptions {
         target: helper.target(),
         compression: options.compression,
+        encryption_key: options.encryption_key.clone(),
         stall_timeout: options.stall_timeout,
         cancel: Arc::clone(cancel),
     };

@@ -19,7 +19,7 @@ const PARTITIONS: i32 = 2;
 const MARKER: &str = "kafkasnap-planted-marker";
 
 /// A fresh random key written to `dir/name` as 32 raw bytes; returns its path and bytes.
-fn write_key(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
+pub(crate) fn write_key(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     let mut key = vec![0u8; 32];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut key).unwrap();
     let path = dir.join(name);
@@ -27,7 +27,7 @@ fn write_key(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     (path, key)
 }
 
-fn key_id(key: &[u8]) -> String {
+pub(crate) fn key_id(key: &[u8]) -> String {
     hex::encode(&Sha256::digest(key)[..8])
 }
 

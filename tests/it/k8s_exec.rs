@@ -242,6 +242,7 @@ fn options(compression: Compression) -> DatadirBackupOptions {
             path: "/var/lib/kafka/data".into(),
         },
         compression,
+        encryption_key: None,
         stall_timeout: Duration::from_secs(60),
         cancel: Default::default(),
     }

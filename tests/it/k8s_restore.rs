@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use kafkasnap::archive::{
     BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
-    DatadirSource, DATADIR_FORMAT_VERSION,
+    DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
 };
 use kafkasnap::k8s::{
     backup_datadir_stopped, restore_datadir, DatadirRestoreOptions, K8sError, RestoreReport,
@@ -49,6 +49,7 @@ pub(crate) fn options(
         cluster_id: cluster_id.map(String::from),
         rewrite_cluster_id: rewrite.map(String::from),
         force,
+        encryption_key: None,
         stall_timeout: Duration::from_secs(60),
         wait_timeout: Duration::from_secs(10),
         cancel: Arc::default(),
@@ -97,11 +98,27 @@ pub(crate) fn tar_of(dir: &Path) -> Vec<u8> {
 
 /// Publishes `tar` (zstd) with a correct manifest at `backups`.
 pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
+    publish_with(backups, tar, None).await
+}
+
+/// Publishes `tar` (zstd, then encrypted with `encryption_key` if given) with a correct
+/// manifest at `backups`.
+pub(crate) async fn publish_with(
+    backups: &Path,
+    tar: &[u8],
+    encryption_key: Option<&EncryptionKey>,
+) -> DatadirManifest {
     let location = Location::open(backups.to_str().unwrap(), true).unwrap();
     let id = BackupId::new(SystemTime::now());
-    let stored = zstd::encode_all(tar, 3).unwrap();
+    let mut stored = zstd::encode_all(tar, 3).unwrap();
     let mut writer = location.datadir_archive_writer(&id, Compression::Zstd);
     let key = writer.key().to_string();
+    if let Some(encryption_key) = encryption_key {
+        let mut sealer = StreamSealer::new(encryption_key, &key).unwrap();
+        let mut sealed: Vec<u8> = sealer.update(&stored).unwrap().concat();
+        sealed.extend_from_slice(&sealer.finish().unwrap());
+        stored = sealed;
+    }
     writer.write(Bytes::from(stored.clone())).await.unwrap();
     writer.finish().await.unwrap();
     let manifest = DatadirManifest {
@@ -128,6 +145,7 @@ pub(crate) async fn publish(backups: &Path, tar: &[u8]) -> DatadirManifest {
             sha256: hex::encode(Sha256::digest(&stored)),
             tar_bytes: tar.len() as u64,
         },
+        encryption: encryption_key.map(EncryptionKey::describe),
         files: Vec::new(),
         warnings: Vec::new(),
     };
@@ -179,6 +197,7 @@ async fn a_stopped_backup_restores_file_for_file() {
         pod: BROKER_POD.into(),
         helper: helper_spec("backup"),
         compression: Compression::Zstd,
+        encryption_key: None,
         stall_timeout: Duration::from_secs(60),
         wait_timeout: Duration::from_secs(10),
         cancel: Arc::default(),

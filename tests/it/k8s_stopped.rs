@@ -45,6 +45,7 @@ pub(crate) fn options(cancel: Arc<AtomicBool>, stall_timeout: Duration) -> Stopp
         // `read_only: false` here: the stopped backup must force it on.
         helper: helper_spec("backup"),
         compression: Compression::Zstd,
+        encryption_key: None,
         stall_timeout,
         wait_timeout: Duration::from_secs(10),
         cancel,

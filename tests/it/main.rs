@@ -2,6 +2,7 @@
 
 mod backup;
 mod datadir;
+mod datadir_encryption;
 mod encryption;
 mod errors;
 mod faults;

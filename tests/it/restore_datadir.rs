@@ -68,7 +68,7 @@ fn restore_and_compare(
     group: Option<(&str, &str, &[i64])>,
 ) {
     let Some(dir) = fixture(name) else { return };
-    restore_from(&dir, &dir, topics, group);
+    restore_from(&dir, &dir, topics, group, &[]);
 }
 
 /// Restores `source` (the fixture directory `dir` or an archive of it) and compares with `dir`.
@@ -77,18 +77,17 @@ fn restore_from(
     dir: &Path,
     topics: &[(&str, i32, &[usize])],
     group: Option<(&str, &str, &[i64])>,
+    extra_args: &[&str],
 ) {
     let target = Broker::start("from-datadir");
-    kafkasnap_ok(
-        &[
-            "restore",
-            "-b",
-            &target.bootstrap,
-            "--from-datadir",
-            source.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let args = [
+        "restore",
+        "-b",
+        &target.bootstrap,
+        "--from-datadir",
+        source.to_str().unwrap(),
+    ];
+    kafkasnap_ok(&[&args[..], extra_args].concat(), &[]);
     for (topic, partitions, counts) in topics {
         assert!(
             topic_names(&target.bootstrap).contains(&topic.to_string()),
@@ -161,6 +160,7 @@ fn a_stored_datadir_backup_restores_from_its_location() {
             ("Retry.TestTopicPatient", 1, &[0]),
         ],
         Some(("DEVSmileCDR", "TestTopicPatient", &[3])),
+        &[],
     );
 
     let archive = backups.path().join(&manifest.archive.key);
@@ -195,6 +195,72 @@ fn a_stored_datadir_backup_restores_from_its_location() {
     );
 }
 
+/// `restore --from-datadir LOCATION --key-file F` of an encrypted data-dir backup restores
+/// exactly; without the key, or with one flipped byte (its checksum made to match), it is
+/// refused before any topic is created.
+#[test]
+fn an_encrypted_stored_datadir_backup_restores_only_with_its_key_and_intact() {
+    let Some(dir) = fixture("ldi-poc-kraft-3.7-datadir") else {
+        return;
+    };
+    let backups = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (key_file, key) = crate::encryption::write_key(keys.path(), "backup.key");
+    let encryption_key = kafkasnap::archive::EncryptionKey::parse(&key).unwrap();
+    let manifest = crate::harness::block_on(crate::k8s_restore::publish_with(
+        backups.path(),
+        &crate::k8s_restore::tar_of(&dir),
+        Some(&encryption_key),
+    ));
+    assert!(manifest.encryption.is_some());
+    let key_file = key_file.to_str().unwrap();
+    restore_from(
+        backups.path(),
+        &dir,
+        &[
+            ("TestTopicPatient", 1, &[3]),
+            ("Retry.TestTopicPatient", 1, &[0]),
+        ],
+        Some(("DEVSmileCDR", "TestTopicPatient", &[3])),
+        &["--key-file", key_file],
+    );
+
+    let target = Broker::start("from-datadir-refused");
+    let url = format!("file://{}", backups.path().display());
+    let restore = |extra: &[&str]| {
+        let args = ["restore", "-b", &target.bootstrap, "--from-datadir", &url];
+        crate::harness::kafkasnap(&[&args[..], extra].concat(), &[])
+    };
+    let keyless = restore(&[]);
+    let stderr = crate::harness::stderr_of(&keyless);
+    assert_eq!(keyless.status.code(), Some(1), "{stderr}");
+    let expected = format!(
+        "backup {} is encrypted (aes-256-gcm, key id {}): give its key with --key-file FILE",
+        manifest.backup_id,
+        crate::encryption::key_id(&key)
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+
+    let archive = backups.path().join(&manifest.archive.key);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&archive, bytes).unwrap();
+    crate::datadir_encryption::match_checksum(backups.path(), &manifest);
+    let damaged = restore(&["--key-file", key_file]);
+    let stderr = crate::harness::stderr_of(&damaged);
+    assert_eq!(damaged.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the archive failed its check before anything was written")
+            && stderr.contains("of the encrypted stream does not decrypt with this key"),
+        "{stderr}"
+    );
+    assert!(
+        topic_names(&target.bootstrap).is_empty(),
+        "nothing may be created without the key or from a damaged archive"
+    );
+}
+
 #[test]
 fn a_tarball_of_a_data_directory_restores_like_the_directory() {
     let Some(dir) = fixture("ldi-poc-kraft-3.7-datadir") else {
@@ -216,6 +282,7 @@ fn a_tarball_of_a_data_directory_restores_like_the_directory() {
             ("Retry.TestTopicPatient", 1, &[0]),
         ],
         Some(("DEVSmileCDR", "TestTopicPatient", &[3])),
+        &[],
     );
 }
 
