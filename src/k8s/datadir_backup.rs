@@ -24,7 +24,7 @@ use crate::archive::{
     BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
     DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
 };
-use crate::store::Location;
+use crate::store::{Location, LocationLock, LockError, LockKind};
 
 /// Tar bytes gathered before they are handed on.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -78,6 +78,39 @@ pub(crate) async fn stream_backup(
     let target = &options.target;
     let started = SystemTime::now();
     let id = BackupId::new(started);
+    // A prune keeps this backup's objects while the lock names it (docs/FORMAT.md, "Locks").
+    let lock = LocationLock::shared(
+        location,
+        LockKind::DatadirBackup,
+        [],
+        [id.clone()],
+        &options.cancel,
+    )
+    .await
+    .map_err(|err| match err {
+        LockError::Interrupted { .. } => K8sError::Interrupted,
+        err => K8sError::Lock {
+            namespace: target.namespace.clone(),
+            pod: target.pod.clone(),
+            source: Box::new(err),
+        },
+    })?;
+    let result = stream_under_lock(client, location, options, source, id, started, &lock).await;
+    lock.release().await;
+    result
+}
+
+async fn stream_under_lock(
+    client: kube::Client,
+    location: &Location,
+    options: &DatadirBackupOptions,
+    source: DatadirSource,
+    id: BackupId,
+    started: SystemTime,
+    lock: &LocationLock,
+) -> Result<DatadirManifest, K8sError> {
+    let compression = options.compression;
+    let target = &options.target;
     let mut writer = location.datadir_archive_writer(&id, compression);
     let key = writer.key().to_string();
     let sealer =
@@ -184,6 +217,28 @@ pub(crate) async fn stream_backup(
         files: index.files,
         warnings,
     };
+    lock.check_held("the data-dir backup was not published")
+        .await
+        .map_err(|err| K8sError::Lock {
+            namespace: target.namespace.clone(),
+            pod: target.pod.clone(),
+            source: Box::new(err),
+        })?;
+    let wanted = [(manifest.archive.key.clone(), manifest.archive.stored_bytes)];
+    let problems = location
+        .missing_or_changed(&wanted)
+        .await
+        .map_err(store_err)?;
+    if !problems.is_empty() {
+        return Err(K8sError::Store {
+            namespace: target.namespace.clone(),
+            pod: target.pod.clone(),
+            source: Box::new(crate::store::StoreError::NotPublishable {
+                location: location.display().to_string(),
+                problems,
+            }),
+        });
+    }
     location
         .publish_datadir_manifest(&id, manifest.to_json())
         .await

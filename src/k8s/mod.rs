@@ -237,6 +237,13 @@ pub enum K8sError {
         #[source]
         source: Box<StoreError>,
     },
+    #[error("data-dir backup of pod {namespace}/{pod}: {source}")]
+    Lock {
+        namespace: String,
+        pod: String,
+        #[source]
+        source: Box<crate::store::LockError>,
+    },
     #[error("compression {0} is not available for data-dir archives; use zstd or gzip")]
     UnsupportedCompression(crate::archive::Compression),
 }

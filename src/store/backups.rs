@@ -202,7 +202,10 @@ impl Location {
         for (key, size) in wanted {
             let prefix = match backup_of_key(key) {
                 Some(id) => backup_prefix(&id),
-                None => key.clone(),
+                // A listing names what is below a directory, never the key itself.
+                None => key
+                    .rsplit_once('/')
+                    .map_or_else(String::new, |(dir, _)| format!("{dir}/")),
             };
             if listed.insert(prefix.clone()) {
                 for object in self.list_objects_under(&prefix).await? {
@@ -376,5 +379,62 @@ mod tests {
         );
         assert_eq!(location.delete_backup(&id).await.unwrap().len(), 1);
         assert!(location.list_backups().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_pre_publish_check_names_missing_and_changed_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::open(dir.path().to_str().unwrap(), true).unwrap();
+        let parent = BackupId::parse("20261125T145443Z-000001").unwrap();
+        let child = BackupId::parse("20261125T145444Z-000002").unwrap();
+        let carried = format!("backups/{parent}/segments/t/0/a.kseg");
+        let own = format!("backups/{child}/segments/t/0/b.kseg");
+        let archive = format!("datadir/{child}/data.tar.zst");
+        location.put(&carried, vec![1; 10]).await.unwrap();
+        location.put(&own, vec![2; 5]).await.unwrap();
+        location.put(&archive, vec![3; 7]).await.unwrap();
+        let all_there = [
+            (carried.clone(), 10),
+            (own.clone(), 5),
+            (archive.clone(), 7),
+        ];
+        assert!(location
+            .missing_or_changed(&all_there)
+            .await
+            .unwrap()
+            .is_empty());
+        let gone = format!("backups/{parent}/segments/t/0/gone.kseg");
+        let problems = location
+            .missing_or_changed(&[(carried.clone(), 11), (gone.clone(), 1), (own, 5)])
+            .await
+            .unwrap();
+        assert_eq!(
+            problems,
+            vec![
+                format!("{carried} has 10 bytes where the manifest says 11"),
+                format!("{gone} is missing"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_published_manifest_is_never_overwritten() {
+        let location = Location::open("memory://", false).unwrap();
+        let id = BackupId::parse("20261125T145443Z-000001").unwrap();
+        location
+            .publish_manifest(&id, b"{1}".to_vec())
+            .await
+            .unwrap();
+        // The same bytes again (two shards merging at once) are fine.
+        location
+            .publish_manifest(&id, b"{1}".to_vec())
+            .await
+            .unwrap();
+        let err = location
+            .publish_manifest(&id, b"{2}".to_vec())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyPublished { .. }), "{err}");
+        assert_eq!(location.read_manifest(&id).await.unwrap().as_ref(), b"{1}");
     }
 }

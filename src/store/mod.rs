@@ -66,6 +66,11 @@ pub enum StoreError {
     },
     #[error("{key} already exists at {location} with other contents; a manifest is never overwritten (two backups got the same id?). Nothing was published: run the backup again")]
     AlreadyPublished { location: String, key: String },
+    #[error("the backup was not published at {location}: {}; something deleted under the location while it ran. Run it again", .problems.join("; "))]
+    NotPublishable {
+        location: String,
+        problems: Vec<String>,
+    },
     #[error("no random bytes from the operating system: {reason}")]
     NoRandomness { reason: String },
     #[error("refusing to delete {path}: {reason}; nothing outside the location is ever deleted. Remove it by hand if it is yours")]
