@@ -13,11 +13,11 @@
 mod outcome;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use outcome::{check_stop, flush, unless_cancelled, Stage, StallWatch};
 pub use outcome::{RestoreStop, TopicWritten, WritePhase, Written};
 
 use crate::archive::{
@@ -29,7 +29,6 @@ use crate::progress::Progress;
 use crate::selection::TopicSelection;
 use crate::store::Location;
 use crate::Error;
-use outcome::StallWatch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,7 +160,7 @@ pub async fn plan_restore(
     });
     let (existing, brokers) = unless_cancelled(&options.cancel, described)
         .await
-        .map_err(|_| stopped_before_writing(options))?
+        .map_err(|_| Written::stopped_before_writing(options.resume))?
         .expect("metadata reads do not panic")?;
 
     let mut warnings = Vec::new();
@@ -329,67 +328,9 @@ pub async fn connect_writer(options: &RestoreOptions) -> Result<Arc<RecordWriter
     let connecting = tokio::task::spawn_blocking(move || RecordWriter::connect(&client));
     let writer = unless_cancelled(&options.cancel, connecting)
         .await
-        .map_err(|_| stopped_before_writing(options))?
+        .map_err(|_| Written::stopped_before_writing(options.resume))?
         .expect("connecting does not panic")?;
     Ok(Arc::new(writer))
-}
-
-/// Awaits `work`, or gives up soon after `cancel` is set ([`RestoreStop::Interrupted`]). A
-/// blocking Kafka call given up on ends on its own (within its timeout), its result unused.
-async fn unless_cancelled<F: Future>(
-    cancel: &AtomicBool,
-    work: F,
-) -> Result<F::Output, RestoreStop> {
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        tokio::select! {
-            done = &mut work => return Ok(done),
-            _ = tick.tick() => if cancel.load(Ordering::Relaxed) {
-                return Err(RestoreStop::Interrupted);
-            },
-        }
-    }
-}
-
-/// Interrupted before anything was written.
-fn stopped_before_writing(options: &RestoreOptions) -> Error {
-    Error::RestoreIncomplete {
-        why: RestoreStop::Interrupted,
-        written: Written::nothing(options.resume),
-    }
-}
-
-/// How far [`run_restore`] got, for the message of one that stops part-way.
-#[derive(Default)]
-struct Stage {
-    phase: Option<WritePhase>,
-    /// Records already in each target topic from an interrupted run (`--resume`).
-    resumed: HashMap<String, u64>,
-    groups_committed: usize,
-    groups_total: usize,
-}
-
-impl Stage {
-    fn written(&self, plan: &RestorePlan, resuming: bool, writer: &RecordWriter) -> Written {
-        Written {
-            phase: self.phase.unwrap_or(WritePhase::Nothing),
-            resuming,
-            topics: plan
-                .topics
-                .iter()
-                .filter(|t| t.action != TopicAction::Skip)
-                .map(|t| TopicWritten {
-                    topic: t.target.clone(),
-                    acknowledged: writer.tracker().delivered_to(&t.target),
-                    resumed: self.resumed.get(&t.target).copied().unwrap_or(0),
-                    in_backup: t.records,
-                })
-                .collect(),
-            groups_committed: self.groups_committed,
-            groups_total: self.groups_total,
-        }
-    }
 }
 
 /// Executes `plan` (see the module docs) with `writer` from [`connect_writer`]. Call
@@ -544,44 +485,6 @@ async fn write_plan(
         }
     }
     Ok(results)
-}
-
-/// Waits until every record sent is acknowledged (or failed), stopping on Ctrl-C or a stall.
-async fn flush(
-    writer: &Arc<RecordWriter>,
-    cancel: &AtomicBool,
-    watch: &mut StallWatch,
-) -> Result<(), RestoreStop> {
-    loop {
-        let flushing = Arc::clone(writer);
-        let flushed =
-            tokio::task::spawn_blocking(move || flushing.flush(Duration::from_millis(100)))
-                .await
-                .expect("flush does not panic");
-        if flushed.is_ok() {
-            return Ok(());
-        }
-        check_stop(cancel, watch, writer)?;
-    }
-}
-
-/// Ctrl-C, or records waiting with no delivery report for the stall timeout.
-fn check_stop(
-    cancel: &AtomicBool,
-    watch: &mut StallWatch,
-    writer: &RecordWriter,
-) -> Result<(), RestoreStop> {
-    if cancel.load(Ordering::Relaxed) {
-        return Err(RestoreStop::Interrupted);
-    }
-    let tracker = writer.tracker();
-    match watch.observe(tracker.reports(), tracker.in_flight(), Instant::now()) {
-        Some(waiting) => Err(RestoreStop::Stalled {
-            waited: watch.timeout(),
-            waiting,
-        }),
-        None => Ok(()),
-    }
 }
 
 type CommittedByPartition = HashMap<(String, i32), Vec<CommittedOffset>>;

@@ -1,9 +1,17 @@
-//! How an unfinished restore ended and what it had written by then (the message an operator
-//! reads to decide what to do next), and the stall watch that fails a restore whose target
-//! acknowledges nothing for `--stall-timeout`.
+//! Stopping a restore: giving up on Ctrl-C in any phase, the stall watch that fails a restore
+//! whose target acknowledges nothing for `--stall-timeout`, and the message saying what an
+//! unfinished restore had written by then (which an operator reads to decide what to do next).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::{RestorePlan, TopicAction};
+use crate::kafka::RecordWriter;
+use crate::Error;
 
 /// Why a restore stopped before it finished.
 #[derive(Debug)]
@@ -30,8 +38,8 @@ impl fmt::Display for RestoreStop {
     }
 }
 
-impl From<crate::Error> for RestoreStop {
-    fn from(err: crate::Error) -> Self {
+impl From<Error> for RestoreStop {
+    fn from(err: Error) -> Self {
         RestoreStop::Failed(Box::new(err))
     }
 }
@@ -135,6 +143,14 @@ impl Written {
         }
     }
 
+    /// The error of a restore interrupted before anything was written.
+    pub(super) fn stopped_before_writing(resuming: bool) -> Error {
+        Error::RestoreIncomplete {
+            why: RestoreStop::Interrupted,
+            written: Written::nothing(resuming),
+        }
+    }
+
     fn per_topic(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 10;
         for (i, topic) in self.topics.iter().take(SHOWN).enumerate() {
@@ -153,6 +169,99 @@ impl Written {
             write!(f, " and {} more topics", self.topics.len() - SHOWN)?;
         }
         Ok(())
+    }
+}
+
+/// Awaits `work`, or gives up soon after `cancel` is set ([`RestoreStop::Interrupted`]). A
+/// blocking Kafka call given up on ends on its own (within its timeout), its result unused.
+pub(super) async fn unless_cancelled<F: Future>(
+    cancel: &AtomicBool,
+    work: F,
+) -> Result<F::Output, RestoreStop> {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            _ = tick.tick() => if cancel.load(Ordering::Relaxed) {
+                return Err(RestoreStop::Interrupted);
+            },
+        }
+    }
+}
+
+/// How far [`run_restore`] got, for the message of one that stops part-way.
+#[derive(Default)]
+pub(super) struct Stage {
+    pub(super) phase: Option<WritePhase>,
+    /// Records already in each target topic from an interrupted run (`--resume`).
+    pub(super) resumed: HashMap<String, u64>,
+    pub(super) groups_committed: usize,
+    pub(super) groups_total: usize,
+}
+
+impl Stage {
+    pub(super) fn written(
+        &self,
+        plan: &RestorePlan,
+        resuming: bool,
+        writer: &RecordWriter,
+    ) -> Written {
+        Written {
+            phase: self.phase.unwrap_or(WritePhase::Nothing),
+            resuming,
+            topics: plan
+                .topics
+                .iter()
+                .filter(|t| t.action != TopicAction::Skip)
+                .map(|t| TopicWritten {
+                    topic: t.target.clone(),
+                    acknowledged: writer.tracker().delivered_to(&t.target),
+                    resumed: self.resumed.get(&t.target).copied().unwrap_or(0),
+                    in_backup: t.records,
+                })
+                .collect(),
+            groups_committed: self.groups_committed,
+            groups_total: self.groups_total,
+        }
+    }
+}
+
+/// Waits until every record sent is acknowledged (or failed), stopping on Ctrl-C or a stall.
+pub(super) async fn flush(
+    writer: &Arc<RecordWriter>,
+    cancel: &AtomicBool,
+    watch: &mut StallWatch,
+) -> Result<(), RestoreStop> {
+    loop {
+        let flushing = Arc::clone(writer);
+        let flushed =
+            tokio::task::spawn_blocking(move || flushing.flush(Duration::from_millis(100)))
+                .await
+                .expect("flush does not panic");
+        if flushed.is_ok() {
+            return Ok(());
+        }
+        check_stop(cancel, watch, writer)?;
+    }
+}
+
+/// Ctrl-C, or records waiting with no delivery report for the stall timeout.
+pub(super) fn check_stop(
+    cancel: &AtomicBool,
+    watch: &mut StallWatch,
+    writer: &RecordWriter,
+) -> Result<(), RestoreStop> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(RestoreStop::Interrupted);
+    }
+    let tracker = writer.tracker();
+    match watch.observe(tracker.reports(), tracker.in_flight(), Instant::now()) {
+        Some(waiting) => Err(RestoreStop::Stalled {
+            waited: watch.timeout(),
+            waiting,
+        }),
+        None => Ok(()),
     }
 }
 
