@@ -243,6 +243,10 @@ pub struct RestoreArgs {
     /// partition is checked to hold exactly the backup's first records, then the rest follow.
     #[arg(long, env = "KAFKASNAP_RESUME")]
     pub resume: bool,
+    /// Fail if records wait and the target acknowledges none of them for this long, e.g. 2m
+    /// (a frozen or unreachable broker); what was written is reported, --resume continues.
+    #[arg(long, default_value = "2m", value_parser = parse_stall_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
+    pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -485,6 +489,17 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A duration that must be more than zero (`0s` would fail at the first wait).
+fn parse_stall_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err(
+            "must be more than 0s: it is how long to wait for progress before failing".to_string(),
+        ),
+        Ok(duration) => Ok(duration),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// RFC 3339 (`2026-11-25T14:00:00Z`, `2026-11-25T15:00:00+01:00`) or epoch milliseconds,
 /// to epoch milliseconds.
 pub fn parse_time(text: &str) -> Result<i64, String> {
@@ -543,6 +558,18 @@ mod tests {
             Ok(1_700_000_000_500)
         );
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn stall_timeouts_must_be_positive() {
+        assert_eq!(
+            parse_stall_timeout("3s"),
+            Ok(std::time::Duration::from_secs(3))
+        );
+        assert!(parse_stall_timeout("0s")
+            .unwrap_err()
+            .contains("more than 0s"));
+        assert!(parse_stall_timeout("soon").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::archive::ArchiveError;
 use crate::datadir::DatadirError;
 use crate::kafka::KafkaError;
+use crate::restore::{RestoreStop, Written};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +49,11 @@ pub enum Error {
     TopicExists { topic: String },
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("restore incomplete: {0}")]
+    #[error("{0}")]
     Delivery(String),
+    /// A restore that stopped part-way: why, and what the target holds from it.
+    #[error("{why}; {written}")]
+    RestoreIncomplete { why: RestoreStop, written: Written },
     #[error("cannot read the data directory")]
     Datadir(#[from] DatadirError),
     #[error("interrupted; nothing was published")]
@@ -77,6 +81,20 @@ pub enum Error {
     Lock(Box<crate::store::LockError>),
     #[error("--incremental cannot continue from backup {parent}: {problem}")]
     ChainEncryption { parent: String, problem: String },
+}
+
+impl Error {
+    /// True when the operation stopped because it was asked to (Ctrl-C / SIGTERM).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            Error::Interrupted
+                | Error::RestoreIncomplete {
+                    why: RestoreStop::Interrupted,
+                    ..
+                }
+        )
+    }
 }
 
 impl From<KafkaError> for Error {

@@ -24,26 +24,30 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    let code = match &result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ProblemsFound) => ExitCode::from(EXIT_PROBLEMS_FOUND),
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(err) => ExitCode::SUCCESS,
         Err(err) => {
-            let interrupted = matches!(
-                err.downcast_ref::<kafkasnap::Error>(),
-                Some(kafkasnap::Error::Interrupted)
-            );
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(if interrupted {
+            ExitCode::from(if commands::is_interrupted(err) {
                 EXIT_INTERRUPTED
             } else {
                 EXIT_FAILURE
             })
         }
+    };
+    match result {
+        Ok(_) => drop(runtime),
+        // A command that stopped early may leave a blocking call running (an rdkafka request
+        // to a broker that never answers): dropping the runtime would wait for it.
+        Err(_) => runtime.shutdown_background(),
     }
+    code
 }
 
 /// Segments are multi-MiB buffers allocated and freed on many threads. glibc's default

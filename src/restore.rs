@@ -6,11 +6,19 @@
 //! of the first restored record whose original offset is `>= O`, or to the partition's new
 //! end when there is none. A consumer resuming from the translated offset reads exactly the
 //! records it had not read on the source.
+//!
+//! A restore that stops part-way (Ctrl-C, a target that acknowledges nothing for the stall
+//! timeout, a failure) says what the target holds from it ([`outcome`]).
+
+mod outcome;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use outcome::{check_stop, flush, unless_cancelled, Stage, StallWatch};
+pub use outcome::{RestoreStop, TopicWritten, WritePhase, Written};
 
 use crate::archive::{
     CommittedOffset, ContentHasher, Encryption, EncryptionKey, Manifest, PartitionBackup, RecordRef,
@@ -47,6 +55,9 @@ pub struct RestoreOptions {
     pub resume: bool,
     /// The key of an encrypted backup (checked against the manifest's key id).
     pub encryption_key: Option<EncryptionKey>,
+    /// Fail when records wait and the target acknowledges none of them for this long.
+    pub stall_timeout: Duration,
+    /// Set on Ctrl-C / SIGTERM: every phase stops within a fraction of a second.
     pub cancel: Arc<AtomicBool>,
 }
 
@@ -136,7 +147,7 @@ pub async fn plan_restore(
         }
     }
     let client = options.client.clone();
-    let (existing, brokers) = tokio::task::spawn_blocking(move || -> Result<_, KafkaError> {
+    let described = tokio::task::spawn_blocking(move || -> Result<_, KafkaError> {
         let cluster = kafka::describe_cluster(&client)?;
         Ok((
             cluster
@@ -146,9 +157,11 @@ pub async fn plan_restore(
                 .collect::<HashMap<String, i32>>(),
             cluster.brokers.len() as i32,
         ))
-    })
-    .await
-    .expect("metadata reads do not panic")?;
+    });
+    let (existing, brokers) = unless_cancelled(&options.cancel, described)
+        .await
+        .map_err(|_| Written::stopped_before_writing(options.resume))?
+        .expect("metadata reads do not panic")?;
 
     let mut warnings = Vec::new();
     let mut topics = Vec::new();
@@ -312,14 +325,17 @@ struct PartitionResult {
 /// producer's start-up wait (see [`RecordWriter::connect`]) then overlaps the check.
 pub async fn connect_writer(options: &RestoreOptions) -> Result<Arc<RecordWriter>, Error> {
     let client = options.client.clone();
-    let writer = tokio::task::spawn_blocking(move || RecordWriter::connect(&client))
+    let connecting = tokio::task::spawn_blocking(move || RecordWriter::connect(&client));
+    let writer = unless_cancelled(&options.cancel, connecting)
         .await
+        .map_err(|_| Written::stopped_before_writing(options.resume))?
         .expect("connecting does not panic")?;
     Ok(Arc::new(writer))
 }
 
 /// Executes `plan` (see the module docs) with `writer` from [`connect_writer`]. Call
-/// [`check_archive`] first.
+/// [`check_archive`] first. Once anything may have been written, every error is an
+/// [`Error::RestoreIncomplete`] saying what the target holds.
 pub async fn run_restore(
     location: &Location,
     manifest: &Manifest,
@@ -329,6 +345,43 @@ pub async fn run_restore(
     progress: Arc<Progress>,
 ) -> Result<RestoreSummary, Error> {
     let clock = Instant::now();
+    let mut stage = Stage::default();
+    let written = write_plan(
+        location, manifest, &plan, options, &writer, progress, &mut stage,
+    )
+    .await;
+    match written {
+        Ok(results) => {
+            let results: Vec<&PartitionResult> = results.values().collect();
+            Ok(RestoreSummary {
+                records_written: results.iter().map(|r| r.written).sum(),
+                bytes_written: results.iter().map(|r| r.bytes).sum(),
+                records_filtered: results.iter().map(|r| r.filtered).sum(),
+                records_resumed: results.iter().map(|r| r.resumed).sum(),
+                groups_committed: stage.groups_committed,
+                duration_seconds: clock.elapsed().as_secs_f64(),
+                plan,
+            })
+        }
+        // Refusals before anything was written keep their own message.
+        Err(RestoreStop::Failed(err)) if stage.phase.is_none() => Err(*err),
+        Err(why) => Err(Error::RestoreIncomplete {
+            written: stage.written(&plan, options.resume, &writer),
+            why,
+        }),
+    }
+}
+
+async fn write_plan(
+    location: &Location,
+    manifest: &Manifest,
+    plan: &RestorePlan,
+    options: &RestoreOptions,
+    writer: &Arc<RecordWriter>,
+    progress: Arc<Progress>,
+    stage: &mut Stage,
+) -> Result<ReplayResults, RestoreStop> {
+    let cancel = &options.cancel;
     let to_create: Vec<TopicToCreate> = plan
         .topics
         .iter()
@@ -340,9 +393,12 @@ pub async fn run_restore(
             configs: t.configs.clone(),
         })
         .collect();
-    let resume_points = resume_points(&options.client, &plan).await?;
+    let resume_points = unless_cancelled(cancel, resume_points(&options.client, plan)).await??;
+    for ((topic, _), point) in &resume_points {
+        *stage.resumed.entry(topic.clone()).or_default() += point.records;
+    }
 
-    let committed = committed_by_partition(manifest, &plan);
+    let committed = committed_by_partition(manifest, plan);
     let mut jobs = Vec::new();
     for topic in plan.topics.iter().filter(|t| t.action != TopicAction::Skip) {
         let source = manifest
@@ -375,7 +431,8 @@ pub async fn run_restore(
     );
 
     // Ends of appended-to and resumed partitions before we write (new topics start at 0).
-    let mut start_ends = append_start_ends(&options.client, &plan).await?;
+    let mut start_ends =
+        unless_cancelled(cancel, append_start_ends(&options.client, plan)).await??;
     for ((topic, partition), point) in &resume_points {
         start_ends.insert((topic.clone(), *partition), point.records as i64);
     }
@@ -386,48 +443,48 @@ pub async fn run_restore(
         Some(_) => key_for_backup(manifest, options.encryption_key.as_ref())?,
     };
     let window = (options.from_time, options.until);
-    check_resume_points(location, encryption_key.as_ref(), &jobs, window).await?;
-    kafka::create_topics(&options.client, &to_create).await?;
+    unless_cancelled(
+        cancel,
+        check_resume_points(location, encryption_key.as_ref(), &jobs, window),
+    )
+    .await??;
+    if !to_create.is_empty() {
+        stage.phase = Some(WritePhase::CreatingTopics);
+        unless_cancelled(cancel, kafka::create_topics(&options.client, &to_create)).await??;
+    }
+    stage.phase = Some(WritePhase::Records);
+    let mut watch = StallWatch::new(options.stall_timeout, Instant::now());
     let results = replay(
         location,
         encryption_key,
         jobs,
-        Arc::clone(&writer),
+        Arc::clone(writer),
         options,
-        Arc::clone(&progress),
+        progress,
+        &mut watch,
     )
     .await?;
-    let writer_for_flush = Arc::clone(&writer);
-    tokio::task::spawn_blocking(move || writer_for_flush.flush(Duration::from_secs(300)))
-        .await
-        .expect("flush does not panic")?;
+    flush(writer, cancel, &mut watch).await?;
     if let Some(failure) = writer.tracker().failure() {
-        return Err(Error::Delivery(failure));
+        return Err(Error::Delivery(failure).into());
     }
 
-    let mut groups_committed = 0;
+    stage.phase = Some(WritePhase::Groups);
     if !options.skip_groups {
-        let translated = translate_groups(manifest, &plan, &results, &writer, &start_ends);
+        let translated = translate_groups(manifest, plan, &results, writer, &start_ends);
+        stage.groups_total = translated.len();
         for (group, offsets) in translated {
             let client = options.client.clone();
-            tokio::task::spawn_blocking(move || {
+            let commit = tokio::task::spawn_blocking(move || {
                 kafka::commit_group_offsets(&client, &group, &offsets)
-            })
-            .await
-            .expect("commits do not panic")?;
-            groups_committed += 1;
+            });
+            unless_cancelled(cancel, commit)
+                .await?
+                .expect("commits do not panic")?;
+            stage.groups_committed += 1;
         }
     }
-    let results: Vec<&PartitionResult> = results.values().collect();
-    Ok(RestoreSummary {
-        records_written: results.iter().map(|r| r.written).sum(),
-        bytes_written: results.iter().map(|r| r.bytes).sum(),
-        records_filtered: results.iter().map(|r| r.filtered).sum(),
-        records_resumed: results.iter().map(|r| r.resumed).sum(),
-        groups_committed,
-        duration_seconds: clock.elapsed().as_secs_f64(),
-        plan,
-    })
+    Ok(results)
 }
 
 type CommittedByPartition = HashMap<(String, i32), Vec<CommittedOffset>>;
@@ -585,7 +642,10 @@ async fn replay(
     writer: Arc<RecordWriter>,
     options: &RestoreOptions,
     progress: Arc<Progress>,
-) -> Result<ReplayResults, Error> {
+    watch: &mut StallWatch,
+) -> Result<ReplayResults, RestoreStop> {
+    // Set to stop every worker: on Ctrl-C, a stall, or one worker's failure.
+    let halt = Arc::new(AtomicBool::new(false));
     let next_marker = Arc::new(AtomicUsize::new(1));
     let queue = Arc::new(std::sync::Mutex::new(
         (0..jobs.len()).collect::<std::collections::VecDeque<usize>>(),
@@ -599,10 +659,11 @@ async fn replay(
             Arc::clone(&writer),
             Arc::clone(&progress),
         );
-        let (location, next_marker, cancel) = (
+        let (location, next_marker, cancel, halt) = (
             location.clone(),
             Arc::clone(&next_marker),
             Arc::clone(&options.cancel),
+            Arc::clone(&halt),
         );
         let window = (options.from_time, options.until);
         let encryption_key = encryption_key.clone();
@@ -610,6 +671,9 @@ async fn replay(
         workers.spawn_blocking(move || -> Result<ReplayResults, Error> {
             let mut done = ReplayResults::new();
             loop {
+                if cancel.load(Ordering::Relaxed) || halt.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
                 let Some(index) = queue.lock().expect("queue lock").pop_front() else {
                     return Ok(done);
                 };
@@ -619,6 +683,7 @@ async fn replay(
                     progress: &progress,
                     next_marker: &next_marker,
                     cancel: &cancel,
+                    halt: &halt,
                     window,
                     encryption_key: encryption_key.as_ref(),
                     runtime: &runtime,
@@ -631,19 +696,33 @@ async fn replay(
         });
     }
     let mut results = ReplayResults::new();
-    let mut failure = None;
-    while let Some(joined) = workers.join_next().await {
-        match joined.expect("replay workers do not panic") {
-            Ok(done) => results.extend(done),
-            Err(err) => {
-                options.cancel.store(true, Ordering::Relaxed);
-                failure.get_or_insert(err);
+    let (mut failure, mut stop, mut stopped) = (None, None, false);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            joined = workers.join_next() => match joined.map(|j| j.expect("replay workers do not panic")) {
+                None => break,
+                Some(Ok(done)) => results.extend(done),
+                // A worker that saw `halt` or `cancel`; the reason is recorded below.
+                Some(Err(Error::Interrupted)) => stopped = true,
+                Some(Err(err)) => {
+                    halt.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(err);
+                }
+            },
+            _ = tick.tick(), if stop.is_none() => {
+                if let Err(why) = check_stop(&options.cancel, watch, &writer) {
+                    halt.store(true, Ordering::Relaxed);
+                    stop = Some(why);
+                }
             }
         }
     }
-    match failure {
-        Some(err) => Err(err),
-        None => Ok(results),
+    match (failure, stop) {
+        (Some(err), _) => Err(err.into()),
+        (None, Some(why)) => Err(why),
+        (None, None) if stopped => Err(RestoreStop::Interrupted),
+        (None, None) => Ok(results),
     }
 }
 
@@ -653,9 +732,16 @@ struct ReplayContext<'a> {
     progress: &'a Progress,
     next_marker: &'a AtomicUsize,
     cancel: &'a AtomicBool,
+    halt: &'a AtomicBool,
     window: (Option<i64>, Option<i64>),
     encryption_key: Option<&'a EncryptionKey>,
     runtime: &'a tokio::runtime::Handle,
+}
+
+impl ReplayContext<'_> {
+    fn stopping(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.halt.load(Ordering::Relaxed)
+    }
 }
 
 fn in_window(record: &RecordRef<'_>, (from, until): (Option<i64>, Option<i64>)) -> bool {
@@ -726,15 +812,26 @@ fn replay_partition(
                 result.markers.insert(offset, marker);
                 wanted.next();
             }
+            let give_up = || context.stopping();
             context
                 .writer
-                .send(&job.target_topic, job.partition.partition, &record, marker)?;
+                .send(
+                    &job.target_topic,
+                    job.partition.partition,
+                    &record,
+                    marker,
+                    &give_up,
+                )
+                .map_err(|err| match err {
+                    KafkaError::Interrupted => Error::Interrupted,
+                    err => err.into(),
+                })?;
             let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
             context.progress.add_record(size as u64);
             result.written += 1;
             result.bytes += size as u64;
         }
-        if context.cancel.load(Ordering::Relaxed) {
+        if context.stopping() {
             return Err(Error::Interrupted);
         }
         if let Some(failure) = context.writer.tracker().failure() {

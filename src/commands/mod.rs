@@ -11,7 +11,7 @@ mod show;
 mod verify;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use kafkasnap::archive::{BackupId, EncryptionKey, Manifest};
@@ -62,15 +62,141 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             retry_timeout: cli.store_retry_timeout,
         },
     };
-    match cli.command {
-        Command::Backup(args) => backup::run(args, &global).await,
-        Command::Restore(args) => restore::run(args, &global).await,
-        Command::Verify(args) => verify::run(args, &global).await,
-        Command::Ls(args) => ls::run(args, &global).await,
-        Command::Show(args) => show::run(args, &global).await,
-        Command::Cat(args) => cat::run(args, &global).await,
-        Command::Datadir(args) => datadir::run(args, &global).await,
-        Command::Prune(args) => prune::run(args, &global).await,
+    let policy = StopPolicy::of(&cli.command);
+    // Registered before the command starts, so a signal at any moment is caught.
+    let signals = Signals::register();
+    let command = dispatch(cli.command, &global);
+    tokio::pin!(command);
+    tokio::select! {
+        result = &mut command => return result,
+        () = signals.received() => {}
+    }
+    tracing::warn!("stop requested: {}", policy.notice);
+    cancel_on_signal().store(true, Ordering::Relaxed);
+    match policy.grace {
+        None => command.await,
+        Some(grace) => match tokio::time::timeout(grace, &mut command).await {
+            Ok(result) => result,
+            // Stuck in a call that cannot see the flag (a broker that never answers, say).
+            Err(_) => Err(Stopped(policy.unfinished).into()),
+        },
+    }
+}
+
+async fn dispatch(command: Command, global: &Global) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Backup(args) => backup::run(args, global).await,
+        Command::Restore(args) => restore::run(args, global).await,
+        Command::Verify(args) => verify::run(args, global).await,
+        Command::Ls(args) => ls::run(args, global).await,
+        Command::Show(args) => show::run(args, global).await,
+        Command::Cat(args) => cat::run(args, global).await,
+        Command::Datadir(args) => datadir::run(args, global).await,
+        Command::Prune(args) => prune::run(args, global).await,
+    }
+}
+
+/// How long a command may take to end by itself once stopped, before it is cut off.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// What Ctrl-C / SIGTERM means for one command.
+struct StopPolicy {
+    /// Logged when the signal arrives.
+    notice: &'static str,
+    /// `None`: the command always runs its own clean-up to the end (it changed a cluster).
+    grace: Option<std::time::Duration>,
+    /// The error when it was cut off after the grace period.
+    unfinished: &'static str,
+}
+
+impl StopPolicy {
+    fn of(command: &Command) -> StopPolicy {
+        use crate::cli::DatadirCommand;
+        let (notice, grace, unfinished) = match command {
+            Command::Backup(_) => (
+                "stopping the backup; it will not be published",
+                Some(STOP_GRACE),
+                "nothing was published",
+            ),
+            Command::Restore(_) => (
+                "stopping the restore; what it already wrote stays in the target and is reported when it ends",
+                Some(STOP_GRACE),
+                "the restore was cut off while it waited on the cluster or the store, so how far it got is not known: rerun the same command with --resume to continue: it checks what each target partition holds and writes only the rest",
+            ),
+            Command::Verify(_) => (
+                "stopping verify; it will give no verdict",
+                Some(STOP_GRACE),
+                "verify did not finish, so it gave no verdict",
+            ),
+            Command::Prune(_) => (
+                "stopping prune; backups it has not reached yet are kept",
+                Some(STOP_GRACE),
+                "prune did not finish: what it deleted is gone, the rest is kept; run it again to finish",
+            ),
+            Command::Datadir(args) => match args.command {
+                DatadirCommand::Backup(_) => (
+                    "stopping the data-dir backup; it will not be published",
+                    None,
+                    "nothing was published",
+                ),
+                DatadirCommand::Restore(_) => ("stopping the data-dir restore", None, ""),
+                _ => ("stopping", Some(STOP_GRACE), "nothing was changed"),
+            },
+            Command::Ls(_) | Command::Show(_) | Command::Cat(_) => {
+                ("stopping", Some(STOP_GRACE), "nothing was changed")
+            }
+        };
+        StopPolicy {
+            notice,
+            grace,
+            unfinished,
+        }
+    }
+}
+
+/// A command cut off by Ctrl-C / SIGTERM (exit code 130), and what that left.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted; {0}")]
+pub struct Stopped(&'static str);
+
+/// True if `err` says the command stopped because it was asked to (exit code 130).
+pub fn is_interrupted(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.is::<Stopped>()
+            || cause
+                .downcast_ref::<kafkasnap::Error>()
+                .is_some_and(kafkasnap::Error::is_interrupted)
+    })
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (a pod or CronJob being stopped).
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn received(mut self) {
+        async fn on(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = on(self.interrupt.as_mut()) => {}
+            () = on(self.terminate.as_mut()) => {}
+        }
     }
 }
 
@@ -114,24 +240,11 @@ pub fn settings_from(
     Ok(settings)
 }
 
-/// A flag that turns true on Ctrl-C or SIGTERM (a CronJob being stopped).
+/// The flag that turns true on Ctrl-C or SIGTERM (a CronJob being stopped), shared by every
+/// caller; [`run`] sets it and then gives the command a moment to stop by itself.
 pub fn cancel_on_signal() -> Arc<AtomicBool> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&cancel);
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::warn!("stop requested: finishing nothing, publishing nothing");
-        flag.store(true, Ordering::Relaxed);
-    });
-    cancel
+    static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    Arc::clone(CANCEL.get_or_init(|| Arc::new(AtomicBool::new(false))))
 }
 
 /// Takes a shared lock at `location` naming backup `id`, so that a prune keeps it while

@@ -37,6 +37,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         parallelism: args.parallelism as usize,
         resume: args.resume,
         encryption_key: load_key_file(&args.key)?,
+        stall_timeout: args.stall_timeout,
         cancel: cancel_on_signal(),
     };
     // A data directory is first turned into a temporary logical archive, so both kinds of

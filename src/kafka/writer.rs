@@ -107,14 +107,23 @@ fn wait_for_partitions(
     }
 }
 
-/// Collects delivery reports: the first failure, where marked records landed, and each
-/// partition's last written offset.
+/// Collects delivery reports: the first failure, where marked records landed, and per
+/// partition the last written offset and how many records were acknowledged.
 #[derive(Default)]
 pub struct DeliveryTracker {
     failure: Mutex<Option<String>>,
     marked: Mutex<HashMap<usize, i64>>,
-    last_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
+    partitions: Mutex<HashMap<String, HashMap<i32, Delivered>>>,
+    queued: AtomicU64,
     delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What the cluster acknowledged on one partition.
+#[derive(Debug, Clone, Copy)]
+struct Delivered {
+    last_offset: i64,
+    records: u64,
 }
 
 impl ClientContext for DeliveryTracker {}
@@ -126,7 +135,6 @@ impl ProducerContext for DeliveryTracker {
     fn delivery(&self, result: &DeliveryResult<'_>, marker: usize) {
         match result {
             Ok(message) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
                 let offset = message.offset();
                 if marker != 0 {
                     self.marked
@@ -134,15 +142,22 @@ impl ProducerContext for DeliveryTracker {
                         .expect("tracker lock")
                         .insert(marker, offset);
                 }
-                let mut last = self.last_offsets.lock().expect("tracker lock");
-                let partitions = match last.get_mut(message.topic()) {
+                let mut all = self.partitions.lock().expect("tracker lock");
+                let partitions = match all.get_mut(message.topic()) {
                     Some(p) => p,
-                    None => last.entry(message.topic().to_string()).or_default(),
+                    None => all.entry(message.topic().to_string()).or_default(),
                 };
-                let slot = partitions.entry(message.partition()).or_insert(offset);
-                *slot = (*slot).max(offset);
+                let slot = partitions.entry(message.partition()).or_insert(Delivered {
+                    last_offset: offset,
+                    records: 0,
+                });
+                slot.last_offset = slot.last_offset.max(offset);
+                slot.records += 1;
+                // Counted last, under the lock: whoever sees the count sees the partition's.
+                self.delivered.fetch_add(1, Ordering::Relaxed);
             }
             Err((err, message)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
                 let mut failure = self.failure.lock().expect("tracker lock");
                 failure.get_or_insert_with(|| {
                     format!(
@@ -161,8 +176,30 @@ impl DeliveryTracker {
         self.failure.lock().expect("tracker lock").clone()
     }
 
+    /// Records the cluster acknowledged.
     pub fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Delivery reports received, good or failed: each one is progress.
+    pub fn reports(&self) -> u64 {
+        self.delivered() + self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Records queued whose delivery report has not come yet.
+    pub fn in_flight(&self) -> u64 {
+        self.queued
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.reports())
+    }
+
+    /// Records the cluster acknowledged on `topic` (all its partitions).
+    pub fn delivered_to(&self, topic: &str) -> u64 {
+        self.partitions
+            .lock()
+            .expect("tracker lock")
+            .get(topic)
+            .map_or(0, |p| p.values().map(|d| d.records).sum())
     }
 
     /// Where the record sent with `marker` landed, once delivered.
@@ -176,12 +213,12 @@ impl DeliveryTracker {
 
     /// The highest offset delivered to `topic`/`partition`.
     pub fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.last_offsets
+        self.partitions
             .lock()
             .expect("tracker lock")
             .get(topic)?
             .get(&partition)
-            .copied()
+            .map(|d| d.last_offset)
     }
 }
 
@@ -235,13 +272,15 @@ impl RecordWriter {
         self.producer.context()
     }
 
-    /// Queues one record for `topic`/`partition`, waiting while the local queue is full.
+    /// Queues one record for `topic`/`partition`, waiting while the local queue is full
+    /// unless `give_up` says to stop waiting ([`KafkaError::Interrupted`]).
     pub fn send(
         &self,
         topic: &str,
         partition: i32,
         record: &RecordRef<'_>,
         marker: usize,
+        give_up: &dyn Fn() -> bool,
     ) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for header in &record.headers {
@@ -269,8 +308,14 @@ impl RecordWriter {
         }
         loop {
             match self.producer.send(message) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.tracker().queued.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    if give_up() {
+                        return Err(KafkaError::Interrupted);
+                    }
                     message = returned;
                     std::thread::sleep(Duration::from_millis(1));
                 }

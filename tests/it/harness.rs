@@ -118,6 +118,11 @@ impl Broker {
         }
     }
 
+    /// The broker's process id (to freeze it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the broker now (a crash, as far as clients can tell).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

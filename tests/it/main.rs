@@ -24,4 +24,5 @@ mod restore_datadir;
 mod resume;
 mod shard;
 mod signals;
+mod stops;
 mod verify;
