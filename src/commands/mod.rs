@@ -78,7 +78,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Some(grace) => match tokio::time::timeout(grace, &mut command).await {
             Ok(result) => result,
             // Stuck in a call that cannot see the flag (a broker that never answers, say).
-            Err(_) => Err(Stopped(policy.unfinished).into()),
+            // Its location locks go now, so nobody waits for them to go stale.
+            Err(_) => {
+                kafkasnap::store::release_held_locks(LOCK_RELEASE_LIMIT).await;
+                Err(Stopped(policy.unfinished).into())
+            }
         },
     }
 }
@@ -95,6 +99,9 @@ async fn dispatch(command: Command, global: &Global) -> anyhow::Result<Outcome> 
         Command::Prune(args) => prune::run(args, global).await,
     }
 }
+
+/// How long a cut-off command may spend removing its location locks.
+const LOCK_RELEASE_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How long a command may take to end by itself once stopped, before it is cut off.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);

@@ -296,6 +296,9 @@ impl LocationLock {
             .insert(lock_id.clone());
         let key = lock_key(&lock_id);
         location.put(&key, to_json(&info)).await?;
+        HELD.lock()
+            .expect("held locks")
+            .push((key.clone(), location.clone()));
         let info = Arc::new(Mutex::new(info));
         let refreshed = Arc::new(Mutex::new(std::time::Instant::now()));
         let heartbeat = tokio::spawn(heartbeat(
@@ -354,6 +357,9 @@ impl LocationLock {
     pub async fn release(mut self) {
         self.heartbeat.abort();
         self.released = true;
+        HELD.lock()
+            .expect("held locks")
+            .retain(|(key, _)| *key != self.key);
         if let Err(err) = self.location.delete_object(&self.key).await {
             tracing::warn!("could not remove the lock {}: {err}", self.key);
         }
@@ -454,6 +460,19 @@ impl Holder {
         }
         !process_exists(info.pid)
     }
+}
+
+/// The locks this process holds now, for [`release_held_locks`].
+static HELD: Mutex<Vec<(String, Location)>> = Mutex::new(Vec::new());
+
+/// Deletes every lock this process still holds, waiting at most `limit`: for a command cut
+/// off by a signal while its own code cannot run to the end. Best effort.
+pub async fn release_held_locks(limit: Duration) {
+    let held: Vec<(String, Location)> = std::mem::take(&mut *HELD.lock().expect("held locks"));
+    let deletes = held
+        .iter()
+        .map(|(key, location)| location.delete_object(key));
+    let _ = tokio::time::timeout(limit, futures::future::join_all(deletes)).await;
 }
 
 /// Lock ids this process has written (a lock with our pid but another id is a

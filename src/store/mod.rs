@@ -12,8 +12,8 @@ pub use backups::BackupListing;
 pub use layout::{backup_of_key, escape_topic, segment_key};
 pub use location::{Location, StoreOptions};
 pub use lock::{
-    list_locks, HeldLock, LocationLock, LockError, LockInfo, LockKind, LockListing,
-    LOCK_FORMAT_VERSION, PRUNE_WAIT, REFRESH_EVERY, STALE_AFTER,
+    list_locks, release_held_locks, HeldLock, LocationLock, LockError, LockInfo, LockKind,
+    LockListing, LOCK_FORMAT_VERSION, PRUNE_WAIT, REFRESH_EVERY, STALE_AFTER,
 };
 pub use objects::{ObjectWriter, StoredObject};
 

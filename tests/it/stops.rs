@@ -141,6 +141,8 @@ fn a_signal_stops_every_command_waiting_on_a_silent_broker() {
             "{stderr}"
         );
         assert!(!has_manifest(&other), "a manifest was published");
+        // Cut off inside a blocking call, it still removed its location lock.
+        assert_no_locks(&other);
     }
     let stderr = stops_on_signal(
         &["restore", "-b", &silent.address, "--from", location],
@@ -158,6 +160,18 @@ fn a_signal_stops_every_command_waiting_on_a_silent_broker() {
         stderr.contains("error: interrupted; verify did not finish, so it gave no verdict"),
         "{stderr}"
     );
+    assert_no_locks(std::path::Path::new(location));
+}
+
+fn assert_no_locks(location: &std::path::Path) {
+    if !location.join("locks").exists() {
+        return;
+    }
+    let locks: Vec<_> = crate::harness::files_under(&location.join("locks"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert!(locks.is_empty(), "locks left behind: {locks:?}");
 }
 
 const TOPIC: &str = "bulk";
