@@ -17,6 +17,15 @@ pub enum Error {
         #[source]
         source: ArchiveError,
     },
+    /// A published backup's manifest that is not a readable manifest (not JSON, fields
+    /// missing or of the wrong type): the backup is damaged.
+    #[error("{key}: {source}; backup {backup_id} is damaged and cannot be restored: restore an older backup with --backup ID (`kafkasnap ls` lists them)")]
+    ManifestDamaged {
+        backup_id: String,
+        key: String,
+        #[source]
+        source: ArchiveError,
+    },
     #[error("no topic matches the selection{}; topics present: {}", selection_hint(.selection), list_or_none(.available))]
     NoTopicsMatch {
         selection: String,
