@@ -1,4 +1,6 @@
-//! Command-line definitions (clap). Every flag also reads from `KAFKASNAP_<FLAG>`.
+//! Command-line definitions (clap). Every flag also reads from `KAFKASNAP_<FLAG>`; the
+//! repeatable lists (`--include`, `--exclude`, `--topic-map`) read theirs, comma-separated,
+//! here after parsing, so a comma on the command line stays part of the value.
 
 use std::path::PathBuf;
 
@@ -25,11 +27,13 @@ pub struct Cli {
     /// No progress bar or progress log lines.
     #[arg(long, global = true, env = "KAFKASNAP_NO_PROGRESS")]
     pub no_progress: bool,
-    /// Log filter (error, warn, info, debug, trace, or tracing directives).
+    /// Log filter: off, error, warn, info, debug or trace, or tracing directives
+    /// (target=level, comma-separated, e.g. info,kafkasnap=debug).
     #[arg(
         long,
         global = true,
         default_value = "info",
+        value_parser = parse_log_filter,
         env = "KAFKASNAP_LOG_LEVEL"
     )]
     pub log_level: String,
@@ -96,21 +100,13 @@ pub struct ClientArgs {
 /// Which topics.
 #[derive(Debug, Clone, Args)]
 pub struct SelectionArgs {
-    /// Only topics whose whole name matches this regex (repeatable).
-    #[arg(
-        long,
-        value_name = "REGEX",
-        env = "KAFKASNAP_INCLUDE",
-        value_delimiter = ','
-    )]
+    /// Only topics whose whole name matches this regex (repeatable). When not given, read
+    /// from KAFKASNAP_INCLUDE (regexes separated by commas).
+    #[arg(long, value_name = "REGEX")]
     pub include: Vec<String>,
-    /// Leave out topics whose whole name matches this regex (repeatable).
-    #[arg(
-        long,
-        value_name = "REGEX",
-        env = "KAFKASNAP_EXCLUDE",
-        value_delimiter = ','
-    )]
+    /// Leave out topics whose whole name matches this regex (repeatable). When not given,
+    /// read from KAFKASNAP_EXCLUDE (regexes separated by commas).
+    #[arg(long, value_name = "REGEX")]
     pub exclude: Vec<String>,
     /// Also cover internal topics (names starting with `__`).
     #[arg(long, env = "KAFKASNAP_INCLUDE_INTERNAL")]
@@ -140,7 +136,7 @@ pub struct BackupArgs {
     /// Segment compression.
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip", "none"], env = "KAFKASNAP_COMPRESSION")]
     pub compression: String,
-    /// Compression level (zstd 1-19, gzip 0-9); the codec's default when not given.
+    /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6; none takes none).
     #[arg(long, env = "KAFKASNAP_LEVEL")]
     pub level: Option<i32>,
     /// Close a segment once it holds this many raw bytes.
@@ -217,8 +213,9 @@ pub struct RestoreArgs {
     pub backup: Option<String>,
     #[command(flatten)]
     pub selection: SelectionArgs,
-    /// Restore topic OLD as NEW (repeatable).
-    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value, env = "KAFKASNAP_TOPIC_MAP", value_delimiter = ',')]
+    /// Restore topic OLD as NEW (repeatable). When not given, read from KAFKASNAP_TOPIC_MAP
+    /// (OLD=NEW pairs separated by commas).
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value)]
     pub topic_map: Vec<(String, String)>,
     /// Only records with a timestamp at or after this (RFC 3339 or epoch milliseconds).
     #[arg(long, value_parser = parse_time, env = "KAFKASNAP_FROM_TIME")]
@@ -257,8 +254,9 @@ pub struct VerifyArgs {
     /// Also compare the backup with this live cluster (bootstrap servers).
     #[arg(long, value_name = "BOOTSTRAP", env = "KAFKASNAP_AGAINST")]
     pub against: Option<String>,
-    /// Compare topic OLD in the backup with topic NEW in the cluster (repeatable).
-    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value, value_delimiter = ',', env = "KAFKASNAP_TOPIC_MAP")]
+    /// Compare topic OLD in the backup with topic NEW in the cluster (repeatable). When not
+    /// given, read from KAFKASNAP_TOPIC_MAP (OLD=NEW pairs separated by commas).
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value)]
     pub topic_map: Vec<(String, String)>,
     /// librdkafka property key=value for --against (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -459,6 +457,77 @@ pub struct DatadirInspectArgs {
     pub path: PathBuf,
 }
 
+impl Cli {
+    /// The command line, with the list flags that were not given filled from their
+    /// environment variables. A bad value there exits as clap does (code 2).
+    pub fn parse_with_env() -> Cli {
+        let mut cli = Cli::parse();
+        if let Err(message) = cli.lists_from_env(|name| std::env::var(name).ok()) {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit();
+        }
+        cli
+    }
+
+    /// Fills `--include`, `--exclude` and `--topic-map` from `KAFKASNAP_INCLUDE`,
+    /// `KAFKASNAP_EXCLUDE` and `KAFKASNAP_TOPIC_MAP` (looked up with `env`) when the command
+    /// has the flag and it was not given.
+    fn lists_from_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let (selection, topic_map) = match &mut self.command {
+            Command::Backup(args) => (Some(&mut args.selection), None),
+            Command::Restore(args) => (Some(&mut args.selection), Some(&mut args.topic_map)),
+            Command::Verify(args) => (None, Some(&mut args.topic_map)),
+            _ => (None, None),
+        };
+        let plain = |item: &str| Ok(item.to_string());
+        if let Some(selection) = selection {
+            fill_from_env(&mut selection.include, "KAFKASNAP_INCLUDE", &env, plain)?;
+            fill_from_env(&mut selection.exclude, "KAFKASNAP_EXCLUDE", &env, plain)?;
+        }
+        if let Some(topic_map) = topic_map {
+            fill_from_env(topic_map, "KAFKASNAP_TOPIC_MAP", &env, parse_key_value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets `list`, when empty (the flag was not given), to the comma-separated items of
+/// environment variable `name`, each parsed by `parse`. Blank items are left out.
+fn fill_from_env<T>(
+    list: &mut Vec<T>,
+    name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<(), String> {
+    if !list.is_empty() {
+        return Ok(());
+    }
+    let Some(value) = env(name) else {
+        return Ok(());
+    };
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        list.push(parse(item).map_err(|err| format!("invalid value {item:?} in {name}: {err}"))?);
+    }
+    Ok(())
+}
+
+/// `--log-level`: level names, or `target=level` directives, comma-separated. tracing would
+/// read any other word as a target's name and so log nothing at all.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in text.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a log level: use off, error, warn, info, debug or trace, or target=level directives (e.g. info,kafkasnap=debug)"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text).map_err(|err| err.to_string())?;
+    Ok(text.to_string())
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
@@ -526,6 +595,89 @@ mod tests {
             Ok(1_700_000_000_500)
         );
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn log_levels_are_names_or_directives() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "trace",
+            "info,kafkasnap=debug",
+            "kafkasnap=trace",
+        ] {
+            assert_eq!(parse_log_filter(good), Ok(good.to_string()), "{good}");
+        }
+        for bad in ["banana", "", "info,banana", "kafkasnap=banana"] {
+            assert!(parse_log_filter(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_log_filter("banana").unwrap_err(),
+            "\"banana\" is not a log level: use off, error, warn, info, debug or trace, or target=level directives (e.g. info,kafkasnap=debug)"
+        );
+    }
+
+    fn parsed(args: &[&str], env: &[(&str, &str)]) -> Result<Cli, String> {
+        let mut cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        cli.lists_from_env(|name| {
+            env.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })?;
+        Ok(cli)
+    }
+
+    #[test]
+    fn only_the_environment_is_split_at_commas() {
+        let env = [
+            ("KAFKASNAP_INCLUDE", "a.*, b,,"),
+            ("KAFKASNAP_EXCLUDE", "x"),
+            ("KAFKASNAP_TOPIC_MAP", "a=b,c=d"),
+        ];
+        let backup = ["kafkasnap", "backup", "-b", "k:9092", "--to", "/tmp/x"];
+        let Command::Backup(args) = parsed(&backup, &env).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(args.selection.include, ["a.*", "b"]);
+        assert_eq!(args.selection.exclude, ["x"]);
+
+        let given = [
+            &backup[..],
+            &["--include", "o{1,2}rder.*", "--include", "c"],
+        ]
+        .concat();
+        let Command::Backup(args) = parsed(&given, &env).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(args.selection.include, ["o{1,2}rder.*", "c"]);
+        assert_eq!(args.selection.exclude, ["x"]);
+
+        let restore = ["kafkasnap", "restore", "-b", "k", "--from", "/x"];
+        let Command::Restore(args) = parsed(&restore, &env).unwrap().command else {
+            unreachable!()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(args.topic_map, pairs(&[("a", "b"), ("c", "d")]));
+        assert_eq!(args.selection.include, ["a.*", "b"]);
+
+        let verify = ["kafkasnap", "verify", "/x", "--topic-map", "a=x,y"];
+        let Command::Verify(args) = parsed(&verify, &env).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(args.topic_map, pairs(&[("a", "x,y")]));
+
+        let err = parsed(&restore, &[("KAFKASNAP_TOPIC_MAP", "a=b,oops")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "invalid value \"oops\" in KAFKASNAP_TOPIC_MAP: expected KEY=VALUE"
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub enum Error {
     TopicExists { topic: String },
     #[error("{0}")]
     InvalidRequest(String),
+    #[error(transparent)]
+    TopicMap(#[from] crate::topic_map::TopicMapError),
+    #[error(transparent)]
+    BadLevel(#[from] crate::archive::BadLevel),
     #[error("restore incomplete: {0}")]
     Delivery(String),
     #[error("cannot read the data directory")]
@@ -79,6 +83,15 @@ pub enum Error {
     },
     #[error("--incremental cannot continue from backup {parent}: {problem}")]
     ChainEncryption { parent: String, problem: String },
+}
+
+impl Error {
+    /// The request itself cannot be followed (a value outside its range, a topic map that
+    /// collides), so it was refused before anything was read or written. The binary exits 2
+    /// for these, as for a bad command line.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, Error::TopicMap(_) | Error::BadLevel(_))
+    }
 }
 
 impl From<KafkaError> for Error {

@@ -14,6 +14,7 @@ use crate::kafka::{
     RecordSink, SinkError,
 };
 use crate::store::Location;
+use crate::topic_map::TopicMap;
 use crate::Error;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -181,16 +182,10 @@ pub async fn compare_with_cluster(
     client: &ClientSettings,
     topic_map: &[(String, String)],
 ) -> Result<Vec<PartitionComparison>, Error> {
-    crate::restore::check_topic_map(manifest, topic_map)?;
+    let topic_map = TopicMap::check(manifest, topic_map, |topic| !topic.internal)?;
     let encryption_key = match manifest.encryption {
         None => None,
         Some(_) => key_for_backup(manifest, encryption_key)?,
-    };
-    let target_of = |source: &str| {
-        topic_map
-            .iter()
-            .find(|(s, _)| s == source)
-            .map_or_else(|| source.to_string(), |(_, t)| t.clone())
     };
     let client_for_meta = client.clone();
     let cluster = tokio::task::spawn_blocking(move || kafka::describe_cluster(&client_for_meta))
@@ -200,7 +195,7 @@ pub async fn compare_with_cluster(
     let mut comparisons = Vec::new();
     let mut tasks = Vec::new();
     for topic in manifest.topics.iter().filter(|t| !t.internal) {
-        let target = target_of(&topic.name);
+        let target = topic_map.target(&topic.name).to_string();
         let live = cluster.topics.iter().find(|t| t.name == target);
         for partition in &topic.partitions {
             let mut hasher = ContentHasher::new();

@@ -12,7 +12,7 @@ mod record;
 mod segment;
 
 pub use backup_id::BackupId;
-pub use compression::Compression;
+pub use compression::{BadLevel, Compression};
 pub use content_hash::ContentHasher;
 pub use datadir_manifest::{
     DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,
