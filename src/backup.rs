@@ -39,6 +39,7 @@ pub struct BackupOptions {
     pub client: ClientSettings,
     pub selection: TopicSelection,
     pub compression: Compression,
+    /// The codec's level, from [`Compression::level`]; another is refused before any work.
     pub level: i32,
     /// A segment is closed once its raw bytes reach this.
     pub segment_bytes: usize,
@@ -103,6 +104,9 @@ pub async fn run_backup(
     options: BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<BackupSummary, Error> {
+    if options.level != options.compression.default_level() {
+        options.compression.level(Some(options.level))?;
+    }
     let clock = Instant::now();
     let started_at = SystemTime::now();
     let backup_id = BackupId::new(started_at);

@@ -23,12 +23,19 @@ pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manife
     read_manifest(location, &id).await
 }
 
-/// The parsed manifest of published backup `id`; a parse error names its key.
+/// The parsed manifest of published backup `id`. One that does not parse is
+/// [`Error::ManifestDamaged`]; one of a format version this kafkasnap does not read is
+/// [`Error::Archive`] (the backup may be fine; a newer kafkasnap reads it).
 pub async fn read_manifest(location: &Location, id: &archive::BackupId) -> Result<Manifest, Error> {
     let bytes = location.read_manifest(id).await?;
-    Manifest::from_json(&bytes).map_err(|source| Error::Archive {
-        key: location.manifest_key(id),
-        source,
+    let key = location.manifest_key(id);
+    Manifest::from_json(&bytes).map_err(|source| match source {
+        archive::ArchiveError::UnsupportedVersion { .. } => Error::Archive { key, source },
+        source => Error::ManifestDamaged {
+            backup_id: id.to_string(),
+            key,
+            source,
+        },
     })
 }
 

@@ -18,6 +18,15 @@ pub enum Error {
         #[source]
         source: ArchiveError,
     },
+    /// A published backup's manifest that is not a readable manifest (not JSON, fields
+    /// missing or of the wrong type): the backup is damaged.
+    #[error("{key}: {source}; backup {backup_id} is damaged and cannot be restored: restore an older backup with --backup ID (`kafkasnap ls` lists them)")]
+    ManifestDamaged {
+        backup_id: String,
+        key: String,
+        #[source]
+        source: ArchiveError,
+    },
     #[error("no topic matches the selection{}; topics present: {}", selection_hint(.selection), list_or_none(.available))]
     NoTopicsMatch {
         selection: String,
@@ -49,6 +58,10 @@ pub enum Error {
     TopicExists { topic: String },
     #[error("{0}")]
     InvalidRequest(String),
+    #[error(transparent)]
+    TopicMap(#[from] crate::topic_map::TopicMapError),
+    #[error(transparent)]
+    BadLevel(#[from] crate::archive::BadLevel),
     #[error("{0}")]
     Delivery(String),
     /// A restore that stopped part-way: why, and what the target holds from it.
@@ -94,6 +107,13 @@ impl Error {
                     ..
                 }
         )
+    }
+
+    /// The request itself cannot be followed (a value outside its range, a topic map that
+    /// collides), so it was refused before anything was read or written. The binary exits 2
+    /// for these, as for a bad command line.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, Error::TopicMap(_) | Error::BadLevel(_))
     }
 }
 

@@ -19,6 +19,7 @@ pub mod retention;
 pub mod selection;
 pub mod shard;
 pub mod store;
+pub mod topic_map;
 pub mod verify;
 
 pub use error::Error;

@@ -6,13 +6,11 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use commands::{Outcome, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_PROBLEMS_FOUND};
+use commands::{exit_code, Outcome, EXIT_FAILURE, EXIT_PROBLEMS_FOUND};
 
 fn main() -> ExitCode {
     limit_heap_fragmentation();
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_with_env();
     init_logging(&cli.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -34,11 +32,7 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(if commands::is_interrupted(err) {
-                EXIT_INTERRUPTED
-            } else {
-                EXIT_FAILURE
-            })
+            ExitCode::from(exit_code(&err))
         }
     };
     match result {

@@ -28,6 +28,7 @@ use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate
 use crate::progress::Progress;
 use crate::selection::TopicSelection;
 use crate::store::Location;
+use crate::topic_map::TopicMap;
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -109,23 +110,6 @@ pub struct RestoreSummary {
     pub duration_seconds: f64,
 }
 
-/// Refuses a `--topic-map` that names a topic the backup does not hold (a typo would
-/// otherwise silently leave the topic it meant unmapped).
-pub(crate) fn check_topic_map(
-    manifest: &Manifest,
-    topic_map: &[(String, String)],
-) -> Result<(), Error> {
-    for (source, _) in topic_map {
-        if manifest.topic(source).is_none() {
-            return Err(Error::InvalidRequest(format!(
-                "--topic-map names topic {source:?}, which is not in backup {}; `kafkasnap show` lists its topics",
-                manifest.backup_id
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Works out what a restore would do, checking the request against the backup (its key
 /// first) and the target cluster. Changes nothing.
 pub async fn plan_restore(
@@ -133,7 +117,9 @@ pub async fn plan_restore(
     options: &RestoreOptions,
 ) -> Result<RestorePlan, Error> {
     key_for_backup(manifest, options.encryption_key.as_ref())?;
-    check_topic_map(manifest, &options.topic_map)?;
+    let topic_map = TopicMap::check(manifest, &options.topic_map, |topic| {
+        !topic.internal && options.selection.matches(&topic.name, topic.internal)
+    })?;
     if options.resume && options.if_exists != IfExists::Fail {
         return Err(Error::InvalidRequest(
             "--resume continues the topics an interrupted restore created; it cannot be combined with --if-exists skip or append".into(),
@@ -176,11 +162,7 @@ pub async fn plan_restore(
             ));
             continue;
         }
-        let target = options
-            .topic_map
-            .iter()
-            .find(|(source, _)| *source == topic.name)
-            .map_or_else(|| topic.name.clone(), |(_, target)| target.clone());
+        let target = topic_map.target(&topic.name).to_string();
         let action = match (existing.get(&target), options.if_exists) {
             (None, _) => TopicAction::Create,
             (Some(&partitions), _) if options.resume => {

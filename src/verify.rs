@@ -3,7 +3,7 @@
 //! its key, size and checksum only), and compare a backup with a live cluster partition
 //! by partition (record count and an order-sensitive content hash; offsets ignored).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::archive::{
     ContentHasher, DatadirManifest, EncryptionKey, Manifest, RecordRef, StreamOpener, TimestampType,
@@ -17,17 +17,44 @@ use crate::kafka::{
     RecordSink, SinkError,
 };
 use crate::store::Location;
+use crate::topic_map::TopicMap;
 use crate::Error;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ArchiveReport {
     pub backup_id: String,
     pub objects_checked: usize,
+    /// Records actually decoded and checked: those of the objects that passed (none for an
+    /// encrypted backup checked without its key).
     pub records: u64,
-    /// Whether every record was decoded; false for an encrypted backup checked without its
-    /// key (sizes and checksums of the stored objects only).
+    /// Records the manifest says the backup holds.
+    pub records_in_manifest: u64,
+    /// Whether every record of the backup was decoded and checked; false for an encrypted
+    /// backup checked without its key (sizes and checksums of the stored objects only), and
+    /// when an object is missing or failed its check.
     pub records_decoded: bool,
+    /// The manifest itself is damaged (not a readable manifest): nothing else was checked.
+    pub manifest_damaged: bool,
     pub problems: Vec<ObjectProblem>,
+}
+
+impl ArchiveReport {
+    /// The report on a backup whose manifest could not be read (see
+    /// [`Error::ManifestDamaged`]): one problem, nothing checked.
+    pub fn damaged_manifest(backup_id: &str, key: &str, problem: String) -> ArchiveReport {
+        ArchiveReport {
+            backup_id: backup_id.to_string(),
+            objects_checked: 0,
+            records: 0,
+            records_in_manifest: 0,
+            records_decoded: false,
+            manifest_damaged: true,
+            problems: vec![ObjectProblem {
+                key: key.to_string(),
+                problem,
+            }],
+        }
+    }
 }
 
 /// Re-reads and checks every object of `manifest`, and the manifest's own arithmetic. An
@@ -56,6 +83,9 @@ pub async fn verify_archive(
         parallelism,
     )
     .await;
+    // Objects that are missing or failed their check: their records were not checked.
+    let failed: HashSet<String> = problems.iter().map(|p| p.key.clone()).collect();
+    let mut checked = 0u64;
     for topic in &manifest.topics {
         for partition in &topic.partitions {
             let name = format!("{}/{}", topic.name, partition.partition);
@@ -77,6 +107,12 @@ pub async fn verify_archive(
                 previous_last = Some(segment.last_offset);
             }
             let mut records: u64 = partition.segments.iter().map(|s| s.records).sum();
+            let mut intact: u64 = partition
+                .segments
+                .iter()
+                .filter(|s| !failed.contains(&s.key))
+                .map(|s| s.records)
+                .sum();
             let straddling = partition
                 .segments
                 .first()
@@ -84,16 +120,25 @@ pub async fn verify_archive(
             if straddling.is_some() && !decode {
                 continue; // the records below start_offset cannot be counted without the key
             }
-            if let Some(Ok(decoded)) = match straddling {
-                Some(first) => Some(read_segment(location, first, encryption_key.as_ref()).await),
+            if let Some((first, Ok(decoded))) = match straddling {
+                Some(first) => Some((
+                    first,
+                    read_segment(location, first, encryption_key.as_ref()).await,
+                )),
                 None => None,
             } {
                 let below = decoded
                     .iter()
                     .filter_map(Result::ok)
                     .filter(|r| r.offset < partition.start_offset)
-                    .count();
-                records -= below as u64;
+                    .count() as u64;
+                records -= below;
+                if !failed.contains(&first.key) {
+                    intact = intact.saturating_sub(below);
+                }
+            }
+            if decode {
+                checked += intact;
             }
             if records != partition.records {
                 problems.push(ObjectProblem {
@@ -110,8 +155,10 @@ pub async fn verify_archive(
     Ok(ArchiveReport {
         backup_id: manifest.backup_id.to_string(),
         objects_checked: manifest.segments().count(),
-        records: manifest.totals.records,
-        records_decoded: decode,
+        records: checked,
+        records_in_manifest: manifest.totals.records,
+        records_decoded: decode && failed.is_empty(),
+        manifest_damaged: false,
         problems,
     })
 }
@@ -138,16 +185,10 @@ pub async fn compare_with_cluster(
     client: &ClientSettings,
     topic_map: &[(String, String)],
 ) -> Result<Vec<PartitionComparison>, Error> {
-    crate::restore::check_topic_map(manifest, topic_map)?;
+    let topic_map = TopicMap::check(manifest, topic_map, |topic| !topic.internal)?;
     let encryption_key = match manifest.encryption {
         None => None,
         Some(_) => key_for_backup(manifest, encryption_key)?,
-    };
-    let target_of = |source: &str| {
-        topic_map
-            .iter()
-            .find(|(s, _)| s == source)
-            .map_or_else(|| source.to_string(), |(_, t)| t.clone())
     };
     let client_for_meta = client.clone();
     let cluster = tokio::task::spawn_blocking(move || kafka::describe_cluster(&client_for_meta))
@@ -157,7 +198,7 @@ pub async fn compare_with_cluster(
     let mut comparisons = Vec::new();
     let mut tasks = Vec::new();
     for topic in manifest.topics.iter().filter(|t| !t.internal) {
-        let target = target_of(&topic.name);
+        let target = topic_map.target(&topic.name).to_string();
         let live = cluster.topics.iter().find(|t| t.name == target);
         for partition in &topic.partitions {
             let mut hasher = ContentHasher::new();

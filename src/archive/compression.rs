@@ -15,7 +15,50 @@ pub enum Compression {
     None,
 }
 
+/// A compression level the codec does not have; refused before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe_bad_level(*.compression, *.level))]
+pub struct BadLevel {
+    pub compression: Compression,
+    pub level: i32,
+}
+
+fn describe_bad_level(compression: Compression, level: i32) -> String {
+    match compression.levels() {
+        Some(range) => format!(
+            "--level {level} is not a {compression} level: use {} to {} ({} is the default); nothing was written",
+            range.start(),
+            range.end(),
+            compression.default_level()
+        ),
+        None => format!(
+            "--compression {compression} takes no --level (segments are stored uncompressed); leave --level out; nothing was written"
+        ),
+    }
+}
+
 impl Compression {
+    /// The levels this codec takes; `None` for `none`, which takes no level.
+    pub fn levels(self) -> Option<std::ops::RangeInclusive<i32>> {
+        match self {
+            Compression::Zstd => Some(1..=22),
+            Compression::Gzip => Some(0..=9),
+            Compression::None => None,
+        }
+    }
+
+    /// The level to compress with: `given` if this codec has it, else its default.
+    pub fn level(self, given: Option<i32>) -> Result<i32, BadLevel> {
+        match (given, self.levels()) {
+            (None, _) => Ok(self.default_level()),
+            (Some(level), Some(range)) if range.contains(&level) => Ok(level),
+            (Some(level), _) => Err(BadLevel {
+                compression: self,
+                level,
+            }),
+        }
+    }
+
     /// The level used when the user gives none.
     pub fn default_level(self) -> i32 {
         match self {
@@ -175,6 +218,58 @@ impl FromStr for Compression {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_outside_the_codecs_range_are_refused() {
+        use Compression::{Gzip, None as Plain, Zstd};
+        assert_eq!(Zstd.level(None), Ok(3));
+        assert_eq!(Gzip.level(None), Ok(6));
+        assert_eq!(Plain.level(None), Ok(0));
+        for (codec, good) in [(Zstd, 1), (Zstd, 22), (Gzip, 0), (Gzip, 9)] {
+            assert_eq!(codec.level(Some(good)), Ok(good), "{codec} {good}");
+        }
+        for (codec, bad) in [
+            (Zstd, 0),
+            (Zstd, 23),
+            (Zstd, 99),
+            (Zstd, -5),
+            (Gzip, -1),
+            (Gzip, 10),
+            (Gzip, 15),
+            (Plain, 0),
+            (Plain, 5),
+        ] {
+            assert_eq!(
+                codec.level(Some(bad)),
+                Err(BadLevel {
+                    compression: codec,
+                    level: bad
+                }),
+                "{codec} {bad}"
+            );
+        }
+        assert_eq!(
+            Zstd.level(Some(99)).unwrap_err().to_string(),
+            "--level 99 is not a zstd level: use 1 to 22 (3 is the default); nothing was written"
+        );
+        assert_eq!(
+            Gzip.level(Some(15)).unwrap_err().to_string(),
+            "--level 15 is not a gzip level: use 0 to 9 (6 is the default); nothing was written"
+        );
+        assert!(Plain
+            .level(Some(5))
+            .unwrap_err()
+            .to_string()
+            .starts_with("--compression none takes no --level"));
+        // The ends of each range compress.
+        for codec in [Zstd, Gzip] {
+            let range = codec.levels().unwrap();
+            for level in [*range.start(), *range.end()] {
+                let stored = codec.compress(level, b"abcabcabc").unwrap();
+                assert_eq!(codec.decompress(&stored, 9).unwrap(), b"abcabcabc");
+            }
+        }
+    }
 
     #[test]
     fn every_codec_round_trips() {

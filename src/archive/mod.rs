@@ -13,7 +13,7 @@ mod segment;
 mod stream_encryption;
 
 pub use backup_id::BackupId;
-pub use compression::Compression;
+pub use compression::{BadLevel, Compression};
 pub use content_hash::ContentHasher;
 pub use datadir_manifest::{
     DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,

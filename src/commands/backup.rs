@@ -39,6 +39,10 @@ fn shard_spec(args: &BackupArgs) -> anyhow::Result<Option<ShardSpec>> {
 
 pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     let compression: Compression = args.compression.parse()?;
+    // Before anything is connected to or written.
+    let level = compression
+        .level(args.level)
+        .map_err(kafkasnap::Error::from)?;
     let options = BackupOptions {
         client: client_settings(&args.client)?,
         selection: TopicSelection::new(
@@ -47,7 +51,7 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
             args.selection.include_internal,
         )?,
         compression,
-        level: args.level.unwrap_or(compression.default_level()),
+        level,
         segment_bytes: args.segment_bytes as usize,
         parallelism: args.parallelism as usize,
         stall_timeout: args.stall_timeout,

@@ -12,12 +12,15 @@ use crate::cli::{LsArgs, OutputFormat};
 #[derive(serde::Serialize)]
 struct Entry {
     backup_id: String,
+    /// Published with a manifest this kafkasnap reads: the backup can be used.
     complete: bool,
+    /// Published, but its manifest is damaged: the backup cannot be restored.
+    damaged: bool,
     started_at: Option<String>,
     topics: Option<u64>,
     records: Option<u64>,
     stored_bytes: Option<u64>,
-    /// Why a published backup's manifest could not be read.
+    /// Why a published backup's manifest could not be read (then `complete` is false).
     error: Option<String>,
     /// For one shard's part of a sharded run: the shard, and the backup that holds the run
     /// once every part is stored.
@@ -45,6 +48,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
         let mut entry = Entry {
             backup_id: listing.id.to_string(),
             complete: listing.complete,
+            damaged: false,
             started_at: None,
             topics: None,
             records: None,
@@ -63,7 +67,11 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                         part_of.insert(part.to_string(), listing.id.to_string());
                     }
                 }
-                Err(err) => entry.error = Some(err.to_string()),
+                Err(err) => {
+                    entry.complete = false;
+                    entry.damaged = matches!(err, kafkasnap::Error::ManifestDamaged { .. });
+                    entry.error = Some(err.to_string());
+                }
             }
         }
         entries.push(entry);
@@ -88,6 +96,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             }
             for e in &entries {
                 match (&e.error, e.complete, &e.shard) {
+                    (Some(err), _, _) if e.damaged => println!("{}  DAMAGED  {err}", e.backup_id),
                     (Some(err), _, _) => println!("{}  UNREADABLE  {err}", e.backup_id),
                     (None, false, Some(shard)) => {
                         let (index, count, run) = (shard.index, shard.count, &shard.run);

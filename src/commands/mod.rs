@@ -26,8 +26,21 @@ use crate::cli::{Cli, ClientArgs, Command, KeyArgs, OutputFormat};
 
 /// Exit codes, documented in the README.
 pub const EXIT_FAILURE: u8 = 1;
+/// An invalid request, as clap exits for a bad command line.
+pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_PROBLEMS_FOUND: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The exit code of a command that failed with `err`.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if is_interrupted(err) {
+        return EXIT_INTERRUPTED;
+    }
+    match err.downcast_ref::<kafkasnap::Error>() {
+        Some(err) if err.is_invalid_request() => EXIT_INVALID,
+        _ => EXIT_FAILURE,
+    }
+}
 
 /// How a command that did not fail ended.
 pub enum Outcome {

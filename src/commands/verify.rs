@@ -1,7 +1,7 @@
 //! `kafkasnap verify`: check every object of a backup; with --against, compare it with a cluster.
 
 use kafkasnap::catalog::open_backup;
-use kafkasnap::verify::{compare_with_cluster, verify_archive};
+use kafkasnap::verify::{compare_with_cluster, verify_archive, ArchiveReport};
 
 use kafkasnap::store::LockKind;
 
@@ -11,9 +11,37 @@ use crate::cli::{OutputFormat, VerifyArgs};
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
-    let chosen = open_backup(&location, args.backup.as_deref()).await?;
+    let chosen = match open_backup(&location, args.backup.as_deref()).await {
+        Ok(manifest) => manifest,
+        // A damaged backup is a finding, like a damaged segment (exit 3), not a failure.
+        Err(kafkasnap::Error::ManifestDamaged {
+            backup_id,
+            key,
+            source,
+        }) => {
+            let report = ArchiveReport::damaged_manifest(&backup_id, &key, source.to_string());
+            match global.output {
+                OutputFormat::Json => print_json(&serde_json::json!({
+                    "ok": false,
+                    "archive": report,
+                    "comparison": null,
+                }))?,
+                OutputFormat::Text => {
+                    println!(
+                        "backup {backup_id}: its manifest is damaged; nothing else can be checked"
+                    );
+                    for problem in &report.problems {
+                        println!("  BAD {}: {}", problem.key, problem.problem);
+                    }
+                    println!("FAILED");
+                }
+            }
+            return Ok(Outcome::ProblemsFound);
+        }
+        Err(err) => return Err(err.into()),
+    };
     // Held while verify reads: a prune keeps the backup meanwhile.
-    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let cancel = super::cancel_on_signal();
     let (read_lock, manifest) =
         lock_for_reading(&location, LockKind::Verify, &chosen.backup_id, &cancel).await?;
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
@@ -51,14 +79,25 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             "comparison": comparisons,
         }))?,
         OutputFormat::Text => {
+            let records = if report.records_decoded {
+                format!("{} records checked", report.records)
+            } else if report.records > 0 {
+                format!(
+                    "{} of {} records checked (the others are in objects that failed)",
+                    report.records, report.records_in_manifest
+                )
+            } else if manifest.encryption.is_some() && encryption_key.is_none() {
+                "records not decoded".to_string()
+            } else {
+                format!("0 of {} records checked", report.records_in_manifest)
+            };
             println!(
-                "backup {}: {} objects, {} records checked, {} problems",
+                "backup {}: {} objects, {records}, {} problems",
                 report.backup_id,
                 report.objects_checked,
-                report.records,
                 report.problems.len()
             );
-            if !report.records_decoded {
+            if encryption_key.is_none() {
                 if let Some(encryption) = &manifest.encryption {
                     println!(
                         "  encrypted ({}, key id {}) and no --key-file given: sizes and SHA-256 of the stored objects checked, records not decoded",

@@ -19,6 +19,7 @@ mod manifests;
 mod metrics;
 mod mock_k8s;
 mod prune;
+mod refusals;
 mod restore;
 mod restore_datadir;
 mod resume;

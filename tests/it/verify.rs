@@ -133,3 +133,135 @@ fn verify_against_proves_a_restore_and_catches_a_missing_record() {
         differing[0]["backup_records"].as_u64().unwrap()
     );
 }
+
+/// The (key, records) of every segment of `topic` in the manifest of the only backup in `dir`.
+fn segments_of(dir: &std::path::Path, topic: &str) -> Vec<(String, u64)> {
+    let id = crate::harness::only_backup_id(dir);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("backups").join(id).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    manifest["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == topic)
+        .flat_map(|t| t["partitions"].as_array().unwrap())
+        .flat_map(|p| p["segments"].as_array().unwrap())
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_string(),
+                s["records"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn verify_counts_only_the_records_it_decoded() {
+    let source = filled_source();
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::backup_to(
+        &source.broker.bootstrap,
+        dir.path(),
+        &["--segment-bytes", "65536"],
+    );
+    let total: u64 = source
+        .orders
+        .iter()
+        .chain(&source.customers)
+        .map(|p| p.len() as u64)
+        .sum();
+    let clean = kafkasnap_ok(&["verify", path_str(dir.path())], &[]);
+    assert!(
+        clean.contains(&format!(", {total} records checked, 0 problems")),
+        "{clean}"
+    );
+
+    let segments = segments_of(dir.path(), ORDERS);
+    assert!(segments.len() >= 3, "{segments:?}");
+    let (deleted, truncated) = (&segments[0], &segments[segments.len() - 1]);
+    std::fs::remove_file(dir.path().join(&deleted.0)).unwrap();
+    let truncated_path = dir.path().join(&truncated.0);
+    let bytes = std::fs::read(&truncated_path).unwrap();
+    std::fs::write(&truncated_path, &bytes[..bytes.len() / 2]).unwrap();
+
+    let verify = kafkasnap(&["verify", path_str(dir.path()), "--output", "json"], &[]);
+    assert_eq!(verify.status.code(), Some(3), "{}", stderr_of(&verify));
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let checked = total - deleted.1 - truncated.1;
+    assert_eq!(report["archive"]["records"], checked, "{report}");
+    assert_eq!(report["archive"]["records_in_manifest"], total, "{report}");
+    assert_eq!(report["archive"]["records_decoded"], false, "{report}");
+    assert_eq!(
+        report["archive"]["problems"].as_array().unwrap().len(),
+        2,
+        "{report}"
+    );
+
+    let text = kafkasnap(&["verify", path_str(dir.path())], &[]);
+    assert_eq!(text.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("{checked} of {total} records checked (the others are in objects that failed), 2 problems")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_damaged_manifest_is_a_damaged_backup_for_verify_and_ls() {
+    let broker = Broker::start("damaged");
+    crate::harness::create_topic(&broker.bootstrap, "t", 1, &[]);
+    crate::harness::produce(
+        &broker.bootstrap,
+        "t",
+        &[crate::harness::fidelity_record(0, 1)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path());
+    crate::harness::backup_to(&broker.bootstrap, dir.path(), &[]);
+    let id = crate::harness::only_backup_id(dir.path());
+    let manifest_path = dir.path().join("backups").join(&id).join("manifest.json");
+    let bytes = std::fs::read(&manifest_path).unwrap();
+    std::fs::write(&manifest_path, &bytes[..bytes.len() / 2]).unwrap();
+
+    let verify = kafkasnap(&["verify", to], &[]);
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(
+        verify.status.code(),
+        Some(3),
+        "{stdout}{}",
+        stderr_of(&verify)
+    );
+    assert!(
+        stdout.contains(&format!("backup {id}: its manifest is damaged"))
+            && stdout.contains(&format!(
+                "BAD backups/{id}/manifest.json: manifest is not valid JSON"
+            ))
+            && stdout.contains("FAILED"),
+        "{stdout}"
+    );
+    let verify = kafkasnap(&["verify", to, "--backup", &id, "--output", "json"], &[]);
+    assert_eq!(verify.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["archive"]["manifest_damaged"], true);
+    assert_eq!(report["archive"]["backup_id"], id.as_str());
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&kafkasnap_ok(&["ls", to, "--output", "json"], &[])).unwrap();
+    assert_eq!(listed[0]["backup_id"], id.as_str());
+    assert_eq!(listed[0]["complete"], false, "{listed}");
+    assert_eq!(listed[0]["damaged"], true, "{listed}");
+    let text = kafkasnap_ok(&["ls", to], &[]);
+    assert!(text.starts_with(&format!("{id}  DAMAGED  ")), "{text}");
+
+    // A manifest of a format this kafkasnap does not read is not damage: verify fails (1).
+    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    manifest["format_version"] = 99.into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let newer = kafkasnap(&["verify", to], &[]);
+    assert_eq!(newer.status.code(), Some(1));
+    let text = kafkasnap_ok(&["ls", to], &[]);
+    assert!(text.starts_with(&format!("{id}  UNREADABLE  ")), "{text}");
+}

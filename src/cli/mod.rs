@@ -1,8 +1,12 @@
-//! Command-line definitions (clap). Every flag also reads from `KAFKASNAP_<FLAG>`.
+//! Command-line definitions (clap). Every flag also reads from `KAFKASNAP_<FLAG>`; the
+//! repeatable lists (`--include`, `--exclude`, `--topic-map`) read theirs, comma-separated,
+//! here after parsing, so a comma on the command line stays part of the value.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod env_lists;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,11 +29,13 @@ pub struct Cli {
     /// No progress bar or progress log lines.
     #[arg(long, global = true, env = "KAFKASNAP_NO_PROGRESS")]
     pub no_progress: bool,
-    /// Log filter (error, warn, info, debug, trace, or tracing directives).
+    /// Log filter: off, error, warn, info, debug or trace, or tracing directives
+    /// (target=level, comma-separated, e.g. info,kafkasnap=debug).
     #[arg(
         long,
         global = true,
         default_value = "info",
+        value_parser = parse_log_filter,
         env = "KAFKASNAP_LOG_LEVEL"
     )]
     pub log_level: String,
@@ -96,21 +102,13 @@ pub struct ClientArgs {
 /// Which topics.
 #[derive(Debug, Clone, Args)]
 pub struct SelectionArgs {
-    /// Only topics whose whole name matches this regex (repeatable).
-    #[arg(
-        long,
-        value_name = "REGEX",
-        env = "KAFKASNAP_INCLUDE",
-        value_delimiter = ','
-    )]
+    /// Only topics whose whole name matches this regex (repeatable). When not given, read
+    /// from KAFKASNAP_INCLUDE (regexes separated by commas).
+    #[arg(long, value_name = "REGEX")]
     pub include: Vec<String>,
-    /// Leave out topics whose whole name matches this regex (repeatable).
-    #[arg(
-        long,
-        value_name = "REGEX",
-        env = "KAFKASNAP_EXCLUDE",
-        value_delimiter = ','
-    )]
+    /// Leave out topics whose whole name matches this regex (repeatable). When not given,
+    /// read from KAFKASNAP_EXCLUDE (regexes separated by commas).
+    #[arg(long, value_name = "REGEX")]
     pub exclude: Vec<String>,
     /// Also cover internal topics (names starting with `__`).
     #[arg(long, env = "KAFKASNAP_INCLUDE_INTERNAL")]
@@ -141,7 +139,7 @@ pub struct BackupArgs {
     /// Segment compression.
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip", "none"], env = "KAFKASNAP_COMPRESSION")]
     pub compression: String,
-    /// Compression level (zstd 1-19, gzip 0-9); the codec's default when not given.
+    /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6; none takes none).
     #[arg(long, env = "KAFKASNAP_LEVEL")]
     pub level: Option<i32>,
     /// Close a segment once it holds this many raw bytes.
@@ -218,8 +216,9 @@ pub struct RestoreArgs {
     pub backup: Option<String>,
     #[command(flatten)]
     pub selection: SelectionArgs,
-    /// Restore topic OLD as NEW (repeatable).
-    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value, env = "KAFKASNAP_TOPIC_MAP", value_delimiter = ',')]
+    /// Restore topic OLD as NEW (repeatable). When not given, read from KAFKASNAP_TOPIC_MAP
+    /// (OLD=NEW pairs separated by commas).
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value)]
     pub topic_map: Vec<(String, String)>,
     /// Only records with a timestamp at or after this (RFC 3339 or epoch milliseconds).
     #[arg(long, value_parser = parse_time, env = "KAFKASNAP_FROM_TIME")]
@@ -262,8 +261,9 @@ pub struct VerifyArgs {
     /// Also compare the backup with this live cluster (bootstrap servers).
     #[arg(long, value_name = "BOOTSTRAP", env = "KAFKASNAP_AGAINST")]
     pub against: Option<String>,
-    /// Compare topic OLD in the backup with topic NEW in the cluster (repeatable).
-    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value, value_delimiter = ',', env = "KAFKASNAP_TOPIC_MAP")]
+    /// Compare topic OLD in the backup with topic NEW in the cluster (repeatable). When not
+    /// given, read from KAFKASNAP_TOPIC_MAP (OLD=NEW pairs separated by commas).
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value)]
     pub topic_map: Vec<(String, String)>,
     /// librdkafka property key=value for --against (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -480,6 +480,21 @@ pub struct DatadirInspectArgs {
     pub path: PathBuf,
 }
 
+/// `--log-level`: level names, or `target=level` directives, comma-separated. tracing would
+/// read any other word as a target's name and so log nothing at all.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in text.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a log level: use off, error, warn, info, debug or trace, or target=level directives (e.g. info,kafkasnap=debug)"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text).map_err(|err| err.to_string())?;
+    Ok(text.to_string())
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
@@ -570,6 +585,27 @@ mod tests {
             .unwrap_err()
             .contains("more than 0s"));
         assert!(parse_stall_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn log_levels_are_names_or_directives() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "trace",
+            "info,kafkasnap=debug",
+            "kafkasnap=trace",
+        ] {
+            assert_eq!(parse_log_filter(good), Ok(good.to_string()), "{good}");
+        }
+        for bad in ["banana", "", "info,banana", "kafkasnap=banana"] {
+            assert!(parse_log_filter(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_log_filter("banana").unwrap_err(),
+            "\"banana\" is not a log level: use off, error, warn, info, debug or trace, or target=level directives (e.g. info,kafkasnap=debug)"
+        );
     }
 
     #[test]

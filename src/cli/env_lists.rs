@@ -1,0 +1,129 @@
+//! The list flags (`--include`, `--exclude`, `--topic-map`) from their environment
+//! variables: read after parsing, only when the flag was not given, and split at commas
+//! there (clap's `value_delimiter` would split the command line's values too).
+
+use clap::{CommandFactory, Parser};
+
+use super::{parse_key_value, Cli, Command};
+
+impl Cli {
+    /// The command line, with the list flags that were not given filled from their
+    /// environment variables. A bad value there exits as clap does (code 2).
+    pub fn parse_with_env() -> Cli {
+        let mut cli = Cli::parse();
+        if let Err(message) = cli.lists_from_env(|name| std::env::var(name).ok()) {
+            Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit();
+        }
+        cli
+    }
+
+    /// Fills `--include`, `--exclude` and `--topic-map` from `KAFKASNAP_INCLUDE`,
+    /// `KAFKASNAP_EXCLUDE` and `KAFKASNAP_TOPIC_MAP` (looked up with `env`) when the command
+    /// has the flag and it was not given.
+    fn lists_from_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let (selection, topic_map) = match &mut self.command {
+            Command::Backup(args) => (Some(&mut args.selection), None),
+            Command::Restore(args) => (Some(&mut args.selection), Some(&mut args.topic_map)),
+            Command::Verify(args) => (None, Some(&mut args.topic_map)),
+            _ => (None, None),
+        };
+        let plain = |item: &str| Ok(item.to_string());
+        if let Some(selection) = selection {
+            fill_from_env(&mut selection.include, "KAFKASNAP_INCLUDE", &env, plain)?;
+            fill_from_env(&mut selection.exclude, "KAFKASNAP_EXCLUDE", &env, plain)?;
+        }
+        if let Some(topic_map) = topic_map {
+            fill_from_env(topic_map, "KAFKASNAP_TOPIC_MAP", &env, parse_key_value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets `list`, when empty (the flag was not given), to the comma-separated items of
+/// environment variable `name`, each parsed by `parse`. Blank items are left out.
+fn fill_from_env<T>(
+    list: &mut Vec<T>,
+    name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<(), String> {
+    if !list.is_empty() {
+        return Ok(());
+    }
+    let Some(value) = env(name) else {
+        return Ok(());
+    };
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        list.push(parse(item).map_err(|err| format!("invalid value {item:?} in {name}: {err}"))?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str], env: &[(&str, &str)]) -> Result<Cli, String> {
+        let mut cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        cli.lists_from_env(|name| {
+            env.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })?;
+        Ok(cli)
+    }
+
+    #[test]
+    fn only_the_environment_is_split_at_commas() {
+        let env = [
+            ("KAFKASNAP_INCLUDE", "a.*, b,,"),
+            ("KAFKASNAP_EXCLUDE", "x"),
+            ("KAFKASNAP_TOPIC_MAP", "a=b,c=d"),
+        ];
+        let backup = ["kafkasnap", "backup", "-b", "k:9092", "--to", "/tmp/x"];
+        let Command::Backup(args) = parsed(&backup, &env).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(args.selection.include, ["a.*", "b"]);
+        assert_eq!(args.selection.exclude, ["x"]);
+
+        let given = [
+            &backup[..],
+            &["--include", "o{1,2}rder.*", "--include", "c"],
+        ]
+        .concat();
+        let Command::Backup(args) = parsed(&given, &env).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(args.selection.include, ["o{1,2}rder.*", "c"]);
+        assert_eq!(args.selection.exclude, ["x"]);
+
+        let restore = ["kafkasnap", "restore", "-b", "k", "--from", "/x"];
+        let Command::Restore(args) = parsed(&restore, &env).unwrap().command else {
+            unreachable!()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(args.topic_map, pairs(&[("a", "b"), ("c", "d")]));
+        assert_eq!(args.selection.include, ["a.*", "b"]);
+
+        let verify = ["kafkasnap", "verify", "/x", "--topic-map", "a=x,y"];
+        let Command::Verify(args) = parsed(&verify, &env).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(args.topic_map, pairs(&[("a", "x,y")]));
+
+        let err = parsed(&restore, &[("KAFKASNAP_TOPIC_MAP", "a=b,oops")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "invalid value \"oops\" in KAFKASNAP_TOPIC_MAP: expected KEY=VALUE"
+        );
+    }
+}
