@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(exit_code(&err))
+            ExitCode::from(exit_code(err))
         }
     };
     match result {
