@@ -81,15 +81,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let command = dispatch(cli.command, &global);
     tokio::pin!(command);
     tokio::select! {
-        result = &mut command => return result,
+        result = &mut command => return release_locks_after(result).await,
         () = signals.received() => {}
     }
     tracing::warn!("stop requested: {}", policy.notice);
     cancel_on_signal().store(true, Ordering::Relaxed);
     match policy.grace {
-        None => command.await,
+        None => release_locks_after(command.await).await,
         Some(grace) => match tokio::time::timeout(grace, &mut command).await {
-            Ok(result) => result,
+            Ok(result) => release_locks_after(result).await,
             // Stuck in a call that cannot see the flag (a broker that never answers, say).
             // Its location locks go now, so nobody waits for them to go stale.
             Err(_) => {
@@ -98,6 +98,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
         },
     }
+}
+
+/// A command that failed may have returned early past its own lock release; the binary
+/// then stops without waiting for background tasks, so the locks go here.
+async fn release_locks_after(result: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
+    if result.is_err() {
+        kafkasnap::store::release_held_locks(LOCK_RELEASE_LIMIT).await;
+    }
+    result
 }
 
 async fn dispatch(command: Command, global: &Global) -> anyhow::Result<Outcome> {

@@ -448,7 +448,7 @@ fn bad_inputs_are_named_never_panics() {
             "unknown topic in --topic-map, verify",
             &["verify", base_loc, "--against", b, "--topic-map", "nope=x"],
             "--topic-map names topic \"nope\"",
-            1,
+            2,
         ),
         row(
             "invalid regex, restore --exclude",
