@@ -1,5 +1,6 @@
 //! Backup locations: URL -> object store, the object keys (built only in `layout`), atomic
-//! publish of manifests, listing what a location holds, and deleting whole backups.
+//! create-only publish of manifests, listing what a location holds, deleting whole backups
+//! (never through a local symlink), and the location locks that let runs share it.
 
 mod backups;
 mod layout;
