@@ -290,10 +290,6 @@ impl LocationLock {
             backups: backups.into_iter().collect(),
             datadir_backups: datadir_backups.into_iter().collect(),
         };
-        OWN_LOCK_IDS
-            .lock()
-            .expect("own ids")
-            .insert(lock_id.clone());
         let key = lock_key(&lock_id);
         location.put(&key, to_json(&info)).await?;
         HELD.lock()
@@ -447,22 +443,25 @@ impl Holder {
     }
 
     /// Whether `info`'s holder ran on this host and is gone (no such process, or it is
-    /// this process under another lock id: a restarted container reuses pid 1).
+    /// this process but not a lock it holds: a restarted container reuses pid 1).
     fn knows_dead(&self, info: &LockInfo) -> bool {
         if info.hostname != self.hostname || self.hostname.is_empty() {
             return false;
         }
         if info.pid == self.pid {
-            return !OWN_LOCK_IDS
+            let key = lock_key(&info.lock_id);
+            return !HELD
                 .lock()
-                .expect("own ids")
-                .contains(&info.lock_id);
+                .expect("held locks")
+                .iter()
+                .any(|(k, _)| *k == key);
         }
         !process_exists(info.pid)
     }
 }
 
-/// The locks this process holds now, for [`release_held_locks`].
+/// The locks this process holds now, for [`release_held_locks`] (and to tell a lock of
+/// ours from a predecessor's with the same pid).
 static HELD: Mutex<Vec<(String, Location)>> = Mutex::new(Vec::new());
 
 /// Deletes every lock this process still holds, waiting at most `limit`: for a command cut
@@ -474,10 +473,6 @@ pub async fn release_held_locks(limit: Duration) {
         .map(|(key, location)| location.delete_object(key));
     let _ = tokio::time::timeout(limit, futures::future::join_all(deletes)).await;
 }
-
-/// Lock ids this process has written (a lock with our pid but another id is a
-/// predecessor's).
-static OWN_LOCK_IDS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 fn hostname() -> String {
     let mut buffer = [0u8; 256];
