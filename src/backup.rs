@@ -327,14 +327,9 @@ pub(crate) async fn check_before_publishing(
         .segments()
         .map(|(_, _, segment)| (segment.key.clone(), segment.stored_bytes))
         .collect();
-    let problems = location.missing_or_changed(&wanted).await?;
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(Error::PublishCheckFailed {
-        backup_id: manifest.backup_id.to_string(),
-        problems,
-    })
+    Ok(location
+        .check_publishable(&manifest.backup_id, &wanted)
+        .await?)
 }
 
 /// Stores this shard's part, then publishes the run if every part is there. Returns the

@@ -85,11 +85,6 @@ pub enum Error {
         expected: String,
         actual: String,
     },
-    #[error("backup {backup_id} was not published: {} of the objects its manifest would name {} missing or changed ({}{}). Something deleted them while the backup ran (a prune with a short --grace from an older kafkasnap, a lifecycle rule, a person); run the backup again", .problems.len(), if .problems.len() == 1 { "is" } else { "are" }, .problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "), if .problems.len() > 3 { "; ..." } else { "" })]
-    PublishCheckFailed {
-        backup_id: String,
-        problems: Vec<String>,
-    },
     #[error(transparent)]
     Lock(Box<crate::store::LockError>),
     #[error("--incremental cannot continue from backup {parent}: {problem}")]
@@ -99,14 +94,12 @@ pub enum Error {
 impl Error {
     /// True when the operation stopped because it was asked to (Ctrl-C / SIGTERM).
     pub fn is_interrupted(&self) -> bool {
-        matches!(
-            self,
-            Error::Interrupted
-                | Error::RestoreIncomplete {
-                    why: RestoreStop::Interrupted,
-                    ..
-                }
-        )
+        match self {
+            Error::Interrupted => true,
+            Error::RestoreIncomplete { why, .. } => matches!(why, RestoreStop::Interrupted),
+            Error::Lock(lock) => matches!(**lock, crate::store::LockError::Interrupted { .. }),
+            _ => false,
+        }
     }
 
     /// The request itself cannot be followed (a value outside its range, a topic map that
@@ -125,10 +118,7 @@ impl From<KafkaError> for Error {
 
 impl From<crate::store::LockError> for Error {
     fn from(err: crate::store::LockError) -> Self {
-        match err {
-            crate::store::LockError::Interrupted { .. } => Error::Interrupted,
-            err => Error::Lock(Box::new(err)),
-        }
+        Error::Lock(Box::new(err))
     }
 }
 

@@ -225,20 +225,10 @@ async fn stream_under_lock(
             source: Box::new(err),
         })?;
     let wanted = [(manifest.archive.key.clone(), manifest.archive.stored_bytes)];
-    let problems = location
-        .missing_or_changed(&wanted)
+    location
+        .check_publishable(&id, &wanted)
         .await
         .map_err(store_err)?;
-    if !problems.is_empty() {
-        return Err(K8sError::Store {
-            namespace: target.namespace.clone(),
-            pod: target.pod.clone(),
-            source: Box::new(crate::store::StoreError::NotPublishable {
-                location: location.display().to_string(),
-                problems,
-            }),
-        });
-    }
     location
         .publish_datadir_manifest(&id, manifest.to_json())
         .await

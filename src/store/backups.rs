@@ -189,10 +189,28 @@ impl Location {
             .await
     }
 
-    /// What is wrong with the objects a manifest is about to name: one line per object that
-    /// is missing or has another size than `wanted` says. Lists each backup prefix once.
-    /// Empty when every object is there, whole: the check a backup makes before publishing.
-    pub async fn missing_or_changed(
+    /// The check a backup makes right before publishing `id`: every object of `wanted`
+    /// (key, size) is listed with that size, else [`StoreError::NotPublishable`] names
+    /// what is missing or changed.
+    pub async fn check_publishable(
+        &self,
+        id: &BackupId,
+        wanted: &[(String, u64)],
+    ) -> Result<(), StoreError> {
+        let problems = self.missing_or_changed(wanted).await?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::NotPublishable {
+            location: self.display.clone(),
+            backup_id: id.to_string(),
+            problems,
+        })
+    }
+
+    /// What is wrong with the objects of `wanted`: one line per object that is missing or
+    /// has another size. Lists each backup prefix once.
+    async fn missing_or_changed(
         &self,
         wanted: &[(String, u64)],
     ) -> Result<Vec<String>, StoreError> {

@@ -67,9 +67,10 @@ pub enum StoreError {
     },
     #[error("{key} already exists at {location} with other contents; a manifest is never overwritten (two backups got the same id?). Nothing was published: run the backup again")]
     AlreadyPublished { location: String, key: String },
-    #[error("the backup was not published at {location}: {}; something deleted under the location while it ran. Run it again", .problems.join("; "))]
+    #[error("backup {backup_id} was not published at {location}: {} of the objects its manifest would name {} missing or changed ({}{}). Something deleted them while the backup ran (a prune with a short --grace from an older kafkasnap, a lifecycle rule, a person); run the backup again", .problems.len(), if .problems.len() == 1 { "is" } else { "are" }, .problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "), if .problems.len() > 3 { "; ..." } else { "" })]
     NotPublishable {
         location: String,
+        backup_id: String,
         problems: Vec<String>,
     },
     #[error("no random bytes from the operating system: {reason}")]
