@@ -12,12 +12,12 @@ use crate::harness::{
     kafkasnap, kafkasnap_ok, produce, read_all, stderr_of, Broker,
 };
 
-const TOPIC: &str = "bulk";
-const PARTITIONS: i32 = 2;
-const RECORDS: usize = 160_000;
+pub(crate) const TOPIC: &str = "bulk";
+pub(crate) const PARTITIONS: i32 = 2;
+pub(crate) const RECORDS: usize = 160_000;
 
 /// ListOffsets ends (tansu may under-report these: used only to see progress).
-fn end_offsets(bootstrap: &str) -> Vec<i64> {
+pub(crate) fn end_offsets(bootstrap: &str) -> Vec<i64> {
     let consumer: BaseConsumer = client(bootstrap).create().unwrap();
     (0..PARTITIONS)
         .map(|p| {

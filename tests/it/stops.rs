@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-
 use crate::harness::{
-    backup_to, client, contents, create_topic, fidelity_record, fill_bulk, has_manifest,
-    kafkasnap_ok, produce, read_all, Broker,
+    backup_to, contents, create_topic, fidelity_record, fill_bulk, has_manifest, kafkasnap_ok,
+    produce, read_all, Broker,
 };
+use crate::resume::{end_offsets, PARTITIONS, RECORDS, TOPIC};
 
 /// A loopback listener that accepts every connection and never sends a byte.
 struct SilentBroker {
@@ -174,22 +173,6 @@ fn assert_no_locks(location: &std::path::Path) {
     assert!(locks.is_empty(), "locks left behind: {locks:?}");
 }
 
-const TOPIC: &str = "bulk";
-const PARTITIONS: i32 = 2;
-const RECORDS: usize = 160_000;
-
-/// ListOffsets ends (tansu may under-report these: used only to see progress).
-fn end_offsets(bootstrap: &str) -> i64 {
-    let consumer: BaseConsumer = client(bootstrap).create().unwrap();
-    (0..PARTITIONS)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
-                .map_or(0, |(_, high)| high)
-        })
-        .sum()
-}
-
 /// A restore of `location` into `target` with `extra` flags, returned once the target holds
 /// at least 20,000 records (and before it finished).
 fn restore_in_flight(target: &Broker, location: &str, extra: &[&str]) -> Child {
@@ -198,7 +181,7 @@ fn restore_in_flight(target: &Broker, location: &str, extra: &[&str]) -> Child {
     args.extend_from_slice(extra);
     let mut child = spawn(&args);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while end_offsets(&target.bootstrap) < 20_000 {
+    while end_offsets(&target.bootstrap).iter().sum::<i64>() < 20_000 {
         assert!(Instant::now() < deadline, "the restore never got going");
         assert!(
             child.try_wait().unwrap().is_none(),
