@@ -61,43 +61,73 @@ pub async fn backup_datadir(
         mode: DatadirMode::Live,
         pvc: None,
     };
-    stream_backup(client, location, options, source).await
+    let target = &options.target;
+    let lock = BackupLock::take(location, &options.cancel, &target.namespace, &target.pod).await?;
+    let result = stream_backup(client, location, options, source, &lock).await;
+    lock.release().await;
+    result
 }
 
-/// Runs `tar` in `options.target` and publishes a backup described as coming from `source`.
+/// The id a data-dir backup will publish under, and the location lock naming it (a prune
+/// keeps its objects meanwhile; docs/FORMAT.md, "Locks"). Taken before anything else: in
+/// stopped mode before the broker goes down, as it may wait for a running prune.
+pub(crate) struct BackupLock {
+    id: BackupId,
+    started: SystemTime,
+    lock: LocationLock,
+}
+
+impl BackupLock {
+    pub(crate) async fn take(
+        location: &Location,
+        cancel: &AtomicBool,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<BackupLock, K8sError> {
+        let started = SystemTime::now();
+        let id = BackupId::new(started);
+        let lock =
+            LocationLock::shared(location, LockKind::DatadirBackup, [], [id.clone()], cancel)
+                .await
+                .map_err(|err| match err {
+                    LockError::Interrupted { .. } => K8sError::Interrupted,
+                    err => K8sError::Lock {
+                        namespace: namespace.to_string(),
+                        pod: pod.to_string(),
+                        source: Box::new(err),
+                    },
+                })?;
+        Ok(BackupLock { id, started, lock })
+    }
+
+    pub(crate) async fn release(self) {
+        self.lock.release().await;
+    }
+}
+
+/// Runs `tar` in `options.target` and publishes a backup described as coming from `source`
+/// under `lock`'s id.
 pub(crate) async fn stream_backup(
     client: kube::Client,
     location: &Location,
     options: &DatadirBackupOptions,
     source: DatadirSource,
+    lock: &BackupLock,
 ) -> Result<DatadirManifest, K8sError> {
     let compression = options.compression;
     if compression == Compression::None {
         return Err(K8sError::UnsupportedCompression(compression));
     }
-    let target = &options.target;
-    let started = SystemTime::now();
-    let id = BackupId::new(started);
-    // A prune keeps this backup's objects while the lock names it (docs/FORMAT.md, "Locks").
-    let lock = LocationLock::shared(
+    stream_under_lock(
+        client,
         location,
-        LockKind::DatadirBackup,
-        [],
-        [id.clone()],
-        &options.cancel,
+        options,
+        source,
+        lock.id.clone(),
+        lock.started,
+        &lock.lock,
     )
     .await
-    .map_err(|err| match err {
-        LockError::Interrupted { .. } => K8sError::Interrupted,
-        err => K8sError::Lock {
-            namespace: target.namespace.clone(),
-            pod: target.pod.clone(),
-            source: Box::new(err),
-        },
-    })?;
-    let result = stream_under_lock(client, location, options, source, id, started, &lock).await;
-    lock.release().await;
-    result
 }
 
 async fn stream_under_lock(

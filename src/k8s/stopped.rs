@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::datadir_backup::{stream_backup, DatadirBackupOptions};
+use super::datadir_backup::{stream_backup, BackupLock, DatadirBackupOptions};
 use super::helper_pod::{HelperPod, HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
 use super::pods::wait_until_gone;
 use super::statefulset::StatefulSetRef;
@@ -160,9 +160,18 @@ pub async fn backup_datadir_stopped(
         .ok_or_else(|| K8sError::NoStatefulSet {
             statefulset: statefulset.to_string(),
         })?;
+    // Before the broker goes down: taking the lock may wait for a running prune.
+    let lock = BackupLock::take(
+        location,
+        &options.cancel,
+        &statefulset.namespace,
+        &options.pod,
+    )
+    .await?;
     let mut downtime = Downtime::new(client.clone(), statefulset.clone());
-    let outcome = stopped_backup(&client, location, options, original, &mut downtime).await;
+    let outcome = stopped_backup(&client, location, options, original, &mut downtime, &lock).await;
     let cleanup = downtime.end().await;
+    lock.release().await;
     with_cleanup(outcome, cleanup, |manifest| {
         format!(
             "the backup itself succeeded and was published as {}",
@@ -177,6 +186,7 @@ async fn stopped_backup(
     options: &StoppedBackupOptions,
     original: i32,
     downtime: &mut Downtime,
+    lock: &BackupLock,
 ) -> Result<DatadirManifest, K8sError> {
     let statefulset = &options.statefulset;
     let cancel = &options.cancel;
@@ -216,5 +226,5 @@ async fn stopped_backup(
         mode: DatadirMode::Stopped,
         pvc: Some(spec.pvc.clone()),
     };
-    stream_backup(client.clone(), location, &backup, source).await
+    stream_backup(client.clone(), location, &backup, source, lock).await
 }
