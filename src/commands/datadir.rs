@@ -15,11 +15,14 @@ use kafkasnap::k8s::{
 use kafkasnap::progress::human_bytes;
 use kafkasnap::verify::verify_datadir_archive;
 
-use super::{cancel_on_signal, load_key_file, print_json, Global, Outcome};
+use super::{
+    cancel_on_signal, load_key_file, lock_datadir_for_reading, print_json, Global, Outcome,
+};
 use crate::cli::{
     DatadirArgs, DatadirBackupArgs, DatadirBackupMode, DatadirCommand, DatadirInspectArgs,
     DatadirRestoreArgs, DatadirVerifyArgs, HelperPodArgs, LsArgs, OutputFormat,
 };
+use kafkasnap::store::LockKind;
 
 pub async fn run(args: DatadirArgs, global: &Global) -> anyhow::Result<Outcome> {
     match args.command {
@@ -86,7 +89,15 @@ async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
 async fn verify(args: DatadirVerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
-    let manifest = open_datadir_backup(&location, args.backup.as_deref()).await?;
+    let chosen = open_datadir_backup(&location, args.backup.as_deref()).await?;
+    // Held while the archive is read: a prune keeps it meanwhile.
+    let (_read_lock, manifest) = lock_datadir_for_reading(
+        &location,
+        LockKind::Verify,
+        &chosen.backup_id,
+        &cancel_on_signal(),
+    )
+    .await?;
     let problems = verify_datadir_archive(&location, &manifest, encryption_key.as_ref()).await?;
     if global.output == OutputFormat::Json {
         print_json(
@@ -208,7 +219,14 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
 async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = global.open_location(&args.from, false)?;
     let wanted = args.backup.as_deref().filter(|id| *id != "latest");
-    let manifest = open_datadir_backup(&location, wanted).await?;
+    let chosen = open_datadir_backup(&location, wanted).await?;
+    let (_read_lock, manifest) = lock_datadir_for_reading(
+        &location,
+        LockKind::Restore,
+        &chosen.backup_id,
+        &cancel_on_signal(),
+    )
+    .await?;
     // A missing or wrong key stops the restore here, before the cluster is touched.
     let encryption_key = key_for_datadir_backup(&manifest, load_key_file(&args.key)?.as_ref())?;
     let client = default_client().await?;

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use kafkasnap::archive::{BackupId, EncryptionKey, Manifest};
-use kafkasnap::catalog::read_manifest;
+use kafkasnap::archive::{BackupId, DatadirManifest, EncryptionKey, Manifest};
+use kafkasnap::catalog::{open_datadir_backup, read_manifest};
 use kafkasnap::kafka::{parse_properties_file, ClientSettings};
 use kafkasnap::progress::ProgressMode;
 use kafkasnap::store::{Location, LocationLock, LockKind, StoreOptions};
@@ -100,12 +100,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-/// A command that failed may have returned early past its own lock release; the binary
-/// then stops without waiting for background tasks, so the locks go here.
+/// A command may return (early, or holding a lock guard to the end) without releasing its
+/// location locks; the binary then stops without running background tasks, so whatever is
+/// still held goes here. Nothing when every lock was released.
 async fn release_locks_after(result: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
-    if result.is_err() {
-        kafkasnap::store::release_held_locks(LOCK_RELEASE_LIMIT).await;
-    }
+    kafkasnap::store::release_held_locks(LOCK_RELEASE_LIMIT).await;
     result
 }
 
@@ -289,6 +288,20 @@ pub async fn lock_for_reading(
         .await
         .map_err(kafkasnap::Error::from)?;
     let manifest = read_manifest(location, id).await?;
+    Ok((lock, manifest))
+}
+
+/// [`lock_for_reading`] for data-dir backup `id`.
+pub async fn lock_datadir_for_reading(
+    location: &Location,
+    kind: LockKind,
+    id: &BackupId,
+    cancel: &AtomicBool,
+) -> anyhow::Result<(LocationLock, DatadirManifest)> {
+    let lock = LocationLock::shared(location, kind, [], [id.clone()], cancel)
+        .await
+        .map_err(kafkasnap::Error::from)?;
+    let manifest = open_datadir_backup(location, Some(id.as_str())).await?;
     Ok((lock, manifest))
 }
 

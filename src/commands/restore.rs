@@ -13,7 +13,8 @@ use kafkasnap::selection::TopicSelection;
 use kafkasnap::store::{Location, LockKind};
 
 use super::{
-    cancel_on_signal, client_settings, load_key_file, lock_for_reading, print_json, Global, Outcome,
+    cancel_on_signal, client_settings, load_key_file, lock_datadir_for_reading, lock_for_reading,
+    print_json, Global, Outcome,
 };
 use crate::cli::{self, OutputFormat, RestoreArgs};
 
@@ -65,7 +66,15 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                 .tempdir()?;
             let source = match stored_datadir(source, global)? {
                 Some(stored) => {
-                    let manifest = open_datadir_backup(&stored, args.backup.as_deref()).await?;
+                    let chosen = open_datadir_backup(&stored, args.backup.as_deref()).await?;
+                    let (lock, manifest) = lock_datadir_for_reading(
+                        &stored,
+                        LockKind::Restore,
+                        &chosen.backup_id,
+                        &options.cancel,
+                    )
+                    .await?;
+                    read_lock = Some(lock);
                     let download = scratch.path().join("archive.download");
                     tracing::info!(backup_id = %manifest.backup_id, bytes = manifest.archive.stored_bytes, "downloading the data-dir backup");
                     download_datadir_archive(
