@@ -72,6 +72,10 @@ pub struct LockInfo {
     pub exclusive: bool,
     pub hostname: String,
     pub pid: u32,
+    /// The holder's pid namespace (`/proc/self/ns/pid`): host name and pid identify a
+    /// process only within one (pods on the host network share a host name, all pid 1).
+    #[serde(default)]
+    pub pid_namespace: String,
     /// RFC 3339, the holder's clock.
     pub started_at: String,
     /// RFC 3339, the holder's clock (informational: staleness uses the store's time).
@@ -285,6 +289,7 @@ impl LocationLock {
             exclusive: kind.exclusive(),
             hostname: holder.hostname,
             pid: holder.pid,
+            pid_namespace: holder.pid_namespace,
             started_at: stamp.clone(),
             refreshed_at: stamp,
             backups: backups.into_iter().collect(),
@@ -432,6 +437,7 @@ fn random_hex() -> Result<String, StoreError> {
 struct Holder {
     hostname: String,
     pid: u32,
+    pid_namespace: String,
 }
 
 impl Holder {
@@ -439,13 +445,20 @@ impl Holder {
         Holder {
             hostname: hostname(),
             pid: std::process::id(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .map(|link| link.display().to_string())
+                .unwrap_or_default(),
         }
     }
 
     /// Whether `info`'s holder ran on this host and is gone (no such process, or it is
     /// this process but not a lock it holds: a restarted container reuses pid 1).
     fn knows_dead(&self, info: &LockInfo) -> bool {
-        if info.hostname != self.hostname || self.hostname.is_empty() {
+        let same_namespace = !self.hostname.is_empty()
+            && !self.pid_namespace.is_empty()
+            && info.hostname == self.hostname
+            && info.pid_namespace == self.pid_namespace;
+        if !same_namespace {
             return false;
         }
         if info.pid == self.pid {

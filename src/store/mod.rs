@@ -13,8 +13,7 @@ pub use backups::BackupListing;
 pub use layout::{backup_of_key, escape_topic, segment_key};
 pub use location::{Location, StoreOptions};
 pub use lock::{
-    list_locks, release_held_locks, HeldLock, LocationLock, LockError, LockInfo, LockKind,
-    LockListing, LOCK_FORMAT_VERSION, PRUNE_WAIT, REFRESH_EVERY, STALE_AFTER,
+    list_locks, release_held_locks, LocationLock, LockError, LockInfo, LockKind, LockListing,
 };
 pub use objects::{ObjectWriter, StoredObject};
 
