@@ -141,13 +141,9 @@ fn prune_while_running(
     )
 }
 
-/// The outcome the location must show after a prune raced a backup: the backup published
-/// and `verify` passes, or it failed and published nothing.
-fn assert_published_backups_verify(
-    to: &str,
-    env: &[(&str, String)],
-    backup: &std::process::Output,
-) {
+/// The outcome the location must show after a prune raced a backup that succeeded: exactly
+/// one complete backup, and `verify` passes.
+fn assert_published_backups_verify(to: &str, env: &[(&str, String)]) {
     let listed: serde_json::Value =
         serde_json::from_str(&kafkasnap_ok(&["ls", to, "--output", "json"], env)).unwrap();
     let complete: Vec<&serde_json::Value> = listed
