@@ -8,7 +8,10 @@
 //! its first record arrives. A partition is done when a record at `end - 1` arrives, or the
 //! consumer reports end-of-partition at or past `end`, or (read_committed stopped short by
 //! trailing transaction markers or an open transaction) it sat at end-of-partition for
-//! `eof_grace`.
+//! `eof_grace` with the consumer idle (an empty poll since: time spent delivering other
+//! partitions' records, or waiting on the sink, is not a sign of the end). librdkafka's
+//! end-of-partition event names only a partition number, so it is matched to one topic's
+//! partition by the consumer's positions (see [`end_of_partition`]).
 
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -96,6 +99,9 @@ struct ActivePartition {
     end_fixed: bool,
     next_offset: i64,
     at_eof_since: Option<Instant>,
+    /// A poll came back empty since `at_eof_since` was set: the consumer had nothing queued,
+    /// so the wait at end-of-partition is not just time spent on other partitions' records.
+    idle_since_eof: bool,
     last_progress: Instant,
     /// Set per record, folded into `last_progress` by the timer check (no clock read per record).
     progressed: bool,
@@ -163,6 +169,7 @@ pub fn read_partitions<S: RecordSink>(
                 end_fixed: false,
                 next_offset: t.start_offset,
                 at_eof_since: None,
+                idle_since_eof: false,
                 last_progress: Instant::now(),
                 progressed: false,
             });
@@ -191,36 +198,70 @@ pub fn read_partitions<S: RecordSink>(
                 let positions = consumer
                     .position()
                     .map_err(KafkaError::client("reading consumer positions"))?;
-                let mut index = 0;
-                while index < active.len() {
-                    let entry = &mut active[index];
-                    let t = &tasks[entry.task];
-                    if t.partition != partition {
-                        index += 1;
-                        continue;
-                    }
-                    let position =
-                        position_of(&positions, &t.topic, partition).unwrap_or(entry.next_offset);
-                    entry.next_offset = entry.next_offset.max(position);
-                    if entry.next_offset >= entry.end {
-                        let done = active.swap_remove(index);
-                        finish(&consumer, tasks, done, None, sink)?;
-                    } else {
-                        entry.at_eof_since.get_or_insert_with(Instant::now);
-                        index += 1;
-                    }
-                }
+                end_of_partition(&consumer, tasks, &mut active, &positions, partition, sink)?;
             }
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "consumer reported an error; librdkafka retries");
             }
-            None => {}
+            None => {
+                for entry in active.iter_mut().filter(|a| a.at_eof_since.is_some()) {
+                    entry.idle_since_eof = true;
+                }
+            }
         }
         if check_now {
             records_since_check = 0;
             check_timers(&consumer, tasks, &mut active, options, sink)?;
         }
     }
+}
+
+/// Applies one end-of-partition event. librdkafka names only the partition number, and
+/// one event stands for one topic's partition: of the active partitions with that number,
+/// those the consumer's position shows at or past their end are done; otherwise, if none
+/// is, exactly one is marked at end-of-partition, the one closest to its end (the others
+/// still have records to deliver, or will report their own end-of-partition).
+fn end_of_partition<S: RecordSink>(
+    consumer: &BaseConsumer,
+    tasks: &[PartitionTask],
+    active: &mut Vec<ActivePartition>,
+    positions: &TopicPartitionList,
+    partition: i32,
+    sink: &mut S,
+) -> Result<(), KafkaError> {
+    let mut finished_one = false;
+    let mut index = 0;
+    while index < active.len() {
+        let entry = &mut active[index];
+        let t = &tasks[entry.task];
+        if t.partition == partition {
+            let position = position_of(positions, &t.topic, partition).unwrap_or(entry.next_offset);
+            entry.next_offset = entry.next_offset.max(position);
+            if entry.next_offset >= entry.end {
+                let done = active.swap_remove(index);
+                finish(consumer, tasks, done, None, sink)?;
+                finished_one = true;
+                continue;
+            }
+        }
+        index += 1;
+    }
+    if finished_one {
+        return Ok(());
+    }
+    let closest = active
+        .iter_mut()
+        .filter(|a| tasks[a.task].partition == partition)
+        .min_by_key(|a| a.end - a.next_offset);
+    if let Some(entry) = closest {
+        let t = &tasks[entry.task];
+        tracing::debug!(topic = %t.topic, partition, offset = entry.next_offset, end = entry.end, "at end-of-partition below the captured end");
+        if entry.at_eof_since.is_none() {
+            entry.at_eof_since = Some(Instant::now());
+            entry.idle_since_eof = false;
+        }
+    }
+    Ok(())
 }
 
 fn single(task: &PartitionTask, offset: Offset) -> Result<TopicPartitionList, KafkaError> {
@@ -303,6 +344,7 @@ fn deliver<S: RecordSink>(
     sink.record(entry.task, record)?;
     entry.next_offset = offset + 1;
     entry.at_eof_since = None;
+    entry.idle_since_eof = false;
     entry.progressed = true;
     Ok(offset >= entry.end - 1)
 }
@@ -352,9 +394,10 @@ fn check_timers<S: RecordSink>(
         }
         let entry = &active[index];
         let t = &tasks[entry.task];
-        if entry
-            .at_eof_since
-            .is_some_and(|since| now - since >= options.eof_grace)
+        if entry.idle_since_eof
+            && entry
+                .at_eof_since
+                .is_some_and(|since| now - since >= options.eof_grace)
         {
             let note = format!(
                 "{}/{}: read stopped at offset {} below the captured end {} (transaction markers at the end of the log, or an open transaction whose records are not committed yet)",

@@ -195,3 +195,111 @@ fn walk_names(dir: &std::path::Path) -> Vec<String> {
         .map(|p| p.display().to_string())
         .collect()
 }
+
+/// Random bytes: incompressible, so a slow codec level makes the upload pipeline the bottleneck.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn produce_in_a_transaction(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+        crate::harness::client(bootstrap)
+            .set("transactional.id", format!("{topic}-writer"))
+            .create()
+            .unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    producer.init_transactions(timeout).unwrap();
+    producer.begin_transaction().unwrap();
+    for partition in 0..partitions {
+        producer
+            .send(
+                BaseRecord::<[u8], [u8]>::to(topic)
+                    .partition(partition)
+                    .payload(b"in a transaction"),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.commit_transaction(timeout).unwrap();
+}
+
+/// End-of-partition is decided per topic and partition: a small topic reaching the end of its
+/// partition 0 must not end a large topic's partition 0 while the reader waits on uploads.
+#[tokio::test(flavor = "multi_thread")]
+async fn end_of_one_topics_partition_never_ends_another_topics_partition_short() {
+    use crate::harness::{create_topic, produce, TestRecord};
+    let broker = Broker::start("eof-per-topic");
+    create_topic(&broker.bootstrap, "small", 2, &[]);
+    create_topic(&broker.bootstrap, "large", 2, &[]);
+    let record = |partition: i32, i: usize, len: usize| TestRecord {
+        partition,
+        offset: -1,
+        timestamp: 1_600_000_000_000 + i as i64,
+        key: None,
+        value: Some(noise(len, i as u64 + 1)),
+        headers: vec![],
+    };
+    let large: Vec<TestRecord> = (0..120_000).map(|i| record(i as i32 % 2, i, 200)).collect();
+    produce(&broker.bootstrap, "large", &large);
+    // A committed transaction ends each of small's partitions with a marker: no record at
+    // `end - 1`, so the reader learns small's end from end-of-partition.
+    produce_in_a_transaction(&broker.bootstrap, "small", 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = kafkasnap(
+        &[
+            "backup",
+            "-b",
+            &broker.bootstrap,
+            "--to",
+            path_str(dir.path()),
+            "--parallelism",
+            "4",
+            "--compression",
+            "zstd",
+            "--level",
+            "22",
+            "--segment-bytes",
+            "1048576",
+            "--output",
+            "json",
+            "--log-level",
+            "kafkasnap=debug",
+        ],
+        &[],
+    );
+    let log = crate::harness::stderr_of(&out);
+    assert!(out.status.success(), "{log}");
+    let misjudged: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("end-of-partition below") && l.contains("topic=large"))
+        .collect();
+    assert!(
+        misjudged.is_empty(),
+        "small's end-of-partition was applied to large: {misjudged:?}"
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["records"], 120_002, "{out}");
+    let (manifest, stored) = read_backup(path_str(dir.path()), "large").await;
+    assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
+    for (partition, records) in stored.iter().enumerate() {
+        let values: Vec<&[u8]> = records.iter().filter_map(|r| r.value.as_deref()).collect();
+        let produced: Vec<&[u8]> = large
+            .iter()
+            .filter(|r| r.partition == partition as i32)
+            .filter_map(|r| r.value.as_deref())
+            .collect();
+        assert_eq!(values.len(), produced.len(), "large/{partition}");
+        assert!(values == produced, "large/{partition}: values differ");
+    }
+}
