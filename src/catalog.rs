@@ -29,7 +29,7 @@ pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manife
 pub async fn read_manifest(location: &Location, id: &archive::BackupId) -> Result<Manifest, Error> {
     let bytes = location.read_manifest(id).await?;
     let key = location.manifest_key(id);
-    Manifest::from_json(&bytes).map_err(|source| match source {
+    check_size_and_structure(&bytes).map_err(|source| match source {
         archive::ArchiveError::UnsupportedVersion { .. } => Error::Archive { key, source },
         source => Error::ManifestDamaged {
             backup_id: id.to_string(),
@@ -37,6 +37,23 @@ pub async fn read_manifest(location: &Location, id: &archive::BackupId) -> Resul
             source,
         },
     })
+}
+
+/// Parses manifest bytes and refuses them when they exceed [`archive::MAX_MANIFEST_BYTES`]
+/// or fail the structural check (docs/FORMAT.md, "Structural checks"), before any segment
+/// is read.
+fn check_size_and_structure(bytes: &[u8]) -> Result<Manifest, archive::ArchiveError> {
+    let size = bytes.len() as u64;
+    if size > archive::MAX_MANIFEST_BYTES {
+        return Err(archive::ArchiveError::ManifestTooLarge { size });
+    }
+    let manifest = Manifest::from_json(bytes)?;
+    let problems = archive::check_manifest(&manifest, &crate::store::segment_key_matches);
+    if problems.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(archive::ArchiveError::Structure(problems))
+    }
 }
 
 /// A logical backup that was not found may be a data-dir one, or the location may hold only

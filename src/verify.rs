@@ -89,23 +89,7 @@ pub async fn verify_archive(
     for topic in &manifest.topics {
         for partition in &topic.partitions {
             let name = format!("{}/{}", topic.name, partition.partition);
-            let mut previous_last: Option<i64> = None;
-            for segment in &partition.segments {
-                // A carried segment may begin below start_offset (records since deleted).
-                let out_of_range = segment.last_offset < partition.start_offset
-                    || segment.last_offset >= partition.end_offset;
-                let overlaps = previous_last.is_some_and(|last| segment.first_offset <= last);
-                if out_of_range || overlaps {
-                    problems.push(ObjectProblem {
-                        key: segment.key.clone(),
-                        problem: format!(
-                            "offsets {}..={} overlap another segment or fall outside the partition's range {}..{}",
-                            segment.first_offset, segment.last_offset, partition.start_offset, partition.end_offset
-                        ),
-                    });
-                }
-                previous_last = Some(segment.last_offset);
-            }
+            // Ordering, ranges and keys were checked with the manifest (archive::check).
             let mut records: u64 = partition.segments.iter().map(|s| s.records).sum();
             let mut intact: u64 = partition
                 .segments

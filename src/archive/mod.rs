@@ -3,6 +3,7 @@
 //! Everything here is specified in `docs/FORMAT.md`; change both together.
 
 mod backup_id;
+mod check;
 mod compression;
 mod content_hash;
 mod datadir_manifest;
@@ -13,6 +14,9 @@ mod segment;
 mod stream_encryption;
 
 pub use backup_id::BackupId;
+pub use check::{
+    check_manifest, KeyMatches, StructureProblem, MAX_MANIFEST_BYTES, MAX_SEGMENT_RAW_BYTES,
+};
 pub use compression::{BadLevel, Compression};
 pub use content_hash::ContentHasher;
 pub use datadir_manifest::{
@@ -47,6 +51,10 @@ pub enum ArchiveError {
          use a kafkasnap release that supports format {found}"
     )]
     UnsupportedVersion { found: u64 },
+    #[error("manifest is structurally unsound:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Structure(Vec<StructureProblem>),
+    #[error("manifest is {size} bytes, above the largest accepted ({MAX_MANIFEST_BYTES})")]
+    ManifestTooLarge { size: u64 },
     #[error("manifest has no numeric format_version field: this is not a kafkasnap manifest")]
     MissingVersion,
     #[error("segment is corrupt at byte {position}: {what}")]

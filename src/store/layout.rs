@@ -102,6 +102,19 @@ pub fn segment_key(
     )
 }
 
+/// Whether `key` is exactly the key [`segment_key`] builds for this segment, under the
+/// prefix of the backup `key` names (a parent's, for a carried segment).
+pub fn segment_key_matches(
+    key: &str,
+    topic: &str,
+    partition: i32,
+    first_offset: i64,
+    compression: Compression,
+) -> bool {
+    backup_of_key(key)
+        .is_some_and(|id| key == segment_key(&id, topic, partition, first_offset, compression))
+}
+
 /// Makes a topic name safe as one key segment on every store: bytes outside
 /// `[A-Za-z0-9._-]` become `~XX` (hex), as does the whole name when it is `.` or `..`
 /// (Kafka forbids both, but a key must never walk up). The mapping is one-to-one.

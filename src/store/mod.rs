@@ -10,7 +10,7 @@ mod lock;
 mod objects;
 
 pub use backups::BackupListing;
-pub use layout::{backup_of_key, escape_topic, segment_key};
+pub use layout::{backup_of_key, escape_topic, segment_key, segment_key_matches};
 pub use location::{Location, StoreOptions};
 pub use lock::{
     list_locks, release_held_locks, LocationLock, LockError, LockInfo, LockKind, LockListing,

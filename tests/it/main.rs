@@ -26,4 +26,5 @@ mod resume;
 mod shard;
 mod signals;
 mod stops;
+mod structure;
 mod verify;
