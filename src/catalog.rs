@@ -170,7 +170,9 @@ pub async fn download_datadir_archive(
     file.flush().map_err(io_error)
 }
 
-/// The id the user named (which must exist and be complete), or the newest complete one.
+/// The id the user named (which must exist and be complete), or the newest complete one
+/// whose id is not dated in the future (past [`archive::CLOCK_SKEW_ALLOWANCE`]): no backup
+/// begun yet has such an id, and a planted manifest must not be taken for the newest.
 fn resolve_id(
     location: &Location,
     listing: &[BackupListing],
@@ -196,19 +198,34 @@ fn resolve_id(
                 Some(found) => found.id.clone(),
             }
         }
-        None => match listing.iter().rev().find(|b| b.complete) {
-            Some(newest) => newest.id.clone(),
-            None => {
-                return Err(Error::NoBackups {
-                    location: location.display().into(),
-                })
+        None => {
+            let now = std::time::SystemTime::now();
+            let future_dated = |b: &&BackupListing| b.id.is_future_dated(now);
+            for planted in listing.iter().filter(|b| b.complete).filter(future_dated) {
+                tracing::warn!(
+                    "passed over backup {} as the newest: its id is dated in the future (check the clock of the machine that wrote it, or whether it was planted); name it with --backup to use it",
+                    planted.id
+                );
             }
-        },
+            match listing
+                .iter()
+                .rev()
+                .find(|b| b.complete && !b.id.is_future_dated(now))
+            {
+                Some(newest) => newest.id.clone(),
+                None => {
+                    return Err(Error::NoBackups {
+                        location: location.display().into(),
+                    })
+                }
+            }
+        }
     })
 }
 
-/// The key to decrypt `manifest`'s segments with: `None` for a plaintext backup (a key given
-/// anyway is not used, with a warning). An encrypted backup without a key, or with a key
+/// The key to decrypt `manifest`'s segments with: `None` for a plaintext backup read without
+/// a key. A plaintext backup read with a key (its `encryption` may have been stripped by
+/// whoever can write to the location), an encrypted one without a key, or one with a key
 /// whose id differs from the manifest's, is refused before any object is read.
 pub fn key_for_backup(
     manifest: &Manifest,
@@ -232,10 +249,9 @@ fn key_for(
 ) -> Result<Option<EncryptionKey>, Error> {
     match (encryption, given) {
         (None, None) => Ok(None),
-        (None, Some(_)) => {
-            tracing::warn!("backup {backup_id} is not encrypted: the key file is not used");
-            Ok(None)
-        }
+        (None, Some(_)) => Err(Error::NotEncrypted {
+            backup_id: backup_id.to_string(),
+        }),
         (Some(encryption), None) => Err(Error::KeyRequired {
             backup_id: backup_id.to_string(),
             cipher: encryption.cipher.to_string(),

@@ -79,6 +79,8 @@ pub enum Error {
         cipher: String,
         key_id: String,
     },
+    #[error("backup {backup_id} is not encrypted, but a key file was given: anyone who can write to the location can strip a manifest's encryption and put plaintext objects of their own in, so it is not trusted; nothing was read or written. If it was meant to be a plaintext backup, run without --key-file (and KAFKASNAP_KEY_FILE)")]
+    NotEncrypted { backup_id: String },
     #[error("the key does not match the one backup {backup_id} was encrypted with (key id {expected}, yours {actual}); nothing was read or written")]
     WrongKey {
         backup_id: String,

@@ -3,7 +3,13 @@
 //! both pid 1, get different ids.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How far past this machine's clock a backup id's time may lie and still be taken as real
+/// (clock skew between the machine that took the backup and this one). An id dated later
+/// than that cannot come from a backup that has begun: restore's "newest" choice and prune's
+/// keep rules leave it out (a planted manifest must not outrank or push out genuine backups).
+pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(10 * 60);
 
 /// The id of one backup, e.g. `20261125T145443Z-3f9a1c`. Lexical order is time order.
 #[derive(
@@ -64,6 +70,27 @@ impl BackupId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The UTC time in the id (`YYYYMMDDTHHMMSSZ-...`); `None` if it is not a real time.
+    pub fn started_at(&self) -> Option<SystemTime> {
+        let s = self.as_str();
+        let stamp = format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            s.get(0..4)?,
+            s.get(4..6)?,
+            s.get(6..8)?,
+            s.get(9..11)?,
+            s.get(11..13)?,
+            s.get(13..15)?
+        );
+        humantime::parse_rfc3339(&stamp).ok()
+    }
+
+    /// Whether the id's time lies more than [`CLOCK_SKEW_ALLOWANCE`] after `now`.
+    pub fn is_future_dated(&self, now: SystemTime) -> bool {
+        self.started_at()
+            .is_some_and(|started| started > now + CLOCK_SKEW_ALLOWANCE)
+    }
 }
 
 impl fmt::Display for BackupId {
@@ -87,6 +114,18 @@ mod tests {
         );
         assert!(earlier < later);
         assert_eq!(BackupId::parse(earlier.as_str()), Some(earlier));
+    }
+
+    #[test]
+    fn only_ids_past_the_clock_skew_allowance_are_future_dated() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let id_at = |ahead: Duration| BackupId::new(now + ahead);
+        assert!(!id_at(Duration::ZERO).is_future_dated(now));
+        assert!(!id_at(CLOCK_SKEW_ALLOWANCE).is_future_dated(now));
+        assert!(id_at(CLOCK_SKEW_ALLOWANCE + Duration::from_secs(1)).is_future_dated(now));
+        assert!(id_at(Duration::from_secs(365 * 86_400)).is_future_dated(now));
+        let impossible = BackupId::parse("20261399T000000Z-000000").unwrap();
+        assert!(!impossible.is_future_dated(now));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod record;
 mod segment;
 mod stream_encryption;
 
-pub use backup_id::BackupId;
+pub use backup_id::{BackupId, CLOCK_SKEW_ALLOWANCE};
 pub use check::{
     check_manifest, KeyMatches, StructureProblem, MAX_MANIFEST_BYTES, MAX_SEGMENT_RAW_BYTES,
 };

@@ -6,17 +6,7 @@ use crate::archive::BackupId;
 
 /// The UTC time in a backup id (`YYYYMMDDTHHMMSSZ-...`); `None` if it is not a real time.
 pub fn id_time(id: &BackupId) -> Option<SystemTime> {
-    let s = id.as_str();
-    let stamp = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        s.get(0..4)?,
-        s.get(4..6)?,
-        s.get(6..8)?,
-        s.get(9..11)?,
-        s.get(11..13)?,
-        s.get(13..15)?
-    );
-    humantime::parse_rfc3339(&stamp).ok()
+    id.started_at()
 }
 
 /// Days since 1970-01-01 (UTC), rounding towards the past.

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::calendar::id_time;
 use super::policy::{decide, Candidate, Policy, Reason};
 use super::RetentionError;
-use crate::archive::{BackupId, Manifest};
+use crate::archive::{BackupId, Manifest, CLOCK_SKEW_ALLOWANCE};
 use crate::store::{backup_of_key, BackupListing, Location, LockInfo, LockListing, StoredObject};
 
 /// One backup in a plan.
@@ -69,7 +69,7 @@ pub async fn plan(
     let in_use = in_use(locks, |info| &info.backups)?;
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
-    for (listing, started_at) in dated(location.list_backups().await?, "", &mut warnings) {
+    for (listing, started_at) in dated(location.list_backups().await?, "", now, &mut warnings) {
         let (parent, uses) = if listing.complete {
             let bytes = location.read_manifest(&listing.id).await?;
             let manifest = Manifest::from_json(&bytes).map_err(|source| {
@@ -132,7 +132,7 @@ pub async fn plan_datadir(
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
     let listings = location.list_datadir_backups().await?;
-    for (listing, started_at) in dated(listings, "data-dir backup ", &mut warnings) {
+    for (listing, started_at) in dated(listings, "data-dir backup ", now, &mut warnings) {
         candidates.push(Candidate {
             in_use_by: in_use.get(&listing.id).cloned().unwrap_or_default(),
             id: listing.id,
@@ -173,16 +173,29 @@ fn in_use(
     Ok(in_use)
 }
 
-/// The listed backups with the time in their id; one whose id is not a real UTC time is left
-/// alone, with a warning (`kind` names the family in it).
+/// The listed backups with the time in their id; one whose id is not a real UTC time, or is
+/// dated later than `now` plus the clock skew allowance (no backup begun yet has such an id:
+/// a planted manifest must neither push genuine backups out of the keep rules nor be
+/// deleted as if it were one), is left alone, with a warning (`kind` names the family in it).
 fn dated(
     listings: Vec<BackupListing>,
     kind: &str,
+    now: SystemTime,
     warnings: &mut Vec<String>,
 ) -> Vec<(BackupListing, SystemTime)> {
     listings
         .into_iter()
         .filter_map(|listing| match id_time(&listing.id) {
+            Some(_) if listing.id.is_future_dated(now) => {
+                warnings.push(format!(
+                    "left {kind}{} alone: its id is dated more than {} in the future, so no \
+                     backup begun yet has it; it counts for no keep rule (check the clock of \
+                     the machine that wrote it, or whether it was planted)",
+                    listing.id,
+                    humantime::format_duration(CLOCK_SKEW_ALLOWANCE)
+                ));
+                None
+            }
             Some(started_at) => Some((listing, started_at)),
             None => {
                 warnings.push(format!(

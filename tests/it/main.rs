@@ -27,4 +27,5 @@ mod shard;
 mod signals;
 mod stops;
 mod structure;
+mod untrusted_listings;
 mod verify;

@@ -1,0 +1,88 @@
+//! What a location's writer can plant without the key, refused or passed over: a manifest
+//! dated in the future (prune's keep rules and the "newest backup" choice ignore it) and a
+//! plaintext manifest read with a key (refused: its `encryption` may have been stripped).
+
+use std::time::{Duration, SystemTime};
+
+use kafkasnap::store::Location;
+
+use crate::encryption::write_key;
+use crate::fixture::path_str;
+use crate::harness::{kafkasnap, kafkasnap_ok, stderr_of};
+use crate::prune::write_backup;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn ids(entries: &serde_json::Value) -> Vec<String> {
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["backup_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_future_dated_manifest_is_neither_kept_nor_taken_for_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = path_str(dir.path());
+    let location = Location::open(url, true).unwrap();
+    let now = SystemTime::now();
+    let older = write_backup(&location, now - 2 * DAY, None, true).await;
+    let newest = write_backup(&location, now - DAY, None, true).await;
+    // Planted by someone with write access, dated a month ahead.
+    let planted = write_backup(&location, now + 30 * DAY, None, true).await;
+
+    let shown: serde_json::Value =
+        serde_json::from_str(&kafkasnap_ok(&["show", url, "--output", "json"], &[])).unwrap();
+    assert_eq!(shown["backup_id"], newest.backup_id.as_str());
+
+    let args = [
+        "prune",
+        url,
+        "--keep-last",
+        "1",
+        "--dry-run",
+        "--output",
+        "json",
+    ];
+    let plan: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
+    assert_eq!(ids(&plan["kept"]), vec![newest.backup_id.to_string()]);
+    assert_eq!(ids(&plan["removed"]), vec![older.backup_id.to_string()]);
+    let warnings = plan["warnings"].to_string();
+    assert!(
+        warnings.contains(planted.backup_id.as_str()) && warnings.contains("in the future"),
+        "{warnings}"
+    );
+
+    // Named explicitly, it is still readable.
+    let named = ["show", url, "--backup", planted.backup_id.as_str()];
+    kafkasnap_ok(&named, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plaintext_backup_read_with_a_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let url = path_str(&store);
+    let location = Location::open(url, true).unwrap();
+    let backup = write_backup(&location, SystemTime::now() - DAY, None, true).await;
+    let (key, _) = write_key(dir.path(), "key");
+    let key = path_str(&key);
+
+    kafkasnap_ok(&["cat", url, "--topic", "orders"], &[]);
+    for args in [
+        vec!["cat", url, "--topic", "orders", "--key-file", key],
+        vec!["verify", url, "--key-file", key],
+    ] {
+        let output = kafkasnap(&args, &[]);
+        let stderr = stderr_of(&output);
+        assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(
+            stderr.contains(&format!("backup {} is not encrypted", backup.backup_id))
+                && stderr.contains("run without --key-file"),
+            "{args:?}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?} printed records");
+    }
+}
