@@ -19,7 +19,7 @@ use crate::archive::{
     SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup, TopicConfig, Totals,
     FORMAT_VERSION,
 };
-use crate::catalog::open_backup;
+use crate::catalog::{open_backup, publish_manifest};
 use crate::chain::{check_parent_key, continue_from, Carried};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
@@ -197,7 +197,7 @@ async fn backup_under_lock(
     .await?;
     let mut warnings = Vec::new();
     let parent = if options.incremental {
-        match open_backup(location, None).await {
+        match open_backup(location, None, options.encryption_key.as_ref()).await {
             Ok(parent) => Some(parent),
             Err(Error::NoBackups { .. } | Error::OnlyDatadirBackups { .. }) => {
                 tracing::info!("no earlier backup at this location: taking a full backup");
@@ -290,13 +290,14 @@ async fn backup_under_lock(
     check_before_publishing(location, &manifest).await?;
     let (published_id, shard) = match &options.shard {
         None => {
-            location
-                .publish_manifest(&backup_id, manifest.to_json())
-                .await?;
+            publish_manifest(location, &manifest, options.encryption_key.as_ref()).await?;
             tracing::info!(backup_id = %backup_id, records = totals.records, "backup published");
             (backup_id.clone(), None)
         }
-        Some(spec) => store_part_and_merge(location, spec, manifest.clone()).await?,
+        Some(spec) => {
+            let key = options.encryption_key.as_ref();
+            store_part_and_merge(location, spec, manifest.clone(), key).await?
+        }
     };
     Ok(BackupSummary {
         backup_id: published_id.to_string(),
@@ -338,6 +339,7 @@ async fn store_part_and_merge(
     location: &Location,
     spec: &ShardSpec,
     manifest: Manifest,
+    encryption_key: Option<&EncryptionKey>,
 ) -> Result<(BackupId, Option<ShardSummary>), Error> {
     let part_id = manifest.backup_id.clone();
     let part = ShardPart {
@@ -385,9 +387,7 @@ async fn store_part_and_merge(
             }
             let merged = merge(&parts)?;
             check_before_publishing(location, &merged).await?;
-            location
-                .publish_manifest(&merged.backup_id, merged.to_json())
-                .await?;
+            publish_manifest(location, &merged, encryption_key).await?;
             tracing::info!(backup_id = %merged.backup_id, records = merged.totals.records, "{spec}: all {} parts stored; backup published", spec.count);
             (merged.backup_id, true, Vec::new())
         }

@@ -13,30 +13,92 @@ use crate::archive::{
 use crate::store::{BackupListing, Location, StoreError};
 use crate::Error;
 
-/// The manifest of backup `id`, or of the newest complete backup when `id` is `None`.
-pub async fn open_backup(location: &Location, id: Option<&str>) -> Result<Manifest, Error> {
+/// The manifest of backup `id`, or of the newest complete backup when `id` is `None`,
+/// checked against its seal when `encryption_key` is given (see [`read_manifest`]).
+pub async fn open_backup(
+    location: &Location,
+    id: Option<&str>,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<Manifest, Error> {
     let listing = location.list_backups().await?;
     let id = match resolve_id(location, &listing, id) {
         Ok(id) => id,
         Err(err) => return Err(name_datadir_backups(location, err).await),
     };
-    read_manifest(location, &id).await
+    read_manifest(location, &id, encryption_key).await
 }
 
 /// The parsed manifest of published backup `id`. One that does not parse is
 /// [`Error::ManifestDamaged`]; one of a format version this kafkasnap does not read is
-/// [`Error::Archive`] (the backup may be fine; a newer kafkasnap reads it).
-pub async fn read_manifest(location: &Location, id: &archive::BackupId) -> Result<Manifest, Error> {
+/// [`Error::Archive`] (the backup may be fine; a newer kafkasnap reads it). Given the key
+/// of an encrypted backup, its manifest must carry a matching seal (format version 2 on;
+/// a version 1 one is read with a warning that it is unauthenticated): one without, or
+/// whose seal does not match, is [`Error::ManifestDamaged`]. Without a key (ls, show)
+/// nothing is authenticated.
+pub async fn read_manifest(
+    location: &Location,
+    id: &archive::BackupId,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<Manifest, Error> {
     let bytes = location.read_manifest(id).await?;
     let key = location.manifest_key(id);
-    check_size_and_structure(&bytes).map_err(|source| match source {
-        archive::ArchiveError::UnsupportedVersion { .. } => Error::Archive { key, source },
-        source => Error::ManifestDamaged {
-            backup_id: id.to_string(),
-            key,
+    let damaged = |source| Error::ManifestDamaged {
+        backup_id: id.to_string(),
+        key: key.clone(),
+        source,
+    };
+    let manifest = check_size_and_structure(&bytes).map_err(|source| match source {
+        archive::ArchiveError::UnsupportedVersion { .. } => Error::Archive {
+            key: key.clone(),
             source,
         },
-    })
+        source => damaged(source),
+    })?;
+    let Some(given) = encryption_key else {
+        return Ok(manifest);
+    };
+    match &manifest.encryption {
+        // Refused by `key_for_backup` with its own message (plaintext or another key).
+        None => {}
+        Some(encryption) if encryption.key_id != given.id() => {}
+        Some(_) if manifest.format_version < archive::SEALED_FROM_FORMAT_VERSION => {
+            tracing::warn!(
+                "backup {id} has a format version {} manifest, which has no seal: whoever can write to the location could have altered it (its segments are still authenticated)",
+                manifest.format_version
+            );
+        }
+        Some(_) => match location.read_manifest_seal(id).await? {
+            None => {
+                return Err(damaged(archive::ArchiveError::SealMissing {
+                    version: manifest.format_version,
+                }))
+            }
+            Some(seal) => {
+                archive::check_manifest_seal(given, id, &bytes, &seal).map_err(damaged)?
+            }
+        },
+    }
+    Ok(manifest)
+}
+
+/// Publishes `manifest` (the commit point): an encrypted one (`encryption_key` given) is
+/// sealed first, so that the seal exists whenever the manifest does.
+pub async fn publish_manifest(
+    location: &Location,
+    manifest: &Manifest,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<(), Error> {
+    let bytes = manifest.to_json();
+    let id = &manifest.backup_id;
+    if let Some(key) = encryption_key {
+        let seal = archive::seal_manifest(key, id, &bytes).map_err(|source| Error::Archive {
+            key: location.manifest_key(id),
+            source,
+        })?;
+        location.put_manifest_seal(id, seal).await?;
+    }
+    location.publish_manifest(id, bytes).await?;
+    Ok(())
 }
 
 /// Parses manifest bytes and refuses them when they exceed [`archive::MAX_MANIFEST_BYTES`]

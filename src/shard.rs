@@ -104,7 +104,7 @@ pub struct ShardPart {
 
 impl ShardPart {
     pub fn from_json(bytes: &[u8]) -> Result<ShardPart, crate::archive::ArchiveError> {
-        crate::archive::parse_versioned(bytes, PART_FORMAT_VERSION)
+        crate::archive::parse_versioned(bytes, PART_FORMAT_VERSION, PART_FORMAT_VERSION)
     }
 
     pub fn to_json(&self) -> Vec<u8> {

@@ -8,7 +8,8 @@
 //! depends on (sha2, hex, tar, crc32c, serde_json) so that include compiles.
 
 use kafkasnap::archive::{
-    decode_segment, Compression, DatadirManifest, Manifest, SegmentBuilder, SegmentRef,
+    check_manifest_seal, decode_segment, seal_manifest, ArchiveError, BackupId, Compression,
+    DatadirManifest, EncryptionKey, Manifest, SegmentBuilder, SegmentRef,
 };
 use kafkasnap::datadir::{inspect_tar_stream, ControlRecord, LogEntry, LogReader, RecordBatch};
 use sha2::{Digest, Sha256};
@@ -258,4 +259,41 @@ fn fix_crcs(data: &[u8]) -> Vec<u8> {
         pos = end;
     }
     out
+}
+
+/// Key and backup id the manifest-seal harness checks seals under (the seeds are made with them).
+const SEAL_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const SEAL_BACKUP_ID: &str = "20261125T145443Z-3f9a1c";
+
+/// The manifest seal check (`check_manifest_seal`: seal JSON, algorithm names, salt and tag
+/// lengths, HKDF and HMAC over the id and the exact manifest bytes).
+///
+/// Input: `seal_len u16 (little-endian) | seal bytes | manifest bytes`, checked under a fixed
+/// key and backup id. The verdict is that check's.
+/// Invariants: a seal made now for the input's manifest bytes checks, and stops checking when
+/// one byte of the manifest changes.
+pub fn manifest_seal(data: &[u8]) -> Verdict {
+    if data.len() < 2 {
+        return Verdict::Rejected("input shorter than the harness header".into());
+    }
+    let seal_len = usize::from(u16::from_le_bytes([data[0], data[1]])).min(data.len() - 2);
+    let (seal, manifest) = data[2..].split_at(seal_len);
+    let key = EncryptionKey::parse(SEAL_KEY_HEX.as_bytes()).expect("the harness key parses");
+    let id = BackupId::parse(SEAL_BACKUP_ID).expect("the harness id parses");
+    let verdict = Verdict::from_result(&check_manifest_seal(&key, &id, manifest, seal));
+    let fresh = seal_manifest(&key, &id, manifest).expect("sealing needs only randomness");
+    check_manifest_seal(&key, &id, manifest, &fresh).expect("a fresh seal checks");
+    let mut altered = manifest.to_vec();
+    match altered.first_mut() {
+        Some(byte) => *byte ^= 1,
+        None => altered.push(b' '),
+    }
+    assert!(
+        matches!(
+            check_manifest_seal(&key, &id, &altered, &fresh),
+            Err(ArchiveError::SealMismatch)
+        ),
+        "a seal still checks after the manifest changed"
+    );
+    verdict
 }

@@ -119,7 +119,7 @@ impl DatadirArchive {
 impl DatadirManifest {
     /// Parses manifest bytes, checking `format_version` and `kind` before anything else.
     pub fn from_json(bytes: &[u8]) -> Result<DatadirManifest, ArchiveError> {
-        super::manifest::parse_versioned(bytes, DATADIR_FORMAT_VERSION)
+        super::manifest::parse_versioned(bytes, DATADIR_FORMAT_VERSION, DATADIR_FORMAT_VERSION)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -173,7 +173,7 @@ mod tests {
             .replace("\"format_version\": 1", "\"format_version\": 2");
         assert!(matches!(
             DatadirManifest::from_json(newer.as_bytes()),
-            Err(ArchiveError::UnsupportedVersion { found: 2 })
+            Err(ArchiveError::UnsupportedVersion { found: 2, .. })
         ));
         // Manifests written before modes existed were live backups.
         let older = String::from_utf8(manifest.to_json())

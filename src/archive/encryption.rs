@@ -67,6 +67,8 @@ pub enum KeyFileError {
 #[derive(Clone)]
 pub struct EncryptionKey {
     cipher: Arc<Aes256Gcm>,
+    /// The key bytes, kept only as the input of [`EncryptionKey::derive_subkey`].
+    secret: Arc<Zeroizing<[u8; KEY_LEN]>>,
     id: String,
 }
 
@@ -118,8 +120,19 @@ impl EncryptionKey {
         let digest = Sha256::digest(bytes);
         EncryptionKey {
             cipher: Arc::new(Aes256Gcm::new(bytes.into())),
+            secret: Arc::new(Zeroizing::new(*bytes)),
             id: hex::encode(&digest[..8]),
         }
+    }
+
+    /// A 256-bit subkey for one purpose (`label`), derived with HKDF-SHA-256 from the key
+    /// and `salt`: subkeys of different labels or salts are unrelated to each other.
+    pub(super) fn derive_subkey(&self, salt: &[u8], label: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+        let mut subkey = Zeroizing::new([0u8; KEY_LEN]);
+        hkdf::Hkdf::<Sha256>::new(Some(salt), self.secret.as_ref().as_ref())
+            .expand(label, subkey.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        subkey
     }
 
     /// The cipher itself, for the stream envelope.

@@ -6,7 +6,13 @@ use serde::{Deserialize, Serialize};
 use super::{ArchiveError, BackupId, Compression, Encryption};
 
 /// The archive format version this code writes and the only one it reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// The manifest format version this code writes. Version 2 added the seal of encrypted
+/// manifests (`manifest.seal`); version 1 manifests are still read.
+pub const FORMAT_VERSION: u64 = 2;
+/// The oldest manifest format version this code reads.
+pub const OLDEST_FORMAT_VERSION: u64 = 1;
+/// From this version on, an encrypted backup's manifest must carry a seal.
+pub const SEALED_FROM_FORMAT_VERSION: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -157,7 +163,8 @@ pub struct Totals {
 /// that a newer archive gets "unsupported version", not a confusing field error.
 pub(crate) fn parse_versioned<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
-    supported: u64,
+    oldest: u64,
+    newest: u64,
 ) -> Result<T, ArchiveError> {
     #[derive(Deserialize)]
     struct VersionOnly {
@@ -171,8 +178,12 @@ pub(crate) fn parse_versioned<T: serde::de::DeserializeOwned>(
         .and_then(serde_json::Value::as_u64)
     {
         None => return Err(ArchiveError::MissingVersion),
-        Some(found) if found != supported => {
-            return Err(ArchiveError::UnsupportedVersion { found })
+        Some(found) if !(oldest..=newest).contains(&found) => {
+            return Err(ArchiveError::UnsupportedVersion {
+                found,
+                oldest,
+                newest,
+            })
         }
         Some(_) => {}
     }
@@ -183,7 +194,7 @@ impl Manifest {
     /// Parses manifest bytes, checking `format_version` before anything else so that a
     /// newer archive gets "unsupported version", not a confusing field error.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
-        parse_versioned(bytes, FORMAT_VERSION)
+        parse_versioned(bytes, OLDEST_FORMAT_VERSION, FORMAT_VERSION)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -291,13 +302,23 @@ mod tests {
     #[test]
     fn unknown_version_is_refused_by_name() {
         let mut json: serde_json::Value = serde_json::from_slice(&minimal().to_json()).unwrap();
-        json["format_version"] = 2.into();
-        json["topics"] = "a shape version 1 never had".into();
+        json["format_version"] = 3.into();
+        json["topics"] = "a shape version 2 never had".into();
         let err = Manifest::from_json(json.to_string().as_bytes()).unwrap_err();
         assert!(
-            matches!(err, ArchiveError::UnsupportedVersion { found: 2 }),
+            matches!(err, ArchiveError::UnsupportedVersion { found: 3, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn version_1_manifests_are_still_read() {
+        let mut json: serde_json::Value = serde_json::from_slice(&minimal().to_json()).unwrap();
+        json["format_version"] = 1.into();
+        let read = Manifest::from_json(json.to_string().as_bytes()).unwrap();
+        assert_eq!(read.format_version, 1);
+        json["format_version"] = 0.into();
+        assert!(Manifest::from_json(json.to_string().as_bytes()).is_err());
     }
 
     #[test]

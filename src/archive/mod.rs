@@ -9,6 +9,7 @@ mod content_hash;
 mod datadir_manifest;
 mod encryption;
 mod manifest;
+mod manifest_seal;
 mod record;
 mod segment;
 mod stream_encryption;
@@ -28,7 +29,9 @@ pub(crate) use manifest::parse_versioned;
 pub use manifest::{
     ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, PartitionBackup, SegmentRef,
     Sharding, SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
+    OLDEST_FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
 };
+pub use manifest_seal::{check_manifest_seal, seal_manifest, MAX_SEAL_BYTES};
 pub use record::{HeaderRef, RecordRef, TimestampType};
 pub use segment::{
     check_stored, decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment,
@@ -47,16 +50,26 @@ pub enum ArchiveError {
         source: serde_json::Error,
     },
     #[error(
-        "manifest has format_version {found}, but this kafkasnap reads only version {FORMAT_VERSION}; \
+        "manifest has format_version {found}, but this kafkasnap reads only versions {oldest} to {newest}; \
          use a kafkasnap release that supports format {found}"
     )]
-    UnsupportedVersion { found: u64 },
+    UnsupportedVersion {
+        found: u64,
+        oldest: u64,
+        newest: u64,
+    },
     #[error("manifest is structurally unsound:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Structure(Vec<StructureProblem>),
     #[error("manifest is {size} bytes, above the largest accepted ({MAX_MANIFEST_BYTES})")]
     ManifestTooLarge { size: u64 },
     #[error("manifest has no numeric format_version field: this is not a kafkasnap manifest")]
     MissingVersion,
+    #[error("the manifest of an encrypted backup of format version {version} has no seal (manifest.seal): it was removed, or the manifest was not written by kafkasnap")]
+    SealMissing { version: u64 },
+    #[error("its seal (manifest.seal) cannot be read: {what}")]
+    SealUnreadable { what: String },
+    #[error("its seal does not match the manifest: the manifest was altered after it was written, moved from another backup id, or sealed with another key")]
+    SealMismatch,
     #[error("segment is corrupt at byte {position}: {what}")]
     CorruptSegment { position: usize, what: String },
     #[error("segment checksum mismatch: manifest says sha256 {expected}, object has {actual}")]

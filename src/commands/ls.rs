@@ -57,7 +57,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             shard: None,
         };
         if listing.complete {
-            match read_manifest(&location, &listing.id).await {
+            match read_manifest(&location, &listing.id, None).await {
                 Ok(manifest) => {
                     entry.started_at = Some(manifest.started_at);
                     entry.topics = Some(manifest.totals.topics);

@@ -282,12 +282,13 @@ pub async fn lock_for_reading(
     location: &Location,
     kind: LockKind,
     id: &BackupId,
+    encryption_key: Option<&EncryptionKey>,
     cancel: &AtomicBool,
 ) -> anyhow::Result<(LocationLock, Manifest)> {
     let lock = LocationLock::shared(location, kind, [id.clone()], [], cancel)
         .await
         .map_err(kafkasnap::Error::from)?;
-    let manifest = read_manifest(location, id).await?;
+    let manifest = read_manifest(location, id, encryption_key).await?;
     Ok((lock, manifest))
 }
 

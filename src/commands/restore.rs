@@ -49,11 +49,13 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     let (location, manifest) = match (&args.from, &args.from_datadir) {
         (Some(from), _) => {
             let location = global.open_location(from, false)?;
-            let chosen = open_backup(&location, args.backup.as_deref()).await?;
+            let key = options.encryption_key.as_ref();
+            let chosen = open_backup(&location, args.backup.as_deref(), key).await?;
             let (lock, manifest) = lock_for_reading(
                 &location,
                 LockKind::Restore,
                 &chosen.backup_id,
+                key,
                 &options.cancel,
             )
             .await?;

@@ -11,7 +11,8 @@ use crate::cli::{OutputFormat, VerifyArgs};
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
-    let chosen = match open_backup(&location, args.backup.as_deref()).await {
+    let chosen = match open_backup(&location, args.backup.as_deref(), encryption_key.as_ref()).await
+    {
         Ok(manifest) => manifest,
         // A damaged backup is a finding, like a damaged segment (exit 3), not a failure.
         Err(kafkasnap::Error::ManifestDamaged {
@@ -42,8 +43,14 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     };
     // Held while verify reads: a prune keeps the backup meanwhile.
     let cancel = super::cancel_on_signal();
-    let (read_lock, manifest) =
-        lock_for_reading(&location, LockKind::Verify, &chosen.backup_id, &cancel).await?;
+    let (read_lock, manifest) = lock_for_reading(
+        &location,
+        LockKind::Verify,
+        &chosen.backup_id,
+        encryption_key.as_ref(),
+        &cancel,
+    )
+    .await?;
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
     let comparisons = match &args.against {
         None => None,

@@ -9,8 +9,8 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode};
 
 use super::layout::{
-    backup_of_key, backup_prefix, datadir_manifest_key, manifest_key, prefix_under,
-    shard_of_part_name, shard_part_key, BACKUPS_DIR, DATADIR_DIR, MANIFEST_NAME,
+    backup_of_key, backup_prefix, datadir_manifest_key, manifest_key, manifest_seal_key,
+    prefix_under, shard_of_part_name, shard_part_key, BACKUPS_DIR, DATADIR_DIR, MANIFEST_NAME,
 };
 use super::{Location, StoreError, StoredObject};
 use crate::archive::BackupId;
@@ -91,6 +91,21 @@ impl Location {
 
     pub async fn read_manifest(&self, id: &BackupId) -> Result<Bytes, StoreError> {
         self.get(&manifest_key(id)).await
+    }
+
+    /// Stores an encrypted backup's manifest seal; written just before the manifest is
+    /// published. (Shards that merge together each write a valid seal of the same bytes.)
+    pub async fn put_manifest_seal(&self, id: &BackupId, seal: Vec<u8>) -> Result<(), StoreError> {
+        self.put(&manifest_seal_key(id), seal).await
+    }
+
+    /// An encrypted backup's manifest seal; `None` when there is none.
+    pub async fn read_manifest_seal(&self, id: &BackupId) -> Result<Option<Bytes>, StoreError> {
+        match self.get(&manifest_seal_key(id)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// The key a manifest would have; for messages.

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! backups/<backup-id>/manifest.json
+//! backups/<backup-id>/manifest.seal      an encrypted backup's manifest seal, written just before it
 //! backups/<backup-id>/segments/<escaped-topic>/<partition>/<first-offset, 20 digits>.<ext>
 //! backups/<backup-id>/shard-part.<run>.<index>-of-<count>.json   one shard's part of a run
 //! datadir/<backup-id>/data.tar.zst (or .tar.gz)     a data-dir (physical) backup's tar
@@ -17,6 +18,11 @@ pub(crate) const MANIFEST_NAME: &str = "manifest.json";
 
 pub(crate) fn manifest_key(id: &BackupId) -> String {
     format!("{BACKUPS_DIR}/{id}/{MANIFEST_NAME}")
+}
+
+/// The key of an encrypted backup's manifest seal (docs/FORMAT.md, "Manifest seal").
+pub(crate) fn manifest_seal_key(id: &BackupId) -> String {
+    format!("{BACKUPS_DIR}/{id}/manifest.seal")
 }
 
 const SHARD_PART_PREFIX: &str = "shard-part.";

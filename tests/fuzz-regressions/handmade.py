@@ -109,7 +109,8 @@ def js(value):
 write("manifest", "ok-logical", js(logical))
 write("manifest", "ok-datadir", js(datadir))
 write("manifest", "bad-truncated", js(logical)[:300])
-write("manifest", "bad-version-2", js(dict(logical, format_version=2)))
+write("manifest", "bad-version-3", js(dict(logical, format_version=3)))
+write("manifest", "ok-version-2", js(dict(logical, format_version=2)))
 write("manifest", "bad-version-string", js(dict(logical, format_version="1")))
 write("manifest", "bad-version-huge", js(logical).replace(b'"format_version": 1', b'"format_version": 1e400'))
 write("manifest", "bad-no-version", js({k: v for k, v in logical.items() if k != "format_version"}))
@@ -190,3 +191,41 @@ write("kafka_log", "bad-zstd-garbage", batch(0, [], attributes=4, count=1, body=
 write("kafka_log", "bad-lz4-garbage", batch(0, [], attributes=3, count=1, body=b"\x04\x22\x4d\x18" + b"\xff" * 30))
 write("kafka_log", "bad-legacy-then-garbage",
       struct.pack(">qi", 7, 14) + b"\0\0\0\0\x00\x00" + struct.pack(">ii", -1, -1) + b"\x01\x02garbage")
+
+
+# ---- manifest_seal: seal_len u16 | seal | manifest, under the harness's fixed key and id
+import hashlib
+import hmac
+
+SEAL_KEY = bytes(range(32))
+SEAL_ID = b"20261125T145443Z-3f9a1c"
+SEAL_MANIFEST = js(dict(logical, format_version=2))
+
+
+def seal(manifest, salt=bytes(range(100, 132)), **override):
+    prk = hmac.new(salt, SEAL_KEY, hashlib.sha256).digest()  # HKDF-Extract
+    mac_key = hmac.new(prk, b"kafkasnap manifest seal hmac-sha256 v1" + b"\x01", hashlib.sha256).digest()
+    data = b"kafkasnap manifest\x00" + struct.pack(">Q", len(SEAL_ID)) + SEAL_ID + manifest
+    fields = dict(mac="hmac-sha256", kdf="hkdf-sha256", salt=salt.hex(),
+                  tag=hmac.new(mac_key, data, hashlib.sha256).hexdigest())
+    fields.update(override)
+    return json.dumps(fields).encode()
+
+
+def seal_input(seal_bytes, manifest):
+    return struct.pack("<H", len(seal_bytes)) + seal_bytes + manifest
+
+
+write("manifest_seal", "ok-sealed", seal_input(seal(SEAL_MANIFEST), SEAL_MANIFEST))
+write("manifest_seal", "ok-empty-manifest", seal_input(seal(b""), b""))
+write("manifest_seal", "bad-manifest-altered",
+      seal_input(seal(SEAL_MANIFEST), SEAL_MANIFEST.replace(b"3f9a1c", b"3f9a1d", 1)))
+write("manifest_seal", "bad-other-salt",
+      seal_input(seal(SEAL_MANIFEST, tag=json.loads(seal(SEAL_MANIFEST, salt=bytes(32)))["tag"]),
+                 SEAL_MANIFEST))
+write("manifest_seal", "bad-short-tag", seal_input(seal(SEAL_MANIFEST, tag="00" * 31), SEAL_MANIFEST))
+write("manifest_seal", "bad-md5", seal_input(seal(SEAL_MANIFEST, mac="hmac-md5"), SEAL_MANIFEST))
+write("manifest_seal", "bad-extra-field", seal_input(seal(SEAL_MANIFEST, note="x"), SEAL_MANIFEST))
+write("manifest_seal", "bad-not-json", seal_input(b"{\"mac\":", SEAL_MANIFEST))
+write("manifest_seal", "bad-no-seal", seal_input(b"", SEAL_MANIFEST))
+write("manifest_seal", "bad-huge-seal", seal_input(b" " * 5000, SEAL_MANIFEST))

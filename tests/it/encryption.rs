@@ -316,7 +316,7 @@ fn a_missing_wrong_or_malformed_key_is_refused_before_anything_is_written() {
 fn altered_ciphertext_is_named_even_when_its_checksum_was_updated() {
     let source = filled("enc-tamper");
     let keys = tempfile::tempdir().unwrap();
-    let (key_file, _) = write_key(keys.path(), "backup.key");
+    let (key_file, key_bytes) = write_key(keys.path(), "backup.key");
     let dir = tempfile::tempdir().unwrap();
     let to = path_str(dir.path());
     crate::harness::backup_to(
@@ -325,8 +325,9 @@ fn altered_ciphertext_is_named_even_when_its_checksum_was_updated() {
         &["--key-file", path_str(&key_file)],
     );
 
-    // Flip one ciphertext byte and make the manifest's size and checksum agree with it: only
-    // the authentication tag can tell.
+    // Flip one ciphertext byte and make the manifest's size and checksum agree with it, as
+    // someone holding the key could (and seal the manifest again): only the segment's
+    // authentication tag can tell.
     let victim = segment_files(dir.path()).pop().unwrap();
     let mut bytes = std::fs::read(&victim).unwrap();
     let middle = bytes.len() / 2;
@@ -351,11 +352,12 @@ fn altered_ciphertext_is_named_even_when_its_checksum_was_updated() {
         }
     }
     assert_eq!(patched, 1);
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
+    let patched_bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    std::fs::write(&manifest_path, &patched_bytes).unwrap();
+    let id = kafkasnap::archive::BackupId::parse(manifest["backup_id"].as_str().unwrap()).unwrap();
+    let key = kafkasnap::archive::EncryptionKey::parse(&key_bytes).unwrap();
+    let seal = kafkasnap::archive::seal_manifest(&key, &id, &patched_bytes).unwrap();
+    std::fs::write(manifest_path.with_file_name("manifest.seal"), seal).unwrap();
 
     let verify = run(&["verify", to, "--key-file", path_str(&key_file)]);
     assert_eq!(verify.status.code(), Some(3));

@@ -78,7 +78,7 @@ pub async fn read_backup(location: &str, topic: &str) -> (Manifest, Vec<Vec<Test
 }
 
 pub async fn read_backup_at(location: &Location, topic: &str) -> (Manifest, Vec<Vec<TestRecord>>) {
-    let manifest = open_backup(location, None).await.unwrap();
+    let manifest = open_backup(location, None, None).await.unwrap();
     let entry = manifest
         .topic(topic)
         .unwrap_or_else(|| panic!("{topic} not in backup"));

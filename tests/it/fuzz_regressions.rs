@@ -63,6 +63,11 @@ fn manifest_inputs() {
 }
 
 #[test]
+fn manifest_seal_inputs() {
+    replay("manifest_seal", harness::manifest_seal);
+}
+
+#[test]
 fn kafka_log_inputs() {
     replay("kafka_log", harness::kafka_log);
 }

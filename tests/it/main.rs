@@ -15,6 +15,7 @@ mod k8s_helper;
 mod k8s_restore;
 mod k8s_stopped;
 mod location_safety;
+mod manifest_seal;
 mod manifests;
 mod metrics;
 mod mock_k8s;

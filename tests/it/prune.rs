@@ -397,7 +397,7 @@ async fn prune_refuses_without_a_rule_or_with_an_unreadable_manifest() {
         .join("manifest.json");
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    json["format_version"] = 2.into();
+    json["format_version"] = 3.into();
     std::fs::write(&manifest, json.to_string()).unwrap();
     let output = kafkasnap(&["prune", url, "--keep-last", "1"], &[]);
     let stderr = stderr_of(&output);
@@ -407,7 +407,7 @@ async fn prune_refuses_without_a_rule_or_with_an_unreadable_manifest() {
             "cannot read the manifest backups/{}/manifest.json",
             new.backup_id
         )) && stderr.contains("nothing was deleted")
-            && stderr.contains("format_version 2"),
+            && stderr.contains("format_version 3"),
         "{stderr}"
     );
     assert_eq!(backup_dirs(root), before);

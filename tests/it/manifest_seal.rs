@@ -1,0 +1,183 @@
+//! Sealed manifests: an encrypted backup's manifest altered, unsealed or moved by someone
+//! without the key is refused by restore, verify, cat and an incremental backup before
+//! anything is written; a version 1 manifest (no seal) is still read, with a warning.
+
+use std::path::{Path, PathBuf};
+
+use crate::encryption::write_key;
+use crate::fixture::path_str;
+use crate::harness::{
+    backup_to, create_topic, fidelity_record, kafkasnap, kafkasnap_ok, only_backup_id, produce,
+    stderr_of, topic_names, Broker, TestRecord,
+};
+
+const TOPIC: &str = "ledger";
+
+fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join("backups")
+        .join(only_backup_id(dir))
+        .join("manifest.json")
+}
+
+fn seal_path(dir: &Path) -> PathBuf {
+    dir.join("backups")
+        .join(only_backup_id(dir))
+        .join("manifest.seal")
+}
+
+/// Runs every reader of the backup at `dir` with `key` and checks each refuses it with a
+/// message containing `expected`; the target broker gets no topic.
+fn assert_refused_everywhere(source: &Broker, dir: &Path, key: &str, expected: &str) {
+    let to = path_str(dir);
+    let target = Broker::start("seal-target");
+    let restore = kafkasnap(
+        &[
+            "restore",
+            "-b",
+            &target.bootstrap,
+            "--from",
+            to,
+            "--key-file",
+            key,
+        ],
+        &[],
+    );
+    let message = stderr_of(&restore);
+    assert_eq!(restore.status.code(), Some(1), "restore: {message}");
+    assert!(message.contains(expected), "restore: {message}");
+    assert!(
+        topic_names(&target.bootstrap).is_empty(),
+        "restore wrote topics"
+    );
+
+    let verify = kafkasnap(&["verify", to, "--key-file", key], &[]);
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(3), "verify: {report}");
+    assert!(report.contains(expected), "verify: {report}");
+
+    let cat = kafkasnap(&["cat", to, "--topic", TOPIC, "--key-file", key], &[]);
+    assert!(!cat.status.success(), "cat succeeded");
+    assert!(cat.stdout.is_empty(), "cat printed records");
+    assert!(
+        stderr_of(&cat).contains(expected),
+        "cat: {}",
+        stderr_of(&cat)
+    );
+
+    let before = std::fs::read_dir(dir.join("backups")).unwrap().count();
+    let incremental = kafkasnap(
+        &[
+            "backup",
+            "-b",
+            &source.bootstrap,
+            "--to",
+            to,
+            "--incremental",
+            "--key-file",
+            key,
+        ],
+        &[],
+    );
+    assert!(
+        !incremental.status.success(),
+        "an incremental continued from it"
+    );
+    assert!(
+        stderr_of(&incremental).contains(expected),
+        "incremental: {}",
+        stderr_of(&incremental)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("backups")).unwrap().count(),
+        before
+    );
+}
+
+#[test]
+fn an_encrypted_manifest_altered_or_unsealed_without_the_key_is_refused() {
+    let source = Broker::start("seal-source");
+    create_topic(
+        &source.bootstrap,
+        TOPIC,
+        2,
+        &[("retention.ms", "604800000")],
+    );
+    let records: Vec<TestRecord> = (0..200).map(|i| fidelity_record(i as i32 % 2, i)).collect();
+    produce(&source.bootstrap, TOPIC, &records);
+    let keys = tempfile::tempdir().unwrap();
+    let (key_file, _) = write_key(keys.path(), "backup.key");
+    let key = path_str(&key_file);
+    let dir = tempfile::tempdir().unwrap();
+    backup_to(&source.bootstrap, dir.path(), &["--key-file", key]);
+
+    let manifest = manifest_path(dir.path());
+    let original = std::fs::read(&manifest).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    assert_eq!(json["format_version"], 2);
+    assert!(
+        seal_path(dir.path()).exists(),
+        "no manifest.seal next to the manifest"
+    );
+    kafkasnap_ok(&["verify", path_str(dir.path()), "--key-file", key], &[]);
+
+    // Altered: the topic's retention cut to 1 ms, as someone with bucket access could.
+    let altered = String::from_utf8(original.clone())
+        .unwrap()
+        .replace("\"604800000\"", "\"1\"");
+    assert_ne!(altered.as_bytes(), original.as_slice());
+    std::fs::write(&manifest, &altered).unwrap();
+    assert_refused_everywhere(&source, dir.path(), key, "seal does not match");
+
+    // Unsealed: the original manifest with its seal removed.
+    std::fs::write(&manifest, &original).unwrap();
+    let seal = std::fs::read(seal_path(dir.path())).unwrap();
+    std::fs::remove_file(seal_path(dir.path())).unwrap();
+    assert_refused_everywhere(&source, dir.path(), key, "has no seal");
+
+    // Moved: the sealed manifest of this backup under another id.
+    std::fs::write(seal_path(dir.path()), &seal).unwrap();
+    let id = only_backup_id(dir.path());
+    let moved_id = format!("{}0", &id[..id.len() - 1]);
+    let moved_id = if moved_id == id {
+        format!("{}1", &id[..id.len() - 1])
+    } else {
+        moved_id
+    };
+    let backups = dir.path().join("backups");
+    std::fs::rename(backups.join(&id), backups.join(&moved_id)).unwrap();
+    let moved = std::fs::read_to_string(manifest_path(dir.path()))
+        .unwrap()
+        .replace(&id, &moved_id);
+    std::fs::write(manifest_path(dir.path()), moved).unwrap();
+    assert_refused_everywhere(&source, dir.path(), key, "seal does not match");
+
+    // Without a key nothing is authenticated: show still describes it.
+    kafkasnap_ok(&["show", path_str(dir.path())], &[]);
+}
+
+#[test]
+fn a_version_1_encrypted_manifest_is_read_with_a_warning_that_it_is_unsealed() {
+    let source = Broker::start("seal-v1-source");
+    create_topic(&source.bootstrap, TOPIC, 1, &[]);
+    let records: Vec<TestRecord> = (0..50).map(|i| fidelity_record(0, i)).collect();
+    produce(&source.bootstrap, TOPIC, &records);
+    let keys = tempfile::tempdir().unwrap();
+    let (key_file, _) = write_key(keys.path(), "backup.key");
+    let key = path_str(&key_file);
+    let dir = tempfile::tempdir().unwrap();
+    backup_to(&source.bootstrap, dir.path(), &["--key-file", key]);
+    // What kafkasnap wrote before seals existed: format version 1, no manifest.seal.
+    let manifest = manifest_path(dir.path());
+    let v1 = std::fs::read_to_string(&manifest).unwrap().replacen(
+        "\"format_version\": 2",
+        "\"format_version\": 1",
+        1,
+    );
+    std::fs::write(&manifest, v1).unwrap();
+    std::fs::remove_file(seal_path(dir.path())).unwrap();
+
+    let verify = kafkasnap(&["verify", path_str(dir.path()), "--key-file", key], &[]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr_of(&verify));
+    let warning = stderr_of(&verify);
+    assert!(warning.contains("has no seal"), "{warning}");
+}
