@@ -53,7 +53,7 @@ pub(super) fn list_no_follow(root: &Path, prefix: &str) -> io::Result<Vec<Listed
                 Err(err) => return Err(err),
             };
             found.push(ListedObject {
-                key,
+                key: super::objects::logical_key(&key),
                 size: if kind.is_symlink() { 0 } else { meta.len() },
                 last_modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             });

@@ -186,7 +186,7 @@ impl Location {
             .store
             .list(Some(&Path::from(prefix)))
             .map_ok(|meta| ListedObject {
-                key: meta.location.to_string(),
+                key: logical_key(meta.location.as_ref()),
                 size: meta.size,
                 last_modified: meta.last_modified.into(),
             })
@@ -278,6 +278,17 @@ impl ObjectWriter {
     }
 }
 
+/// The key kafkasnap names an object by (as `store::layout` builds it, and as manifests
+/// hold it), from the key a store lists it under. object_store percent-encodes characters it
+/// does not allow in a path segment, `~` among them (`a~2Fb` is stored as `a%7E2Fb`); layout
+/// keys never hold `%` (the topic escaping turns it into `~25`), so decoding is exact, and
+/// `Path::from` of the result names the listed object again (delete by it, compare it).
+pub(super) fn logical_key(stored: &str) -> String {
+    percent_encoding::percent_decode_str(stored)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +320,28 @@ mod tests {
             location.get(&key).await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn keys_the_store_escapes_are_listed_and_deleted_as_the_layout_builds_them() {
+        // `~` starts a topic-name escape; object_store stores it as `%7E`.
+        let key = "backups/20261125T145443Z-3f9a1c/segments/a~2Fb/0/00000000000000000000.kseg";
+        let dir = tempfile::tempdir().unwrap();
+        for url in ["memory://", dir.path().to_str().unwrap()] {
+            let location = Location::open(url, true).unwrap();
+            location.put(key, b"segment".to_vec()).await.unwrap();
+            let listed = location
+                .list_objects_under("backups/20261125T145443Z-3f9a1c/")
+                .await
+                .unwrap();
+            let keys: Vec<&str> = listed.iter().map(|o| o.key.as_str()).collect();
+            assert_eq!(keys, vec![key], "{url}");
+            let id = crate::archive::BackupId::parse("20261125T145443Z-3f9a1c").unwrap();
+            location.delete_backup(&id).await.unwrap();
+            let left = location.list_objects_under("backups/").await.unwrap();
+            assert!(left.is_empty(), "{url}: left behind {left:?}");
+        }
+        assert_eq!(logical_key("a%7E2Fb/%7E25"), "a~2Fb/~25");
     }
 
     #[tokio::test]
