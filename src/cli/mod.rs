@@ -297,7 +297,8 @@ pub struct PruneArgs {
     /// For each of the last N ISO weeks (UTC) with complete backups, keep that week's newest.
     #[arg(long, value_name = "N", env = "KAFKASNAP_KEEP_WEEKLY")]
     pub keep_weekly: Option<u32>,
-    /// Unpublished backups (crashed, or still running) are deleted only when older than this.
+    /// Unpublished backups (crashed, or still running) are deleted only when last written (their
+    /// newest object, by the store's clock) longer ago than this.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, env = "KAFKASNAP_GRACE")]
     pub grace: std::time::Duration,
     /// Report what would be kept and removed; delete nothing.

@@ -88,11 +88,16 @@ pub async fn plan(
         } else {
             (None, Vec::new())
         };
+        let last_written = match listing.complete {
+            true => None,
+            false => location.backup_last_written(&listing.id).await?,
+        };
         candidates.push(Candidate {
             in_use_by: in_use.get(&listing.id).cloned().unwrap_or_default(),
             id: listing.id,
             started_at,
             complete: listing.complete,
+            last_written,
             parent,
             uses,
         });
@@ -133,11 +138,16 @@ pub async fn plan_datadir(
     let mut candidates = Vec::new();
     let listings = location.list_datadir_backups().await?;
     for (listing, started_at) in dated(listings, "data-dir backup ", now, &mut warnings) {
+        let last_written = match listing.complete {
+            true => None,
+            false => location.datadir_last_written(&listing.id).await?,
+        };
         candidates.push(Candidate {
             in_use_by: in_use.get(&listing.id).cloned().unwrap_or_default(),
             id: listing.id,
             started_at,
             complete: listing.complete,
+            last_written,
             parent: None,
             uses: Vec::new(),
         });

@@ -2,6 +2,7 @@
 //! point), reading them, and deleting whole backups in a safe order.
 
 use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -193,6 +194,29 @@ impl Location {
         id: &BackupId,
     ) -> Result<Vec<StoredObject>, StoreError> {
         self.list_objects_under(&backup_prefix(id)).await
+    }
+
+    /// The newest `last_modified` among unpublished backup `id`'s objects (`None` if it
+    /// has none): how long ago it was last written, by the store's clock.
+    pub async fn backup_last_written(
+        &self,
+        id: &BackupId,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        self.newest_modified_under(&backup_prefix(id)).await
+    }
+
+    /// [`Self::backup_last_written`] for data-dir backup `id`.
+    pub async fn datadir_last_written(
+        &self,
+        id: &BackupId,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        self.newest_modified_under(&prefix_under(DATADIR_DIR, id))
+            .await
+    }
+
+    async fn newest_modified_under(&self, prefix: &str) -> Result<Option<SystemTime>, StoreError> {
+        let objects = self.list_objects_with_time(prefix).await?;
+        Ok(objects.iter().map(|o| o.last_modified).max())
     }
 
     /// Every object of data-dir backup `id` (manifest included), with its size, sorted by key.

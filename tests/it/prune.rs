@@ -13,7 +13,7 @@ use kafkasnap::progress::human_bytes;
 use kafkasnap::store::{segment_key, Location};
 
 use crate::fixture::path_str;
-use crate::harness::{kafkasnap, kafkasnap_ok, stderr_of};
+use crate::harness::{files_under, kafkasnap, kafkasnap_ok, stderr_of};
 
 const TOPIC: &str = "orders";
 
@@ -160,6 +160,12 @@ async fn prune_keeps_by_rule_parent_and_grace_and_removes_the_rest() {
     // 2025-02-24 is a Monday (ISO week 9); 2025-03-03..06 are Monday..Thursday of week 10.
     let f1 = write_backup(&location, utc("2025-02-24T02:00:00Z"), None, true).await;
     let x_old = write_backup(&location, utc("2025-03-01T02:00:00Z"), None, false).await;
+    backdate(
+        root,
+        "backups",
+        &x_old.backup_id,
+        utc("2025-03-01T02:00:00Z"),
+    );
     let f2 = write_backup(&location, utc("2025-03-03T02:00:00Z"), None, true).await;
     let f3 = write_backup(&location, utc("2025-03-04T02:00:00Z"), None, true).await;
     // A chain: full P <- I1 <- I2, each child listing its parents' segments.
@@ -170,6 +176,7 @@ async fn prune_keeps_by_rule_parent_and_grace_and_removes_the_rest() {
     // Still running: started an hour ago, no manifest yet.
     let running_since = SystemTime::now() - Duration::from_secs(3_600);
     let x_new = write_backup(&location, running_since, None, false).await;
+    backdate(root, "backups", &x_new.backup_id, running_since);
 
     let all = sorted(&[
         &f1.backup_id,
@@ -347,7 +354,9 @@ async fn prune_keeps_by_rule_parent_and_grace_and_removes_the_rest() {
     assert_eq!(backup_dirs(root), remaining);
 
     // A prune interrupted after unpublishing F1 (manifest gone, data left) is finished by
-    // the next one: the leftover is unpublished and past the grace period.
+    // the next one: the leftover is unpublished and past the grace period (its objects were
+    // written when F1 ran).
+    backdate(root, "backups", &f1.backup_id, utc("2025-02-24T02:00:00Z"));
     std::fs::remove_file(
         root.join("backups")
             .join(f1.backup_id.as_str())
@@ -426,6 +435,12 @@ async fn prune_deletes_through_s3() {
     let local = Location::open(path_str(&bucket_dir), true).unwrap();
     let old = write_backup(&local, utc("2025-03-03T02:00:00Z"), None, true).await;
     let crashed = write_backup(&local, utc("2025-03-03T03:00:00Z"), None, false).await;
+    backdate(
+        &bucket_dir,
+        "backups",
+        &crashed.backup_id,
+        utc("2025-03-03T03:00:00Z"),
+    );
     let parent = write_backup(&local, utc("2025-03-04T02:00:00Z"), None, true).await;
     let newest = write_backup(&local, utc("2025-03-05T02:00:00Z"), Some(&parent), true).await;
     let env = s3.env();
@@ -455,6 +470,15 @@ async fn prune_deletes_through_s3() {
     assert!(verified.contains("OK"), "{verified}");
 }
 
+/// Sets the last-modified time of every object below `root/<dir>/<id>` (`dir` is `backups`
+/// or `datadir`) to `to`: prune ages an unpublished backup by when its objects were written.
+pub(crate) fn backdate(root: &Path, dir: &str, id: &BackupId, to: SystemTime) {
+    for file in files_under(&root.join(dir).join(id.as_str())) {
+        let handle = std::fs::File::options().write(true).open(&file).unwrap();
+        handle.set_modified(to).unwrap();
+    }
+}
+
 /// Writes the objects of a data-dir backup that started at `started` (the tarball, and with
 /// `publish` its manifest) directly: prune reads only the listing of `datadir/`.
 fn write_datadir_backup(root: &Path, started: SystemTime, publish: bool) -> BackupId {
@@ -475,6 +499,7 @@ async fn prune_applies_the_policy_to_datadir_backups_on_their_own() {
     let location = Location::open(path_str(root), true).unwrap();
     let logical = write_backup(&location, utc("2025-03-01T02:00:00Z"), None, true).await;
     let crashed = write_datadir_backup(root, utc("2025-03-02T02:15:00Z"), false);
+    backdate(root, "datadir", &crashed, utc("2025-03-02T02:15:00Z"));
     let oldest = write_datadir_backup(root, utc("2025-03-03T02:15:00Z"), true);
     let middle = write_datadir_backup(root, utc("2025-03-04T02:15:00Z"), true);
     let newest = write_datadir_backup(root, utc("2025-03-05T02:15:00Z"), true);

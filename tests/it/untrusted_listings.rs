@@ -1,6 +1,8 @@
-//! What a location's writer can plant without the key, refused or passed over: a manifest
-//! dated in the future (prune's keep rules and the "newest backup" choice ignore it) and a
-//! plaintext manifest read with a key (refused: its `encryption` may have been stripped).
+//! What a location's writer (or a wrong clock) can make of a listing, refused or passed over:
+//! a manifest dated in the future (prune's keep rules and the "newest backup" choice ignore
+//! it), a plaintext manifest read with a key (refused: its `encryption` may have been
+//! stripped), and an unpublished backup whose id is dated long ago while its objects are
+//! fresh (prune ages it by the store's last-modified times, so it is kept).
 
 use std::time::{Duration, SystemTime};
 
@@ -85,4 +87,42 @@ async fn a_plaintext_backup_read_with_a_key_is_refused() {
         );
         assert!(output.stdout.is_empty(), "{args:?} printed records");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpublished_backup_is_aged_by_when_its_objects_were_written_not_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = path_str(dir.path());
+    let location = Location::open(url, true).unwrap();
+    let now = SystemTime::now();
+    let published = write_backup(&location, now - 3 * DAY, None, true).await;
+    // Its id says two days ago (a writer with a slow clock), its objects were written now.
+    let running = write_backup(&location, now - 2 * DAY, None, false).await;
+    let args = [
+        "prune",
+        url,
+        "--keep-last",
+        "1",
+        "--grace",
+        "1h",
+        "--output",
+        "json",
+    ];
+    let plan: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
+    assert_eq!(
+        ids(&plan["kept"]),
+        vec![
+            running.backup_id.to_string(),
+            published.backup_id.to_string()
+        ]
+    );
+    assert!(ids(&plan["removed"]).is_empty(), "{plan}");
+    let prefix = dir.path().join("backups").join(running.backup_id.as_str());
+    assert!(prefix.exists());
+
+    // Once the store says its objects are two days old, it is a crashed leftover.
+    crate::prune::backdate(dir.path(), "backups", &running.backup_id, now - 2 * DAY);
+    let plan: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
+    assert_eq!(ids(&plan["removed"]), vec![running.backup_id.to_string()]);
+    assert!(!prefix.exists());
 }
