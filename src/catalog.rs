@@ -335,14 +335,30 @@ pub async fn read_segment(
     entry: &SegmentRef,
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<SegmentRecords, Error> {
-    let stored = location.get(&entry.key).await?;
+    let stored = fetch_segment(location, entry).await?;
     let (entry, encryption_key) = (entry.clone(), encryption_key.cloned());
     tokio::task::spawn_blocking(move || decode_fetched(&stored, &entry, encryption_key.as_ref()))
         .await
         .expect("decoding does not panic")
 }
 
-/// Decodes a segment's object bytes fetched with `Location::get` (CPU-bound; blocking).
+/// A segment's stored bytes, refused before its body is read when the store's metadata
+/// gives another size than the manifest's `stored_bytes` (reported like a size mismatch
+/// found after reading).
+pub async fn fetch_segment(location: &Location, entry: &SegmentRef) -> Result<bytes::Bytes, Error> {
+    match location.get_sized(&entry.key, entry.stored_bytes).await {
+        Ok(stored) => Ok(stored),
+        Err(StoreError::WrongSize {
+            expected, actual, ..
+        }) => Err(Error::Archive {
+            key: entry.key.clone(),
+            source: archive::ArchiveError::SizeMismatch { expected, actual },
+        }),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Decodes a segment's object bytes fetched with [`fetch_segment`] (CPU-bound; blocking).
 pub fn decode_fetched(
     stored: &[u8],
     entry: &SegmentRef,
@@ -387,14 +403,14 @@ pub async fn check_segments<'a>(
                     .await
                     .map(drop)
             } else {
-                match location.get(&entry.key).await {
+                match fetch_segment(&location, &entry).await {
                     Ok(stored) => {
                         archive::check_stored(&stored, &entry).map_err(|source| Error::Archive {
                             key: entry.key.clone(),
                             source,
                         })
                     }
-                    Err(err) => Err(err.into()),
+                    Err(err) => Err(err),
                 }
             };
             result.err().map(|err| ObjectProblem {

@@ -134,10 +134,10 @@ pub(super) fn replay_partition(
     // The next segment's (compressed) bytes download while this one is replayed; decoding
     // happens here, so at most one decoded segment per worker is in memory.
     let fetch = |index: usize| {
-        let (location, key) = (context.location.clone(), segments[index].key.clone());
+        let (location, entry) = (context.location.clone(), segments[index].clone());
         context
             .runtime
-            .spawn(async move { location.get(&key).await })
+            .spawn(async move { fetch_segment(&location, &entry).await })
     };
     let mut next = (!segments.is_empty()).then(|| fetch(0));
     for index in 0..segments.len() {

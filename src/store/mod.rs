@@ -44,6 +44,13 @@ pub enum StoreError {
     },
     #[error("{key} is missing at {location}")]
     NotFound { location: String, key: String },
+    #[error("{key} at {location} is {actual} bytes, not the {expected} its manifest says; it was not read")]
+    WrongSize {
+        location: String,
+        key: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("cannot read {key} at {location}: {source}")]
     Get {
         location: String,

@@ -111,6 +111,23 @@ impl Location {
         result.bytes().await.map_err(get_err)
     }
 
+    /// An object the caller knows the size of (a segment the manifest lists): when the
+    /// store's metadata gives another size, [`StoreError::WrongSize`] before the body is read,
+    /// so a planted or swapped object of any size costs no memory.
+    pub async fn get_sized(&self, key: &str, expected: u64) -> Result<Bytes, StoreError> {
+        let get_err = |source| self.read_error(key, source);
+        let result = self.store.get(&Path::from(key)).await.map_err(get_err)?;
+        if result.meta.size != expected {
+            return Err(StoreError::WrongSize {
+                location: self.display.clone(),
+                key: key.to_string(),
+                expected,
+                actual: result.meta.size,
+            });
+        }
+        result.bytes().await.map_err(get_err)
+    }
+
     /// Streams an object through `visit` chunk by chunk (no whole-object buffer).
     pub async fn stream(&self, key: &str, mut visit: impl FnMut(&[u8])) -> Result<(), StoreError> {
         use futures::StreamExt;
@@ -342,6 +359,31 @@ mod tests {
             assert!(left.is_empty(), "{url}: left behind {left:?}");
         }
         assert_eq!(logical_key("a%7E2Fb/%7E25"), "a~2Fb/~25");
+    }
+
+    #[tokio::test]
+    async fn an_object_of_another_size_than_expected_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in ["memory://", dir.path().to_str().unwrap()] {
+            let location = Location::open(url, true).unwrap();
+            location.put("backups/x/seg", vec![1; 100]).await.unwrap();
+            let fetched = location.get_sized("backups/x/seg", 100).await.unwrap();
+            assert_eq!(fetched.len(), 100);
+            let refused = location.get_sized("backups/x/seg", 99).await.unwrap_err();
+            assert!(
+                matches!(
+                    refused,
+                    StoreError::WrongSize {
+                        expected: 99,
+                        actual: 100,
+                        ..
+                    }
+                ),
+                "{url}: {refused}"
+            );
+            let missing = location.get_sized("backups/x/none", 1).await.unwrap_err();
+            assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
+        }
     }
 
     #[tokio::test]
