@@ -61,20 +61,21 @@ pub async fn read_manifest(
         // Refused by `key_for_backup` with its own message (plaintext or another key).
         None => {}
         Some(encryption) if encryption.key_id != given.id() => {}
-        Some(_) if manifest.format_version < archive::SEALED_FROM_FORMAT_VERSION => {
-            tracing::warn!(
-                "backup {id} has a format version {} manifest, which has no seal: whoever can write to the location could have altered it (its segments are still authenticated)",
-                manifest.format_version
-            );
-        }
         Some(_) => match location.read_manifest_seal(id).await? {
+            // A seal that is there is checked, whatever the version says.
+            Some(seal) => {
+                archive::check_manifest_seal(given, id, &bytes, &seal).map_err(damaged)?
+            }
+            None if manifest.format_version < archive::SEALED_FROM_FORMAT_VERSION => {
+                tracing::warn!(
+                    "backup {id} has a format version {} manifest without a seal: whoever can write to the location could have altered it (or rewritten a sealed one as version 1); its segments are still authenticated",
+                    manifest.format_version
+                );
+            }
             None => {
                 return Err(damaged(archive::ArchiveError::SealMissing {
                     version: manifest.format_version,
                 }))
-            }
-            Some(seal) => {
-                archive::check_manifest_seal(given, id, &bytes, &seal).map_err(damaged)?
             }
         },
     }
@@ -82,7 +83,9 @@ pub async fn read_manifest(
 }
 
 /// Publishes `manifest` (the commit point): an encrypted one (`encryption_key` given) is
-/// sealed first, so that the seal exists whenever the manifest does.
+/// sealed first, so that the seal exists whenever the manifest does. A seal already there
+/// (shards merging together) is kept when it seals these very bytes, else nothing is
+/// published: a seal is never replaced.
 pub async fn publish_manifest(
     location: &Location,
     manifest: &Manifest,
@@ -95,7 +98,14 @@ pub async fn publish_manifest(
             key: location.manifest_key(id),
             source,
         })?;
-        location.put_manifest_seal(id, seal).await?;
+        if let Some(existing) = location.create_manifest_seal(id, seal).await? {
+            archive::check_manifest_seal(key, id, &bytes, &existing).map_err(|source| {
+                Error::Archive {
+                    key: location.manifest_key(id),
+                    source,
+                }
+            })?;
+        }
     }
     location.publish_manifest(id, bytes).await?;
     Ok(())
@@ -262,17 +272,17 @@ fn resolve_id(
         }
         None => {
             let now = std::time::SystemTime::now();
-            let future_dated = |b: &&BackupListing| b.id.is_future_dated(now);
-            for planted in listing.iter().filter(|b| b.complete).filter(future_dated) {
+            let implausible = |b: &&BackupListing| !b.id.could_have_begun_by(now);
+            for planted in listing.iter().filter(|b| b.complete).filter(implausible) {
                 tracing::warn!(
-                    "passed over backup {} as the newest: its id is dated in the future (check the clock of the machine that wrote it, or whether it was planted); name it with --backup to use it",
+                    "passed over backup {} as the newest: its id is dated in the future or is not a real date (check the clock of the machine that wrote it, or whether it was planted); name it with --backup to use it",
                     planted.id
                 );
             }
             match listing
                 .iter()
                 .rev()
-                .find(|b| b.complete && !b.id.is_future_dated(now))
+                .find(|b| b.complete && b.id.could_have_begun_by(now))
             {
                 Some(newest) => newest.id.clone(),
                 None => {
@@ -434,5 +444,78 @@ fn describe(err: &Error) -> String {
             "object is missing".into()
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn listed(id: &str) -> BackupListing {
+        BackupListing {
+            id: archive::BackupId::parse(id).unwrap(),
+            complete: true,
+            shard_part: None,
+        }
+    }
+
+    #[test]
+    fn the_newest_backup_is_never_one_that_cannot_have_begun_yet() {
+        let location = Location::open("memory://", false).unwrap();
+        let genuine = "20261125T145443Z-3f9a1c";
+        let listing = [
+            listed(genuine),
+            listed("20261399T000000Z-000000"),
+            listed("29991231T000000Z-aaaaaa"),
+            listed("99999999T999999Z-0"),
+        ];
+        let chosen = resolve_id(&location, &listing, None).unwrap();
+        assert_eq!(chosen.as_str(), genuine);
+        // Named, any of them is used.
+        let named = resolve_id(&location, &listing, Some("99999999T999999Z-0")).unwrap();
+        assert_eq!(named.as_str(), "99999999T999999Z-0");
+    }
+
+    #[tokio::test]
+    async fn a_seal_already_there_is_kept_and_must_seal_the_same_bytes() {
+        let location = Location::open("memory://", false).unwrap();
+        let key = EncryptionKey::parse(KEY_HEX.as_bytes()).unwrap();
+        let json = include_bytes!("../tests/fuzz-regressions/manifest/ok-version-2");
+        let mut manifest = Manifest::from_json(json).unwrap();
+        manifest.encryption = Some(key.describe());
+        let segment = &mut manifest.topics[0].partitions[0].segments[0];
+        segment.key = crate::store::segment_key(
+            &manifest.backup_id,
+            "t",
+            0,
+            segment.first_offset,
+            segment.compression,
+        );
+        // Two mergers of one shard run publishing the same manifest both succeed.
+        publish_manifest(&location, &manifest, Some(&key))
+            .await
+            .unwrap();
+        publish_manifest(&location, &manifest, Some(&key))
+            .await
+            .unwrap();
+        let mut other = manifest.clone();
+        other.warnings.push("a different merge".into());
+        let refused = publish_manifest(&location, &other, Some(&key)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Archive {
+                    source: archive::ArchiveError::SealMismatch,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let read = read_manifest(&location, &manifest.backup_id, Some(&key))
+            .await
+            .unwrap();
+        assert_eq!(read, manifest);
     }
 }

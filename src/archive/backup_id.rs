@@ -91,6 +91,12 @@ impl BackupId {
         self.started_at()
             .is_some_and(|started| started > now + CLOCK_SKEW_ALLOWANCE)
     }
+
+    /// Whether a backup begun by `now` can have this id: its time is a real one, and not
+    /// future-dated. (`99999999T000000Z-0` parses, sorts above every real id, and is neither.)
+    pub fn could_have_begun_by(&self, now: SystemTime) -> bool {
+        self.started_at().is_some() && !self.is_future_dated(now)
+    }
 }
 
 impl fmt::Display for BackupId {
@@ -126,6 +132,12 @@ mod tests {
         assert!(id_at(Duration::from_secs(365 * 86_400)).is_future_dated(now));
         let impossible = BackupId::parse("20261399T000000Z-000000").unwrap();
         assert!(!impossible.is_future_dated(now));
+        assert!(!impossible.could_have_begun_by(now));
+        assert!(!BackupId::parse("99999999T000000Z-0")
+            .unwrap()
+            .could_have_begun_by(now));
+        assert!(!id_at(Duration::from_secs(365 * 86_400)).could_have_begun_by(now));
+        assert!(id_at(Duration::ZERO).could_have_begun_by(now));
     }
 
     #[test]

@@ -94,10 +94,39 @@ impl Location {
         self.get(&manifest_key(id)).await
     }
 
-    /// Stores an encrypted backup's manifest seal; written just before the manifest is
-    /// published. (Shards that merge together each write a valid seal of the same bytes.)
-    pub async fn put_manifest_seal(&self, id: &BackupId, seal: Vec<u8>) -> Result<(), StoreError> {
-        self.put(&manifest_seal_key(id), seal).await
+    /// Creates an encrypted backup's manifest seal, just before the manifest is published.
+    /// Never overwrites: when a seal is already there (shards that merge together, or a
+    /// merge run again), nothing is written and that seal's bytes are returned, for the
+    /// caller to check against its manifest.
+    pub async fn create_manifest_seal(
+        &self,
+        id: &BackupId,
+        seal: Vec<u8>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let key = manifest_seal_key(id);
+        let path = Path::from(key.as_str());
+        let payload = Bytes::from(seal);
+        let created = self
+            .store
+            .put_opts(&path, payload.clone().into(), PutMode::Create.into())
+            .await;
+        match created {
+            Ok(_) => Ok(None),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Some(self.get(&key).await?)),
+            Err(object_store::Error::NotImplemented { .. }) => match self.store.head(&path).await {
+                Ok(_) => Ok(Some(self.get(&key).await?)),
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.put(&key, payload.to_vec()).await?;
+                    Ok(None)
+                }
+                Err(source) => Err(self.read_error(&key, source)),
+            },
+            Err(source) => Err(StoreError::Put {
+                location: self.display.clone(),
+                key,
+                source,
+            }),
+        }
     }
 
     /// An encrypted backup's manifest seal; `None` when there is none.

@@ -174,10 +174,45 @@ fn a_version_1_encrypted_manifest_is_read_with_a_warning_that_it_is_unsealed() {
         1,
     );
     std::fs::write(&manifest, v1).unwrap();
+    // A sealed manifest rewritten as version 1 is still checked against its seal.
+    let verify = kafkasnap(&["verify", path_str(dir.path()), "--key-file", key], &[]);
+    assert_eq!(verify.status.code(), Some(3), "{}", stderr_of(&verify));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("seal does not match"));
     std::fs::remove_file(seal_path(dir.path())).unwrap();
 
     let verify = kafkasnap(&["verify", path_str(dir.path()), "--key-file", key], &[]);
     assert_eq!(verify.status.code(), Some(0), "{}", stderr_of(&verify));
     let warning = stderr_of(&verify);
-    assert!(warning.contains("has no seal"), "{warning}");
+    assert!(warning.contains("without a seal"), "{warning}");
+
+    // It is not trusted as an incremental's parent: the next backup is a full one.
+    let parent = only_backup_id(dir.path());
+    backup_to(
+        &source.bootstrap,
+        dir.path(),
+        &["--incremental", "--key-file", key],
+    );
+    let newest = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|id| *id != parent)
+        .collect::<Vec<_>>();
+    assert_eq!(newest.len(), 1, "{newest:?}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join("backups")
+                .join(&newest[0])
+                .join("manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(json["parent"].is_null(), "{json}");
+    assert!(
+        json["warnings"].to_string().contains("took a full backup"),
+        "{}",
+        json["warnings"]
+    );
+    assert_eq!(json["totals"]["records"], 50);
 }
