@@ -69,7 +69,9 @@ pub async fn plan(
     let in_use = in_use(locks, |info| &info.backups)?;
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
-    for (listing, started_at) in dated(location.list_backups().await?, "", now, &mut warnings) {
+    for (listing, started_at, left_alone) in
+        dated(location.list_backups().await?, "", now, &mut warnings)
+    {
         let (parent, uses) = if listing.complete {
             let bytes = location.read_manifest(&listing.id).await?;
             let manifest = Manifest::from_json(&bytes).map_err(|source| {
@@ -98,6 +100,7 @@ pub async fn plan(
             started_at,
             complete: listing.complete,
             last_written,
+            left_alone,
             parent,
             uses,
         });
@@ -137,7 +140,8 @@ pub async fn plan_datadir(
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
     let listings = location.list_datadir_backups().await?;
-    for (listing, started_at) in dated(listings, "data-dir backup ", now, &mut warnings) {
+    for (listing, started_at, left_alone) in dated(listings, "data-dir backup ", now, &mut warnings)
+    {
         let last_written = match listing.complete {
             true => None,
             false => location.datadir_last_written(&listing.id).await?,
@@ -148,6 +152,7 @@ pub async fn plan_datadir(
             started_at,
             complete: listing.complete,
             last_written,
+            left_alone,
             parent: None,
             uses: Vec::new(),
         });
@@ -183,20 +188,22 @@ fn in_use(
     Ok(in_use)
 }
 
-/// The listed backups with the time in their id; one whose id is not a real UTC time, or is
-/// dated later than `now` plus the clock skew allowance (no backup begun yet has such an id:
-/// a planted manifest must neither push genuine backups out of the keep rules nor be
-/// deleted as if it were one), is left alone, with a warning (`kind` names the family in it).
+/// The listed backups with the time to sort them by and whether they are left alone. One
+/// whose id is not a real UTC time, or is dated later than `now` plus the clock skew
+/// allowance (no backup begun yet has such an id: a planted manifest must neither push
+/// genuine backups out of the keep rules nor be deleted as if it were one, and a real one
+/// from a machine with a fast clock keeps what it builds on), is left alone, with a warning
+/// (`kind` names the family in it).
 fn dated(
     listings: Vec<BackupListing>,
     kind: &str,
     now: SystemTime,
     warnings: &mut Vec<String>,
-) -> Vec<(BackupListing, SystemTime)> {
+) -> Vec<(BackupListing, SystemTime, bool)> {
     listings
         .into_iter()
-        .filter_map(|listing| match id_time(&listing.id) {
-            Some(_) if listing.id.is_future_dated(now) => {
+        .map(|listing| match id_time(&listing.id) {
+            Some(started_at) if listing.id.is_future_dated(now) => {
                 warnings.push(format!(
                     "left {kind}{} alone: its id is dated more than {} in the future, so no \
                      backup begun yet has it; it counts for no keep rule (check the clock of \
@@ -204,15 +211,15 @@ fn dated(
                     listing.id,
                     humantime::format_duration(CLOCK_SKEW_ALLOWANCE)
                 ));
-                None
+                (listing, started_at, true)
             }
-            Some(started_at) => Some((listing, started_at)),
+            Some(started_at) => (listing, started_at, false),
             None => {
                 warnings.push(format!(
                     "left {kind}{} alone: its id is not a real UTC time",
                     listing.id
                 ));
-                None
+                (listing, now, true)
             }
         })
         .collect()

@@ -45,6 +45,9 @@ pub struct Candidate {
     /// its age for the grace period is counted from then (the clock of the machine that
     /// wrote its id may be wrong, and a long backup keeps writing). `None`: by `started_at`.
     pub last_written: Option<SystemTime>,
+    /// Its id is dated in the future or is not a real time (a wrong clock, or planted): it
+    /// counts for no rule and is never removed, and what it builds on is kept with it.
+    pub left_alone: bool,
     /// The backup it builds on (incremental backups).
     pub parent: Option<BackupId>,
     /// Other backups whose prefixes hold segments its manifest lists.
@@ -71,6 +74,8 @@ pub enum Reason {
     WithinGrace(Duration),
     /// A live run's location lock names it (the run, described).
     InUse(String),
+    /// Its id is dated in the future or is not a real time: left alone, counting for no rule.
+    LeftAlone,
     /// Complete, but no rule keeps it.
     NoRule,
     /// Unpublished and older than the grace period: a crashed or interrupted backup.
@@ -91,6 +96,9 @@ impl fmt::Display for Reason {
                 humantime::format_duration(*grace)
             ),
             Reason::InUse(by) => write!(f, "in use by a running {by}"),
+            Reason::LeftAlone => f.write_str(
+                "left alone: its id is dated in the future or is not a real time (counts for no rule)",
+            ),
             Reason::NoRule => f.write_str("no keep rule matches"),
             Reason::PastGrace(grace) => write!(
                 f,
@@ -133,7 +141,7 @@ pub fn decide(
     let complete: Vec<usize> = newest_first
         .iter()
         .copied()
-        .filter(|&i| candidates[i].complete)
+        .filter(|&i| candidates[i].complete && !candidates[i].left_alone)
         .collect();
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); candidates.len()];
 
@@ -165,6 +173,9 @@ pub fn decide(
         }
         for by in &candidate.in_use_by {
             reasons[i].push(Reason::InUse(by.clone()));
+        }
+        if candidate.left_alone {
+            reasons[i].push(Reason::LeftAlone);
         }
     }
 

@@ -25,6 +25,7 @@ fn full(seconds: u64) -> Candidate {
         started_at: at(seconds),
         complete: true,
         last_written: None,
+        left_alone: false,
         parent: None,
         uses: Vec::new(),
         in_use_by: Vec::new(),
@@ -43,6 +44,7 @@ fn unpublished(seconds: u64) -> Candidate {
     Candidate {
         complete: false,
         last_written: None,
+        left_alone: false,
         ..full(seconds)
     }
 }
@@ -397,4 +399,26 @@ fn cycles_and_self_references_end() {
     let (kept, removed) = verdict(&[a, b, full(MONDAY - DAY)], &policy(1, 0, 0), now);
     assert_eq!(kept.len(), 2);
     assert_eq!(removed, ids(&[MONDAY - DAY]));
+}
+
+#[test]
+fn a_left_alone_backup_takes_no_rule_slot_and_keeps_what_it_builds_on() {
+    let now = MONDAY + 10 * DAY;
+    // A backup from a machine whose clock runs a day fast, building on an old full one.
+    let fast_clock = Candidate {
+        left_alone: true,
+        ..child(now + DAY, MONDAY)
+    };
+    let candidates = [full(MONDAY), full(now - HOUR), fast_clock];
+    let (kept, removed) = verdict(&candidates, &policy(1, 0, 0), now);
+    assert!(removed.is_empty(), "{removed:?}");
+    let reasons = |seconds: u64| {
+        kept.iter()
+            .find(|(k, _)| *k == id(seconds))
+            .map(|(_, r)| r.join(", "))
+            .unwrap()
+    };
+    assert!(reasons(now + DAY).starts_with("left alone"));
+    assert_eq!(reasons(now - HOUR), "last 1");
+    assert!(reasons(MONDAY).contains(&format!("parent of {}", id(now + DAY))));
 }

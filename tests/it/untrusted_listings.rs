@@ -25,7 +25,7 @@ fn ids(entries: &serde_json::Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_future_dated_manifest_is_neither_kept_nor_taken_for_the_newest() {
+async fn a_future_dated_manifest_counts_for_no_rule_and_is_not_taken_for_the_newest() {
     let dir = tempfile::tempdir().unwrap();
     let url = path_str(dir.path());
     let location = Location::open(url, true).unwrap();
@@ -49,7 +49,14 @@ async fn a_future_dated_manifest_is_neither_kept_nor_taken_for_the_newest() {
         "json",
     ];
     let plan: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
-    assert_eq!(ids(&plan["kept"]), vec![newest.backup_id.to_string()]);
+    // Left alone: kept, counting for no rule (keep-last 1 still keeps the genuine newest).
+    assert_eq!(
+        ids(&plan["kept"]),
+        vec![planted.backup_id.to_string(), newest.backup_id.to_string()]
+    );
+    assert!(plan["kept"][0]["reasons"]
+        .to_string()
+        .contains("left alone"));
     assert_eq!(ids(&plan["removed"]), vec![older.backup_id.to_string()]);
     let warnings = plan["warnings"].to_string();
     assert!(
