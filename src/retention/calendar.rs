@@ -1,13 +1,7 @@
-//! Calendar arithmetic for retention: the time in a backup id, UTC days and ISO weeks.
+//! Calendar arithmetic for retention: UTC days and ISO weeks (a backup id's time is
+//! `BackupId::started_at`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use crate::archive::BackupId;
-
-/// The UTC time in a backup id (`YYYYMMDDTHHMMSSZ-...`); `None` if it is not a real time.
-pub fn id_time(id: &BackupId) -> Option<SystemTime> {
-    id.started_at()
-}
 
 /// Days since 1970-01-01 (UTC), rounding towards the past.
 fn epoch_days(time: SystemTime) -> i64 {
@@ -66,6 +60,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::BackupId;
     use std::time::Duration;
 
     const HOUR: u64 = 3_600;
@@ -104,8 +99,8 @@ mod tests {
     fn ids_carry_their_time() {
         let time = at(MONDAY + 2 * HOUR + 7);
         let id = BackupId::new(time);
-        assert_eq!(id_time(&id), Some(time));
+        assert_eq!(id.started_at(), Some(time));
         let impossible = BackupId::parse("20251399T250000Z-1").unwrap();
-        assert_eq!(id_time(&impossible), None);
+        assert_eq!(impossible.started_at(), None);
     }
 }

@@ -12,7 +12,6 @@ mod execute;
 mod plan;
 mod policy;
 
-pub use calendar::id_time;
 pub use execute::{execute, Deleted};
 pub use plan::{plan, plan_datadir, Family, PlannedBackup, PrunePlan};
 pub use policy::{decide, Candidate, Decision, Policy, Reason};

@@ -4,7 +4,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use super::calendar::id_time;
 use super::policy::{decide, Candidate, Policy, Reason};
 use super::RetentionError;
 use crate::archive::{BackupId, Manifest, CLOCK_SKEW_ALLOWANCE};
@@ -202,7 +201,7 @@ fn dated(
 ) -> Vec<(BackupListing, SystemTime, bool)> {
     listings
         .into_iter()
-        .map(|listing| match id_time(&listing.id) {
+        .map(|listing| match listing.id.started_at() {
             Some(started_at) if listing.id.is_future_dated(now) => {
                 warnings.push(format!(
                     "left {kind}{} alone: its id is dated more than {} in the future, so no \

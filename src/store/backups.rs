@@ -51,25 +51,43 @@ impl Location {
         self.put_new(&manifest_key(id), json).await
     }
 
-    /// Writes a manifest that must not exist yet: a conditional create where the store has
-    /// one (local, memory, GCS, Azure; S3 when configured for it), else a look first. The
+    /// Writes a manifest that must not exist yet (see [`Self::create_or_existing`]). The
     /// same bytes already there are fine (shards that finish together publish identical
     /// merged manifests); other bytes are refused, never overwritten.
     async fn put_new(&self, key: &str, json: Vec<u8>) -> Result<(), StoreError> {
-        let path = Path::from(key);
         let payload = Bytes::from(json);
+        match self.create_or_existing(key, payload.clone()).await? {
+            Some(existing) if existing != payload => Err(StoreError::AlreadyPublished {
+                location: self.display.clone(),
+                key: key.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates `key` with `payload` unless it exists: a conditional create where the store
+    /// has one (local, memory, GCS, Azure; S3 when configured for it), else a look first.
+    /// Returns `None` when it was created, or the bytes of the object already there (never
+    /// overwritten).
+    async fn create_or_existing(
+        &self,
+        key: &str,
+        payload: Bytes,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let path = Path::from(key);
         let created = self
             .store
             .put_opts(&path, payload.clone().into(), PutMode::Create.into())
             .await;
         match created {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.same_or_refuse(key, &payload).await
-            }
+            Ok(_) => Ok(None),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Some(self.get(key).await?)),
             Err(object_store::Error::NotImplemented { .. }) => match self.store.head(&path).await {
-                Ok(_) => self.same_or_refuse(key, &payload).await,
-                Err(object_store::Error::NotFound { .. }) => self.put(key, payload.to_vec()).await,
+                Ok(_) => Ok(Some(self.get(key).await?)),
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.put(key, payload.to_vec()).await?;
+                    Ok(None)
+                }
                 Err(source) => Err(self.read_error(key, source)),
             },
             Err(source) => Err(StoreError::Put {
@@ -78,16 +96,6 @@ impl Location {
                 source,
             }),
         }
-    }
-
-    async fn same_or_refuse(&self, key: &str, payload: &Bytes) -> Result<(), StoreError> {
-        if self.get(key).await? == *payload {
-            return Ok(());
-        }
-        Err(StoreError::AlreadyPublished {
-            location: self.display.clone(),
-            key: key.to_string(),
-        })
     }
 
     pub async fn read_manifest(&self, id: &BackupId) -> Result<Bytes, StoreError> {
@@ -103,30 +111,8 @@ impl Location {
         id: &BackupId,
         seal: Vec<u8>,
     ) -> Result<Option<Bytes>, StoreError> {
-        let key = manifest_seal_key(id);
-        let path = Path::from(key.as_str());
-        let payload = Bytes::from(seal);
-        let created = self
-            .store
-            .put_opts(&path, payload.clone().into(), PutMode::Create.into())
-            .await;
-        match created {
-            Ok(_) => Ok(None),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Some(self.get(&key).await?)),
-            Err(object_store::Error::NotImplemented { .. }) => match self.store.head(&path).await {
-                Ok(_) => Ok(Some(self.get(&key).await?)),
-                Err(object_store::Error::NotFound { .. }) => {
-                    self.put(&key, payload.to_vec()).await?;
-                    Ok(None)
-                }
-                Err(source) => Err(self.read_error(&key, source)),
-            },
-            Err(source) => Err(StoreError::Put {
-                location: self.display.clone(),
-                key,
-                source,
-            }),
-        }
+        self.create_or_existing(&manifest_seal_key(id), Bytes::from(seal))
+            .await
     }
 
     /// An encrypted backup's manifest seal; `None` when there is none.

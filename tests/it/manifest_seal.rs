@@ -25,6 +25,31 @@ fn seal_path(dir: &Path) -> PathBuf {
         .join("manifest.seal")
 }
 
+/// A broker holding `records` fidelity records in TOPIC (`partitions`, `configs`) and one
+/// backup of it encrypted with a fresh key: (source, key dir, key file, backup dir).
+fn encrypted_backup(
+    name: &str,
+    partitions: i32,
+    records: usize,
+    configs: &[(&str, &str)],
+) -> (Broker, tempfile::TempDir, PathBuf, tempfile::TempDir) {
+    let source = Broker::start(name);
+    create_topic(&source.bootstrap, TOPIC, partitions, configs);
+    let records: Vec<TestRecord> = (0..records)
+        .map(|i| fidelity_record(i as i32 % partitions, i))
+        .collect();
+    produce(&source.bootstrap, TOPIC, &records);
+    let keys = tempfile::tempdir().unwrap();
+    let (key_file, _) = write_key(keys.path(), "backup.key");
+    let dir = tempfile::tempdir().unwrap();
+    backup_to(
+        &source.bootstrap,
+        dir.path(),
+        &["--key-file", path_str(&key_file)],
+    );
+    (source, keys, key_file, dir)
+}
+
 /// Runs every reader of the backup at `dir` with `key` and checks each refuses it with a
 /// message containing `expected`; the target broker gets no topic.
 fn assert_refused_everywhere(source: &Broker, dir: &Path, key: &str, expected: &str) {
@@ -95,20 +120,9 @@ fn assert_refused_everywhere(source: &Broker, dir: &Path, key: &str, expected: &
 
 #[test]
 fn an_encrypted_manifest_altered_or_unsealed_without_the_key_is_refused() {
-    let source = Broker::start("seal-source");
-    create_topic(
-        &source.bootstrap,
-        TOPIC,
-        2,
-        &[("retention.ms", "604800000")],
-    );
-    let records: Vec<TestRecord> = (0..200).map(|i| fidelity_record(i as i32 % 2, i)).collect();
-    produce(&source.bootstrap, TOPIC, &records);
-    let keys = tempfile::tempdir().unwrap();
-    let (key_file, _) = write_key(keys.path(), "backup.key");
+    let (source, _keys, key_file, dir) =
+        encrypted_backup("seal-source", 2, 200, &[("retention.ms", "604800000")]);
     let key = path_str(&key_file);
-    let dir = tempfile::tempdir().unwrap();
-    backup_to(&source.bootstrap, dir.path(), &["--key-file", key]);
 
     let manifest = manifest_path(dir.path());
     let original = std::fs::read(&manifest).unwrap();
@@ -157,15 +171,8 @@ fn an_encrypted_manifest_altered_or_unsealed_without_the_key_is_refused() {
 
 #[test]
 fn a_version_1_encrypted_manifest_is_read_with_a_warning_that_it_is_unsealed() {
-    let source = Broker::start("seal-v1-source");
-    create_topic(&source.bootstrap, TOPIC, 1, &[]);
-    let records: Vec<TestRecord> = (0..50).map(|i| fidelity_record(0, i)).collect();
-    produce(&source.bootstrap, TOPIC, &records);
-    let keys = tempfile::tempdir().unwrap();
-    let (key_file, _) = write_key(keys.path(), "backup.key");
+    let (source, _keys, key_file, dir) = encrypted_backup("seal-v1-source", 1, 50, &[]);
     let key = path_str(&key_file);
-    let dir = tempfile::tempdir().unwrap();
-    backup_to(&source.bootstrap, dir.path(), &["--key-file", key]);
     // What kafkasnap wrote before seals existed: format version 1, no manifest.seal.
     let manifest = manifest_path(dir.path());
     let v1 = std::fs::read_to_string(&manifest).unwrap().replacen(

@@ -135,7 +135,8 @@ fn bytes_below(dir: &Path) -> u64 {
         .sum()
 }
 
-fn ids_of(entries: &serde_json::Value) -> Vec<String> {
+/// The `backup_id` of each entry of a JSON list (`kept`, `removed`, `ls` output).
+pub(crate) fn ids_of(entries: &serde_json::Value) -> Vec<String> {
     entries
         .as_array()
         .unwrap()

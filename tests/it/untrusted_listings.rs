@@ -11,18 +11,9 @@ use kafkasnap::store::Location;
 use crate::encryption::write_key;
 use crate::fixture::path_str;
 use crate::harness::{kafkasnap, kafkasnap_ok, stderr_of};
-use crate::prune::write_backup;
+use crate::prune::{ids_of, write_backup};
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn ids(entries: &serde_json::Value) -> Vec<String> {
-    entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["backup_id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_future_dated_manifest_counts_for_no_rule_and_is_not_taken_for_the_newest() {
@@ -51,13 +42,13 @@ async fn a_future_dated_manifest_counts_for_no_rule_and_is_not_taken_for_the_new
     let plan: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
     // Left alone: kept, counting for no rule (keep-last 1 still keeps the genuine newest).
     assert_eq!(
-        ids(&plan["kept"]),
+        ids_of(&plan["kept"]),
         vec![planted.backup_id.to_string(), newest.backup_id.to_string()]
     );
     assert!(plan["kept"][0]["reasons"]
         .to_string()
         .contains("left alone"));
-    assert_eq!(ids(&plan["removed"]), vec![older.backup_id.to_string()]);
+    assert_eq!(ids_of(&plan["removed"]), vec![older.backup_id.to_string()]);
     let warnings = plan["warnings"].to_string();
     assert!(
         warnings.contains(planted.backup_id.as_str()) && warnings.contains("in the future"),
@@ -117,19 +108,22 @@ async fn an_unpublished_backup_is_aged_by_when_its_objects_were_written_not_by_i
     ];
     let plan: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
     assert_eq!(
-        ids(&plan["kept"]),
+        ids_of(&plan["kept"]),
         vec![
             running.backup_id.to_string(),
             published.backup_id.to_string()
         ]
     );
-    assert!(ids(&plan["removed"]).is_empty(), "{plan}");
+    assert!(ids_of(&plan["removed"]).is_empty(), "{plan}");
     let prefix = dir.path().join("backups").join(running.backup_id.as_str());
     assert!(prefix.exists());
 
     // Once the store says its objects are two days old, it is a crashed leftover.
     crate::prune::backdate(dir.path(), "backups", &running.backup_id, now - 2 * DAY);
     let plan: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
-    assert_eq!(ids(&plan["removed"]), vec![running.backup_id.to_string()]);
+    assert_eq!(
+        ids_of(&plan["removed"]),
+        vec![running.backup_id.to_string()]
+    );
     assert!(!prefix.exists());
 }
