@@ -20,7 +20,9 @@ use crate::archive::{
     FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
 };
 use crate::catalog::{open_backup, publish_manifest};
-use crate::chain::{check_parent_key, continue_from, Carried};
+use crate::chain::{
+    check_parent_key, cluster_changed, continue_from, probe_live_logs, probe_requests, Carried,
+};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
@@ -212,6 +214,15 @@ async fn backup_under_lock(
                 warnings.push(warning);
                 None
             }
+            Ok(parent) if cluster_changed(&parent, cluster.cluster_id.as_deref()).is_some() => {
+                let warning = format!(
+                    "took a full backup instead of an incremental one: {}",
+                    cluster_changed(&parent, cluster.cluster_id.as_deref()).unwrap_or_default()
+                );
+                tracing::warn!("{warning}");
+                warnings.push(warning);
+                None
+            }
             Ok(parent) => Some(parent),
             Err(Error::NoBackups { .. } | Error::OnlyDatadirBackups { .. }) => {
                 tracing::info!("no earlier backup at this location: taking a full backup");
@@ -228,10 +239,18 @@ async fn backup_under_lock(
     }
     let carried = match &parent {
         Some(parent) => {
+            let requests = probe_requests(parent, &tasks);
+            let probes = blocking({
+                let client = client.clone();
+                let (timeout, cancel) = (options.stall_timeout, Arc::clone(&options.cancel));
+                move || probe_live_logs(&client, &requests, timeout, &cancel)
+            })
+            .await?;
             continue_from(
                 location,
                 parent,
                 options.encryption_key.as_ref(),
+                &probes,
                 &mut tasks,
                 &mut warnings,
             )

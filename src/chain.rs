@@ -6,12 +6,23 @@
 //! part of the backup even when a carried segment still holds them: retention deleted them
 //! from the cluster, and a restore must give the cluster as it was at this backup.
 //!
+//! A partition continues its parent only if its log is the one the parent read: the same
+//! cluster id, a log start not below the parent's, an end not below the parent's end, and the
+//! parent's last stored record still at its offset with the same content (probed on the
+//! cluster). Otherwise (the topic was re-created, the cluster restored with offsets that
+//! collapsed or restarted) the partition is backed up in full, with a warning.
+//!
 //! A chain is encrypted throughout or not at all, under one key: a manifest names one key
 //! for all the segments it lists, its parent's included.
 
-use crate::archive::{EncryptionKey, Manifest, SegmentRef};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::archive::{record_digest, EncryptionKey, Manifest, PartitionBackup, SegmentRef};
 use crate::catalog::read_segment;
-use crate::kafka::PartitionTask;
+use crate::kafka::{
+    probe_partitions, ClientSettings, KafkaError, PartitionTask, ProbeRequest, ProbeResult,
+};
 use crate::store::Location;
 use crate::Error;
 
@@ -52,26 +63,92 @@ pub fn check_parent_key(
     })
 }
 
+/// Where to probe each task's partition before continuing it from `parent` (`None` for a
+/// partition the parent does not have): at the parent's last stored record when the log may
+/// still hold it, else at the log start (only the high watermark is wanted then).
+pub fn probe_requests(parent: &Manifest, tasks: &[PartitionTask]) -> Vec<Option<ProbeRequest>> {
+    tasks
+        .iter()
+        .map(|task| {
+            let previous = previous_of(parent, task)?;
+            let last_stored = previous.segments.last().map(|s| s.last_offset);
+            let offset = last_stored
+                .filter(|&last| last >= task.start_offset)
+                .unwrap_or(task.start_offset);
+            Some(ProbeRequest {
+                topic: task.topic.clone(),
+                partition: task.partition,
+                offset,
+            })
+        })
+        .collect()
+}
+
+/// Probes the partitions [`probe_requests`] names (blocking); answers by task.
+pub fn probe_live_logs(
+    client: &ClientSettings,
+    requests: &[Option<ProbeRequest>],
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<Vec<Option<ProbeResult>>, KafkaError> {
+    let wanted: Vec<ProbeRequest> = requests.iter().flatten().cloned().collect();
+    let mut answers = probe_partitions(client, &wanted, timeout, cancel)?.into_iter();
+    Ok(requests
+        .iter()
+        .map(|request| request.as_ref().and_then(|_| answers.next()))
+        .collect())
+}
+
+/// Why no partition of `parent` can be continued on the cluster with `cluster_id`: it is
+/// another cluster (or one restored under a new id). `None` when either id is unknown.
+pub fn cluster_changed(parent: &Manifest, cluster_id: Option<&str>) -> Option<String> {
+    let before = parent.source.cluster_id.as_deref()?;
+    let now = cluster_id?;
+    (before != now).then(|| {
+        format!(
+            "the cluster id changed from {before} (backup {}) to {now}, so its offsets may not continue that backup's",
+            parent.backup_id
+        )
+    })
+}
+
+fn previous_of<'m>(parent: &'m Manifest, task: &PartitionTask) -> Option<&'m PartitionBackup> {
+    parent
+        .topic(&task.topic)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition == task.partition))
+}
+
 /// Moves each task's start to where `parent` ended and returns what the parent carries for
-/// it (`None` for partitions the parent does not have: they are read in full). Gaps (records
-/// deleted between the parent and now) are reported in `warnings`.
+/// it (`None` for partitions the parent does not have, or whose offsets no longer continue
+/// the parent's: they are read in full). `probes` are [`probe_requests`]' answers, by task. Gaps (records deleted between the parent and now)
+/// and partitions backed up in full because their log was replaced are reported in `warnings`.
 pub async fn continue_from(
     location: &Location,
     parent: &Manifest,
     encryption_key: Option<&EncryptionKey>,
+    probes: &[Option<ProbeResult>],
     tasks: &mut [PartitionTask],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<Carried>>, Error> {
     let mut carried = Vec::with_capacity(tasks.len());
-    for task in tasks.iter_mut() {
-        let previous = parent
-            .topic(&task.topic)
-            .and_then(|t| t.partitions.iter().find(|p| p.partition == task.partition));
-        let Some(previous) = previous else {
+    for (index, task) in tasks.iter_mut().enumerate() {
+        let Some(previous) = previous_of(parent, task) else {
             carried.push(None);
             continue;
         };
         let log_start = task.start_offset;
+        let expected = last_record_digest(location, previous, log_start, encryption_key).await?;
+        let probe = probes.get(index).and_then(Option::as_ref);
+        if let Some(why) = log_replaced(parent, previous, task, probe, expected) {
+            let warning = format!(
+                "{}/{}: backed up in full from offset {log_start}: {why}, so its offsets do not continue backup {} (the topic was re-created or the cluster restored)",
+                task.topic, task.partition, parent.backup_id
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+            carried.push(None);
+            continue;
+        }
         if log_start > previous.end_offset {
             warnings.push(format!(
                 "{}/{}: offsets {}..{} were deleted from the cluster after backup {} and before this one; no backup holds them",
@@ -114,11 +191,84 @@ pub async fn continue_from(
     Ok(carried)
 }
 
+/// The digest of the parent's last stored record of a partition, when the log may still hold
+/// it (at or above `log_start`): from its segment entry, or (older manifests) by reading it.
+async fn last_record_digest(
+    location: &Location,
+    previous: &PartitionBackup,
+    log_start: i64,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<Option<(i64, String)>, Error> {
+    let Some(last) = previous
+        .segments
+        .last()
+        .filter(|s| s.last_offset >= log_start)
+    else {
+        return Ok(None);
+    };
+    if let Some(digest) = &last.last_record_sha256 {
+        return Ok(Some((last.last_offset, digest.clone())));
+    }
+    let decoded = read_segment(location, last, encryption_key).await?;
+    let mut digest = None;
+    for record in decoded.iter() {
+        let record = record.map_err(|source| Error::Archive {
+            key: last.key.clone(),
+            source,
+        })?;
+        digest = Some((record.offset, record_digest(&record)));
+    }
+    Ok(digest)
+}
+
+/// Why a partition's log now is not the one `previous` backed up (`None`: it continues it).
+/// (A changed cluster id is checked once for the whole backup, before this.)
+/// `expected` is the parent's last stored record still due in the log, `probe` what the
+/// cluster holds at that offset (or at the log start, when nothing is due).
+fn log_replaced(
+    parent: &Manifest,
+    previous: &PartitionBackup,
+    task: &PartitionTask,
+    probe: Option<&ProbeResult>,
+    expected: Option<(i64, String)>,
+) -> Option<String> {
+    if task.start_offset < previous.start_offset {
+        return Some(format!(
+            "its log start offset went down from {} to {}",
+            previous.start_offset, task.start_offset
+        ));
+    }
+    let probe = probe?;
+    let end_now = probe.high_watermark.max(task.listed_end);
+    if end_now < previous.end_offset {
+        return Some(format!(
+            "its log now ends at offset {end_now}, below offset {} where backup {} ended",
+            previous.end_offset, parent.backup_id
+        ));
+    }
+    let (offset, digest) = expected?;
+    match &probe.record {
+        Some((found, live)) if *found == offset && *live == digest => None,
+        Some((found, _)) if *found == offset => Some(format!(
+            "the record at offset {offset} is not the one backup {} holds there",
+            parent.backup_id
+        )),
+        Some((found, _)) => Some(format!(
+            "offset {offset}, backup {}'s last record, is no longer in the log (the next record is at offset {found}; compaction can do this too)",
+            parent.backup_id
+        )),
+        None => Some(format!(
+            "its log now ends at offset {}, at or below offset {offset}, backup {}'s last record",
+            probe.high_watermark, parent.backup_id
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::archive::{
-        ArchiveKind, BackupId, Compression, PartitionBackup, SegmentBuilder, SourceCluster,
+        ArchiveKind, BackupId, Compression, RecordRef, SegmentBuilder, SourceCluster,
         TimestampType, TopicBackup, Totals, FORMAT_VERSION,
     };
 
@@ -194,6 +344,24 @@ mod tests {
         }
     }
 
+    /// What the broker answers for a log that continues `stored_segment`'s records: the
+    /// record at `offset` as stored, and the high watermark `end`.
+    fn holding(offset: i64, end: i64) -> ProbeResult {
+        let value = offset.to_string();
+        let record = RecordRef {
+            offset,
+            timestamp: 1000 + offset,
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: vec![],
+        };
+        ProbeResult {
+            high_watermark: end,
+            record: Some((offset, record_digest(&record))),
+        }
+    }
+
     fn task(partition: i32, log_start: i64, end: i64) -> PartitionTask {
         PartitionTask {
             topic: "t".into(),
@@ -212,8 +380,17 @@ mod tests {
         // Partition 0: retention moved the log start to 150, inside the parent's second
         // segment. Partition 1: new since the parent, read in full.
         let mut tasks = vec![task(0, 150, 260), task(1, 0, 40)];
+        assert_eq!(
+            probe_requests(&parent, &tasks)
+                .iter()
+                .map(|r| r.as_ref().map(|r| r.offset))
+                .collect::<Vec<_>>(),
+            vec![Some(199), None],
+            "the parent's last record is probed; a new partition is not"
+        );
+        let probes = vec![Some(holding(199, 260)), None];
         let mut warnings = Vec::new();
-        let carried = continue_from(&location, &parent, None, &mut tasks, &mut warnings)
+        let carried = continue_from(&location, &parent, None, &probes, &mut tasks, &mut warnings)
             .await
             .unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -271,8 +448,15 @@ mod tests {
         let segment = stored_segment(&location, 0..100).await;
         let parent = parent(vec![segment], 100);
         let mut tasks = vec![task(0, 130, 180)];
+        let requests = probe_requests(&parent, &tasks);
+        assert_eq!(
+            requests[0].as_ref().map(|r| r.offset),
+            Some(130),
+            "the parent's last record is gone: only the end is probed, at the log start"
+        );
+        let probes = vec![Some(holding(130, 180))];
         let mut warnings = Vec::new();
-        let carried = continue_from(&location, &parent, None, &mut tasks, &mut warnings)
+        let carried = continue_from(&location, &parent, None, &probes, &mut tasks, &mut warnings)
             .await
             .unwrap();
         assert_eq!(
@@ -283,5 +467,101 @@ mod tests {
         let kept = carried[0].as_ref().unwrap();
         assert!(kept.segments.is_empty(), "nothing of the parent is live");
         assert_eq!(kept.records, 0);
+    }
+
+    /// Continues partition 0 of a parent holding offsets 0..200 (log start `parent_start`)
+    /// against what the cluster answers now; returns the warnings, the new start offset and
+    /// whether anything was carried.
+    async fn continue_against(
+        parent_start: i64,
+        now: PartitionTask,
+        probe: ProbeResult,
+    ) -> (Vec<String>, i64, bool) {
+        let location = Location::open("memory://", false).unwrap();
+        let first = stored_segment(&location, 0..100).await;
+        let second = stored_segment(&location, 100..200).await;
+        let mut parent = parent(vec![first, second], 200);
+        parent.topics[0].partitions[0].start_offset = parent_start;
+        let mut tasks = vec![now];
+        let mut warnings = Vec::new();
+        let carried = continue_from(
+            &location,
+            &parent,
+            None,
+            &[Some(probe)],
+            &mut tasks,
+            &mut warnings,
+        )
+        .await
+        .unwrap();
+        (warnings, tasks[0].start_offset, carried[0].is_some())
+    }
+
+    #[tokio::test]
+    async fn a_log_that_no_longer_continues_the_parent_is_backed_up_in_full() {
+        let other_record = ProbeResult {
+            high_watermark: 300,
+            record: Some((199, "0".repeat(64))),
+        };
+        let cases = [
+            // Re-created and refilled past the old end: same offsets, other records.
+            (0, task(0, 0, 300), other_record, "is not the one backup"),
+            // Restored with collapsed gaps: the log ends below where the parent ended.
+            (
+                0,
+                task(0, 0, 120),
+                ProbeResult {
+                    high_watermark: 120,
+                    record: None,
+                },
+                "ends at offset 120, below offset 200",
+            ),
+            // Retention had moved the log start to 50; now it starts at 0 again.
+            (
+                50,
+                task(0, 0, 300),
+                holding(199, 300),
+                "went down from 50 to 0",
+            ),
+            // The parent's last record is gone from below the end (or compacted away).
+            (
+                0,
+                task(0, 0, 300),
+                holding(205, 300),
+                "no longer in the log",
+            ),
+        ];
+        for (parent_start, now, probe, expected) in cases {
+            let (warnings, start, carried) = continue_against(parent_start, now, probe).await;
+            assert_eq!(warnings.len(), 1, "{expected}: {warnings:?}");
+            assert!(
+                warnings[0].contains(expected)
+                    && warnings[0].contains("backed up in full from offset 0"),
+                "{warnings:?}"
+            );
+            assert_eq!((start, carried), (0, false), "{expected}");
+        }
+        // The same log, grown: continued, nothing re-read.
+        let (warnings, start, carried) =
+            continue_against(0, task(0, 0, 300), holding(199, 300)).await;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!((start, carried), (200, true));
+        // tansu's ListOffsets under-reports the end; the probe's watermark is the end.
+        let (warnings, _, carried) = continue_against(0, task(0, 0, 150), holding(199, 200)).await;
+        assert!(warnings.is_empty() && carried, "{warnings:?}");
+    }
+
+    #[test]
+    fn another_cluster_id_is_named() {
+        let mut parent = parent(vec![], 0);
+        assert_eq!(cluster_changed(&parent, Some("b")), None, "unknown before");
+        parent.source.cluster_id = Some("a".into());
+        assert_eq!(cluster_changed(&parent, None), None, "unknown now");
+        assert_eq!(cluster_changed(&parent, Some("a")), None);
+        let why = cluster_changed(&parent, Some("b")).unwrap();
+        assert!(
+            why.contains("from a (backup 20261124T010000Z-000001) to b"),
+            "{why}"
+        );
     }
 }

@@ -89,6 +89,7 @@ pub fn archive_segment(data: &[u8]) -> Verdict {
         last_timestamp: None,
         min_timestamp: None,
         max_timestamp: None,
+        last_record_sha256: None,
     };
     let decoded = decode_segment(&stored, &entry, None);
     if let Ok(segment) = &decoded {

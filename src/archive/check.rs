@@ -254,6 +254,7 @@ mod tests {
             last_timestamp: None,
             min_timestamp: None,
             max_timestamp: None,
+            last_record_sha256: None,
         }
     }
 

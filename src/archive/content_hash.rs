@@ -41,6 +41,14 @@ impl ContentHasher {
     }
 }
 
+/// The digest of one record alone: how a segment entry marks its last record, so an
+/// incremental backup can tell whether the cluster still holds that record at that offset.
+pub fn record_digest(record: &RecordRef<'_>) -> String {
+    let mut hasher = ContentHasher::new();
+    hasher.add(record);
+    hasher.finish().1
+}
+
 fn update_nullable(hasher: &mut Sha256, bytes: Option<&[u8]>) {
     match bytes {
         None => hasher.update(u64::MAX.to_le_bytes()),

@@ -132,6 +132,11 @@ pub struct SegmentRef {
     pub last_timestamp: Option<i64>,
     pub min_timestamp: Option<i64>,
     pub max_timestamp: Option<i64>,
+    /// [`record_digest`](super::record_digest) of the record at `last_offset`: lets an
+    /// incremental backup check that the cluster still holds it there. Absent from manifests
+    /// written before the field was added: an incremental backup then reads the segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_record_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ pub use check::{
     check_manifest, KeyMatches, StructureProblem, MAX_MANIFEST_BYTES, MAX_SEGMENT_RAW_BYTES,
 };
 pub use compression::{BadLevel, Compression};
-pub use content_hash::ContentHasher;
+pub use content_hash::{record_digest, ContentHasher};
 pub use datadir_manifest::{
     DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,
     DATADIR_FORMAT_VERSION,

@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 
 use super::record::{check_record, decode_record, encode_record};
 use super::{
-    ArchiveError, Compression, EncryptionKey, HeaderRef, RecordRef, SegmentRef, TimestampType,
+    record_digest, ArchiveError, Compression, EncryptionKey, HeaderRef, RecordRef, SegmentRef,
+    TimestampType,
 };
 
 /// Every segment's raw (decompressed) bytes begin with this; the digit is the frame version.
@@ -38,6 +39,8 @@ pub struct SegmentBuilder {
     records: u64,
     first_offset: i64,
     last_offset: i64,
+    /// Where the last record's frame begins in `raw`.
+    last_record_at: usize,
     timestamps: TimestampRange,
 }
 
@@ -50,6 +53,7 @@ impl SegmentBuilder {
             records: 0,
             first_offset: -1,
             last_offset: -1,
+            last_record_at: 0,
             timestamps: TimestampRange::default(),
         }
     }
@@ -64,6 +68,7 @@ impl SegmentBuilder {
         value: Option<&[u8]>,
         headers: impl ExactSizeIterator<Item = HeaderRef<'h>> + Clone,
     ) {
+        self.last_record_at = self.raw.len();
         encode_record(
             &mut self.raw,
             offset,
@@ -109,6 +114,7 @@ impl SegmentBuilder {
             records: self.records,
             first_offset: self.first_offset,
             last_offset: self.last_offset,
+            last_record_at: self.last_record_at,
             timestamps: self.timestamps,
         })
     }
@@ -121,6 +127,8 @@ pub struct SealedSegment {
     pub records: u64,
     pub first_offset: i64,
     pub last_offset: i64,
+    /// Where the last record's frame begins in `raw`.
+    pub last_record_at: usize,
     pub timestamps: TimestampRange,
 }
 
@@ -152,6 +160,8 @@ impl SealedSegment {
         level: i32,
         encryption: Option<(&EncryptionKey, &str)>,
     ) -> Result<StoredSegment, ArchiveError> {
+        let (last_record, _) = decode_record(&self.raw, self.last_record_at)?;
+        let last_record_sha256 = record_digest(&last_record);
         let mut bytes = compression.compress(level, &self.raw)?;
         let raw_bytes = self.raw.len() as u64;
         // The raw bytes are not needed past this point: free them before the upload.
@@ -165,6 +175,7 @@ impl SealedSegment {
             bytes,
             sha256,
             compression,
+            last_record_sha256,
             sealed: self,
         })
     }
@@ -177,6 +188,7 @@ pub struct StoredSegment {
     pub sha256: String,
     pub raw_bytes: u64,
     pub compression: Compression,
+    last_record_sha256: String,
     sealed: SealedSegment,
 }
 
@@ -197,6 +209,7 @@ impl StoredSegment {
             last_timestamp: t.last,
             min_timestamp: t.min,
             max_timestamp: t.max,
+            last_record_sha256: Some(self.last_record_sha256.clone()),
         }
     }
 
@@ -254,8 +267,10 @@ pub fn decode_segment(
     let mut count = 0u64;
     let mut previous: Option<i64> = None;
     let mut pos = SEGMENT_MAGIC.len();
+    let mut last_record_at = pos;
     while pos < segment.raw.len() {
         let (record, next) = check_record(&segment.raw, pos)?;
+        last_record_at = pos;
         pos = next;
         if let Some(prev) = previous.filter(|prev| record.offset <= *prev) {
             return Err(ArchiveError::CorruptSegment {
@@ -282,10 +297,20 @@ pub fn decode_segment(
         )));
     }
     if previous != Some(entry.last_offset) {
+        let found = previous.map_or("missing (no records)".to_string(), |p| p.to_string());
         return Err(mismatch(format!(
-            "last offset is {previous:?} but the manifest says {}",
+            "last offset is {found} but the manifest says {}",
             entry.last_offset
         )));
+    }
+    if let Some(expected) = &entry.last_record_sha256 {
+        let (last, _) = decode_record(&segment.raw, last_record_at)?;
+        if record_digest(&last) != *expected {
+            return Err(mismatch(format!(
+                "the record at offset {} does not match the manifest's digest of it",
+                entry.last_offset
+            )));
+        }
     }
     Ok(segment)
 }
@@ -383,6 +408,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("holds 3 records"), "{err}");
+    }
+
+    #[test]
+    fn the_last_record_digest_is_recorded_and_checked() {
+        let stored = build(&[0, 1, 2]).compress(Compression::None, 0).unwrap();
+        let mut entry = stored.to_ref("k".into());
+        let last = RecordRef {
+            offset: 2,
+            timestamp: 1_002,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(b"k"),
+            value: None,
+            headers: vec![],
+        };
+        assert_eq!(entry.last_record_sha256, Some(record_digest(&last)));
+        decode_segment(&stored.bytes, &entry, None).unwrap();
+        entry.last_record_sha256 = Some(record_digest(&RecordRef {
+            value: Some(b"other"),
+            ..last
+        }));
+        let err = decode_segment(&stored.bytes, &entry, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not match the manifest's digest"),
+            "{err}"
+        );
     }
 
     fn test_key() -> EncryptionKey {

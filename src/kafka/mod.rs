@@ -1,10 +1,11 @@
 //! Everything that talks to Kafka through rdkafka: client settings, the metadata, config and
-//! group-offset snapshot, the partition reader, topic creation and the restoring producer.
+//! group-offset snapshot, the partition reader and prober, topic creation and the restoring producer.
 
 mod client;
 mod configs;
 mod groups;
 mod headers;
+mod probe;
 mod reader;
 mod snapshot;
 mod writer;
@@ -12,6 +13,7 @@ mod writer;
 pub use client::{parse_properties_file, ClientSettings};
 pub use configs::explicitly_set_configs;
 pub use groups::{commit_group_offsets, read_group_offsets};
+pub use probe::{probe_partitions, ProbeRequest, ProbeResult};
 pub use reader::{
     read_partitions, ConsumedRecord, MessageHeaders, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,

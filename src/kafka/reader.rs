@@ -293,7 +293,11 @@ fn position_of(positions: &TopicPartitionList, topic: &str, partition: i32) -> O
 }
 
 /// The high watermark from the latest Fetch response (cached by librdkafka; no request).
-fn fetched_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+pub(super) fn fetched_high_watermark(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: valid client pointer and NUL-terminated topic; librdkafka only writes the two i64s.

@@ -127,3 +127,61 @@ fn an_incremental_chain_restores_each_point_exactly() {
         );
     }
 }
+
+/// After a DR restore (offsets collapsed) or a topic re-created and refilled, a partition's
+/// offsets no longer continue the parent's log: an incremental backup that carried on from
+/// the parent's end would silently miss every record below it. Both brokers share a cluster
+/// id, as a cluster seeded with a fixed CLUSTER_ID does, so only the log itself can tell.
+#[test]
+fn an_incremental_after_the_log_was_replaced_backs_it_up_in_full() {
+    let before = Broker::start("replaced");
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path());
+    create_topic(&before.bootstrap, "orders", 2, &[]);
+    produce(&before.bootstrap, "orders", &batch(2, 0, 400));
+    create_topic(&before.bootstrap, "events", 1, &[]);
+    produce(&before.bootstrap, "events", &batch(1, 0, 300));
+    let first = backup(&before, to);
+
+    // The same topics, other records: orders refilled past the old end, events shorter.
+    let after = Broker::start("replaced");
+    create_topic(&after.bootstrap, "orders", 2, &[]);
+    produce(&after.bootstrap, "orders", &batch(2, 10_000, 600));
+    create_topic(&after.bootstrap, "events", 1, &[]);
+    produce(&after.bootstrap, "events", &batch(1, 20_000, 100));
+    let second = backup(&after, to);
+    assert_eq!(second["parent"], first["backup_id"]);
+    assert_eq!(second["records_read"], 700, "all read again: {second}");
+    assert_eq!(second["records"], 700, "{second}");
+    let warnings: Vec<&str> = second["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    for partition in ["orders/0", "orders/1", "events/0"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with(partition) && w.contains("backed up in full")),
+            "{partition}: {warnings:?}"
+        );
+    }
+    let target = Broker::start("replaced-target");
+    kafkasnap_ok(&["restore", "-b", &target.bootstrap, "--from", to], &[]);
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "orders", 2)),
+        contents(&read_all(&after.bootstrap, "orders", 2))
+    );
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "events", 1)),
+        contents(&read_all(&after.bootstrap, "events", 1))
+    );
+
+    // The replaced log, grown: continued as usual, with no warning.
+    produce(&after.bootstrap, "orders", &batch(2, 10_600, 50));
+    let third = backup(&after, to);
+    assert_eq!(third["parent"], second["backup_id"]);
+    assert_eq!(third["records_read"], 50, "{third}");
+    assert_eq!(third["warnings"], serde_json::json!([]), "{third}");
+}
