@@ -6,7 +6,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use commands::{exit_code, Outcome, EXIT_FAILURE, EXIT_PROBLEMS_FOUND};
+use commands::{exit_code, Outcome, EXIT_FAILURE, EXIT_PROBLEMS_FOUND, EXIT_SHARD_RUN_WAITING};
 
 fn main() -> ExitCode {
     limit_heap_fragmentation();
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     let code = match &result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ProblemsFound) => ExitCode::from(EXIT_PROBLEMS_FOUND),
+        Ok(Outcome::ShardRunWaiting) => ExitCode::from(EXIT_SHARD_RUN_WAITING),
         Err(err) if is_broken_pipe(err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{BackupId, GroupOffsets, Manifest, Sharding, Totals};
+use crate::store::BackupListing;
 
 /// The part-file format version this code writes and reads.
 pub const PART_FORMAT_VERSION: u64 = 1;
@@ -257,26 +259,76 @@ pub fn merge(parts: &[ShardPart]) -> Result<Manifest, ShardError> {
 /// Where a run stands at a location, from a listing (oldest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunState {
-    /// A backup holding this run's merge is already published.
-    Published(BackupId),
+    /// The run's backup is published (by this shard or another). `holds_own_part` is false
+    /// when it was published from an earlier attempt of this shard (a retry that lost the
+    /// race): this part is then unused, and `prune` removes it.
+    Published { id: BackupId, holds_own_part: bool },
     /// One part per index (the newest, should a retried shard have stored two), by index.
     Complete(Vec<BackupId>),
     /// These indexes have no part yet.
     Waiting { missing: Vec<u32> },
 }
 
-/// Where `spec`'s run stands, given a location's listing.
-pub fn run_state(spec: &ShardSpec, listing: &[crate::store::BackupListing]) -> RunState {
-    let of_run = |b: &&crate::store::BackupListing| {
-        b.shard_part
-            .as_ref()
-            .is_some_and(|p| p.run == spec.run && p.count == spec.count)
-    };
-    if let Some(published) = listing.iter().filter(of_run).find(|b| b.complete) {
-        return RunState::Published(published.id.clone());
+/// The newest published backup of a run, as [`run_state`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishedRun<'a> {
+    pub id: &'a BackupId,
+    /// The part ids its manifest's `sharding.parts` names.
+    pub parts: &'a [BackupId],
+    /// Its manifest's `finished_at`: when the last of its parts finished.
+    pub finished_at: SystemTime,
+}
+
+/// The newest published backup of `spec`'s run at a location (a run name may be reused, e.g.
+/// `--shard-run nightly`: each run that completes publishes one backup).
+pub fn newest_published(spec: &ShardSpec, listing: &[BackupListing]) -> Option<BackupId> {
+    listing
+        .iter()
+        .filter(|b| b.complete && is_of_run(spec, b))
+        .map(|b| b.id.clone())
+        .max()
+}
+
+fn is_of_run(spec: &ShardSpec, backup: &BackupListing) -> bool {
+    backup
+        .shard_part
+        .as_ref()
+        .is_some_and(|p| p.run == spec.run && p.count == spec.count)
+}
+
+/// Whether part `id` began before `run` was complete (its last part finished), so belongs to
+/// that run (a retried shard's part), not to a later run of the same name.
+fn began_within(id: &BackupId, run: &PublishedRun<'_>) -> bool {
+    id.started_at().is_none_or(|began| began < run.finished_at)
+}
+
+/// Where this shard's run stands, given the listing, this shard's just-stored part `own`,
+/// and the run name's [`newest_published`] backup. A run name may be reused: a part begun
+/// after that backup's run was complete belongs to the next run, and only such parts are
+/// merged into it, so neither a finished run's id nor a leftover part of it is ever taken
+/// for the next run's.
+pub fn run_state(
+    spec: &ShardSpec,
+    own: &BackupId,
+    listing: &[BackupListing],
+    published: Option<PublishedRun<'_>>,
+) -> RunState {
+    if let Some(run) = &published {
+        if run.parts.contains(own) || began_within(own, run) {
+            return RunState::Published {
+                id: run.id.clone(),
+                holds_own_part: run.parts.contains(own),
+            };
+        }
     }
     let mut newest: Vec<Option<BackupId>> = vec![None; spec.count as usize];
-    for backup in listing.iter().filter(of_run) {
+    let current = listing.iter().filter(|b| {
+        is_of_run(spec, b)
+            && published
+                .as_ref()
+                .is_none_or(|run| !run.parts.contains(&b.id) && !began_within(&b.id, run))
+    });
+    for backup in current {
         let index = backup.shard_part.as_ref().expect("filtered").index as usize;
         if newest[index].as_ref().is_none_or(|id| *id < backup.id) {
             newest[index] = Some(backup.id.clone());
@@ -298,270 +350,5 @@ pub fn run_state(spec: &ShardSpec, listing: &[crate::store::BackupListing]) -> R
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::archive::{
-        ArchiveKind, CommittedOffset, Compression, PartitionBackup, SourceCluster, TopicBackup,
-        FORMAT_VERSION,
-    };
-
-    #[test]
-    fn specs_parse_and_refuse_nonsense() {
-        assert_eq!(
-            ShardSpec::parse("1/3", "nightly-1").unwrap(),
-            ShardSpec {
-                run: "nightly-1".into(),
-                index: 1,
-                count: 3
-            }
-        );
-        for bad in ["3/3", "0/0", "1", "a/2", "-1/2", "1/2/3"] {
-            assert_eq!(
-                ShardSpec::parse(bad, "r"),
-                Err(ShardError::BadSpec(bad.into())),
-                "{bad}"
-            );
-        }
-        for run in ["", "has space", "../x", &"x".repeat(64)] {
-            assert!(
-                matches!(ShardSpec::parse("0/2", run), Err(ShardError::BadRun(_))),
-                "{run}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_partition_has_exactly_one_owner_and_topics_spread() {
-        for count in 1..=5u32 {
-            let shards: Vec<ShardSpec> = (0..count)
-                .map(|i| ShardSpec::new(i, count, "r").unwrap())
-                .collect();
-            for topic in ["orders", "payments", "a", ""] {
-                let mut per_shard = vec![0; count as usize];
-                for partition in 0..12 {
-                    let owners: Vec<u32> = shards
-                        .iter()
-                        .filter(|s| s.owns(topic, partition))
-                        .map(|s| s.index)
-                        .collect();
-                    assert_eq!(owners.len(), 1, "{topic}/{partition} of {count}");
-                    per_shard[owners[0] as usize] += 1;
-                }
-                let (min, max) = (per_shard.iter().min(), per_shard.iter().max());
-                assert!(
-                    max.unwrap() - min.unwrap() <= 1,
-                    "{topic} over {count}: {per_shard:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn ownership_is_a_fixed_function() {
-        // Pinned (FNV-1a of the name, then round-robin): changing the function would split a
-        // run whose shards run different builds.
-        assert_eq!(shard_of("orders", 0, 7), 4);
-        assert_eq!(shard_of("orders", 3, 7), 0);
-        assert_eq!(shard_of("payments", 0, 4), 2);
-        assert_eq!(shard_of("payments", 1, 4), 3);
-        assert_eq!(shard_of("payments", 2, 4), 0);
-    }
-
-    fn partition(number: i32, records: u64) -> PartitionBackup {
-        PartitionBackup {
-            partition: number,
-            start_offset: 0,
-            end_offset: records as i64,
-            high_watermark: records as i64,
-            records,
-            raw_bytes: records * 10,
-            stored_bytes: records,
-            first_timestamp: None,
-            last_timestamp: None,
-            segments: vec![],
-        }
-    }
-
-    fn part(index: u32, count: u32, id: &str, partitions: &[i32]) -> ShardPart {
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            kind: ArchiveKind::Logical,
-            backup_id: BackupId::parse(id).unwrap(),
-            parent: None,
-            started_at: format!("2026-11-25T10:00:0{index}Z"),
-            finished_at: format!("2026-11-25T10:01:0{index}Z"),
-            tool_version: "0.1.0".into(),
-            source: SourceCluster {
-                bootstrap_servers: "127.0.0.1:9092".into(),
-                cluster_id: Some("c1".into()),
-                brokers: vec![],
-            },
-            compression: Compression::Zstd,
-            compression_level: 3,
-            segment_bytes: 1 << 24,
-            encryption: None,
-            topics: vec![TopicBackup {
-                name: "orders".into(),
-                internal: false,
-                partition_count: 3,
-                replication_factor: 1,
-                configs: vec![],
-                partitions: partitions.iter().map(|&p| partition(p, 5)).collect(),
-            }],
-            groups: vec![GroupOffsets {
-                group: "billing".into(),
-                offsets: partitions
-                    .iter()
-                    .map(|&p| CommittedOffset {
-                        topic: "orders".into(),
-                        partition: p,
-                        offset: 2,
-                        metadata: None,
-                    })
-                    .collect(),
-            }],
-            totals: Totals::default(),
-            warnings: vec![format!("note from {index}")],
-            sharding: None,
-        };
-        ShardPart {
-            format_version: PART_FORMAT_VERSION,
-            run: "nightly".into(),
-            index,
-            count,
-            manifest,
-        }
-    }
-
-    #[test]
-    fn parts_merge_into_one_manifest_under_the_smallest_id() {
-        let parts = [
-            part(0, 2, "20261125T100002Z-bbbbbb", &[1]),
-            part(1, 2, "20261125T100001Z-aaaaaa", &[0, 2]),
-        ];
-        let merged = merge(&parts).unwrap();
-        assert_eq!(merged.backup_id.as_str(), "20261125T100001Z-aaaaaa");
-        assert_eq!(merged.started_at, "2026-11-25T10:00:00Z");
-        assert_eq!(merged.finished_at, "2026-11-25T10:01:01Z");
-        let numbers: Vec<i32> = merged.topics[0]
-            .partitions
-            .iter()
-            .map(|p| p.partition)
-            .collect();
-        assert_eq!(numbers, vec![0, 1, 2]);
-        assert_eq!(merged.totals.records, 15);
-        assert_eq!(merged.totals.partitions, 3);
-        let offsets: Vec<i32> = merged.groups[0]
-            .offsets
-            .iter()
-            .map(|o| o.partition)
-            .collect();
-        assert_eq!(offsets, vec![0, 1, 2]);
-        assert_eq!(
-            merged.warnings,
-            vec!["shard 0/2: note from 0", "shard 1/2: note from 1"]
-        );
-        let sharding = merged.sharding.as_ref().unwrap();
-        assert_eq!(sharding.parts[0].as_str(), "20261125T100002Z-bbbbbb");
-        // Merging again (another shard finishing at the same time) gives the same bytes.
-        assert_eq!(merge(&parts).unwrap().to_json(), merged.to_json());
-    }
-
-    #[test]
-    fn parts_that_do_not_fit_are_refused() {
-        let missing = [
-            part(0, 2, "20261125T100002Z-bbbbbb", &[1]),
-            part(1, 2, "20261125T100001Z-aaaaaa", &[0]),
-        ];
-        let err = merge(&missing).unwrap_err().to_string();
-        assert!(err.contains("partitions [0, 1]"), "{err}");
-
-        let mut other_cluster = part(1, 2, "20261125T100001Z-aaaaaa", &[0, 2]);
-        other_cluster.manifest.source.cluster_id = Some("c2".into());
-        let err = merge(&[part(0, 2, "20261125T100002Z-bbbbbb", &[1]), other_cluster])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cluster"), "{err}");
-
-        let key = crate::archive::EncryptionKey::parse(&[0x99; 32]).unwrap();
-        let mut encrypted = part(1, 2, "20261125T100001Z-aaaaaa", &[0, 2]);
-        encrypted.manifest.encryption = Some(key.describe());
-        let err = merge(&[
-            part(0, 2, "20261125T100002Z-bbbbbb", &[1]),
-            encrypted.clone(),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("shard 0 did not encrypt its segments")
-                && err.contains(&format!(
-                    "shard 1 encrypted its segments (aes-256-gcm, key id {})",
-                    key.id()
-                )),
-            "{err}"
-        );
-        let mut also_encrypted = part(0, 2, "20261125T100002Z-bbbbbb", &[1]);
-        also_encrypted.manifest.encryption = Some(key.describe());
-        let merged = merge(&[also_encrypted, encrypted]).unwrap();
-        assert_eq!(merged.encryption, Some(key.describe()));
-
-        let mut grown = part(1, 2, "20261125T100001Z-aaaaaa", &[0, 2]);
-        grown.manifest.topics[0].partition_count = 4;
-        let err = merge(&[part(0, 2, "20261125T100002Z-bbbbbb", &[1]), grown])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("had 3 partitions for shard 0 and 4"), "{err}");
-    }
-
-    #[test]
-    fn a_run_is_complete_published_or_waiting() {
-        use crate::store::BackupListing;
-        let spec = ShardSpec::new(1, 2, "nightly").unwrap();
-        let entry = |id: &str, complete: bool, part: Option<(&str, u32, u32)>| BackupListing {
-            id: BackupId::parse(id).unwrap(),
-            complete,
-            shard_part: part.map(|(run, i, n)| ShardSpec::new(i, n, run).unwrap()),
-        };
-        let mut listing = vec![
-            entry("20261124T100000Z-000001", true, None),
-            entry("20261125T100000Z-000002", false, Some(("nightly", 1, 2))),
-            entry("20261125T100001Z-000003", false, Some(("other", 0, 2))),
-            entry("20261125T100002Z-000004", false, Some(("nightly", 0, 3))),
-        ];
-        assert_eq!(
-            run_state(&spec, &listing),
-            RunState::Waiting { missing: vec![0] }
-        );
-        listing.push(entry(
-            "20261125T100003Z-000005",
-            false,
-            Some(("nightly", 0, 2)),
-        ));
-        // A retried shard 1 stored a second part: the newest is used.
-        listing.push(entry(
-            "20261125T100004Z-000006",
-            false,
-            Some(("nightly", 1, 2)),
-        ));
-        let parts = match run_state(&spec, &listing) {
-            RunState::Complete(parts) => parts,
-            other => panic!("{other:?}"),
-        };
-        let names: Vec<&str> = parts.iter().map(BackupId::as_str).collect();
-        assert_eq!(
-            names,
-            ["20261125T100003Z-000005", "20261125T100004Z-000006"]
-        );
-        listing[4].complete = true;
-        assert_eq!(
-            run_state(&spec, &listing),
-            RunState::Published(BackupId::parse("20261125T100003Z-000005").unwrap())
-        );
-    }
-
-    #[test]
-    fn parts_round_trip_through_json() {
-        let part = part(0, 2, "20261125T100002Z-bbbbbb", &[1]);
-        assert_eq!(ShardPart::from_json(&part.to_json()).unwrap(), part);
-    }
-}
+#[path = "shard_tests.rs"]
+mod tests;

@@ -176,9 +176,14 @@ pub struct BackupArgs {
         requires = "shard_run"
     )]
     pub shards: Option<u32>,
-    /// The name every shard of one run shares (an Indexed Job's name).
+    /// The name every shard of one run shares (an Indexed Job's name). A name may be reused
+    /// once its run is published: a shard begun after that starts the next run.
     #[arg(long, value_name = "NAME", env = "KAFKASNAP_SHARD_RUN")]
     pub shard_run: Option<String>,
+    /// Once this shard's part is stored, wait up to this long (e.g. 30m) for the other shards,
+    /// so the shard exits 0 only when the run is published; exit 4 when it still is not.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration, env = "KAFKASNAP_WAIT_FOR_RUN")]
+    pub wait_for_run: std::time::Duration,
     #[command(flatten)]
     pub key: KeyArgs,
 }

@@ -57,6 +57,7 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
         stall_timeout: args.stall_timeout,
         incremental: args.incremental,
         shard: shard_spec(&args)?,
+        wait_for_run: args.wait_for_run,
         encryption_key: load_key_file(&args.key)?,
         cancel: cancel_on_signal(),
     };
@@ -89,7 +90,7 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     match (global.output, &summary.shard) {
         (OutputFormat::Json, _) => print_json(&summary)?,
         (OutputFormat::Text, Some(shard)) if !shard.published => println!(
-            "shard {}/{} of run {} stored as {} at {}: {} partitions, {} records, {} stored; backup not published yet: waiting for shards {:?}",
+            "shard {}/{} of run {} stored as {} at {}: {} partitions, {} records, {} stored; backup not published yet: waiting for shards {}",
             shard.index,
             shard.count,
             shard.run,
@@ -98,7 +99,12 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
             summary.partitions,
             summary.records,
             human_bytes(summary.stored_bytes),
-            shard.waiting_for,
+            shard
+                .waiting_for
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         (OutputFormat::Text, Some(shard)) => println!(
             "shard {}/{} of run {} stored as {} ({} partitions, {} records); backup {} published at {}",
@@ -125,5 +131,8 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
             human_bytes((summary.raw_bytes as f64 / summary.duration_seconds.max(0.001)) as u64),
         ),
     }
-    Ok(Outcome::Success)
+    Ok(match &summary.shard {
+        Some(shard) if !shard.published => Outcome::ShardRunWaiting,
+        _ => Outcome::Success,
+    })
 }

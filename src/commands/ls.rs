@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use kafkasnap::archive::BackupId;
 use kafkasnap::catalog::read_manifest;
 use kafkasnap::progress::human_bytes;
-use kafkasnap::shard::{run_state, RunState};
+use kafkasnap::shard::{newest_published, run_state, PublishedRun, RunState, ShardSpec};
+use kafkasnap::store::BackupListing;
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{LsArgs, OutputFormat};
@@ -44,6 +46,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     let mut entries = Vec::new();
     // Which backup reads each shard part (from the published manifests).
     let mut part_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut finished: BTreeMap<String, String> = BTreeMap::new();
     for listing in listings.iter().rev() {
         let mut entry = Entry {
             backup_id: listing.id.to_string(),
@@ -59,6 +62,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
         if listing.complete {
             match read_manifest(&location, &listing.id, None).await {
                 Ok(manifest) => {
+                    finished.insert(listing.id.to_string(), manifest.finished_at.clone());
                     entry.started_at = Some(manifest.started_at);
                     entry.topics = Some(manifest.totals.topics);
                     entry.records = Some(manifest.totals.records);
@@ -82,10 +86,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             index: spec.index,
             count: spec.count,
             part_of: part_of.get(&entry.backup_id).cloned(),
-            run_published_as: match run_state(spec, &listings) {
-                RunState::Published(id) => Some(id.to_string()),
-                _ => None,
-            },
+            run_published_as: superseded_by(spec, &entry.backup_id, &listings, &part_of, &finished),
         });
     }
     match global.output {
@@ -106,7 +107,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                                 e.backup_id
                             ),
                             (None, Some(backup)) => println!(
-                                "{}  INCOMPLETE  unused part (shard {index}/{count} of run {run}, stored after the run was published as {backup}; prune removes it)",
+                                "{}  INCOMPLETE  unused part (shard {index}/{count} of run {run}, a retried shard's part the run, published as {backup}, did not use; prune removes it)",
                                 e.backup_id
                             ),
                             (None, None) => println!(
@@ -132,4 +133,33 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// For a part no published backup holds: the run's newest published backup, when the part is
+/// a leftover of that run (a retried shard's older or late part) rather than a part of a
+/// later run of the same name still in progress.
+fn superseded_by(
+    spec: &ShardSpec,
+    part: &str,
+    listings: &[BackupListing],
+    part_of: &BTreeMap<String, String>,
+    finished: &BTreeMap<String, String>,
+) -> Option<String> {
+    let part = BackupId::parse(part)?;
+    let newest = newest_published(spec, listings)?;
+    let parts: Vec<BackupId> = part_of
+        .iter()
+        .filter(|(_, backup)| **backup == newest.as_str())
+        .filter_map(|(part, _)| BackupId::parse(part))
+        .collect();
+    let finished_at = humantime::parse_rfc3339(finished.get(newest.as_str())?).ok()?;
+    let run = PublishedRun {
+        id: &newest,
+        parts: &parts,
+        finished_at,
+    };
+    match run_state(spec, &part, listings, Some(run)) {
+        RunState::Published { id, .. } => Some(id.to_string()),
+        _ => None,
+    }
 }

@@ -29,6 +29,8 @@ pub const EXIT_FAILURE: u8 = 1;
 /// An invalid request, as clap exits for a bad command line.
 pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_PROBLEMS_FOUND: u8 = 3;
+/// `backup --shard` stored its part, and the run is not published yet.
+pub const EXIT_SHARD_RUN_WAITING: u8 = 4;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// The exit code of a command that failed with `err`.
@@ -47,6 +49,8 @@ pub enum Outcome {
     Success,
     /// verify found damage or differences, or datadir inspect found corruption (exit code 3).
     ProblemsFound,
+    /// A shard stored its part and the run still waits for other shards (exit code 4).
+    ShardRunWaiting,
 }
 
 /// Options every command sees.

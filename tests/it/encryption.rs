@@ -474,7 +474,11 @@ fn a_chain_and_a_shard_run_keep_one_key() {
             path_str(key),
         ])
     };
-    assert!(shard("0/2", &key_file).status.success());
+    assert_eq!(
+        shard("0/2", &key_file).status.code(),
+        Some(4),
+        "part stored, run waiting"
+    );
     let second = shard("1/2", &other_file);
     assert_eq!(second.status.code(), Some(1));
     assert!(

@@ -3,12 +3,23 @@
 //! after publication changes nothing; prune keeps the parts a kept backup reads from.
 
 use crate::harness::{
-    backup_to, commit_offsets, committed_offsets, contents, create_topic, fidelity_record,
-    kafkasnap, kafkasnap_ok, produce, read_all, stderr_of, Broker, TestRecord,
+    commit_offsets, committed_offsets, contents, create_topic, fidelity_record, kafkasnap,
+    kafkasnap_ok, produce, read_all, stderr_of, Broker, TestRecord,
 };
 
-fn shard(source: &Broker, to: &str, spec: &str) -> serde_json::Value {
-    let extra = [
+/// Runs shard `spec` of run nightly-1 (with `extra` flags); returns its exit code and summary.
+fn shard_with(
+    source: &Broker,
+    to: &str,
+    spec: &str,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec![
+        "backup",
+        "-b",
+        &source.bootstrap,
+        "--to",
+        to,
         "--shard",
         spec,
         "--shard-run",
@@ -16,8 +27,24 @@ fn shard(source: &Broker, to: &str, spec: &str) -> serde_json::Value {
         "--output",
         "json",
     ];
-    let out = backup_to(&source.bootstrap, std::path::Path::new(to), &extra);
-    serde_json::from_str(out.trim()).unwrap()
+    args.extend_from_slice(extra);
+    let out = kafkasnap(&args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|err| panic!("{err}: {stdout} {}", stderr_of(&out)));
+    (out.status.code(), summary)
+}
+
+/// A shard that stores its part and leaves the run waiting exits 4; the last one publishes (0).
+fn shard(source: &Broker, to: &str, spec: &str) -> serde_json::Value {
+    let (code, summary) = shard_with(source, to, spec, &[]);
+    let expected = if summary["shard"]["published"] == true {
+        0
+    } else {
+        4
+    };
+    assert_eq!(code, Some(expected), "{summary}");
+    summary
 }
 
 #[test]
@@ -66,9 +93,15 @@ fn two_shards_make_one_backup_that_restores_exactly() {
         "both shards have a share: {first} {second}"
     );
 
-    // A shard rerun after publication stores an unused part; the published backup stays.
+    // The run name reused (a rerun after publication) starts the next run of that name: the
+    // part waits for that run's shard 0, and is not reported as the published backup.
+    // (Backup ids have second resolution: a part whose id is not after the run's finish
+    // counts as a late retry of that run.)
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
     let rerun = shard(&source, to, "1/2");
-    assert_eq!(rerun["backup_id"], backup_id.as_str(), "{rerun}");
+    assert_eq!(rerun["shard"]["published"], false, "{rerun}");
+    assert_eq!(rerun["backup_id"], rerun["shard"]["part_id"], "{rerun}");
+    assert_ne!(rerun["backup_id"], backup_id.as_str(), "{rerun}");
     let listing = kafkasnap_ok(&["ls", to], &[]);
     assert_eq!(listing.matches("  complete  ").count(), 1, "{listing}");
 
@@ -104,19 +137,80 @@ fn two_shards_make_one_backup_that_restores_exactly() {
         )),
         "{listing}"
     );
+    let rerun_part = rerun["shard"]["part_id"].as_str().unwrap();
     assert!(
-        listing.contains("unused part (shard 1/2 of run nightly-1"),
+        listing.contains(&format!(
+            "{rerun_part}  INCOMPLETE  (shard 1/2 of run nightly-1: the other shards have not all stored their parts)"
+        )),
         "{listing}"
     );
 
-    // Keeping one backup keeps both parts it reads from; the unused part goes.
+    // That run's shard 0 publishes it as a second backup of the same records.
+    let next = shard(&source, to, "0/2");
+    assert_eq!(next["shard"]["published"], true, "{next}");
+    let next_id = next["backup_id"].as_str().unwrap().to_string();
+    assert!(
+        next_id != backup_id && next_id.as_str() == rerun_part,
+        "{next}"
+    );
+    let shown = kafkasnap_ok(&["show", to, "--backup", &next_id, "--output", "json"], &[]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["totals"]["records"],
+        (orders.len() + payments.len()) as u64,
+        "{shown}"
+    );
+    let listing = kafkasnap_ok(&["ls", to], &[]);
+    assert_eq!(listing.matches("  complete  ").count(), 2, "{listing}");
+
+    // Keeping one backup keeps both parts it reads from; the older run goes.
     kafkasnap_ok(&["prune", to, "--keep-last", "1", "--grace", "0s"], &[]);
-    kafkasnap_ok(&["verify", to, "--backup", &backup_id], &[]);
+    kafkasnap_ok(&["verify", to, "--backup", &next_id], &[]);
     let listing = kafkasnap_ok(&["ls", to], &[]);
     assert_eq!(
         listing.lines().count(),
         2,
         "the backup and its other part: {listing}"
     );
-    assert!(!listing.contains("unused"), "{listing}");
+    assert!(!listing.contains(&backup_id), "{listing}");
+}
+
+/// With --wait-for-run, a shard that finds the run waiting waits for the other shards; alone,
+/// it gives up after that long with exit 4 and its part still stored for the run.
+#[test]
+fn a_waiting_shard_waits_for_the_run_or_exits_4() {
+    let source = Broker::start("shards-wait");
+    create_topic(&source.bootstrap, "orders", 4, &[]);
+    let orders: Vec<TestRecord> = (0..400).map(|i| fidelity_record(i as i32 % 4, i)).collect();
+    produce(&source.bootstrap, "orders", &orders);
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_str().unwrap();
+
+    let started = std::time::Instant::now();
+    let (code, alone) = shard_with(&source, to, "1/2", &["--wait-for-run", "3s"]);
+    assert_eq!(code, Some(4), "{alone}");
+    assert_eq!(
+        alone["shard"]["waiting_for"],
+        serde_json::json!([0]),
+        "{alone}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "it waited"
+    );
+
+    // Both shards at once: each waits until the run is published, and both report it.
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| shard_with(&source, to, "0/2", &["--wait-for-run", "2m"]));
+        let b = scope.spawn(|| shard_with(&source, to, "1/2", &["--wait-for-run", "2m"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for (code, summary) in [&a, &b] {
+        assert_eq!(*code, Some(0), "{summary}");
+        assert_eq!(summary["shard"]["published"], true, "{summary}");
+    }
+    assert_eq!(a.1["backup_id"], b.1["backup_id"]);
+    let shown = kafkasnap_ok(&["show", to, "--output", "json"], &[]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["totals"]["records"], 400, "{shown}");
 }

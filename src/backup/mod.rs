@@ -29,11 +29,16 @@ use crate::kafka::{
 };
 use crate::progress::Progress;
 use crate::selection::TopicSelection;
-use crate::shard::{
-    merge, run_state, RunState, ShardError, ShardPart, ShardSpec, PART_FORMAT_VERSION,
-};
+use crate::shard::ShardSpec;
 use crate::store::{segment_key, Location, LocationLock, LockKind};
 use crate::Error;
+
+mod publish;
+mod shard_run;
+
+use publish::check_before_publishing;
+pub use shard_run::ShardSummary;
+use shard_run::{store_part_and_merge, ShardWait};
 
 /// What to back up and how.
 #[derive(Debug, Clone)]
@@ -51,6 +56,9 @@ pub struct BackupOptions {
     pub incremental: bool,
     /// Back up only this shard's partitions, as one part of a sharded run.
     pub shard: Option<ShardSpec>,
+    /// With `shard`: how long to wait, once the part is stored, for the run to be published
+    /// (by whichever shard finishes last; this one merges if it finds every part stored).
+    pub wait_for_run: Duration,
     /// Encrypt every segment object with this key (after compression).
     pub encryption_key: Option<EncryptionKey>,
     /// Set to stop (Ctrl-C): the backup then fails and publishes nothing.
@@ -78,21 +86,6 @@ pub struct BackupSummary {
     pub groups: usize,
     pub duration_seconds: f64,
     pub warnings: Vec<String>,
-}
-
-/// One shard's view of its run once its part is stored. The summary's `backup_id` is the
-/// run's published backup when there is one yet, else the id this shard's part is stored under.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ShardSummary {
-    pub run: String,
-    pub index: u32,
-    pub count: u32,
-    /// The id this shard's segments and part are stored under.
-    pub part_id: String,
-    /// Whether the run is published (by this shard or an earlier one).
-    pub published: bool,
-    /// Shards whose parts are not stored yet (nothing is published until they are).
-    pub waiting_for: Vec<u32>,
 }
 
 /// Runs one backup into `location`. On any error nothing is published: the data objects
@@ -329,7 +322,11 @@ async fn backup_under_lock(
         }
         Some(spec) => {
             let key = options.encryption_key.as_ref();
-            store_part_and_merge(location, spec, manifest.clone(), key).await?
+            let waiting = ShardWait {
+                up_to: options.wait_for_run,
+                cancel: &options.cancel,
+            };
+            store_part_and_merge(location, spec, manifest.clone(), key, waiting).await?
         }
     };
     Ok(BackupSummary {
@@ -348,92 +345,6 @@ async fn backup_under_lock(
         duration_seconds: 0.0,
         warnings,
     })
-}
-
-/// Refuses to publish `manifest` unless every object it names (its own segments and those
-/// carried from its parents) is at the location with the size it records: a prune, a
-/// lifecycle rule or a person may have removed some while the backup ran.
-pub(crate) async fn check_before_publishing(
-    location: &Location,
-    manifest: &Manifest,
-) -> Result<(), Error> {
-    let wanted: Vec<(String, u64)> = manifest
-        .segments()
-        .map(|(_, _, segment)| (segment.key.clone(), segment.stored_bytes))
-        .collect();
-    Ok(location
-        .check_publishable(&manifest.backup_id, &wanted)
-        .await?)
-}
-
-/// Stores this shard's part, then publishes the run if every part is there. Returns the
-/// id to report (the run's backup if published, else this part's) and the shard's summary.
-async fn store_part_and_merge(
-    location: &Location,
-    spec: &ShardSpec,
-    manifest: Manifest,
-    encryption_key: Option<&EncryptionKey>,
-) -> Result<(BackupId, Option<ShardSummary>), Error> {
-    let part_id = manifest.backup_id.clone();
-    let part = ShardPart {
-        format_version: PART_FORMAT_VERSION,
-        run: spec.run.clone(),
-        index: spec.index,
-        count: spec.count,
-        manifest,
-    };
-    location
-        .put_shard_part(&part_id, spec, part.to_json())
-        .await?;
-    tracing::info!(part_id = %part_id, "{spec}: part stored");
-    let listing = location.list_backups().await?;
-    let (reported, published, waiting_for) = match run_state(spec, &listing) {
-        RunState::Published(id) => {
-            tracing::warn!("{spec} was already published as backup {id}: this part is not part of it and `prune` removes it after the grace period");
-            (id, true, Vec::new())
-        }
-        RunState::Waiting { missing } => {
-            tracing::info!("{spec}: waiting for shards {missing:?}; the backup is published by the last shard to finish");
-            (part_id.clone(), false, missing)
-        }
-        RunState::Complete(ids) => {
-            let mut parts = Vec::with_capacity(ids.len());
-            for (index, id) in ids.iter().enumerate() {
-                let their_spec = ShardSpec::new(index as u32, spec.count, &spec.run)
-                    .expect("a listed part's spec is valid");
-                let bytes = location.read_shard_part(id, &their_spec).await?;
-                let part = ShardPart::from_json(&bytes).map_err(|source| Error::Archive {
-                    key: format!("the part of shard {index}/{} stored as {id}", spec.count),
-                    source,
-                })?;
-                if part.manifest.backup_id != *id || part.index as usize != index {
-                    return Err(ShardError::Mismatch {
-                        run: spec.run.clone(),
-                        problem: format!(
-                            "the part stored as {id} describes itself as {} shard {}",
-                            part.manifest.backup_id, part.index
-                        ),
-                    }
-                    .into());
-                }
-                parts.push(part);
-            }
-            let merged = merge(&parts)?;
-            check_before_publishing(location, &merged).await?;
-            publish_manifest(location, &merged, encryption_key).await?;
-            tracing::info!(backup_id = %merged.backup_id, records = merged.totals.records, "{spec}: all {} parts stored; backup published", spec.count);
-            (merged.backup_id, true, Vec::new())
-        }
-    };
-    let summary = ShardSummary {
-        run: spec.run.clone(),
-        index: spec.index,
-        count: spec.count,
-        part_id: part_id.to_string(),
-        published,
-        waiting_for,
-    };
-    Ok((reported, Some(summary)))
 }
 
 fn sort_groups(mut groups: Vec<GroupOffsets>) -> Vec<GroupOffsets> {
