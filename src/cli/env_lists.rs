@@ -10,6 +10,7 @@ impl Cli {
     /// The command line, with the list flags that were not given filled from their
     /// environment variables. A bad value there exits as clap does (code 2).
     pub fn parse_with_env() -> Cli {
+        unset_empty_kafkasnap_vars();
         let mut cli = Cli::parse();
         if let Err(message) = cli.lists_from_env(|name| std::env::var(name).ok()) {
             Cli::command()
@@ -59,6 +60,21 @@ fn fill_from_env<T>(
         list.push(parse(item).map_err(|err| format!("invalid value {item:?} in {name}: {err}"))?);
     }
     Ok(())
+}
+
+/// An empty `KAFKASNAP_*` variable counts as unset (a ConfigMap's `KAFKASNAP_KEY_FILE: ""`
+/// means no key), instead of clap's "a value is required". Called first thing in `main`,
+/// before any thread exists, as `remove_var` requires.
+fn unset_empty_kafkasnap_vars() {
+    let empty: Vec<std::ffi::OsString> = std::env::vars_os()
+        .filter(|(name, value)| {
+            name.to_str().is_some_and(|n| n.starts_with("KAFKASNAP_")) && value.is_empty()
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        std::env::remove_var(name);
+    }
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ pub struct ClientArgs {
     #[arg(long = "config", value_name = "FILE", env = "KAFKASNAP_CONFIG")]
     pub config_file: Option<PathBuf>,
     /// How long to wait for the cluster to answer a request, e.g. 30s.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "KAFKASNAP_TIMEOUT")]
+    #[arg(long, default_value = "30s", value_parser = parse_timeout, env = "KAFKASNAP_TIMEOUT")]
     pub timeout: std::time::Duration,
 }
 
@@ -156,7 +156,7 @@ pub struct BackupArgs {
     #[arg(long, env = "KAFKASNAP_INCREMENTAL")]
     pub incremental: bool,
     /// Fail if a partition delivers nothing for this long, e.g. 2m.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "KAFKASNAP_STALL_TIMEOUT")]
+    #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
     pub stall_timeout: std::time::Duration,
     /// Back up only shard INDEX of COUNT (e.g. 0/2): a fixed share of the partitions. The
     /// backup is published, as one backup, by the last shard of the run to finish.
@@ -249,7 +249,7 @@ pub struct RestoreArgs {
     pub resume: bool,
     /// Fail if records wait and the target acknowledges none of them for this long, e.g. 2m
     /// (a frozen or unreachable broker); what was written is reported, --resume continues.
-    #[arg(long, default_value = "2m", value_parser = parse_stall_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
+    #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
     pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub key: KeyArgs,
@@ -276,6 +276,9 @@ pub struct VerifyArgs {
     /// File of librdkafka properties for --against.
     #[arg(long = "config", value_name = "FILE", env = "KAFKASNAP_CONFIG")]
     pub config_file: Option<PathBuf>,
+    /// With --against: how long to wait for the cluster to answer a request, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout, env = "KAFKASNAP_TIMEOUT")]
+    pub timeout: std::time::Duration,
     /// Without it, an encrypted backup's objects are checked by size and SHA-256 only.
     #[command(flatten)]
     pub key: KeyArgs,
@@ -392,7 +395,7 @@ pub struct DatadirBackupArgs {
     #[arg(long, value_enum, default_value = "live", env = "KAFKASNAP_MODE")]
     pub mode: DatadirBackupMode,
     /// Fail when no byte comes through the exec stream for this long.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "KAFKASNAP_STALL_TIMEOUT")]
+    #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
     pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub helper: HelperPodArgs,
@@ -471,7 +474,7 @@ pub struct DatadirRestoreArgs {
     #[arg(long, env = "KAFKASNAP_FORCE")]
     pub force: bool,
     /// Fail when the exec stream takes no byte for this long.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "KAFKASNAP_STALL_TIMEOUT")]
+    #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
     pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub helper: HelperPodArgs,
@@ -510,11 +513,12 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A duration that must be more than zero (`0s` would fail at the first wait).
-fn parse_stall_timeout(text: &str) -> Result<std::time::Duration, String> {
+/// A timeout that must be more than zero (`0s` would fail at the first wait).
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(text) {
         Ok(duration) if duration.is_zero() => Err(
-            "must be more than 0s: it is how long to wait for progress before failing".to_string(),
+            "must be more than 0s: it is how long to wait before failing (e.g. 30s, 2m)"
+                .to_string(),
         ),
         Ok(duration) => Ok(duration),
         Err(err) => Err(err.to_string()),
@@ -583,14 +587,9 @@ mod tests {
 
     #[test]
     fn stall_timeouts_must_be_positive() {
-        assert_eq!(
-            parse_stall_timeout("3s"),
-            Ok(std::time::Duration::from_secs(3))
-        );
-        assert!(parse_stall_timeout("0s")
-            .unwrap_err()
-            .contains("more than 0s"));
-        assert!(parse_stall_timeout("soon").is_err());
+        assert_eq!(parse_timeout("3s"), Ok(std::time::Duration::from_secs(3)));
+        assert!(parse_timeout("0s").unwrap_err().contains("more than 0s"));
+        assert!(parse_timeout("soon").is_err());
     }
 
     #[test]

@@ -33,10 +33,19 @@ pub const EXIT_PROBLEMS_FOUND: u8 = 3;
 pub const EXIT_SHARD_RUN_WAITING: u8 = 4;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// A request refused before anything was read or written, for a reason clap cannot check
+/// (exit code 2, as clap exits for a bad command line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(pub String);
+
 /// The exit code of a command that failed with `err`.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if is_interrupted(err) {
         return EXIT_INTERRUPTED;
+    }
+    if err.downcast_ref::<InvalidRequest>().is_some() {
+        return EXIT_INVALID;
     }
     match err.downcast_ref::<kafkasnap::Error>() {
         Some(err) if err.is_invalid_request() => EXIT_INVALID,

@@ -7,7 +7,7 @@ use kafkasnap::progress::human_bytes;
 use kafkasnap::retention::{self, PlannedBackup, Policy, PrunePlan};
 use kafkasnap::store::{list_locks, Location, LocationLock, LockListing};
 
-use super::{print_json, Global, Outcome};
+use super::{print_json, Global, InvalidRequest, Outcome};
 use crate::cli::{OutputFormat, PruneArgs};
 
 #[derive(serde::Serialize)]
@@ -66,7 +66,9 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
         keep_weekly: args.keep_weekly.unwrap_or(0),
         grace: args.grace,
     };
-    policy.validate()?;
+    policy
+        .validate()
+        .map_err(|err| InvalidRequest(err.to_string()))?;
     let location = global.open_location(&args.location, false)?;
     // A dry run deletes nothing, so it only looks at the locks; a prune holds the
     // location's exclusive lock while it plans and deletes.

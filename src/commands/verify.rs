@@ -59,7 +59,7 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                 bootstrap,
                 args.config_file.as_deref(),
                 &args.properties,
-                std::time::Duration::from_secs(30),
+                args.timeout,
             )?;
             Some(
                 compare_with_cluster(

@@ -532,6 +532,39 @@ fn bad_inputs_are_named_never_panics() {
             "is a data-dir backup, not a logical one",
             1,
         ),
+        row(
+            "backup --stall-timeout 0s",
+            &["backup", "-b", b, "--to", base_loc, "--stall-timeout", "0s"],
+            "must be more than 0s",
+            2,
+        ),
+        row(
+            "verify --against --timeout 0s",
+            &["verify", base_loc, "--against", b, "--timeout", "0s"],
+            "must be more than 0s",
+            2,
+        ),
+        row(
+            "prune without a rule",
+            &["prune", base_loc],
+            "no retention rule",
+            2,
+        ),
+        row(
+            "prune --keep-last 0",
+            &["prune", base_loc, "--keep-last", "0"],
+            "no retention rule",
+            2,
+        ),
+        Row {
+            env: vec![("KAFKASNAP_KEY_FILE", String::new())],
+            ..row(
+                "an empty KAFKASNAP_KEY_FILE is no key",
+                &["verify", base_loc],
+                "0 problems",
+                0,
+            )
+        },
     ];
     let mut failures = Vec::new();
     for row in &rows {

@@ -391,7 +391,7 @@ async fn prune_refuses_without_a_rule_or_with_an_unreadable_manifest() {
     ] {
         let output = kafkasnap(&args, &[]);
         let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains("no retention rule") && stderr.contains("--keep-last N"),
             "{args:?}: {stderr}"
