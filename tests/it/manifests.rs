@@ -515,3 +515,34 @@ fn the_pods_run_hardened_as_the_images_user() {
         );
     }
 }
+
+/// A pod that reads the ConfigMap may be told KAFKASNAP_KEY_FILE=/etc/kafkasnap-key/...: each
+/// one whose command takes a key mounts the key Secret there (else it fails, or a data-dir
+/// backup would not be encrypted as the ConfigMap says).
+#[test]
+fn every_pod_that_may_be_given_a_key_file_mounts_it() {
+    let configmap = manifest("configmap.yaml");
+    assert!(
+        configmap.contains("KAFKASNAP_KEY_FILE: \"/etc/kafkasnap-key/"),
+        "{configmap}"
+    );
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(format!("{REPO}/k8s-cronjob")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.ends_with(".yaml") {
+            continue;
+        }
+        let yaml = manifest(&name);
+        // prune reads no segment and takes no key.
+        if !yaml.contains("configMapRef") || name == "cronjob-prune.yaml" {
+            continue;
+        }
+        assert!(
+            yaml.contains("mountPath: /etc/kafkasnap-key")
+                && yaml.contains("secretName: kafkasnap-encryption-key"),
+            "{name} reads the ConfigMap but does not mount the key Secret"
+        );
+        checked.push(name);
+    }
+    assert!(checked.len() >= 4, "{checked:?}");
+}
