@@ -16,8 +16,9 @@ const BLOCK: usize = 512;
 /// Where a GNU sparse extension block's `isextended` flag is (1: another block follows).
 const SPARSE_ISEXTENDED: usize = 504;
 
-/// A tar stream with every `meta.properties`'s `cluster.id` set to one value.
-pub(crate) struct ClusterIdRewriter<R> {
+/// A tar stream with every `meta.properties`'s `cluster.id` set to one value. Public for the
+/// fuzz harness (`fuzz/`), which feeds it arbitrary bytes.
+pub struct ClusterIdRewriter<R> {
     inner: R,
     cluster_id: String,
     /// Bytes queued for the reader, from `out[out_pos..]`.
@@ -30,7 +31,7 @@ pub(crate) struct ClusterIdRewriter<R> {
 }
 
 impl<R: Read> ClusterIdRewriter<R> {
-    pub(crate) fn new(inner: R, cluster_id: &str) -> ClusterIdRewriter<R> {
+    pub fn new(inner: R, cluster_id: &str) -> ClusterIdRewriter<R> {
         ClusterIdRewriter {
             inner,
             cluster_id: cluster_id.to_string(),
