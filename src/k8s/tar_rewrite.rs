@@ -223,8 +223,10 @@ pub(crate) fn is_meta_properties(path: &[u8]) -> bool {
     trimmed.rsplit(|&b| b == b'/').next() == Some(b"meta.properties")
 }
 
+/// `size` rounded up to whole blocks; a size near `u64::MAX` (base-256 sizes reach it) stays
+/// near it instead of wrapping to a small one.
 fn padded(size: u64) -> u64 {
-    size.div_ceil(BLOCK as u64) * BLOCK as u64
+    size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
 }
 
 /// Fills `block`; `false` on a clean end of input before its first byte.
@@ -448,6 +450,23 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, tar);
+    }
+
+    #[test]
+    fn an_entry_sized_near_2_pow_64_holds_the_rest_of_the_stream() {
+        // A base-256 size of 2^64 - 11 (found by the fuzzer: the padding overflowed): what
+        // follows is that entry's data, so the meta.properties in it is not rewritten and the
+        // stream is cut short.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("./huge.log").unwrap();
+        header.set_mode(0o644);
+        header.set_size(u64::MAX - 10);
+        header.set_cksum();
+        let tar = meta_after(header.as_bytes());
+        let err = ClusterIdRewriter::new(&tar[..], "NewId")
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
     }
 
     #[test]

@@ -269,3 +269,7 @@ write("tar_rewrite", "bad-meta-not-utf8",
 write("tar_rewrite", "bad-meta-over-64KiB",
       b"\x00" + python_tar([("./meta.properties", b"#" * (64 * 1024 + 1))], tarfile.GNU_FORMAT))
 write("tar_rewrite", "bad-cut-in-a-header", b"\x00" + python_tar(DATA_DIR, tarfile.GNU_FORMAT)[:700])
+huge = tarfile.TarInfo("./huge.log")
+huge.size = 2 ** 64 - 11  # base-256 in a GNU header
+write("tar_rewrite", "bad-size-near-2-pow-64",
+      b"\x00" + huge.tobuf(tarfile.GNU_FORMAT) + python_tar([("./meta.properties", META)], tarfile.GNU_FORMAT))
