@@ -12,7 +12,9 @@ use kafkasnap::archive::{
     DatadirManifest, EncryptionKey, Manifest, SegmentBuilder, SegmentRef,
 };
 use kafkasnap::datadir::{inspect_tar_stream, ControlRecord, LogEntry, LogReader, RecordBatch};
+use kafkasnap::k8s::ClusterIdRewriter;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 
 /// What a parser made of an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,4 +299,174 @@ pub fn manifest_seal(data: &[u8]) -> Verdict {
         "a seal still checks after the manifest changed"
     );
     verdict
+}
+
+/// The `cluster.id` the tar-rewrite harness writes (as `datadir restore --rewrite-cluster-id`).
+const NEW_CLUSTER_ID: &str = "FuzzNewClusterId0123456";
+/// Most bytes one built entry takes from the input (keeps `meta.properties` under the
+/// rewriter's 64 KiB even after lossy UTF-8 conversion triples it).
+const MAX_BUILT_ENTRY: usize = 16 * 1024;
+/// Paths the built tars use: `meta.properties` at the root, below a prefix and under a name
+/// long enough for a GNU long-name header; look-alikes; a segment; a checkpoint.
+const BUILT_PATHS: [&str; 8] = [
+    "./meta.properties",
+    "meta.properties",
+    "./var/lib/kafka/data/meta.properties",
+    "./meta.properties.bak",
+    "./orders-0/00000000000000000000.log",
+    "./recovery-point-offset-checkpoint",
+    "./ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt-0/meta.properties",
+    "./ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt-0/00000000000000000000.index",
+];
+
+/// The `--rewrite-cluster-id` tar rewriter (`ClusterIdRewriter`: tar framing with GNU
+/// long names, PAX headers and sparse maps, the 1 MiB extension limit, `meta.properties`
+/// entries rebuilt with a new size and checksum).
+///
+/// Input: `mode u8 | rest`. Mode 0 (even): `rest` is the tar stream. Mode 1 (odd): a tar is
+/// built from `rest` with the `tar` crate, entry by entry (`path u8 | format u8 | len u16
+/// (little-endian) | bytes`; a path from a fixed set, GNU or ustar headers, a
+/// `meta.properties` made valid UTF-8), and rewritten.
+///
+/// Invariants: the rewriter never panics; its output is at most the input plus, per
+/// `cluster.id` in the input, the new id's length, plus a block for every two of the input's;
+/// when the input reads as a tar with the `tar` crate (always, in mode 1, where the rewriter
+/// must also accept it), the output reads as one with the same entries in the same order,
+/// every entry but a `meta.properties` has the same header and data, and in every
+/// `meta.properties` each `cluster.id` line holds the new id and every other line is unchanged.
+pub fn tar_rewrite(data: &[u8]) -> Verdict {
+    let Some((&mode, rest)) = data.split_first() else {
+        return Verdict::Rejected("empty input".into());
+    };
+    let built;
+    let tar = match mode % 2 {
+        0 => rest,
+        _ => {
+            built = build_tar(rest);
+            &built[..]
+        }
+    };
+    let mut out = Vec::new();
+    let rewritten = Read::read_to_end(&mut ClusterIdRewriter::new(tar, NEW_CLUSTER_ID), &mut out);
+    let ids = tar
+        .windows(b"cluster.id".len())
+        .filter(|w| w == b"cluster.id")
+        .count();
+    let bound = tar.len() + ids * NEW_CLUSTER_ID.len() + 512 * (tar.len() / 1024 + 1);
+    assert!(
+        out.len() <= bound,
+        "{} bytes out of {} in (bound {bound})",
+        out.len(),
+        tar.len()
+    );
+    if mode % 2 == 1 {
+        if let Err(err) = &rewritten {
+            panic!("a well-formed tar is refused: {err}");
+        }
+    }
+    if rewritten.is_ok() {
+        if let Some(before) = tar_entries(tar) {
+            let after = tar_entries(&out).expect("the rewritten tar reads as a tar");
+            check_rewrite(&before, &after);
+        }
+    }
+    Verdict::from_result(&rewritten)
+}
+
+/// A tar built from fuzz bytes (see [`tar_rewrite`]).
+fn build_tar(mut rest: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    while rest.len() >= 4 {
+        let path = BUILT_PATHS[usize::from(rest[0]) % BUILT_PATHS.len()];
+        let gnu = rest[1] % 2 == 0;
+        let len = usize::from(u16::from_le_bytes([rest[2], rest[3]])).min(MAX_BUILT_ENTRY);
+        let take = len.min(rest.len() - 4);
+        let raw = &rest[4..4 + take];
+        rest = &rest[4 + take..];
+        let bytes = if path.ends_with("meta.properties") {
+            String::from_utf8_lossy(raw).into_owned().into_bytes()
+        } else {
+            raw.to_vec()
+        };
+        let mut header = if gnu {
+            tar::Header::new_gnu()
+        } else {
+            tar::Header::new_ustar()
+        };
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, path, &bytes[..])
+            .expect("appending to a Vec");
+    }
+    builder.into_inner().expect("finishing a Vec")
+}
+
+/// One tar entry as the `tar` crate reads it.
+#[derive(Debug)]
+struct TarEntry {
+    path: Vec<u8>,
+    header: Vec<u8>,
+    regular: bool,
+    data: Vec<u8>,
+}
+
+/// Every entry of `tar`, or `None` when the `tar` crate cannot read it to its end.
+fn tar_entries(tar: &[u8]) -> Option<Vec<TarEntry>> {
+    let mut archive = tar::Archive::new(tar);
+    let mut found = Vec::new();
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let mut data = Vec::new();
+        Read::read_to_end(&mut entry, &mut data).ok()?;
+        found.push(TarEntry {
+            path: entry.path_bytes().into_owned(),
+            header: entry.header().as_bytes().to_vec(),
+            regular: entry.header().entry_type().is_file(),
+            data,
+        });
+    }
+    Some(found)
+}
+
+fn is_meta_properties(entry: &TarEntry) -> bool {
+    let path = entry.path.strip_suffix(b"/").unwrap_or(&entry.path);
+    entry.regular && path.rsplit(|&b| b == b'/').next() == Some(&b"meta.properties"[..])
+}
+
+fn check_rewrite(before: &[TarEntry], after: &[TarEntry]) {
+    assert_eq!(before.len(), after.len(), "the number of entries changed");
+    for (old, new) in before.iter().zip(after) {
+        assert_eq!(old.path, new.path, "an entry's path changed");
+        if !is_meta_properties(old) {
+            assert_eq!(old.header, new.header, "a header changed: {:?}", old.path);
+            assert_eq!(old.data, new.data, "data changed: {:?}", old.path);
+            continue;
+        }
+        let (old_text, new_text) = (
+            std::str::from_utf8(&old.data).expect("the rewriter takes only UTF-8"),
+            std::str::from_utf8(&new.data).expect("the rewriter writes UTF-8"),
+        );
+        let old_lines: Vec<&str> = old_text.split_inclusive('\n').collect();
+        let new_lines: Vec<&str> = new_text.split_inclusive('\n').collect();
+        assert_eq!(old_lines.len(), new_lines.len(), "meta.properties lines");
+        for (old_line, new_line) in old_lines.iter().zip(&new_lines) {
+            let body = old_line.trim_end_matches(['\n', '\r']);
+            let key = body.split_once(['=', ':']).map(|(key, _)| key.trim());
+            if key == Some("cluster.id") {
+                let ending = &old_line[body.len()..];
+                assert_eq!(
+                    *new_line,
+                    format!("cluster.id={NEW_CLUSTER_ID}{ending}"),
+                    "a cluster.id line"
+                );
+            } else {
+                assert_eq!(
+                    old_line, new_line,
+                    "a meta.properties line other than cluster.id"
+                );
+            }
+        }
+    }
 }

@@ -18,6 +18,11 @@ const PREFIX_LEN: usize = 17;
 const MIN_LENGTH_V2: i32 = (HEADER_LEN - 12) as i32;
 const MIN_LENGTH_V0: i32 = 14;
 const MIN_LENGTH_V1: i32 = 22;
+/// Fewest bytes one record can take: a length, attributes, timestamp delta, offset delta, key
+/// length, value length and header count, one byte each.
+const MIN_RECORD_LEN: u64 = 7;
+/// Fewest bytes one record header can take: a key length and a value length, one byte each.
+const MIN_HEADER_LEN: u64 = 2;
 
 const ATTR_TIMESTAMP_LOG_APPEND: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
@@ -130,7 +135,7 @@ pub enum ControlRecord {
 impl ControlRecord {
     pub fn parse(record: &Record) -> Result<ControlRecord, WireError> {
         let key = record.key.as_deref().unwrap_or_default();
-        let mut r = WireReader::new(key);
+        let mut r = WireReader::over(key);
         let _version = r.i16("control record key version")?;
         Ok(match r.i16("control record type")? {
             0 => ControlRecord::Abort,
@@ -198,7 +203,26 @@ impl RecordBatch {
             what: "compressed records",
             source,
         })?;
-        let mut r = WireReader::new(stream);
+        // Uncompressed, the records are the body: a count they cannot fit in is refused
+        // before any is decoded. Compressed, each record is still held to its own length.
+        let mut r = match codec {
+            Codec::None => {
+                let body_len = body.len() as u64;
+                if h.record_count as u64 * MIN_RECORD_LEN > body_len {
+                    return Err(WireError::Invalid {
+                        at: 57,
+                        what: "record count",
+                        detail: format!(
+                            "{} records cannot fit in the {body_len} bytes of an uncompressed \
+                             batch (a record takes at least {MIN_RECORD_LEN})",
+                            h.record_count
+                        ),
+                    });
+                }
+                WireReader::with_len(stream, body_len)
+            }
+            _ => WireReader::new(stream),
+        };
         for _ in 0..h.record_count {
             visit(self.record(&mut r)?);
         }
@@ -221,6 +245,8 @@ impl RecordBatch {
             return Err(r.invalid("record length", format!("negative length {length}")));
         }
         let start = r.position();
+        // Key, value and headers are refused when they claim more than the record's length.
+        let outer = r.limit_to(length as u64, "record length")?;
         let _attributes = r.i8("record attributes")?;
         let timestamp_delta = r.varlong("record timestamp delta")?;
         let offset_delta = r.varint("record offset delta")?;
@@ -233,6 +259,7 @@ impl RecordBatch {
                 format!("negative count {header_count}"),
             ));
         }
+        r.check_count(header_count as u64, MIN_HEADER_LEN, "record header count")?;
         let mut headers = Vec::new();
         for _ in 0..header_count {
             let key = r
@@ -243,6 +270,7 @@ impl RecordBatch {
             let value = r.varint_bytes("header value")?;
             headers.push(RecordHeader { key, value });
         }
+        r.unlimit(outer);
         let used = r.position() - start;
         if used != length as u64 {
             return Err(r.invalid(
@@ -573,11 +601,12 @@ mod tests {
 
     #[test]
     fn records_stream_to_the_visitor_before_a_later_one_fails() {
-        // Three declared records: two good, then a length that runs past the end.
+        // Three declared records: two good, then a negative length (padded to the size of
+        // the smallest record, so the count fits the body).
         let records = vec![
             record(0, 0, Some(b"a"), Some(b"1")),
             record(1, 1, Some(b"b"), Some(b"2")),
-            vec![0x7f],
+            vec![0x7f, 0, 0, 0, 0, 0, 0],
         ];
         let log = batch(10, 0, 1_000, &records, 2);
         let batch = only_batch(&log);
@@ -655,8 +684,10 @@ mod tests {
 
     #[test]
     fn record_count_must_match_the_records() {
-        let mut log = simple(0, 2);
-        log[57..61].copy_from_slice(&3i32.to_be_bytes());
+        // Ten records of nine bytes: an eleventh would still fit the body's size, so the
+        // count is only found wrong when the data ends.
+        let mut log = simple(0, 10);
+        log[57..61].copy_from_slice(&11i32.to_be_bytes());
         let crc = crc32c::crc32c(&log[CRC_START..]);
         log[17..21].copy_from_slice(&crc.to_be_bytes());
         let batch = only_batch(&log);
@@ -669,6 +700,102 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("bytes remain"));
+    }
+
+    /// `log` with its record count set to `count` and its CRC recomputed.
+    fn with_record_count(mut log: Vec<u8>, count: i32) -> RecordBatch {
+        log[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&log[CRC_START..]);
+        log[17..21].copy_from_slice(&crc.to_be_bytes());
+        RecordBatch::from_bytes(0, log).unwrap()
+    }
+
+    #[test]
+    fn a_record_count_the_body_cannot_hold_is_refused_before_decoding() {
+        // 2^31 - 1 records claimed in a body of 100 bytes (enough for 14 at most).
+        let records: Vec<Vec<u8>> = (0..10)
+            .map(|i| record(i, 0, None, Some(&[i as u8])))
+            .collect();
+        let log = batch(0, 0, 0, &records, 9);
+        assert_eq!(log.len() - HEADER_LEN, 80);
+        let batch = with_record_count(log, i32::MAX);
+        let mut visited = 0;
+        let err = batch.for_each_record(|_| visited += 1).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { at: 57, what: "record count", detail }
+                if detail.contains("2147483647 records cannot fit in the 80 bytes")),
+            "{err}"
+        );
+        assert_eq!(
+            visited, 0,
+            "nothing is decoded from a batch that cannot be whole"
+        );
+        // The most records 80 bytes could hold is still decoded (and found short).
+        let batch = with_record_count(batch.bytes.clone(), 11);
+        assert!(matches!(batch.records(), Err(WireError::Eof { .. })));
+    }
+
+    #[test]
+    fn a_header_count_the_record_cannot_hold_is_refused() {
+        // A record of 8 bytes whose header count claims 2^30 headers.
+        let mut body = vec![0u8, 0, 0, 1, 1];
+        varint(&mut body, 1 << 30);
+        let mut rec = Vec::new();
+        varint(&mut rec, body.len() as i64);
+        rec.extend_from_slice(&body);
+        let log = batch(0, 0, 0, &[rec], 0);
+        let err = RecordBatch::from_bytes(0, log)
+            .unwrap()
+            .records()
+            .unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { what: "record header count", detail, .. }
+                if detail.contains("1073741824 entries of at least 2 bytes each cannot fit in the 0 bytes left")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_or_value_longer_than_its_record_is_refused_even_when_compressed() {
+        // A record whose length says 10 bytes and whose value claims 2^30 bytes, gzip-compressed
+        // with 2 MiB of zeros behind it: the value is refused, not read.
+        let mut body = vec![0u8, 0, 0, 1];
+        varint(&mut body, 1 << 30);
+        body.push(0);
+        let mut rec = Vec::new();
+        varint(&mut rec, body.len() as i64);
+        rec.extend_from_slice(&body);
+        rec.extend_from_slice(&vec![0u8; 2 << 20]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &rec).unwrap();
+        let compressed = gz.finish().unwrap();
+        let log = batch(0, 1, 0, &[compressed], 0);
+        let err = RecordBatch::from_bytes(0, log)
+            .unwrap()
+            .records()
+            .unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { what: "record value", detail, .. }
+                if detail.contains("1073741824 bytes claimed, only 1 left")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_record_length_past_the_body_is_refused() {
+        let mut rec = Vec::new();
+        varint(&mut rec, 1 << 20);
+        rec.extend_from_slice(&[0u8; 6]);
+        let log = batch(0, 0, 0, &[rec], 0);
+        let err = RecordBatch::from_bytes(0, log)
+            .unwrap()
+            .records()
+            .unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { what: "record length", detail, .. }
+                if detail.contains("1048576 bytes declared, only 6 left")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub struct OffsetCommitValue {
 }
 
 pub fn parse_key(key: &[u8]) -> Result<OffsetsKey, WireError> {
-    let mut r = WireReader::new(key);
+    let mut r = WireReader::over(key);
     let version = r.i16("offsets key version")?;
     if !(0..=1).contains(&version) {
         return Ok(OffsetsKey::Other { version });
@@ -49,7 +49,7 @@ pub fn parse_key(key: &[u8]) -> Result<OffsetsKey, WireError> {
 }
 
 pub fn parse_value(value: &[u8]) -> Result<OffsetCommitValue, WireError> {
-    let mut r = WireReader::new(value);
+    let mut r = WireReader::over(value);
     let version = r.i16("offset commit value version")?;
     if !(0..=4).contains(&version) {
         return Err(r.invalid(

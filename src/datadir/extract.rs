@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
 use super::inspect::parse_partition_dir;
+use super::tar_guard::TarGuard;
 use super::walk::{is_gzip, is_tar, is_zstd};
 use super::DatadirError;
 
@@ -57,7 +58,7 @@ fn unpack(reader: impl Read, into: &Path) -> Result<(), DatadirError> {
         path: into.to_path_buf(),
         source,
     })?;
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(TarGuard::new(reader));
     for entry in archive.entries().map_err(|e| tar_err("(first entry)", e))? {
         let mut entry = entry.map_err(|e| tar_err("(next entry)", e))?;
         let path = entry
@@ -122,4 +123,24 @@ fn find_data_dir(root: &Path) -> Option<PathBuf> {
         level = next;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tar_guard::{build, TarLimitError};
+    use super::*;
+
+    #[test]
+    fn an_oversized_tar_extension_header_is_refused_before_unpacking() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("data.tar");
+        std::fs::write(&archive, build::oversized_pax()).unwrap();
+        let into = dir.path().join("out");
+        let err = extract_archive(&archive, &into).unwrap_err();
+        let DatadirError::Tar { source, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(TarLimitError::of(source).is_some(), "{err}");
+        assert!(!into.join("meta.properties").exists());
+    }
 }

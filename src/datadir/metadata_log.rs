@@ -58,7 +58,7 @@ pub enum MetadataRecord {
 
 /// Decodes a metadata record value.
 pub fn parse_record(value: &[u8]) -> Result<MetadataRecord, WireError> {
-    let mut r = WireReader::new(value);
+    let mut r = WireReader::over(value);
     let frame = r.uvarint("frame version")?;
     if frame != FRAME_VERSION {
         return Err(r.invalid(
@@ -284,6 +284,28 @@ pub(crate) mod tests {
         v.push(1); // directories: empty
         v.push(0); // tagged fields
         v
+    }
+
+    #[test]
+    fn an_array_or_string_longer_than_the_record_is_refused_before_it_is_read() {
+        // A PartitionRecord whose replica array claims 2^28 - 1 int32s.
+        let mut v = vec![1, 3, 1];
+        v.extend_from_slice(&0i32.to_be_bytes());
+        v.extend_from_slice(&[7; 16]);
+        v.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x01, 0, 0, 0, 1]);
+        let err = parse_record(&v).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { what: "replicas", detail, .. }
+                if detail.contains("cannot fit in the 4 bytes left")),
+            "{err}"
+        );
+        // A TopicRecord whose name claims 1000 bytes.
+        let err = parse_record(&[1, 2, 0, 0xe9, 0x07, b'x']).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { what: "topic name", detail, .. }
+                if detail.contains("1000 bytes claimed, only 1 left")),
+            "{err}"
+        );
     }
 
     pub fn config(topic: &str, name: &str, value: Option<&str>) -> Vec<u8> {

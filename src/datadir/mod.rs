@@ -15,6 +15,7 @@ mod inspect;
 mod metadata_log;
 mod report;
 mod segment;
+mod tar_guard;
 mod to_archive;
 mod walk;
 mod wire;
@@ -31,6 +32,10 @@ pub use report::{
     Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
     Totals,
 };
+#[cfg(test)]
+pub(crate) use tar_guard::build::oversized_pax as oversized_pax_tar;
+pub(crate) use tar_guard::pax_size;
+pub use tar_guard::{TarGuard, TarLimitError, TAR_EXTENSION_LIMIT};
 pub use to_archive::archive_datadir;
 pub use walk::{inspect_path, inspect_tar_stream};
 pub use wire::WireError;

@@ -449,9 +449,13 @@ mod tests {
 
     #[test]
     fn whole_batches_pass_on_nothing_from_a_batch_that_fails_part_way() {
-        // The second "record" claims 10 bytes and has 1: the batch's CRC holds, its first
-        // record decodes, the second does not.
-        let records = [build::record(0, 0, Some(b"k"), Some(b"v")), vec![20, 0]];
+        // The second "record" claims 10 bytes and has 5 (the body still has room for the two
+        // records the header counts): the batch's CRC holds, its first record decodes, the
+        // second does not.
+        let records = [
+            build::record(0, 0, Some(b"k"), Some(b"v")),
+            vec![20, 0, 0, 0, 0, 0],
+        ];
         let log = build::batch(0, 0, 1_000, &records, 1);
         for (feed, passed_on) in [(RecordFeed::Streamed, 1), (RecordFeed::WholeBatches, 0)] {
             let mut seen = 0;

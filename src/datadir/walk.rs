@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::inspect::{is_root_file, parse_partition_dir, Inspector};
+use super::tar_guard::TarGuard;
 use super::{DatadirError, Report};
 
 /// Inspects a data directory, or a tar archive of one (`.tar`, `.tar.gz`/`.tgz`, `.tar.zst`).
@@ -82,7 +83,7 @@ fn read_tar(reader: impl Read) -> Result<Option<Report>, DatadirError> {
         entry: entry.to_string(),
         source,
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(TarGuard::new(reader));
     let mut inspector = Inspector::default();
     for entry in archive.entries().map_err(|e| tar_err("(first entry)", e))? {
         let mut entry = entry.map_err(|e| tar_err("(next entry)", e))?;
@@ -171,4 +172,25 @@ fn sorted_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, DatadirError> {
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tar_guard::{build, TarLimitError};
+    use super::*;
+
+    #[test]
+    fn an_oversized_tar_extension_header_fails_the_inspection() {
+        let err = inspect_tar_stream(&build::oversized_pax()[..]).unwrap_err();
+        let DatadirError::Tar { source, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            matches!(
+                TarLimitError::of(source),
+                Some(TarLimitError::ExtensionTooLarge { .. })
+            ),
+            "{err}"
+        );
+    }
 }

@@ -2,7 +2,9 @@
 //! unsigned varints, length-prefixed byte strings, from any stream, counting bytes read.
 //!
 //! Lengths read from the data never size an allocation up front: byte strings grow only as
-//! bytes actually arrive, so a length a header merely claims cannot exhaust memory.
+//! bytes actually arrive, so a length a header merely claims cannot exhaust memory. When the
+//! reader knows where the data (or the structure being read) ends, a length or a count that
+//! cannot fit in the bytes left is refused before anything is read for it.
 
 use std::io::{self, Read};
 
@@ -30,16 +32,86 @@ pub enum WireError {
 pub struct WireReader<R> {
     inner: R,
     position: u64,
+    /// Where the data, or the structure being read (see [`WireReader::limit_to`]), ends,
+    /// when that is known.
+    end: Option<u64>,
+}
+
+impl<'a> WireReader<&'a [u8]> {
+    /// Fields of a byte slice: lengths and counts are checked against the bytes it holds.
+    pub fn over(bytes: &'a [u8]) -> Self {
+        WireReader::with_len(bytes, bytes.len() as u64)
+    }
 }
 
 impl<R: Read> WireReader<R> {
+    /// Fields of a stream of unknown length (a decompressing reader): lengths are checked
+    /// only inside a structure with a declared length ([`WireReader::limit_to`]).
     pub fn new(inner: R) -> Self {
-        WireReader { inner, position: 0 }
+        WireReader {
+            inner,
+            position: 0,
+            end: None,
+        }
+    }
+
+    /// Fields of a stream known to hold exactly `len` bytes: lengths and counts are checked
+    /// against the bytes left.
+    pub fn with_len(inner: R, len: u64) -> Self {
+        WireReader {
+            inner,
+            position: 0,
+            end: Some(len),
+        }
     }
 
     /// Bytes consumed so far.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// Bytes left before the known end, if there is one.
+    fn left(&self) -> Option<u64> {
+        self.end.map(|end| end.saturating_sub(self.position))
+    }
+
+    /// Declares that the next `len` bytes hold one structure (a record after its length):
+    /// until [`WireReader::unlimit`] with the returned value, lengths and counts are checked
+    /// against what is left of it. Refuses a `len` longer than the data left.
+    pub fn limit_to(&mut self, len: u64, what: &'static str) -> Result<Option<u64>, WireError> {
+        if let Some(left) = self.left() {
+            if len > left {
+                return Err(self.invalid(
+                    what,
+                    format!("{len} bytes declared, only {left} left in the data"),
+                ));
+            }
+        }
+        Ok(self.end.replace(self.position.saturating_add(len)))
+    }
+
+    /// Ends a [`WireReader::limit_to`], restoring the end it returned.
+    pub fn unlimit(&mut self, outer: Option<u64>) {
+        self.end = outer;
+    }
+
+    /// Refuses `count` items of at least `min_each` bytes when they cannot fit in the bytes
+    /// left, before any of them is read.
+    pub fn check_count(
+        &self,
+        count: u64,
+        min_each: u64,
+        what: &'static str,
+    ) -> Result<(), WireError> {
+        match self.left() {
+            Some(left) if count.saturating_mul(min_each) > left => Err(self.invalid(
+                what,
+                format!(
+                    "{count} entries of at least {min_each} bytes each cannot fit in the {left} bytes left"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn invalid(&self, what: &'static str, detail: impl Into<String>) -> WireError {
@@ -125,8 +197,20 @@ impl<R: Read> WireReader<R> {
         Ok(zigzag64(self.unsigned(10, what)?))
     }
 
-    /// Exactly `len` bytes; the buffer grows only as bytes arrive.
+    /// Refuses a length past the known end, before any byte of it is read.
+    fn check_len(&self, len: u64, what: &'static str) -> Result<(), WireError> {
+        match self.left() {
+            Some(left) if len > left => {
+                Err(self.invalid(what, format!("{len} bytes claimed, only {left} left")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Exactly `len` bytes; the buffer grows only as bytes arrive, and a `len` past the known
+    /// end is refused before any is read.
     pub fn bytes(&mut self, len: u64, what: &'static str) -> Result<Vec<u8>, WireError> {
+        self.check_len(len, what)?;
         let mut out = Vec::with_capacity(len.min(64 * 1024) as usize);
         let read = (&mut self.inner)
             .take(len)
@@ -148,6 +232,7 @@ impl<R: Read> WireReader<R> {
 
     /// Skips exactly `len` bytes.
     pub fn skip(&mut self, len: u64, what: &'static str) -> Result<(), WireError> {
+        self.check_len(len, what)?;
         let skipped =
             io::copy(&mut (&mut self.inner).take(len), &mut io::sink()).map_err(|source| {
                 WireError::Io {
@@ -201,6 +286,7 @@ impl<R: Read> WireReader<R> {
     /// A compact array of int32: unsigned varint length + 1; 0 is null (read as empty).
     pub fn compact_i32_array(&mut self, what: &'static str) -> Result<Vec<i32>, WireError> {
         let len = self.uvarint(what)?.saturating_sub(1);
+        self.check_count(u64::from(len), 4, what)?;
         let mut out = Vec::new();
         for _ in 0..len {
             out.push(self.i32(what)?);
@@ -211,6 +297,8 @@ impl<R: Read> WireReader<R> {
     /// The tagged-field section that ends every flexible-version structure: skipped.
     pub fn skip_tagged_fields(&mut self) -> Result<(), WireError> {
         let count = self.uvarint("tagged field count")?;
+        // A tag and a size, one byte each at least.
+        self.check_count(u64::from(count), 2, "tagged field count")?;
         for _ in 0..count {
             self.uvarint("tagged field tag")?;
             let size = self.uvarint("tagged field size")?;
@@ -340,5 +428,44 @@ mod tests {
         assert_eq!(r.compact_i32_array("a").unwrap(), vec![1, 2]);
         r.skip_tagged_fields().unwrap();
         assert!(r.at_end().unwrap());
+    }
+
+    #[test]
+    fn over_a_slice_counts_and_lengths_that_cannot_fit_are_refused_before_reading() {
+        // A compact int32 array claiming 2^28 - 1 entries with 8 bytes behind it.
+        let mut r = WireReader::over(&[0x80, 0x80, 0x80, 0x80, 0x01, 0, 0, 0, 1, 0, 0, 0, 2]);
+        let err = r.compact_i32_array("replicas").unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { at: 5, detail, .. } if detail.contains("cannot fit in the 8 bytes left")),
+            "{err}"
+        );
+        // A tagged-field count of 1000 with 3 bytes behind it.
+        let mut r = WireReader::over(&[0xe8, 0x07, 0, 0, 0]);
+        assert!(matches!(
+            r.skip_tagged_fields(),
+            Err(WireError::Invalid { at: 2, .. })
+        ));
+        // A varint length of 2^30 with 3 bytes behind it: refused, not read.
+        let mut r = WireReader::over(&[0x80, 0x80, 0x80, 0x80, 0x08, 1, 2, 3]);
+        let err = r.varint_bytes("value").unwrap_err();
+        assert!(matches!(err, WireError::Invalid { at: 5, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_limit_bounds_lengths_inside_a_structure_and_is_lifted_after_it() {
+        let data = [3, b'a', b'b', b'c', 0x06, b'x', b'y', b'z'];
+        let mut r = reader(&data);
+        let outer = r.limit_to(2, "record").unwrap();
+        let err = r.bytes(3, "key").unwrap_err();
+        assert!(
+            matches!(&err, WireError::Invalid { detail, .. } if detail.contains("3 bytes claimed, only 2 left")),
+            "{err}"
+        );
+        r.unlimit(outer);
+        assert_eq!(r.bytes(3, "key").unwrap(), b"\x03ab");
+        let mut r = WireReader::over(&data);
+        assert!(r.limit_to(9, "record").is_err());
+        let outer = r.limit_to(8, "record").unwrap();
+        assert_eq!(outer, Some(8));
     }
 }

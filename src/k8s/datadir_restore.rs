@@ -247,6 +247,9 @@ async fn check_archive(
 
 /// Why the archive `key` could not be read as a tar stream.
 fn unreadable(key: &str, source: &std::io::Error) -> String {
+    if let Some(refusal) = crate::datadir::TarLimitError::of(source) {
+        return format!("archive {key} is refused: {refusal}");
+    }
     let decryption = source
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<crate::archive::ArchiveError>());

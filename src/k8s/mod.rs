@@ -25,6 +25,7 @@ pub use exec::PodTarget;
 pub use helper_pod::{HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH, HELPER_POD_NAME};
 pub use statefulset::StatefulSetRef;
 pub use stopped::{backup_datadir_stopped, StoppedBackupOptions};
+pub use tar_rewrite::ClusterIdRewriter;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -16,7 +16,7 @@ use super::chunk_reader::ChunkReader;
 use super::tar_rewrite::META_PROPERTIES_LIMIT;
 use super::tar_rewrite::{cluster_id_of, is_meta_properties, ClusterIdRewriter};
 use crate::archive::{Compression, DatadirManifest, DecryptingReader, EncryptionKey};
-use crate::datadir::hostile_entry;
+use crate::datadir::{hostile_entry, TarGuard};
 use crate::store::{Location, StoreError};
 
 /// Stored chunks waiting for the decompressing thread.
@@ -74,7 +74,9 @@ pub(crate) fn spawn_reader(
 pub(crate) type ChannelReader = ChunkReader<mpsc::Receiver<Bytes>>;
 
 /// The tar stream inside `manifest`'s stored archive, decrypted with `encryption_key` (which
-/// an encrypted archive needs), with `cluster.id` rewritten when asked.
+/// an encrypted archive needs), with `cluster.id` rewritten when asked. Reading it fails with a
+/// [`crate::datadir::TarLimitError`] once the decompressed stream passes the manifest's
+/// `tar_bytes` (or ends short of it), or an extension header is oversized.
 pub(crate) fn tar_stream(
     stored: ChannelReader,
     manifest: &DatadirManifest,
@@ -102,9 +104,11 @@ pub(crate) fn tar_stream(
         ))),
         Compression::None => Box::new(stored),
     };
+    // Below the rewriter (which changes sizes): the stream as it was backed up.
+    let tar = TarGuard::expecting(tar, archive.tar_bytes);
     Ok(match rewrite_cluster_id {
         Some(id) => Box::new(ClusterIdRewriter::new(tar, id)),
-        None => tar,
+        None => Box::new(tar),
     })
 }
 

@@ -6,6 +6,7 @@ use std::io::{self, Read};
 
 use super::tar_rewrite::META_PROPERTIES_LIMIT;
 use crate::archive::DatadirFile;
+use crate::datadir::TarGuard;
 
 /// What the headers said.
 #[derive(Debug, Default)]
@@ -17,9 +18,10 @@ pub(crate) struct TarIndex {
 }
 
 /// Indexes a whole tar stream. Stops at the end-of-archive marker; the caller must cope
-/// with the reader being dropped early (the rest of the stream is padding).
+/// with the reader being dropped early (the rest of the stream is padding). An extension
+/// header over [`crate::datadir::TAR_EXTENSION_LIMIT`] is refused ([`TarGuard`]).
 pub(crate) fn index_tar(reader: impl Read) -> io::Result<TarIndex> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(TarGuard::new(reader));
     let mut index = TarIndex::default();
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -57,6 +59,12 @@ mod tests {
     use super::*;
     use crate::k8s::chunk_reader::ChunkReader;
     use bytes::Bytes;
+
+    #[test]
+    fn an_oversized_tar_extension_header_fails_the_index() {
+        let err = index_tar(&crate::datadir::oversized_pax_tar()[..]).unwrap_err();
+        assert!(crate::datadir::TarLimitError::of(&err).is_some(), "{err}");
+    }
 
     #[test]
     fn lists_files_and_reads_meta_properties_from_chunks() {

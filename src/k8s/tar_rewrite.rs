@@ -8,14 +8,17 @@ use std::io::{self, Read};
 
 use tar::{EntryType, Header};
 
+use crate::datadir::{pax_size, TAR_EXTENSION_LIMIT};
+
 /// `meta.properties` larger than this is not a Kafka one.
 pub(crate) const META_PROPERTIES_LIMIT: u64 = 64 * 1024;
-/// PAX and GNU long-name headers larger than this are refused.
-const EXTENSION_LIMIT: u64 = 1024 * 1024;
 const BLOCK: usize = 512;
+/// Where a GNU sparse extension block's `isextended` flag is (1: another block follows).
+const SPARSE_ISEXTENDED: usize = 504;
 
-/// A tar stream with every `meta.properties`'s `cluster.id` set to one value.
-pub(crate) struct ClusterIdRewriter<R> {
+/// A tar stream with every `meta.properties`'s `cluster.id` set to one value. Public for the
+/// fuzz harness (`fuzz/`), which feeds it arbitrary bytes.
+pub struct ClusterIdRewriter<R> {
     inner: R,
     cluster_id: String,
     /// Bytes queued for the reader, from `out[out_pos..]`.
@@ -28,7 +31,7 @@ pub(crate) struct ClusterIdRewriter<R> {
 }
 
 impl<R: Read> ClusterIdRewriter<R> {
-    pub(crate) fn new(inner: R, cluster_id: &str) -> ClusterIdRewriter<R> {
+    pub fn new(inner: R, cluster_id: &str) -> ClusterIdRewriter<R> {
         ClusterIdRewriter {
             inner,
             cluster_id: cluster_id.to_string(),
@@ -43,8 +46,13 @@ impl<R: Read> ClusterIdRewriter<R> {
     fn next_entry(&mut self) -> io::Result<()> {
         self.out.clear();
         self.out_pos = 0;
-        let mut path_override: Option<Vec<u8>> = None;
-        let mut pax_size = false;
+        // What the extension headers before the entry say, taken as the `tar` crate takes
+        // them (so the entries rewritten are the ones a restore's inspection reads as
+        // `meta.properties`): a GNU long name first, else the first PAX `path`; a PAX `size`
+        // overrides the entry header's.
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut pax_path: Option<Vec<u8>> = None;
+        let mut size_override: Option<u64> = None;
         loop {
             let mut block = [0u8; BLOCK];
             if !read_block(&mut self.inner, &mut block)? {
@@ -61,34 +69,31 @@ impl<R: Read> ClusterIdRewriter<R> {
             }
             let header = Header::from_byte_slice(&block);
             let size = header.entry_size()?;
-            let padded_size = padded(size);
             let kind = header.entry_type();
-            if matches!(
-                kind,
-                EntryType::GNULongName
-                    | EntryType::GNULongLink
-                    | EntryType::XHeader
-                    | EntryType::XGlobalHeader
-            ) {
-                if size > EXTENSION_LIMIT {
+            let recognized = header.as_gnu().is_some() || header.as_ustar().is_some();
+            if recognized
+                && matches!(
+                    kind,
+                    EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader
+                )
+            {
+                if size > TAR_EXTENSION_LIMIT {
                     return Err(invalid("an extension header is larger than 1 MiB"));
                 }
-                let mut data = vec![0u8; padded_size as usize];
+                let mut data = vec![0u8; padded(size) as usize];
                 self.inner.read_exact(&mut data)?;
                 let body = &data[..size as usize];
                 match kind {
                     EntryType::GNULongName => {
-                        let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-                        path_override = Some(body[..end].to_vec());
+                        let name = body.strip_suffix(&[0]).unwrap_or(body);
+                        long_name = Some(name.to_vec());
                     }
                     EntryType::XHeader => {
-                        for extension in tar::PaxExtensions::new(body).flatten() {
-                            match extension.key_bytes() {
-                                b"path" => path_override = Some(extension.value_bytes().to_vec()),
-                                b"size" => pax_size = true,
-                                _ => {}
-                            }
-                        }
+                        pax_path = tar::PaxExtensions::new(body)
+                            .filter_map(Result::ok)
+                            .find(|extension| extension.key_bytes() == b"path")
+                            .map(|extension| extension.value_bytes().to_vec());
+                        size_override = pax_size(body);
                     }
                     _ => {}
                 }
@@ -96,19 +101,36 @@ impl<R: Read> ClusterIdRewriter<R> {
                 self.out.extend_from_slice(&data);
                 continue;
             }
-            let path = path_override.unwrap_or_else(|| header.path_bytes().into_owned());
+            let is_extension = matches!(
+                kind,
+                EntryType::GNULongName
+                    | EntryType::GNULongLink
+                    | EntryType::XHeader
+                    | EntryType::XGlobalHeader
+            );
+            let size = match is_extension {
+                true => size,
+                false => size_override.unwrap_or(size),
+            };
+            let path = long_name
+                .or(pax_path)
+                .unwrap_or_else(|| header.path_bytes().into_owned());
             if !(kind.is_file() && is_meta_properties(&path)) {
                 self.out.extend_from_slice(&block);
-                self.copy_left = padded_size;
+                if kind == EntryType::GNUSparse && header.as_gnu().is_some_and(|g| g.is_extended())
+                {
+                    self.copy_sparse_map()?;
+                }
+                self.copy_left = padded(size);
                 return Ok(());
             }
-            if pax_size || size > META_PROPERTIES_LIMIT {
+            if size_override.is_some() || size > META_PROPERTIES_LIMIT {
                 return Err(invalid(
                     "a meta.properties entry is too large or sized by a PAX header; \
                      cannot rewrite its cluster.id",
                 ));
             }
-            let mut data = vec![0u8; padded_size as usize];
+            let mut data = vec![0u8; padded(size) as usize];
             self.inner.read_exact(&mut data)?;
             let text = std::str::from_utf8(&data[..size as usize])
                 .map_err(|_| invalid("a meta.properties entry is not UTF-8"))?;
@@ -121,6 +143,24 @@ impl<R: Read> ClusterIdRewriter<R> {
             let padding = padded(rewritten.len() as u64) as usize - rewritten.len();
             self.out.resize(self.out.len() + padding, 0);
             return Ok(());
+        }
+    }
+
+    /// Queues the extension blocks of a GNU sparse map, which come between the entry's
+    /// header and its data.
+    fn copy_sparse_map(&mut self) -> io::Result<()> {
+        loop {
+            let mut block = [0u8; BLOCK];
+            if !read_block(&mut self.inner, &mut block)? {
+                return Err(invalid("the tar stream ends inside a GNU sparse map"));
+            }
+            self.out.extend_from_slice(&block);
+            if block[SPARSE_ISEXTENDED] != 1 {
+                return Ok(());
+            }
+            if self.out.len() as u64 > TAR_EXTENSION_LIMIT {
+                return Err(invalid("a GNU sparse map is larger than 1 MiB"));
+            }
         }
     }
 }
@@ -183,8 +223,10 @@ pub(crate) fn is_meta_properties(path: &[u8]) -> bool {
     trimmed.rsplit(|&b| b == b'/').next() == Some(b"meta.properties")
 }
 
+/// `size` rounded up to whole blocks; a size near `u64::MAX` (base-256 sizes reach it) stays
+/// near it instead of wrapping to a small one.
 fn padded(size: u64) -> u64 {
-    size.div_ceil(BLOCK as u64) * BLOCK as u64
+    size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
 }
 
 /// Fills `block`; `false` on a clean end of input before its first byte.
@@ -289,6 +331,142 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, tar);
+    }
+
+    /// A tar of `before` (raw entry bytes) then `./meta.properties` holding `cluster.id=OldId`.
+    fn meta_after(before: &[u8]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(before.to_vec());
+        append(&mut builder, "./meta.properties", b"cluster.id=OldId\n");
+        builder.into_inner().unwrap()
+    }
+
+    /// The `meta.properties` texts of `tar`, rewritten to `NewId`.
+    fn rewritten_meta(tar: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        ClusterIdRewriter::new(tar, "NewId")
+            .read_to_end(&mut out)
+            .unwrap();
+        entries(&out)
+            .into_iter()
+            .filter(|(path, _)| path.ends_with("meta.properties"))
+            .map(|(_, data)| String::from_utf8(data).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_entry_sized_by_a_pax_header_is_passed_over_by_that_size() {
+        // PAX `size` 1100 overrides the entry header's 0; its data holds a block that looks
+        // like a meta.properties header, which must pass as data.
+        let decoy = meta_after(&[]);
+        let mut tar = Vec::new();
+        let record = b"13 size=1100\n";
+        let mut pax = tar::Header::new_ustar();
+        pax.set_path("./PaxHeaders/big.log").unwrap();
+        pax.set_entry_type(EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        pax.set_cksum();
+        tar.extend_from_slice(pax.as_bytes());
+        tar.extend_from_slice(record);
+        tar.resize(1024, 0);
+        let mut header = tar::Header::new_ustar();
+        header.set_path("./big.log").unwrap();
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.extend_from_slice(header.as_bytes());
+        let mut data = decoy[..1024].to_vec();
+        data.resize(1100, 7);
+        tar.extend_from_slice(&data);
+        tar.resize(padded(tar.len() as u64) as usize, 0);
+        let tar = meta_after(&tar);
+        let mut out = Vec::new();
+        ClusterIdRewriter::new(&tar[..], "NewId")
+            .read_to_end(&mut out)
+            .unwrap();
+        let found = entries(&out);
+        assert_eq!(found[0], ("big.log".to_string(), data));
+        assert_eq!(found[1].1, b"cluster.id=NewId\n");
+    }
+
+    #[test]
+    fn a_gnu_sparse_map_is_passed_over_to_the_entry_after_it() {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("./sparse.log").unwrap();
+        header.set_entry_type(EntryType::GNUSparse);
+        header.set_size(512);
+        header.set_mode(0o644);
+        {
+            let gnu = header.as_gnu_mut().unwrap();
+            gnu.sparse[0].set_offset(0);
+            gnu.sparse[0].set_length(512);
+            gnu.set_real_size(512);
+            gnu.set_is_extended(true);
+        }
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        // One extension block, the last (empty: the header's own map says it all).
+        tar.extend_from_slice(&[0u8; BLOCK]);
+        tar.extend_from_slice(&[3u8; 512]);
+        assert_eq!(
+            rewritten_meta(&meta_after(&tar)),
+            vec!["cluster.id=NewId\n"]
+        );
+    }
+
+    #[test]
+    fn a_gnu_long_name_wins_over_a_pax_path_as_the_tar_crate_reads_them() {
+        // The GNU long name says it is a log, a later PAX path says meta.properties: the tar
+        // crate takes the long name, so it is not rewritten.
+        let mut tar = Vec::new();
+        let long = format!("./{}/00000000000000000000.log\0", "t".repeat(120));
+        let mut name = tar::Header::new_gnu();
+        name.set_path("././@LongLink").unwrap();
+        name.set_entry_type(EntryType::GNULongName);
+        name.set_size(long.len() as u64);
+        name.set_cksum();
+        tar.extend_from_slice(name.as_bytes());
+        tar.extend_from_slice(long.as_bytes());
+        tar.resize(padded(tar.len() as u64) as usize, 0);
+        let record = b"28 path=./x/meta.properties\n";
+        let mut pax = tar::Header::new_ustar();
+        pax.set_path("./PaxHeaders/x").unwrap();
+        pax.set_entry_type(EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        pax.set_cksum();
+        tar.extend_from_slice(pax.as_bytes());
+        tar.extend_from_slice(record);
+        tar.resize(padded(tar.len() as u64) as usize, 0);
+        let mut header = tar::Header::new_gnu();
+        header.set_path("./short").unwrap();
+        header.set_size(16);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.extend_from_slice(header.as_bytes());
+        tar.extend_from_slice(b"cluster.id=OldId");
+        tar.resize(padded(tar.len() as u64) as usize, 0);
+        tar.extend_from_slice(&[0u8; 1024]);
+        let mut out = Vec::new();
+        ClusterIdRewriter::new(&tar[..], "NewId")
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, tar);
+    }
+
+    #[test]
+    fn an_entry_sized_near_2_pow_64_holds_the_rest_of_the_stream() {
+        // A base-256 size of 2^64 - 11 (found by the fuzzer: the padding overflowed): what
+        // follows is that entry's data, so the meta.properties in it is not rewritten and the
+        // stream is cut short.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("./huge.log").unwrap();
+        header.set_mode(0o644);
+        header.set_size(u64::MAX - 10);
+        header.set_cksum();
+        let tar = meta_after(header.as_bytes());
+        let err = ClusterIdRewriter::new(&tar[..], "NewId")
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
     }
 
     #[test]

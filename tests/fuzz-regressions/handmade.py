@@ -229,3 +229,47 @@ write("manifest_seal", "bad-extra-field", seal_input(seal(SEAL_MANIFEST, note="x
 write("manifest_seal", "bad-not-json", seal_input(b"{\"mac\":", SEAL_MANIFEST))
 write("manifest_seal", "bad-no-seal", seal_input(b"", SEAL_MANIFEST))
 write("manifest_seal", "bad-huge-seal", seal_input(b" " * 5000, SEAL_MANIFEST))
+
+
+# ---- tar_rewrite: mode u8 | tar bytes (mode 0) or entries to build (mode 1)
+import io
+import tarfile
+
+META = b"#\n#Thu Nov 25 14:54:43 UTC 2026\nnode.id=1\nversion=1\ncluster.id=OldClusterId\n"
+
+
+def python_tar(entries, fmt):
+    """A tar written by Python's tarfile (GNU or PAX format), not by the crate under test."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1764000000, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+LONG = "./" + "t" * 150 + "-0/"
+DATA_DIR = [("./orders-0/00000000000000000000.log", bytes(range(256)) * 9),
+            ("./meta.properties", META),
+            (LONG + "00000000000000000000.log", b"\x07" * 700),
+            (LONG + "meta.properties", b"cluster.id = OldClusterId\r\nnode.id=2"),
+            ("./recovery-point-offset-checkpoint", b"0\n0\n")]
+write("tar_rewrite", "ok-gnu-tar", b"\x00" + python_tar(DATA_DIR, tarfile.GNU_FORMAT))
+write("tar_rewrite", "ok-pax-tar", b"\x00" + python_tar(DATA_DIR, tarfile.PAX_FORMAT))
+write("tar_rewrite", "ok-built", b"\x01" + b"".join(
+    struct.pack("<BBH", path, fmt, len(data)) + data
+    for path, fmt, data in [(0, 0, META), (4, 1, b"log bytes" * 40), (6, 0, META.replace(b"\n", b"\r\n")),
+                            (7, 1, b"\x00" * 16), (2, 1, b"cluster.id:x\ncluster.id=y")]))
+longlink = tarfile.TarInfo("././@LongLink")
+longlink.type, longlink.size = tarfile.GNUTYPE_LONGNAME, 2 << 20
+write("tar_rewrite", "bad-long-name-2MiB", b"\x00" + longlink.tobuf(tarfile.GNU_FORMAT) + b"n" * 4096)
+write("tar_rewrite", "bad-meta-not-utf8",
+      b"\x00" + python_tar([("./meta.properties", b"cluster.id=\xff\xfe\n")], tarfile.GNU_FORMAT))
+write("tar_rewrite", "bad-meta-over-64KiB",
+      b"\x00" + python_tar([("./meta.properties", b"#" * (64 * 1024 + 1))], tarfile.GNU_FORMAT))
+write("tar_rewrite", "bad-cut-in-a-header", b"\x00" + python_tar(DATA_DIR, tarfile.GNU_FORMAT)[:700])
+huge = tarfile.TarInfo("./huge.log")
+huge.size = 2 ** 64 - 11  # base-256 in a GNU header
+write("tar_rewrite", "bad-size-near-2-pow-64",
+      b"\x00" + huge.tobuf(tarfile.GNU_FORMAT) + python_tar([("./meta.properties", META)], tarfile.GNU_FORMAT))

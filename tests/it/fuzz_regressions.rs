@@ -72,6 +72,11 @@ fn kafka_log_inputs() {
     replay("kafka_log", harness::kafka_log);
 }
 
+#[test]
+fn tar_rewrite_inputs() {
+    replay("tar_rewrite", harness::tar_rewrite);
+}
+
 /// Writes the archive-segment seeds of `fuzz/corpus/archive_segment/` from segments the
 /// backup code builds (run by hand: `cargo test --release --test it write_fuzz_seeds -- --ignored`).
 #[test]

@@ -458,6 +458,74 @@ async fn a_damaged_archive_or_a_non_empty_volume_is_refused() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tar_longer_or_shorter_than_its_manifest_or_with_an_oversized_header_is_refused() {
+    let (_source, backups, manifest) = published_volume().await;
+    let recorded = manifest.archive.tar_bytes;
+    for (tar_bytes, expected) in [
+        (
+            recorded - 1,
+            format!("longer than the {} bytes", recorded - 1),
+        ),
+        (
+            recorded + 512,
+            format!(
+                "ends after {recorded} bytes, its manifest records {}",
+                recorded + 512
+            ),
+        ),
+    ] {
+        let mut altered = manifest.clone();
+        altered.archive.tar_bytes = tar_bytes;
+        let (target, cluster) = empty_target().await;
+        let text = refused(
+            &cluster,
+            backups.path(),
+            &altered,
+            &options(None, None, true),
+        )
+        .await;
+        assert!(
+            text.contains(&expected) && text.contains("archive.tar_bytes"),
+            "{text}"
+        );
+        assert_nothing_written(&cluster, target.path(), 0);
+    }
+
+    // A PAX header of 2 MiB (present in full): refused before the tar reader holds it.
+    let record = format!(" comment={}\n", "c".repeat(2 << 20));
+    let record = format!("{}{record}", record.len() + 7);
+    let mut header = tar::Header::new_ustar();
+    header.set_path("./PaxHeaders/meta.properties").unwrap();
+    header.set_entry_type(tar::EntryType::XHeader);
+    header.set_size(record.len() as u64);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, record.as_bytes()).unwrap();
+    raw_entry(
+        &mut builder,
+        "./meta.properties",
+        tar::EntryType::Regular,
+        "",
+    );
+    let tar = builder.into_inner().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let manifest = publish(backups.path(), &tar).await;
+    let (target, cluster) = empty_target().await;
+    let text = refused(
+        &cluster,
+        backups.path(),
+        &manifest,
+        &options(None, None, true),
+    )
+    .await;
+    assert!(
+        text.contains("PAX extension header of") && text.contains("more than the 1048576 bytes"),
+        "{text}"
+    );
+    assert_nothing_written(&cluster, target.path(), 0);
+}
+
 /// The command line: `datadir restore` flags, `--backup latest`, exit codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cli_restores_and_explains_a_cluster_id_mismatch() {
