@@ -1,0 +1,130 @@
+//! Value parsers for flags that clap cannot check on its own: log filters, KEY=VALUE pairs,
+//! timeouts that must be above zero, and times (RFC 3339 or epoch milliseconds).
+
+/// `--log-level`: level names, or `target=level` directives, comma-separated. tracing would
+/// read any other word as a target's name and so log nothing at all.
+pub(super) fn parse_log_filter(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in text.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a log level: use off, error, warn, info, debug or trace, or target=level directives (e.g. info,kafkasnap=debug)"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text).map_err(|err| err.to_string())?;
+    Ok(text.to_string())
+}
+
+pub(super) fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err("expected KEY=VALUE".to_string()),
+    }
+}
+
+/// A timeout that must be more than zero (`0s` would fail at the first wait).
+pub(super) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err(
+            "must be more than 0s: it is how long to wait before failing (e.g. 30s, 2m)"
+                .to_string(),
+        ),
+        Ok(duration) => Ok(duration),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// RFC 3339 (`2026-11-25T14:00:00Z`, `2026-11-25T15:00:00+01:00`) or epoch milliseconds,
+/// to epoch milliseconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(millis) = text.parse::<i64>() {
+        return Ok(millis);
+    }
+    // humantime reads only `Z`; a numeric offset is applied here.
+    let (base, offset_ms) = match split_utc_offset(text) {
+        Some((base, offset_ms)) => (format!("{base}Z"), offset_ms),
+        None => (text.to_string(), 0),
+    };
+    let time = humantime::parse_rfc3339_weak(&base).map_err(|_| {
+        format!("{text:?} is not a time: use RFC 3339 (2026-11-25T14:00:00Z) or epoch milliseconds")
+    })?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "times before 1970 are not supported".to_string())?;
+    Ok(since.as_millis() as i64 - offset_ms)
+}
+
+/// `...T15:00:00+01:00` -> (`...T15:00:00`, 3_600_000).
+fn split_utc_offset(text: &str) -> Option<(&str, i64)> {
+    let split = text.len().checked_sub(6)?;
+    let (base, offset) = (text.get(..split)?, text.get(split..)?);
+    let sign = match offset.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = offset[1..].split_once(':')?;
+    let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    base.contains('T')
+        .then_some((base, sign * (hours * 60 + minutes) * 60_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_both_ways() {
+        assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20+01:00"),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T17:43:20.5-04:30"),
+            Ok(1_700_000_000_500)
+        );
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn stall_timeouts_must_be_positive() {
+        assert_eq!(parse_timeout("3s"), Ok(std::time::Duration::from_secs(3)));
+        assert!(parse_timeout("0s").unwrap_err().contains("more than 0s"));
+        assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn log_levels_are_names_or_directives() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "trace",
+            "info,kafkasnap=debug",
+            "kafkasnap=trace",
+        ] {
+            assert_eq!(parse_log_filter(good), Ok(good.to_string()), "{good}");
+        }
+        for bad in ["banana", "", "info,banana", "kafkasnap=banana"] {
+            assert!(parse_log_filter(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_log_filter("banana").unwrap_err(),
+            "\"banana\" is not a log level: use off, error, warn, info, debug or trace, or target=level directives (e.g. info,kafkasnap=debug)"
+        );
+    }
+
+    #[test]
+    fn key_values_keep_equals_in_values() {
+        assert_eq!(
+            parse_key_value("sasl.jaas.config=a=b"),
+            Ok(("sasl.jaas.config".into(), "a=b".into()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+    }
+}
