@@ -1,7 +1,8 @@
 //! The seal of an encrypted backup's manifest: an HMAC-SHA-256 over the exact manifest bytes
 //! and the backup id, under a key derived with HKDF-SHA-256 from the backup key and a random
 //! per-manifest salt. Whoever can write to the location but lacks the key cannot alter,
-//! move or forge a sealed manifest. Specified in docs/FORMAT.md ("Manifest seal").
+//! move or forge a sealed manifest. A sharded run's part files are sealed the same way, under
+//! another MAC input prefix. Specified in docs/FORMAT.md ("Manifest seal").
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,10 @@ use super::{ArchiveError, BackupId, EncryptionKey};
 
 /// HKDF `info` of the manifest MAC key: a label no other use of the backup key shares.
 const MAC_KEY_LABEL: &[u8] = b"kafkasnap manifest seal hmac-sha256 v1";
-/// Prefix of the MAC input, so that a seal cannot be taken for a MAC of anything else.
+/// Prefix of a manifest's MAC input, so that a seal cannot be taken for a MAC of anything else.
 const MAC_INPUT_PREFIX: &[u8] = b"kafkasnap manifest\0";
+/// Prefix of a shard part file's MAC input: a part's seal never checks as a manifest's.
+const PART_MAC_INPUT_PREFIX: &[u8] = b"kafkasnap shard part\0";
 const SALT_LEN: usize = 32;
 /// Seal files above this size are not seals (a real one is about 250 bytes).
 pub const MAX_SEAL_BYTES: usize = 4096;
@@ -38,9 +41,49 @@ pub fn seal_manifest(
     id: &BackupId,
     manifest: &[u8],
 ) -> Result<Vec<u8>, ArchiveError> {
+    seal(key, MAC_INPUT_PREFIX, id, manifest)
+}
+
+/// Checks that `seal` (a `manifest.seal` object's bytes) seals `manifest` as backup `id`'s
+/// manifest under `key`. The tag is compared in constant time.
+pub fn check_manifest_seal(
+    key: &EncryptionKey,
+    id: &BackupId,
+    manifest: &[u8],
+    seal: &[u8],
+) -> Result<(), ArchiveError> {
+    check(key, MAC_INPUT_PREFIX, id, manifest, seal)
+}
+
+/// Seals a shard's part file (its exact bytes, which name the run, index and count) as
+/// stored under backup `id`: the bytes of the part's `.seal` object.
+pub fn seal_shard_part(
+    key: &EncryptionKey,
+    id: &BackupId,
+    part: &[u8],
+) -> Result<Vec<u8>, ArchiveError> {
+    seal(key, PART_MAC_INPUT_PREFIX, id, part)
+}
+
+/// Checks a shard part file's seal, as [`check_manifest_seal`] does a manifest's.
+pub fn check_shard_part_seal(
+    key: &EncryptionKey,
+    id: &BackupId,
+    part: &[u8],
+    seal: &[u8],
+) -> Result<(), ArchiveError> {
+    check(key, PART_MAC_INPUT_PREFIX, id, part, seal)
+}
+
+fn seal(
+    key: &EncryptionKey,
+    prefix: &[u8],
+    id: &BackupId,
+    bytes: &[u8],
+) -> Result<Vec<u8>, ArchiveError> {
     let mut salt = [0u8; SALT_LEN];
     getrandom::fill(&mut salt).map_err(|source| ArchiveError::NoRandomness { source })?;
-    let tag = mac(key, &salt, id, manifest).finalize().into_bytes();
+    let tag = mac(key, &salt, prefix, id, bytes).finalize().into_bytes();
     let stored = StoredSeal {
         mac: MAC_NAME.into(),
         kdf: KDF_NAME.into(),
@@ -50,12 +93,11 @@ pub fn seal_manifest(
     Ok(serde_json::to_vec_pretty(&stored).expect("a seal always serializes"))
 }
 
-/// Checks that `seal` (a `manifest.seal` object's bytes) seals `manifest` as backup `id`'s
-/// manifest under `key`. The tag is compared in constant time.
-pub fn check_manifest_seal(
+fn check(
     key: &EncryptionKey,
+    prefix: &[u8],
     id: &BackupId,
-    manifest: &[u8],
+    bytes: &[u8],
     seal: &[u8],
 ) -> Result<(), ArchiveError> {
     let unreadable = |what: String| ArchiveError::SealUnreadable { what };
@@ -81,15 +123,21 @@ pub fn check_manifest_seal(
         .ok()
         .filter(|t| t.len() == 32)
         .ok_or_else(|| unreadable("its tag is not 32 bytes of hex".into()))?;
-    mac(key, &salt, id, manifest)
+    mac(key, &salt, prefix, id, bytes)
         .verify_slice(&tag)
         .map_err(|_| ArchiveError::SealMismatch)
 }
 
-fn mac(key: &EncryptionKey, salt: &[u8], id: &BackupId, manifest: &[u8]) -> Hmac<Sha256> {
+fn mac(
+    key: &EncryptionKey,
+    salt: &[u8],
+    prefix: &[u8],
+    id: &BackupId,
+    manifest: &[u8],
+) -> Hmac<Sha256> {
     let mac_key = key.derive_subkey(salt, MAC_KEY_LABEL);
     let mut mac = Hmac::<Sha256>::new_from_slice(mac_key.as_ref()).expect("HMAC takes any key");
-    mac.update(MAC_INPUT_PREFIX);
+    mac.update(prefix);
     mac.update(&(id.as_str().len() as u64).to_be_bytes());
     mac.update(id.as_str().as_bytes());
     mac.update(manifest);
@@ -133,6 +181,23 @@ mod tests {
         let mut longer = MANIFEST.to_vec();
         longer.push(b' ');
         assert!(mismatch(check_manifest_seal(&k, &backup, &longer, &seal)));
+    }
+
+    #[test]
+    fn a_part_seal_is_not_a_manifest_seal() {
+        let k = key(KEY_HEX);
+        let backup = id("20261125T145443Z-3f9a1c");
+        let part_seal = seal_shard_part(&k, &backup, MANIFEST).unwrap();
+        check_shard_part_seal(&k, &backup, MANIFEST, &part_seal).unwrap();
+        assert!(matches!(
+            check_manifest_seal(&k, &backup, MANIFEST, &part_seal),
+            Err(ArchiveError::SealMismatch)
+        ));
+        let manifest_seal = seal_manifest(&k, &backup, MANIFEST).unwrap();
+        assert!(matches!(
+            check_shard_part_seal(&k, &backup, MANIFEST, &manifest_seal),
+            Err(ArchiveError::SealMismatch)
+        ));
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub use manifest::{
     Sharding, SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
     OLDEST_FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
 };
-pub use manifest_seal::{check_manifest_seal, seal_manifest, MAX_SEAL_BYTES};
+pub use manifest_seal::{
+    check_manifest_seal, check_shard_part_seal, seal_manifest, seal_shard_part, MAX_SEAL_BYTES,
+};
 pub use record::{HeaderRef, RecordRef, TimestampType};
 pub use segment::{
     check_stored, decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment,

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::archive::{BackupId, EncryptionKey, Manifest};
+use crate::archive::{check_shard_part_seal, seal_shard_part, BackupId, EncryptionKey, Manifest};
 use crate::catalog::{publish_manifest, read_manifest};
 use crate::shard::{
     merge, newest_published, run_state, PublishedRun, RunState, ShardError, ShardPart, ShardSpec,
@@ -57,9 +57,15 @@ pub(super) async fn store_part_and_merge(
         count: spec.count,
         manifest,
     };
-    location
-        .put_shard_part(&part_id, spec, part.to_json())
-        .await?;
+    let json = part.to_json();
+    let seal = encryption_key
+        .map(|key| seal_shard_part(key, &part_id, &json))
+        .transpose()
+        .map_err(|source| Error::Archive {
+            key: format!("the seal of {spec}'s part"),
+            source,
+        })?;
+    location.put_shard_part(&part_id, spec, json, seal).await?;
     tracing::info!(part_id = %part_id, "{spec}: part stored");
     let started = Instant::now();
     let mut announced = Vec::new();
@@ -142,10 +148,11 @@ async fn merge_and_publish(
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<BackupId, Error> {
     let mut parts = Vec::with_capacity(ids.len());
+    let mut seals = Vec::with_capacity(ids.len());
     for (index, id) in ids.iter().enumerate() {
         let their_spec = ShardSpec::new(index as u32, spec.count, &spec.run)
             .expect("a listed part's spec is valid");
-        let bytes = location.read_shard_part(id, &their_spec).await?;
+        let (bytes, seal) = location.read_shard_part(id, &their_spec).await?;
         let part = ShardPart::from_json(&bytes).map_err(|source| Error::Archive {
             key: format!("the part of shard {index}/{} stored as {id}", spec.count),
             source,
@@ -161,8 +168,33 @@ async fn merge_and_publish(
             .into());
         }
         parts.push(part);
+        seals.push((bytes, seal));
     }
+    // Merge first: it names parts given another key (or none) as such.
     let merged = merge(&parts)?;
+    for (index, (id, (bytes, seal))) in ids.iter().zip(&seals).enumerate() {
+        if let Some(key) = encryption_key {
+            let problem = match &seal {
+                None => Some(
+                    "has no seal (it was written without the key, or the seal was removed)"
+                        .to_string(),
+                ),
+                Some(seal) => check_shard_part_seal(key, id, bytes, seal)
+                    .err()
+                    .map(|err| format!("is not authenticated: {err}")),
+            };
+            if let Some(problem) = problem {
+                return Err(ShardError::Mismatch {
+                    run: spec.run.clone(),
+                    problem: format!(
+                        "the part of shard {index}/{} stored as {id} {problem}",
+                        spec.count
+                    ),
+                }
+                .into());
+            }
+        }
+    }
     check_before_publishing(location, &merged).await?;
     publish_manifest(location, &merged, encryption_key).await?;
     tracing::info!(backup_id = %merged.backup_id, records = merged.totals.records, "{spec}: all {} parts stored; backup published", spec.count);

@@ -11,7 +11,8 @@ use object_store::{ObjectStoreExt, PutMode};
 
 use super::layout::{
     backup_of_key, backup_prefix, datadir_manifest_key, manifest_key, manifest_seal_key,
-    prefix_under, shard_of_part_name, shard_part_key, BACKUPS_DIR, DATADIR_DIR, MANIFEST_NAME,
+    prefix_under, shard_of_part_name, shard_part_key, shard_part_seal_key, BACKUPS_DIR,
+    DATADIR_DIR, MANIFEST_NAME,
 };
 use super::{Location, StoreError, StoredObject};
 use crate::archive::BackupId;
@@ -139,23 +140,35 @@ impl Location {
         self.list_ids_under(DATADIR_DIR).await
     }
 
-    /// Stores shard `spec`'s part file under its own backup `id` (after its segments).
+    /// Stores shard `spec`'s part file under its own backup `id` (after its segments), and
+    /// first its `seal` (encrypted runs), so a part that is listed has its seal.
     pub async fn put_shard_part(
         &self,
         id: &BackupId,
         spec: &ShardSpec,
         json: Vec<u8>,
+        seal: Option<Vec<u8>>,
     ) -> Result<(), StoreError> {
+        if let Some(seal) = seal {
+            self.put(&shard_part_seal_key(id, spec), seal).await?;
+        }
         self.put(&shard_part_key(id, spec), json).await
     }
 
-    /// The part file of shard `spec` stored under backup `id`.
+    /// The part file of shard `spec` stored under backup `id`, and its seal (`None` when
+    /// there is none).
     pub async fn read_shard_part(
         &self,
         id: &BackupId,
         spec: &ShardSpec,
-    ) -> Result<Bytes, StoreError> {
-        self.get(&shard_part_key(id, spec)).await
+    ) -> Result<(Bytes, Option<Bytes>), StoreError> {
+        let part = self.get(&shard_part_key(id, spec)).await?;
+        let seal = match self.get(&shard_part_seal_key(id, spec)).await {
+            Ok(bytes) => Some(bytes),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(err) => return Err(err),
+        };
+        Ok((part, seal))
     }
 
     /// A data-dir backup's manifest bytes.

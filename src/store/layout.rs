@@ -5,6 +5,7 @@
 //! backups/<backup-id>/manifest.seal      an encrypted backup's manifest seal, written just before it
 //! backups/<backup-id>/segments/<escaped-topic>/<partition>/<first-offset, 20 digits>.<ext>
 //! backups/<backup-id>/shard-part.<run>.<index>-of-<count>.json   one shard's part of a run
+//! backups/<backup-id>/shard-part.<run>.<index>-of-<count>.json.seal   its seal (encrypted runs)
 //! datadir/<backup-id>/data.tar.zst (or .tar.gz)     a data-dir (physical) backup's tar
 //! datadir/<backup-id>/manifest.json                 its manifest, written last
 //! locks/<lock-id>.json                              a running backup/restore/verify/prune
@@ -34,6 +35,12 @@ pub(crate) fn shard_part_key(id: &BackupId, spec: &ShardSpec) -> String {
         "{BACKUPS_DIR}/{id}/{SHARD_PART_PREFIX}{}.{}-of-{}.json",
         spec.run, spec.index, spec.count
     )
+}
+
+/// The key of an encrypted run's part seal, written just before the part
+/// (docs/FORMAT.md, "Manifest seal"). Its name does not end in `.json`: not a part.
+pub(crate) fn shard_part_seal_key(id: &BackupId, spec: &ShardSpec) -> String {
+    format!("{}.seal", shard_part_key(id, spec))
 }
 
 /// The shard a part file's name describes; `None` for any other file name.
@@ -209,7 +216,9 @@ mod tests {
             key,
             "backups/20261125T145443Z-3f9a1c/shard-part.nightly-29384760.2-of-3.json"
         );
-        assert_eq!(backup_of_key(&key), Some(id));
+        assert_eq!(backup_of_key(&key), Some(id.clone()));
+        let seal = shard_part_seal_key(&id, &spec);
+        assert_eq!(shard_of_part_name(seal.rsplit('/').next().unwrap()), None);
         let name = key.rsplit('/').next().unwrap();
         assert_eq!(shard_of_part_name(name), Some(spec));
         for other in [

@@ -223,3 +223,70 @@ fn a_version_1_encrypted_manifest_is_read_with_a_warning_that_it_is_unsealed() {
     );
     assert_eq!(json["totals"]["records"], 50);
 }
+
+/// A sharded run's part files are sealed too: a part altered by someone without the key
+/// (here a group offset rewound, the JSON still valid) stops the merge, and nothing is
+/// published; the same run with untouched parts publishes.
+#[test]
+fn an_altered_shard_part_is_not_merged() {
+    let (source, _keys, key_file, _dir) = encrypted_backup("seal-shards", 4, 400, &[]);
+    crate::harness::commit_offsets(
+        &source.bootstrap,
+        "billing",
+        TOPIC,
+        &[(0, 10), (1, 10), (2, 10), (3, 10)],
+    );
+    let key = path_str(&key_file);
+    let shard = |to: &Path, spec: &str| {
+        kafkasnap(
+            &[
+                "backup",
+                "-b",
+                &source.bootstrap,
+                "--to",
+                path_str(to),
+                "--shard",
+                spec,
+                "--shard-run",
+                "sealed",
+                "--key-file",
+                key,
+            ],
+            &[],
+        )
+    };
+    for altered in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(shard(dir.path(), "0/2").status.code(), Some(4));
+        let part = crate::harness::files_under(dir.path())
+            .into_iter()
+            .find(|f| f.to_string_lossy().ends_with("-of-2.json"))
+            .expect("shard 0's part");
+        assert!(
+            part.with_extension("json.seal").exists(),
+            "the seal is stored beside the part"
+        );
+        if altered {
+            let text = std::fs::read_to_string(&part).unwrap();
+            let rewound = text.replacen("\"offset\": 10", "\"offset\": 0", 1);
+            assert_ne!(rewound, text, "the part holds the group offsets");
+            std::fs::write(&part, rewound).unwrap();
+        }
+        let last = shard(dir.path(), "1/2");
+        if altered {
+            assert_eq!(last.status.code(), Some(1), "{}", stderr_of(&last));
+            assert!(
+                stderr_of(&last).contains("is not authenticated: its seal does not match"),
+                "{}",
+                stderr_of(&last)
+            );
+            assert!(
+                !crate::harness::has_manifest(dir.path()),
+                "nothing published"
+            );
+        } else {
+            assert!(last.status.success(), "{}", stderr_of(&last));
+            kafkasnap_ok(&["verify", path_str(dir.path()), "--key-file", key], &[]);
+        }
+    }
+}
