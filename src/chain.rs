@@ -18,7 +18,9 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::archive::{record_digest, EncryptionKey, Manifest, PartitionBackup, SegmentRef};
+use crate::archive::{
+    record_digest, EncryptionKey, Manifest, PartitionBackup, SegmentRef, SEALED_FROM_FORMAT_VERSION,
+};
 use crate::catalog::read_segment;
 use crate::kafka::{
     probe_partitions, ClientSettings, KafkaError, PartitionTask, ProbeRequest, ProbeResult,
@@ -99,9 +101,22 @@ pub fn probe_live_logs(
         .collect())
 }
 
+/// Why `parent` (the newest backup) cannot be continued at all, so the backup is taken in
+/// full: its manifest is unsealed though encrypted (format version 1: it may have been
+/// altered, and continuing would seal what it says), or it is of another cluster.
+pub fn unusable_as_parent(parent: &Manifest, cluster_id: Option<&str>) -> Option<String> {
+    if parent.encryption.is_some() && parent.format_version < SEALED_FROM_FORMAT_VERSION {
+        return Some(format!(
+            "the newest backup, {}, has a format version {} manifest, which is not sealed, so it cannot be trusted as a parent",
+            parent.backup_id, parent.format_version
+        ));
+    }
+    cluster_changed(parent, cluster_id)
+}
+
 /// Why no partition of `parent` can be continued on the cluster with `cluster_id`: it is
 /// another cluster (or one restored under a new id). `None` when either id is unknown.
-pub fn cluster_changed(parent: &Manifest, cluster_id: Option<&str>) -> Option<String> {
+fn cluster_changed(parent: &Manifest, cluster_id: Option<&str>) -> Option<String> {
     let before = parent.source.cluster_id.as_deref()?;
     let now = cluster_id?;
     (before != now).then(|| {

@@ -17,11 +17,11 @@ use tokio::task::JoinSet;
 use crate::archive::{
     ArchiveKind, BackupId, Compression, EncryptionKey, GroupOffsets, Manifest, PartitionBackup,
     SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup, TopicConfig, Totals,
-    FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
+    FORMAT_VERSION,
 };
 use crate::catalog::{open_backup, publish_manifest};
 use crate::chain::{
-    check_parent_key, cluster_changed, continue_from, probe_live_logs, probe_requests, Carried,
+    check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
 };
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
@@ -193,30 +193,16 @@ async fn backup_under_lock(
     let mut warnings = Vec::new();
     let parent = if options.incremental {
         match open_backup(location, None, options.encryption_key.as_ref()).await {
-            // An encrypted parent without a seal (format version 1) may have been altered;
-            // continuing from it would seal what it says into this backup's manifest.
-            Ok(parent)
-                if parent.encryption.is_some()
-                    && parent.format_version < SEALED_FROM_FORMAT_VERSION =>
-            {
-                let warning = format!(
-                    "took a full backup instead of an incremental one: the newest backup, {}, has a format version {} manifest, which is not sealed, so it cannot be trusted as a parent",
-                    parent.backup_id, parent.format_version
-                );
-                tracing::warn!("{warning}");
-                warnings.push(warning);
-                None
-            }
-            Ok(parent) if cluster_changed(&parent, cluster.cluster_id.as_deref()).is_some() => {
-                let warning = format!(
-                    "took a full backup instead of an incremental one: {}",
-                    cluster_changed(&parent, cluster.cluster_id.as_deref()).unwrap_or_default()
-                );
-                tracing::warn!("{warning}");
-                warnings.push(warning);
-                None
-            }
-            Ok(parent) => Some(parent),
+            Ok(parent) => match unusable_as_parent(&parent, cluster.cluster_id.as_deref()) {
+                Some(why) => {
+                    let warning =
+                        format!("took a full backup instead of an incremental one: {why}");
+                    tracing::warn!("{warning}");
+                    warnings.push(warning);
+                    None
+                }
+                None => Some(parent),
+            },
             Err(Error::NoBackups { .. } | Error::OnlyDatadirBackups { .. }) => {
                 tracing::info!("no earlier backup at this location: taking a full backup");
                 None

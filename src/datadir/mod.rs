@@ -34,7 +34,7 @@ pub use report::{
 };
 #[cfg(test)]
 pub(crate) use tar_guard::build::oversized_pax as oversized_pax_tar;
-pub(crate) use tar_guard::pax_size;
+pub(crate) use tar_guard::{entry_data_size, padded as padded_to_blocks, pax_size};
 pub use tar_guard::{TarGuard, TarLimitError, TAR_EXTENSION_LIMIT};
 pub use to_archive::archive_datadir;
 pub use walk::{inspect_path, inspect_tar_stream};

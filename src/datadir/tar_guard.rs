@@ -225,18 +225,7 @@ impl<R: Read> TarGuard<R> {
                 _ => skip(padded(size)),
             });
         }
-        let is_extension = matches!(
-            kind,
-            EntryType::GNULongName
-                | EntryType::GNULongLink
-                | EntryType::XHeader
-                | EntryType::XGlobalHeader
-        );
-        let pax_size = self.pax_size.take();
-        let size = match is_extension {
-            true => size,
-            false => pax_size.unwrap_or(size),
-        };
+        let size = entry_data_size(kind, size, self.pax_size.take());
         let data = padded(size);
         let extended = header.as_gnu().is_some_and(|gnu| gnu.is_extended());
         Ok(match kind {
@@ -297,8 +286,26 @@ fn sparse_map(data: u64, seen: u64) -> Framing {
     }
 }
 
-fn padded(size: u64) -> u64 {
+/// `size` rounded up to whole blocks; a size near `u64::MAX` (base-256 sizes reach it) stays
+/// near it instead of wrapping to a small one.
+pub(crate) fn padded(size: u64) -> u64 {
     size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
+}
+
+/// The data size of an entry of `kind` whose header says `header_size`, as the `tar` crate
+/// reads it: a pending PAX `size` applies to the next real entry, not to extension headers.
+pub(crate) fn entry_data_size(kind: EntryType, header_size: u64, pax_size: Option<u64>) -> u64 {
+    let is_extension = matches!(
+        kind,
+        EntryType::GNULongName
+            | EntryType::GNULongLink
+            | EntryType::XHeader
+            | EntryType::XGlobalHeader
+    );
+    match is_extension {
+        true => header_size,
+        false => pax_size.unwrap_or(header_size),
+    }
 }
 
 /// The header checksum, as the `tar` crate checks it.

@@ -8,7 +8,7 @@ use std::io::{self, Read};
 
 use tar::{EntryType, Header};
 
-use crate::datadir::{pax_size, TAR_EXTENSION_LIMIT};
+use crate::datadir::{entry_data_size, padded_to_blocks as padded, pax_size, TAR_EXTENSION_LIMIT};
 
 /// `meta.properties` larger than this is not a Kafka one.
 pub(crate) const META_PROPERTIES_LIMIT: u64 = 64 * 1024;
@@ -101,17 +101,7 @@ impl<R: Read> ClusterIdRewriter<R> {
                 self.out.extend_from_slice(&data);
                 continue;
             }
-            let is_extension = matches!(
-                kind,
-                EntryType::GNULongName
-                    | EntryType::GNULongLink
-                    | EntryType::XHeader
-                    | EntryType::XGlobalHeader
-            );
-            let size = match is_extension {
-                true => size,
-                false => size_override.unwrap_or(size),
-            };
+            let size = entry_data_size(kind, size, size_override);
             let path = long_name
                 .or(pax_path)
                 .unwrap_or_else(|| header.path_bytes().into_owned());
@@ -221,12 +211,6 @@ pub(crate) fn cluster_id_of(text: &str) -> Option<String> {
 pub(crate) fn is_meta_properties(path: &[u8]) -> bool {
     let trimmed = path.strip_suffix(b"/").unwrap_or(path);
     trimmed.rsplit(|&b| b == b'/').next() == Some(b"meta.properties")
-}
-
-/// `size` rounded up to whole blocks; a size near `u64::MAX` (base-256 sizes reach it) stays
-/// near it instead of wrapping to a small one.
-fn padded(size: u64) -> u64 {
-    size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
 }
 
 /// Fills `block`; `false` on a clean end of input before its first byte.

@@ -116,13 +116,18 @@ impl Location {
             .await
     }
 
-    /// An encrypted backup's manifest seal; `None` when there is none.
-    pub async fn read_manifest_seal(&self, id: &BackupId) -> Result<Option<Bytes>, StoreError> {
-        match self.get(&manifest_seal_key(id)).await {
+    /// The object at `key`; `None` when there is none.
+    async fn get_if_exists(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self.get(key).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// An encrypted backup's manifest seal; `None` when there is none.
+    pub async fn read_manifest_seal(&self, id: &BackupId) -> Result<Option<Bytes>, StoreError> {
+        self.get_if_exists(&manifest_seal_key(id)).await
     }
 
     /// The key a manifest would have; for messages.
@@ -163,11 +168,7 @@ impl Location {
         spec: &ShardSpec,
     ) -> Result<(Bytes, Option<Bytes>), StoreError> {
         let part = self.get(&shard_part_key(id, spec)).await?;
-        let seal = match self.get(&shard_part_seal_key(id, spec)).await {
-            Ok(bytes) => Some(bytes),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(err) => return Err(err),
-        };
+        let seal = self.get_if_exists(&shard_part_seal_key(id, spec)).await?;
         Ok((part, seal))
     }
 
