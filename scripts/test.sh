@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# scripts/test.sh: install what the tests need (build deps, tansu) and run the whole suite.
+# scripts/test.sh: install what the tests need (build deps, tansu, the storage emulators) and run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 install_build_deps
 install_tansu
+install_store_emulators
 
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

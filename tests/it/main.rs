@@ -1,4 +1,5 @@
-//! Integration tests: kafkasnap against real tansu brokers and a real S3 server.
+//! Integration tests: kafkasnap against real tansu brokers, a real S3 server and storage
+//! emulators (moto, fake-gcs-server, Azurite).
 
 mod backup;
 mod datadir;
@@ -27,6 +28,8 @@ mod resume;
 mod shard;
 mod signals;
 mod stops;
+mod stores;
+mod stores_harness;
 mod structure;
 mod untrusted_listings;
 mod verify;
