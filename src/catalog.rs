@@ -32,8 +32,9 @@ pub async fn open_backup(
 /// [`Error::ManifestDamaged`]; one of a format version this kafkasnap does not read is
 /// [`Error::Archive`] (the backup may be fine; a newer kafkasnap reads it). Given the key
 /// of an encrypted backup, its manifest must carry a matching seal (format version 2 on;
-/// a version 1 one is read with a warning that it is unauthenticated): one without, or
-/// whose seal does not match, is [`Error::ManifestDamaged`]. Without a key (ls, show)
+/// a version 1 one is refused unless the key allows unsealed manifests, then read with a
+/// warning that it is unauthenticated): one without, or whose seal does not match, is
+/// [`Error::ManifestDamaged`]. Without a key (ls, show)
 /// nothing is authenticated.
 pub async fn read_manifest(
     location: &Location,
@@ -57,29 +58,52 @@ pub async fn read_manifest(
     let Some(given) = encryption_key else {
         return Ok(manifest);
     };
-    match &manifest.encryption {
-        // Refused by `key_for_backup` with its own message (plaintext or another key).
-        None => {}
-        Some(encryption) if encryption.key_id != given.id() => {}
-        Some(_) => match location.read_manifest_seal(id).await? {
-            // A seal that is there is checked, whatever the version says.
-            Some(seal) => {
-                archive::check_manifest_seal(given, id, &bytes, &seal).map_err(damaged)?
-            }
-            None if manifest.format_version < archive::SEALED_FROM_FORMAT_VERSION => {
-                tracing::warn!(
-                    "backup {id} has a format version {} manifest without a seal: whoever can write to the location could have altered it (or rewritten a sealed one as version 1); its segments are still authenticated",
-                    manifest.format_version
-                );
-            }
-            None => {
-                return Err(damaged(archive::ArchiveError::SealMissing {
-                    version: manifest.format_version,
-                }))
-            }
-        },
+    // Another key's or a plaintext backup is refused by `key_for_backup` with its own message.
+    if sealed_under(manifest.encryption.as_ref(), given) {
+        let seal = location.read_manifest_seal(id).await?;
+        let check = |seal: &[u8]| archive::check_manifest_seal(given, id, &bytes, seal);
+        judge_seal(
+            given,
+            id,
+            manifest.format_version,
+            archive::SEALED_FROM_FORMAT_VERSION,
+            seal,
+            check,
+        )
+        .map_err(damaged)?;
     }
     Ok(manifest)
+}
+
+/// Whether a manifest that says `encryption` must carry a seal that checks under `given`:
+/// it says it is encrypted with that very key.
+fn sealed_under(encryption: Option<&Encryption>, given: &EncryptionKey) -> bool {
+    encryption.is_some_and(|encryption| encryption.key_id == given.id())
+}
+
+/// The verdict on an encrypted manifest's `seal` (`None`: there is none), checked with
+/// `check`. A seal that is there is checked, whatever the version says; a manifest of a
+/// version older than `sealed_from` may lack one only when the key allows unsealed
+/// manifests (then with a warning); any other is refused.
+fn judge_seal(
+    given: &EncryptionKey,
+    id: &archive::BackupId,
+    version: u64,
+    sealed_from: u64,
+    seal: Option<bytes::Bytes>,
+    check: impl FnOnce(&[u8]) -> Result<(), archive::ArchiveError>,
+) -> Result<(), archive::ArchiveError> {
+    match seal {
+        Some(seal) => check(&seal),
+        None if version < sealed_from && given.allows_unsealed_manifests() => {
+            tracing::warn!(
+                "backup {id} has a format version {version} manifest without a seal: whoever can write to the location could have altered it (or rewritten a sealed one as version {version}); read anyway because of --allow-unsealed; its objects are still authenticated"
+            );
+            Ok(())
+        }
+        None if version < sealed_from => Err(archive::ArchiveError::Unsealed { version }),
+        None => Err(archive::ArchiveError::SealMissing { version }),
+    }
 }
 
 /// Publishes `manifest` (the commit point): an encrypted one (`encryption_key` given) is
@@ -157,18 +181,40 @@ async fn name_datadir_backups(location: &Location, err: Error) -> Error {
     }
 }
 
-/// The manifest of data-dir backup `id`, or of the newest complete one when `id` is `None`.
+/// The manifest of data-dir backup `id`, or of the newest complete one when `id` is `None`,
+/// checked against its seal when `encryption_key` is the key it is encrypted with (format
+/// version 2 on; a version 1 one as [`read_manifest`] treats a logical one).
 pub async fn open_datadir_backup(
     location: &Location,
     id: Option<&str>,
+    encryption_key: Option<&EncryptionKey>,
 ) -> Result<DatadirManifest, Error> {
     let listing = location.list_datadir_backups().await?;
     let id = resolve_id(location, &listing, id)?;
     let bytes = location.read_datadir_manifest(&id).await?;
-    DatadirManifest::from_json(&bytes).map_err(|source| Error::Archive {
-        key: location.datadir_manifest_key(&id),
+    let key = location.datadir_manifest_key(&id);
+    let manifest = DatadirManifest::from_json(&bytes).map_err(|source| Error::Archive {
+        key: key.clone(),
         source,
-    })
+    })?;
+    if let Some(given) = encryption_key.filter(|k| sealed_under(manifest.encryption.as_ref(), k)) {
+        let seal = location.read_datadir_manifest_seal(&id).await?;
+        let check = |seal: &[u8]| archive::check_datadir_manifest_seal(given, &id, &bytes, seal);
+        judge_seal(
+            given,
+            &id,
+            manifest.format_version,
+            archive::DATADIR_SEALED_FROM_FORMAT_VERSION,
+            seal,
+            check,
+        )
+        .map_err(|source| Error::ManifestDamaged {
+            backup_id: id.to_string(),
+            key,
+            source,
+        })?;
+    }
+    Ok(manifest)
 }
 
 /// Downloads data-dir backup `manifest`'s archive to `dest` (streamed, not buffered),

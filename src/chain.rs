@@ -106,12 +106,20 @@ pub fn probe_live_logs(
 /// altered, and continuing would seal what it says), or it is of another cluster.
 pub fn unusable_as_parent(parent: &Manifest, cluster_id: Option<&str>) -> Option<String> {
     if parent.encryption.is_some() && parent.format_version < SEALED_FROM_FORMAT_VERSION {
-        return Some(format!(
-            "the newest backup, {}, has a format version {} manifest, which is not sealed, so it cannot be trusted as a parent",
-            parent.backup_id, parent.format_version
+        return Some(unsealed_parent(
+            &parent.backup_id.to_string(),
+            parent.format_version,
         ));
     }
     cluster_changed(parent, cluster_id)
+}
+
+/// Why the newest backup, `backup_id`, encrypted with a manifest of format `version` that
+/// has no seal, is not continued.
+pub fn unsealed_parent(backup_id: &str, version: u64) -> String {
+    format!(
+        "the newest backup, {backup_id}, has a format version {version} manifest, which is not sealed, so it cannot be trusted as a parent"
+    )
 }
 
 /// Why no partition of `parent` can be continued on the cluster with `cluster_id`: it is

@@ -159,6 +159,9 @@ pub fn merge(parts: &[ShardPart]) -> Result<Manifest, ShardError> {
     }
 
     let mut merged = first.manifest.clone();
+    // The merging shard writes (and seals) the manifest: it is of the version this kafkasnap
+    // writes, whatever a part's embedded manifest says.
+    merged.format_version = crate::archive::FORMAT_VERSION;
     merged.backup_id = parts
         .iter()
         .map(|p| p.manifest.backup_id.clone())

@@ -169,6 +169,19 @@ fn parts_merge_into_one_manifest_under_the_smallest_id() {
 }
 
 #[test]
+fn the_merged_manifest_is_of_the_version_the_merger_writes() {
+    let mut parts = [
+        part(0, 2, "20261125T100002Z-bbbbbb", &[1]),
+        part(1, 2, "20261125T100001Z-aaaaaa", &[0, 2]),
+    ];
+    // A part's embedded manifest claiming an older (unsealed) version must not make the
+    // published manifest one that readers accept without a seal.
+    parts[0].manifest.format_version = 1;
+    parts[1].manifest.format_version = 1;
+    assert_eq!(merge(&parts).unwrap().format_version, FORMAT_VERSION);
+}
+
+#[test]
 fn parts_that_do_not_fit_are_refused() {
     let missing = [
         part(0, 2, "20261125T100002Z-bbbbbb", &[1]),

@@ -6,8 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{ArchiveError, BackupId, Compression, Encryption};
 
-/// The data-dir manifest format this kafkasnap writes and reads.
-pub const DATADIR_FORMAT_VERSION: u64 = 1;
+/// The data-dir manifest format this kafkasnap writes (2: an encrypted backup's manifest is
+/// sealed, `manifest.seal`); it reads 1 too.
+pub const DATADIR_FORMAT_VERSION: u64 = 2;
+/// The first data-dir format whose encrypted manifests are sealed.
+pub const DATADIR_SEALED_FROM_FORMAT_VERSION: u64 = 2;
+/// The oldest data-dir manifest format this kafkasnap reads (1: unsealed).
+pub const OLDEST_DATADIR_FORMAT_VERSION: u64 = 1;
 
 /// Marks a manifest as a data-dir archive (`"kind": "datadir"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +35,7 @@ pub struct DatadirManifest {
     pub cluster_id: Option<String>,
     pub node_id: Option<i32>,
     pub archive: DatadirArchive,
-    /// Present when the archive object is encrypted (a `KSNAPES1` stream, `--key-file`): the
+    /// Present when the archive object is encrypted (a `KSNAPES2` stream, `--key-file`): the
     /// cipher and the key id, as in a logical manifest. Absent: the object is plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
@@ -119,7 +124,11 @@ impl DatadirArchive {
 impl DatadirManifest {
     /// Parses manifest bytes, checking `format_version` and `kind` before anything else.
     pub fn from_json(bytes: &[u8]) -> Result<DatadirManifest, ArchiveError> {
-        super::manifest::parse_versioned(bytes, DATADIR_FORMAT_VERSION, DATADIR_FORMAT_VERSION)
+        super::manifest::parse_versioned(
+            bytes,
+            OLDEST_DATADIR_FORMAT_VERSION,
+            DATADIR_FORMAT_VERSION,
+        )
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -170,11 +179,21 @@ mod tests {
         assert_eq!(DatadirManifest::from_json(&json).unwrap(), manifest);
         let newer = String::from_utf8(json)
             .unwrap()
-            .replace("\"format_version\": 1", "\"format_version\": 2");
+            .replace("\"format_version\": 2", "\"format_version\": 3");
         assert!(matches!(
             DatadirManifest::from_json(newer.as_bytes()),
-            Err(ArchiveError::UnsupportedVersion { found: 2, .. })
+            Err(ArchiveError::UnsupportedVersion { found: 3, .. })
         ));
+        // Version 1 manifests (unsealed, before datadir seals) still parse.
+        let version_1 = String::from_utf8(manifest.to_json())
+            .unwrap()
+            .replace("\"format_version\": 2", "\"format_version\": 1");
+        assert_eq!(
+            DatadirManifest::from_json(version_1.as_bytes())
+                .unwrap()
+                .format_version,
+            1
+        );
         // Manifests written before modes existed were live backups.
         let older = String::from_utf8(manifest.to_json())
             .unwrap()

@@ -1,7 +1,9 @@
 //! Client-side encryption of segment objects: the key (parsed from a key file, known by its
-//! key id), the manifest's description of it, and the `KSNAPEN1` envelope (AES-256-GCM, a
-//! random nonce per object, the object key as associated data). Streamed objects (data-dir
-//! archives) use the same key in `stream_encryption`. Specified in docs/FORMAT.md.
+//! key id, with its HKDF subkeys), the manifest's description of it, and the object envelope
+//! (`KSNAPEN2`: AES-256-GCM under the object subkey, a random nonce per object, the object
+//! key as associated data; `KSNAPEN1`, under the key itself, is still read). Streamed objects
+//! (data-dir archives) use the stream subkey in `stream_encryption`. Specified in
+//! docs/FORMAT.md.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,8 +17,18 @@ use zeroize::Zeroizing;
 
 use super::ArchiveError;
 
-/// The first bytes of every encrypted object; the digit versions the envelope layout.
-pub const ENCRYPTED_MAGIC: &[u8; 8] = b"KSNAPEN1";
+/// The first bytes of every encrypted object written now: the envelope under the object
+/// subkey (HKDF-SHA-256 of the key, [`OBJECT_KEY_LABEL`]).
+pub const ENCRYPTED_MAGIC: &[u8; 8] = b"KSNAPEN2";
+/// The first bytes of an object kafkasnap 0.1 encrypted under the key itself; still read.
+pub const ENCRYPTED_MAGIC_V1: &[u8; 8] = b"KSNAPEN1";
+/// The HKDF salt of the subkeys that encrypt (per-purpose labels below; the manifest seal
+/// uses a random salt per backup, `manifest_seal`).
+const ENCRYPTION_SALT: &[u8] = b"kafkasnap encryption subkeys";
+/// HKDF label of the subkey that encrypts objects (`KSNAPEN2`).
+const OBJECT_KEY_LABEL: &[u8] = b"kafkasnap object aes-256-gcm v2";
+/// HKDF label of the subkey that encrypts streams (`KSNAPES2`, `stream_encryption`).
+const STREAM_KEY_LABEL: &[u8] = b"kafkasnap stream aes-256-gcm v2";
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -62,14 +74,34 @@ pub enum KeyFileError {
     NotAKey { len: usize },
 }
 
+/// Which cipher instance an envelope is under: a subkey (written now) or, for envelopes of
+/// kafkasnap 0.1 (`KSNAPEN1`, `KSNAPES1`), the key itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CipherUse {
+    /// The key itself (version 1 envelopes, read only).
+    RawKey,
+    /// The object subkey (`KSNAPEN2`).
+    Objects,
+    /// The stream subkey (`KSNAPES2`).
+    Streams,
+}
+
 /// A 256-bit key ready to encrypt and decrypt segments. Cloning shares it; its bytes are
 /// wiped from memory when the last clone is dropped, and `Debug` shows only the key id.
 #[derive(Clone)]
 pub struct EncryptionKey {
-    cipher: Arc<Aes256Gcm>,
+    /// The key itself: reads version 1 envelopes only.
+    raw_cipher: Arc<Aes256Gcm>,
+    /// Under the object subkey.
+    object_cipher: Arc<Aes256Gcm>,
+    /// Under the stream subkey.
+    stream_cipher: Arc<Aes256Gcm>,
     /// The key bytes, kept only as the input of [`EncryptionKey::derive_subkey`].
     secret: Arc<Zeroizing<[u8; KEY_LEN]>>,
     id: String,
+    /// The user accepts manifests of this key's backups that carry no seal because they were
+    /// written before seals existed (format version 1; `--allow-unsealed`).
+    unsealed_allowed: bool,
 }
 
 impl fmt::Debug for EncryptionKey {
@@ -118,26 +150,48 @@ impl EncryptionKey {
 
     fn from_bytes(bytes: &[u8; KEY_LEN]) -> EncryptionKey {
         let digest = Sha256::digest(bytes);
+        let secret = Arc::new(Zeroizing::new(*bytes));
+        let subkey_cipher = |label| {
+            let subkey = derive(&secret, ENCRYPTION_SALT, label);
+            let subkey: &[u8; KEY_LEN] = &subkey;
+            Arc::new(Aes256Gcm::new(subkey.into()))
+        };
         EncryptionKey {
-            cipher: Arc::new(Aes256Gcm::new(bytes.into())),
-            secret: Arc::new(Zeroizing::new(*bytes)),
+            raw_cipher: Arc::new(Aes256Gcm::new(bytes.into())),
+            object_cipher: subkey_cipher(OBJECT_KEY_LABEL),
+            stream_cipher: subkey_cipher(STREAM_KEY_LABEL),
+            secret,
             id: hex::encode(&digest[..8]),
+            unsealed_allowed: false,
         }
+    }
+
+    /// The same key, with the user's word that manifests of format version 1 (written before
+    /// manifests were sealed) may be read unauthenticated, with a warning. Without it they are
+    /// refused: a sealed manifest rewritten as version 1 with its seal removed looks the same.
+    pub fn allowing_unsealed_manifests(mut self) -> EncryptionKey {
+        self.unsealed_allowed = true;
+        self
+    }
+
+    /// Whether [`EncryptionKey::allowing_unsealed_manifests`] was asked for.
+    pub fn allows_unsealed_manifests(&self) -> bool {
+        self.unsealed_allowed
     }
 
     /// A 256-bit subkey for one purpose (`label`), derived with HKDF-SHA-256 from the key
     /// and `salt`: subkeys of different labels or salts are unrelated to each other.
     pub(super) fn derive_subkey(&self, salt: &[u8], label: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
-        let mut subkey = Zeroizing::new([0u8; KEY_LEN]);
-        hkdf::Hkdf::<Sha256>::new(Some(salt), self.secret.as_ref().as_ref())
-            .expand(label, subkey.as_mut())
-            .expect("32 bytes is a valid HKDF-SHA-256 output length");
-        subkey
+        derive(&self.secret, salt, label)
     }
 
-    /// The cipher itself, for the stream envelope.
-    pub(super) fn aead(&self) -> &Aes256Gcm {
-        &self.cipher
+    /// The cipher instance for one use (the stream envelope picks by its magic).
+    pub(super) fn aead(&self, usage: CipherUse) -> &Aes256Gcm {
+        match usage {
+            CipherUse::RawKey => &self.raw_cipher,
+            CipherUse::Objects => &self.object_cipher,
+            CipherUse::Streams => &self.stream_cipher,
+        }
     }
 
     /// First 16 hex digits of the key's SHA-256: names the key without revealing it.
@@ -153,8 +207,8 @@ impl EncryptionKey {
         }
     }
 
-    /// Encrypts an object's bytes for storage under `object_key`:
-    /// `KSNAPEN1 | nonce (12 random bytes) | ciphertext | tag (16 bytes)`.
+    /// Encrypts an object's bytes for storage under `object_key`, under the object subkey:
+    /// `KSNAPEN2 | nonce (12 random bytes) | ciphertext | tag (16 bytes)`.
     pub fn encrypt(&self, object_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, ArchiveError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|source| ArchiveError::NoRandomness { source })?;
@@ -164,10 +218,10 @@ impl EncryptionKey {
         sealed.extend_from_slice(plaintext);
         let body = &mut sealed[ENCRYPTED_MAGIC.len() + NONCE_LEN..];
         let tag = self
-            .cipher
+            .aead(CipherUse::Objects)
             .encrypt_inout_detached(
                 &Nonce::from(nonce),
-                &associated_data(object_key),
+                &associated_data(ENCRYPTED_MAGIC, object_key),
                 body.into(),
             )
             .map_err(|_| ArchiveError::EncryptionFailed {
@@ -177,11 +231,14 @@ impl EncryptionKey {
         Ok(sealed)
     }
 
-    /// Checks and decrypts an object that [`EncryptionKey::encrypt`] made for `object_key`.
+    /// Checks and decrypts an object that [`EncryptionKey::encrypt`] made for `object_key`
+    /// (or that kafkasnap 0.1 made under the key itself, `KSNAPEN1`).
     pub fn decrypt(&self, object_key: &str, stored: &[u8]) -> Result<Vec<u8>, ArchiveError> {
-        if stored.get(..ENCRYPTED_MAGIC.len()) != Some(ENCRYPTED_MAGIC.as_slice()) {
-            return Err(ArchiveError::NotEncrypted);
-        }
+        let (magic, usage) = match stored.get(..ENCRYPTED_MAGIC.len()) {
+            Some(magic) if magic == ENCRYPTED_MAGIC => (ENCRYPTED_MAGIC, CipherUse::Objects),
+            Some(magic) if magic == ENCRYPTED_MAGIC_V1 => (ENCRYPTED_MAGIC_V1, CipherUse::RawKey),
+            _ => return Err(ArchiveError::NotEncrypted),
+        };
         if stored.len() < ENVELOPE_OVERHEAD {
             return Err(ArchiveError::CorruptSegment {
                 position: stored.len(),
@@ -198,10 +255,10 @@ impl EncryptionKey {
             .expect("12 bytes");
         let tag: [u8; TAG_LEN] = tag.try_into().expect("16 bytes");
         let mut plaintext = ciphertext.to_vec();
-        self.cipher
+        self.aead(usage)
             .decrypt_inout_detached(
                 &Nonce::from(nonce),
-                &associated_data(object_key),
+                &associated_data(magic, object_key),
                 plaintext.as_mut_slice().into(),
                 &Tag::from(tag),
             )
@@ -210,9 +267,19 @@ impl EncryptionKey {
     }
 }
 
-/// Binds a ciphertext to its object: the magic followed by the object key's UTF-8 bytes.
-fn associated_data(object_key: &str) -> Vec<u8> {
-    [ENCRYPTED_MAGIC.as_slice(), object_key.as_bytes()].concat()
+/// HKDF-SHA-256 of `secret` with `salt`, expanded for `label` to 32 bytes.
+fn derive(secret: &[u8; KEY_LEN], salt: &[u8], label: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut subkey = Zeroizing::new([0u8; KEY_LEN]);
+    hkdf::Hkdf::<Sha256>::new(Some(salt), secret)
+        .expand(label, subkey.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA-256 output length");
+    subkey
+}
+
+/// Binds a ciphertext to its object: the envelope's magic followed by the object key's
+/// UTF-8 bytes.
+fn associated_data(magic: &[u8; 8], object_key: &str) -> Vec<u8> {
+    [magic.as_slice(), object_key.as_bytes()].concat()
 }
 
 #[cfg(test)]
@@ -290,6 +357,52 @@ mod tests {
             key().decrypt(&elsewhere, &sealed),
             Err(ArchiveError::DecryptionFailed)
         ));
+    }
+
+    /// A `KSNAPEN1` envelope as kafkasnap 0.1 made it: under the key itself.
+    fn version_1_envelope(plaintext: &[u8]) -> Vec<u8> {
+        let raw = Aes256Gcm::new(&raw_key().into());
+        let nonce = [9u8; NONCE_LEN];
+        let mut body = plaintext.to_vec();
+        let tag = raw
+            .encrypt_inout_detached(
+                &Nonce::from(nonce),
+                &associated_data(ENCRYPTED_MAGIC_V1, OBJECT),
+                body.as_mut_slice().into(),
+            )
+            .unwrap();
+        [ENCRYPTED_MAGIC_V1.as_slice(), &nonce, &body, &tag].concat()
+    }
+
+    #[test]
+    fn objects_are_encrypted_under_a_subkey_and_version_1_ones_still_read() {
+        let sealed = key().encrypt(OBJECT, b"payload").unwrap();
+        assert_eq!(&sealed[..8], b"KSNAPEN2");
+        // The key itself does not open a version 2 envelope, under either magic.
+        let raw = Aes256Gcm::new(&raw_key().into());
+        let (header, rest) = sealed.split_at(8 + NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        for magic in [ENCRYPTED_MAGIC, ENCRYPTED_MAGIC_V1] {
+            let mut body = ciphertext.to_vec();
+            let opened = raw.decrypt_inout_detached(
+                &Nonce::from(<[u8; 12]>::try_from(&header[8..]).unwrap()),
+                &associated_data(magic, OBJECT),
+                body.as_mut_slice().into(),
+                &Tag::from(<[u8; 16]>::try_from(tag).unwrap()),
+            );
+            assert!(opened.is_err(), "the raw key opened a subkey envelope");
+        }
+        let mut relabelled = sealed.clone();
+        relabelled[..8].copy_from_slice(ENCRYPTED_MAGIC_V1);
+        assert!(matches!(
+            key().decrypt(OBJECT, &relabelled),
+            Err(ArchiveError::DecryptionFailed)
+        ));
+        let old = version_1_envelope(b"written by 0.1");
+        assert_eq!(key().decrypt(OBJECT, &old).unwrap(), b"written by 0.1");
+        let mut old_relabelled = old.clone();
+        old_relabelled[..8].copy_from_slice(ENCRYPTED_MAGIC);
+        assert!(key().decrypt(OBJECT, &old_relabelled).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The seal of an encrypted backup's manifest: an HMAC-SHA-256 over the exact manifest bytes
 //! and the backup id, under a key derived with HKDF-SHA-256 from the backup key and a random
 //! per-manifest salt. Whoever can write to the location but lacks the key cannot alter,
-//! move or forge a sealed manifest. A sharded run's part files are sealed the same way, under
-//! another MAC input prefix. Specified in docs/FORMAT.md ("Manifest seal").
+//! move or forge a sealed manifest. A sharded run's part files and data-dir manifests are
+//! sealed the same way, each under its own MAC input prefix. Specified in docs/FORMAT.md
+//! ("Manifest seal").
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,8 @@ const MAC_KEY_LABEL: &[u8] = b"kafkasnap manifest seal hmac-sha256 v1";
 const MAC_INPUT_PREFIX: &[u8] = b"kafkasnap manifest\0";
 /// Prefix of a shard part file's MAC input: a part's seal never checks as a manifest's.
 const PART_MAC_INPUT_PREFIX: &[u8] = b"kafkasnap shard part\0";
+/// Prefix of a data-dir manifest's MAC input.
+const DATADIR_MAC_INPUT_PREFIX: &[u8] = b"kafkasnap datadir manifest\0";
 const SALT_LEN: usize = 32;
 /// Seal files above this size are not seals (a real one is about 250 bytes).
 pub const MAX_SEAL_BYTES: usize = 4096;
@@ -73,6 +76,25 @@ pub fn check_shard_part_seal(
     seal: &[u8],
 ) -> Result<(), ArchiveError> {
     check(key, PART_MAC_INPUT_PREFIX, id, part, seal)
+}
+
+/// Seals a data-dir backup's manifest (its exact bytes) as data-dir backup `id`'s.
+pub fn seal_datadir_manifest(
+    key: &EncryptionKey,
+    id: &BackupId,
+    manifest: &[u8],
+) -> Result<Vec<u8>, ArchiveError> {
+    seal(key, DATADIR_MAC_INPUT_PREFIX, id, manifest)
+}
+
+/// Checks a data-dir manifest's seal, as [`check_manifest_seal`] does a logical one's.
+pub fn check_datadir_manifest_seal(
+    key: &EncryptionKey,
+    id: &BackupId,
+    manifest: &[u8],
+    seal: &[u8],
+) -> Result<(), ArchiveError> {
+    check(key, DATADIR_MAC_INPUT_PREFIX, id, manifest, seal)
 }
 
 fn seal(
@@ -198,6 +220,22 @@ mod tests {
             check_shard_part_seal(&k, &backup, MANIFEST, &manifest_seal),
             Err(ArchiveError::SealMismatch)
         ));
+        // Nor does a logical manifest's seal check as a data-dir manifest's, or back.
+        let datadir_seal = seal_datadir_manifest(&k, &backup, MANIFEST).unwrap();
+        check_datadir_manifest_seal(&k, &backup, MANIFEST, &datadir_seal).unwrap();
+        for (seal, check) in [
+            (
+                &manifest_seal,
+                check_datadir_manifest_seal as fn(_, _, _, _) -> _,
+            ),
+            (&datadir_seal, check_manifest_seal),
+            (&part_seal, check_datadir_manifest_seal),
+        ] {
+            assert!(matches!(
+                check(&k, &backup, MANIFEST, seal),
+                Err(ArchiveError::SealMismatch)
+            ));
+        }
     }
 
     #[test]

@@ -22,9 +22,11 @@ pub use compression::{BadLevel, Compression};
 pub use content_hash::{record_digest, ContentHasher};
 pub use datadir_manifest::{
     DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,
-    DATADIR_FORMAT_VERSION,
+    DATADIR_FORMAT_VERSION, DATADIR_SEALED_FROM_FORMAT_VERSION,
 };
-pub use encryption::{Cipher, Encryption, EncryptionKey, KeyFileError, ENCRYPTED_MAGIC};
+pub use encryption::{
+    Cipher, Encryption, EncryptionKey, KeyFileError, ENCRYPTED_MAGIC, ENCRYPTED_MAGIC_V1,
+};
 pub(crate) use manifest::parse_versioned;
 pub use manifest::{
     ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, PartitionBackup, SegmentRef,
@@ -32,7 +34,8 @@ pub use manifest::{
     OLDEST_FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
 };
 pub use manifest_seal::{
-    check_manifest_seal, check_shard_part_seal, seal_manifest, seal_shard_part, MAX_SEAL_BYTES,
+    check_datadir_manifest_seal, check_manifest_seal, check_shard_part_seal, seal_datadir_manifest,
+    seal_manifest, seal_shard_part, MAX_SEAL_BYTES,
 };
 pub use record::{HeaderRef, RecordRef, TimestampType};
 pub use segment::{
@@ -40,7 +43,7 @@ pub use segment::{
 };
 pub use stream_encryption::{
     sealed_stream_len, DecryptingReader, StreamOpener, StreamSealer, STREAM_CHUNK_BYTES,
-    STREAM_HEADER_LEN, STREAM_MAGIC,
+    STREAM_HEADER_LEN, STREAM_MAGIC, STREAM_MAGIC_V1,
 };
 
 /// What can be wrong with archive bytes or a manifest.
@@ -68,6 +71,8 @@ pub enum ArchiveError {
     MissingVersion,
     #[error("the manifest of an encrypted backup of format version {version} has no seal (manifest.seal): it was removed, or the manifest was not written by kafkasnap")]
     SealMissing { version: u64 },
+    #[error("the manifest of this encrypted backup is format version {version}, written before manifests were sealed: whoever can write to the location could have altered it, or rewritten a sealed manifest as version {version} and removed its seal; if you trust everyone who can write there, read it with --allow-unsealed (KAFKASNAP_ALLOW_UNSEALED=true)")]
+    Unsealed { version: u64 },
     #[error("its seal (manifest.seal) cannot be read: {what}")]
     SealUnreadable { what: String },
     #[error("its seal does not match the manifest: the manifest was altered after it was written, moved from another backup id, or sealed with another key")]
@@ -92,11 +97,11 @@ pub enum ArchiveError {
     },
     #[error("unknown compression {0:?}: expected zstd, gzip or none")]
     UnknownCompression(String),
-    #[error("object does not start with the KSNAPEN1 magic, but the backup is encrypted")]
+    #[error("object does not start with a KSNAPEN magic (KSNAPEN2, or KSNAPEN1 of kafkasnap 0.1), but the backup is encrypted")]
     NotEncrypted,
     #[error("object does not decrypt with this key: its bytes were altered, or it is not the object stored under this key")]
     DecryptionFailed,
-    #[error("object does not start with the KSNAPES1 magic of an encrypted stream, but the backup is encrypted")]
+    #[error("object does not start with a KSNAPES magic (KSNAPES2, or KSNAPES1 of kafkasnap 0.1) of an encrypted stream, but the backup is encrypted")]
     NotEncryptedStream,
     #[error("encrypted stream ends at byte {position} without its last chunk: the object was cut short or chunks were dropped")]
     StreamTruncated { position: u64 },
@@ -111,4 +116,18 @@ pub enum ArchiveError {
         #[source]
         source: getrandom::Error,
     },
+}
+
+impl ArchiveError {
+    /// Whether this says a manifest's seal is missing, unreadable or does not check (the
+    /// manifest itself parsed): it is not authenticated.
+    pub fn is_about_the_seal(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::SealMissing { .. }
+                | ArchiveError::Unsealed { .. }
+                | ArchiveError::SealUnreadable { .. }
+                | ArchiveError::SealMismatch
+        )
+    }
 }

@@ -448,7 +448,7 @@ mod tests {
             let stored = build(&[3, 4, 9, 100])
                 .compress_and_encrypt(codec, codec.default_level(), &test_key(), key)
                 .unwrap();
-            assert_eq!(&stored.bytes[..8], b"KSNAPEN1", "{codec}");
+            assert_eq!(&stored.bytes[..8], b"KSNAPEN2", "{codec}");
             let entry = stored.to_ref(key.into());
             assert_eq!(entry.sha256, hex::encode(Sha256::digest(&stored.bytes)));
             check_stored(&stored.bytes, &entry).unwrap();

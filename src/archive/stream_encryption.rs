@@ -1,5 +1,6 @@
-//! Client-side encryption of streamed objects (data-dir archives): the `KSNAPES1` stream
-//! envelope, AES-256-GCM over fixed 1 MiB chunks under one key ([`EncryptionKey`]), each
+//! Client-side encryption of streamed objects (data-dir archives): the `KSNAPES2` stream
+//! envelope, AES-256-GCM over fixed 1 MiB chunks under the key's stream subkey
+//! ([`EncryptionKey`]; `KSNAPES1` streams, under the key itself, are still read), each
 //! chunk's nonce made of a random per-object prefix, its index and a last-chunk flag, the
 //! object key as associated data. Sealed and opened as the bytes stream, in bounded memory.
 //! Specified in docs/FORMAT.md ("Stream layout").
@@ -9,10 +10,13 @@ use std::io::{self, Read};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Nonce, Tag};
 
+use super::encryption::CipherUse;
 use super::{ArchiveError, EncryptionKey};
 
-/// The first bytes of every encrypted stream; the digit versions the stream layout.
-pub const STREAM_MAGIC: &[u8; 8] = b"KSNAPES1";
+/// The first bytes of every encrypted stream written now (under the stream subkey).
+pub const STREAM_MAGIC: &[u8; 8] = b"KSNAPES2";
+/// The first bytes of a stream kafkasnap 0.1 encrypted under the key itself; still read.
+pub const STREAM_MAGIC_V1: &[u8; 8] = b"KSNAPES1";
 /// Plaintext bytes in every chunk but the last (which holds fewer, possibly none).
 pub const STREAM_CHUNK_BYTES: usize = 1 << 20;
 const PREFIX_LEN: usize = 7;
@@ -37,9 +41,10 @@ fn nonce(prefix: &[u8; PREFIX_LEN], index: u32, last: bool) -> [u8; 12] {
     nonce
 }
 
-/// The associated data of every chunk: the magic followed by the object key's UTF-8 bytes.
-fn associated_data(object_key: &str) -> Vec<u8> {
-    [STREAM_MAGIC.as_slice(), object_key.as_bytes()].concat()
+/// The associated data of every chunk: the stream's magic followed by the object key's
+/// UTF-8 bytes.
+fn associated_data(magic: &[u8; 8], object_key: &str) -> Vec<u8> {
+    [magic.as_slice(), object_key.as_bytes()].concat()
 }
 
 /// Stored offset of chunk `index`.
@@ -71,7 +76,7 @@ impl StreamSealer {
         pending.extend_from_slice(&prefix);
         Ok(StreamSealer {
             key: key.clone(),
-            aad: associated_data(object_key),
+            aad: associated_data(STREAM_MAGIC, object_key),
             prefix,
             index: 0,
             pending,
@@ -106,7 +111,7 @@ impl StreamSealer {
         let len = body.len();
         let tag = self
             .key
-            .aead()
+            .aead(CipherUse::Streams)
             .encrypt_inout_detached(
                 &Nonce::from(nonce(&self.prefix, self.index, last)),
                 &self.aad,
@@ -128,6 +133,8 @@ impl StreamSealer {
 /// Opens the chunks of one stream in order, given its header.
 struct ChunkOpener {
     key: EncryptionKey,
+    /// The subkey (or, for a version 1 stream, the key) its magic names.
+    usage: CipherUse,
     aad: Vec<u8>,
     prefix: [u8; PREFIX_LEN],
     index: u32,
@@ -135,9 +142,11 @@ struct ChunkOpener {
 
 impl ChunkOpener {
     fn new(key: &EncryptionKey, object_key: &str, header: &[u8]) -> Result<Self, ArchiveError> {
-        if header.len() < STREAM_MAGIC.len() || &header[..STREAM_MAGIC.len()] != STREAM_MAGIC {
-            return Err(ArchiveError::NotEncryptedStream);
-        }
+        let (magic, usage) = match header.get(..STREAM_MAGIC.len()) {
+            Some(magic) if magic == STREAM_MAGIC => (STREAM_MAGIC, CipherUse::Streams),
+            Some(magic) if magic == STREAM_MAGIC_V1 => (STREAM_MAGIC_V1, CipherUse::RawKey),
+            _ => return Err(ArchiveError::NotEncryptedStream),
+        };
         if header.len() < STREAM_HEADER_LEN {
             return Err(ArchiveError::StreamTruncated {
                 position: header.len() as u64,
@@ -145,7 +154,8 @@ impl ChunkOpener {
         }
         Ok(ChunkOpener {
             key: key.clone(),
-            aad: associated_data(object_key),
+            usage,
+            aad: associated_data(magic, object_key),
             prefix: header[STREAM_MAGIC.len()..STREAM_HEADER_LEN]
                 .try_into()
                 .expect("7 bytes"),
@@ -165,7 +175,7 @@ impl ChunkOpener {
         let tag: [u8; TAG_LEN] = sealed[body_len..].try_into().expect("16 bytes");
         sealed.truncate(body_len);
         self.key
-            .aead()
+            .aead(self.usage)
             .decrypt_inout_detached(
                 &Nonce::from(nonce(&self.prefix, self.index, last)),
                 &self.aad,
@@ -321,6 +331,7 @@ impl<R: Read> Read for DecryptingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aes_gcm::KeyInit;
 
     const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     const OBJECT: &str = "datadir/20261125T145443Z-3f9a1c/data.tar.zst";
@@ -401,6 +412,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn streams_are_under_the_stream_subkey_and_version_1_ones_still_read() {
+        let data = plaintext(CHUNK + 10);
+        let stored = seal(&data, 4096, OBJECT);
+        // Relabelled as a version 1 stream, it would have to open under the key itself.
+        let mut relabelled = stored.clone();
+        relabelled[..8].copy_from_slice(STREAM_MAGIC_V1);
+        assert!(matches!(
+            open(&relabelled),
+            Err(ArchiveError::StreamChunkFailed { chunk: 0, .. })
+        ));
+        // A version 1 stream, as kafkasnap 0.1 sealed it under the key itself, opens.
+        let raw = aes_gcm::Aes256Gcm::new(&hex::decode(KEY_HEX).unwrap()[..].try_into().unwrap());
+        let prefix = [3u8; PREFIX_LEN];
+        let aad = associated_data(STREAM_MAGIC_V1, OBJECT);
+        let mut old = [STREAM_MAGIC_V1.as_slice(), &prefix].concat();
+        let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let last = index + 1 == chunks.len();
+            let mut body = chunk.to_vec();
+            let tag = raw
+                .encrypt_inout_detached(
+                    &Nonce::from(nonce(&prefix, index as u32, last)),
+                    &aad,
+                    body.as_mut_slice().into(),
+                )
+                .unwrap();
+            old.extend_from_slice(&body);
+            old.extend_from_slice(&tag);
+        }
+        assert_eq!(open(&old).unwrap(), data);
     }
 
     #[test]

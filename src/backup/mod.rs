@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::archive::{
-    ArchiveKind, BackupId, Compression, EncryptionKey, GroupOffsets, Manifest, PartitionBackup,
-    SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup, TopicConfig, Totals,
-    FORMAT_VERSION,
+    ArchiveError, ArchiveKind, BackupId, Compression, EncryptionKey, GroupOffsets, Manifest,
+    PartitionBackup, SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup,
+    TopicConfig, Totals, FORMAT_VERSION,
 };
 use crate::catalog::{open_backup, publish_manifest};
 use crate::chain::{
@@ -203,6 +203,20 @@ async fn backup_under_lock(
                 }
                 None => Some(parent),
             },
+            // Encrypted but unsealed (format version 1): never trusted as a parent.
+            Err(Error::ManifestDamaged {
+                backup_id,
+                source: ArchiveError::Unsealed { version },
+                ..
+            }) => {
+                let warning = format!(
+                    "took a full backup instead of an incremental one: {}",
+                    crate::chain::unsealed_parent(&backup_id, version)
+                );
+                tracing::warn!("{warning}");
+                warnings.push(warning);
+                None
+            }
             Err(Error::NoBackups { .. } | Error::OnlyDatadirBackups { .. }) => {
                 tracing::info!("no earlier backup at this location: taking a full backup");
                 None

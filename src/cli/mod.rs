@@ -129,6 +129,11 @@ pub struct KeyArgs {
     /// encrypted backup cannot be restored.
     #[arg(long = "key-file", value_name = "FILE", env = "KAFKASNAP_KEY_FILE")]
     pub key_file: Option<PathBuf>,
+    /// With --key-file, also read encrypted backups whose manifest has no seal because an
+    /// older kafkasnap wrote it (logical format version 1, data-dir format version 1), with a
+    /// warning: anyone who can write to the location could have altered them. Refused without.
+    #[arg(long, env = "KAFKASNAP_ALLOW_UNSEALED", requires = "key_file")]
+    pub allow_unsealed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +321,11 @@ pub struct PruneArgs {
     /// Report what would be kept and removed; delete nothing.
     #[arg(long, env = "KAFKASNAP_DRY_RUN")]
     pub dry_run: bool,
+    /// With the backups' key, only backups whose manifest is sealed under it count for the
+    /// rules or are removed; any other (forged, altered, plaintext, another key's) is left
+    /// alone with a warning.
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Args)]

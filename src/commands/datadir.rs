@@ -86,18 +86,60 @@ async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Prints what `datadir verify` found when a backup's manifest itself is damaged.
+fn report_damaged_manifest(
+    global: &Global,
+    backup_id: &str,
+    key: &str,
+    problem: &str,
+) -> anyhow::Result<()> {
+    if global.output == OutputFormat::Json {
+        print_json(&serde_json::json!({
+            "ok": false,
+            "backup_id": backup_id,
+            "problems": [{ "key": key, "problem": problem }],
+        }))
+    } else {
+        println!(
+            "data-dir backup {backup_id}: its manifest is damaged; nothing else can be checked"
+        );
+        println!("  BAD {key}: {problem}");
+        println!("FAILED");
+        Ok(())
+    }
+}
+
 async fn verify(args: DatadirVerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
-    let chosen = open_datadir_backup(&location, args.backup.as_deref()).await?;
-    // Held while the archive is read: a prune keeps it meanwhile.
-    let (_read_lock, manifest) = lock_datadir_for_reading(
-        &location,
-        LockKind::Verify,
-        &chosen.backup_id,
-        &cancel_on_signal(),
-    )
-    .await?;
+    let opened = async {
+        let chosen =
+            open_datadir_backup(&location, args.backup.as_deref(), encryption_key.as_ref()).await?;
+        // Held while the archive is read: a prune keeps it meanwhile.
+        lock_datadir_for_reading(
+            &location,
+            LockKind::Verify,
+            &chosen.backup_id,
+            encryption_key.as_ref(),
+            &cancel_on_signal(),
+        )
+        .await
+    }
+    .await;
+    let (_read_lock, manifest) = match opened.map_err(|err| err.downcast::<kafkasnap::Error>()) {
+        Ok(opened) => opened,
+        // A damaged (or forged) manifest is a finding, as `verify` reports it (exit 3).
+        Err(Ok(kafkasnap::Error::ManifestDamaged {
+            backup_id,
+            key,
+            source,
+        })) => {
+            report_damaged_manifest(global, &backup_id, &key, &source.to_string())?;
+            return Ok(Outcome::ProblemsFound);
+        }
+        Err(Ok(other)) => return Err(other.into()),
+        Err(Err(other)) => return Err(other),
+    };
     let problems = verify_datadir_archive(&location, &manifest, encryption_key.as_ref()).await?;
     if global.output == OutputFormat::Json {
         print_json(
@@ -219,16 +261,18 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
 async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = global.open_location(&args.from, false)?;
     let wanted = args.backup.as_deref().filter(|id| *id != "latest");
-    let chosen = open_datadir_backup(&location, wanted).await?;
+    let given_key = load_key_file(&args.key)?;
+    let chosen = open_datadir_backup(&location, wanted, given_key.as_ref()).await?;
     let (_read_lock, manifest) = lock_datadir_for_reading(
         &location,
         LockKind::Restore,
         &chosen.backup_id,
+        given_key.as_ref(),
         &cancel_on_signal(),
     )
     .await?;
     // A missing or wrong key stops the restore here, before the cluster is touched.
-    let encryption_key = key_for_datadir_backup(&manifest, load_key_file(&args.key)?.as_ref())?;
+    let encryption_key = key_for_datadir_backup(&manifest, given_key.as_ref())?;
     let client = default_client().await?;
     let options = DatadirRestoreOptions {
         statefulset: StatefulSetRef {

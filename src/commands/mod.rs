@@ -253,7 +253,10 @@ pub fn load_key_file(args: &KeyArgs) -> anyhow::Result<Option<EncryptionKey>> {
     let key = EncryptionKey::parse(&contents)
         .map_err(|err| anyhow::anyhow!("key file {} is not a key: {err}", path.display()))?;
     tracing::debug!(key_id = key.id(), "key file read");
-    Ok(Some(key))
+    Ok(Some(match args.allow_unsealed {
+        true => key.allowing_unsealed_manifests(),
+        false => key,
+    }))
 }
 
 /// Client settings from flags: `--config` file first, then `-X` in order.
@@ -310,12 +313,13 @@ pub async fn lock_datadir_for_reading(
     location: &Location,
     kind: LockKind,
     id: &BackupId,
+    encryption_key: Option<&EncryptionKey>,
     cancel: &AtomicBool,
 ) -> anyhow::Result<(LocationLock, DatadirManifest)> {
     let lock = LocationLock::shared(location, kind, [], [id.clone()], cancel)
         .await
         .map_err(kafkasnap::Error::from)?;
-    let manifest = open_datadir_backup(location, Some(id.as_str())).await?;
+    let manifest = open_datadir_backup(location, Some(id.as_str()), encryption_key).await?;
     Ok((lock, manifest))
 }
 

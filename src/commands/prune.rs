@@ -3,11 +3,12 @@
 
 use std::time::SystemTime;
 
+use kafkasnap::archive::EncryptionKey;
 use kafkasnap::progress::human_bytes;
 use kafkasnap::retention::{self, PlannedBackup, Policy, PrunePlan};
 use kafkasnap::store::{list_locks, Location, LocationLock, LockListing};
 
-use super::{print_json, Global, InvalidRequest, Outcome};
+use super::{load_key_file, print_json, Global, InvalidRequest, Outcome};
 use crate::cli::{OutputFormat, PruneArgs};
 
 #[derive(serde::Serialize)]
@@ -78,7 +79,15 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
         let (lock, locks) = LocationLock::exclusive(&location).await?;
         (Some(lock), locks)
     };
-    let result = prune_under_lock(&location, &policy, &locks, args.dry_run).await;
+    let encryption_key = load_key_file(&args.key)?;
+    let result = prune_under_lock(
+        &location,
+        &policy,
+        &locks,
+        encryption_key.as_ref(),
+        args.dry_run,
+    )
+    .await;
     if let Some(lock) = lock {
         lock.release().await;
     }
@@ -116,11 +125,12 @@ async fn prune_under_lock(
     location: &Location,
     policy: &Policy,
     locks: &LockListing,
+    encryption_key: Option<&EncryptionKey>,
     dry_run: bool,
 ) -> anyhow::Result<Pruned> {
     let now = SystemTime::now();
-    let plan = retention::plan(location, policy, now, locks).await?;
-    let datadir = retention::plan_datadir(location, policy, now, locks).await?;
+    let plan = retention::plan(location, policy, now, locks, encryption_key).await?;
+    let datadir = retention::plan_datadir(location, policy, now, locks, encryption_key).await?;
     let (mut removed_objects, mut freed_bytes) = (0, 0);
     let mut warnings = Vec::new();
     for lock in &locks.stale {

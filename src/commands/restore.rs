@@ -68,11 +68,13 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                 .tempdir()?;
             let source = match stored_datadir(source, global)? {
                 Some(stored) => {
-                    let chosen = open_datadir_backup(&stored, args.backup.as_deref()).await?;
+                    let key = options.encryption_key.as_ref();
+                    let chosen = open_datadir_backup(&stored, args.backup.as_deref(), key).await?;
                     let (lock, manifest) = lock_datadir_for_reading(
                         &stored,
                         LockKind::Restore,
                         &chosen.backup_id,
+                        key,
                         &options.cancel,
                     )
                     .await?;

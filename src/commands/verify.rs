@@ -11,15 +11,30 @@ use crate::cli::{OutputFormat, VerifyArgs};
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
-    let chosen = match open_backup(&location, args.backup.as_deref(), encryption_key.as_ref()).await
-    {
-        Ok(manifest) => manifest,
+    // Held while verify reads: a prune keeps the backup meanwhile. The manifest is read again
+    // under the lock, and a damaged one found either time is a finding.
+    let cancel = super::cancel_on_signal();
+    let opened = async {
+        let chosen =
+            open_backup(&location, args.backup.as_deref(), encryption_key.as_ref()).await?;
+        lock_for_reading(
+            &location,
+            LockKind::Verify,
+            &chosen.backup_id,
+            encryption_key.as_ref(),
+            &cancel,
+        )
+        .await
+    }
+    .await;
+    let (read_lock, manifest) = match opened.map_err(|err| err.downcast::<kafkasnap::Error>()) {
+        Ok(opened) => opened,
         // A damaged backup is a finding, like a damaged segment (exit 3), not a failure.
-        Err(kafkasnap::Error::ManifestDamaged {
+        Err(Ok(kafkasnap::Error::ManifestDamaged {
             backup_id,
             key,
             source,
-        }) => {
+        })) => {
             let report = ArchiveReport::damaged_manifest(&backup_id, &key, source.to_string());
             match global.output {
                 OutputFormat::Json => print_json(&serde_json::json!({
@@ -39,18 +54,9 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             }
             return Ok(Outcome::ProblemsFound);
         }
-        Err(err) => return Err(err.into()),
+        Err(Ok(other)) => return Err(other.into()),
+        Err(Err(other)) => return Err(other),
     };
-    // Held while verify reads: a prune keeps the backup meanwhile.
-    let cancel = super::cancel_on_signal();
-    let (read_lock, manifest) = lock_for_reading(
-        &location,
-        LockKind::Verify,
-        &chosen.backup_id,
-        encryption_key.as_ref(),
-        &cancel,
-    )
-    .await?;
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
     let comparisons = match &args.against {
         None => None,

@@ -1,4 +1,4 @@
-//! A data-dir backup: `tar` out of the pod -> zstd or gzip -> (with a key: the `KSNAPES1`
+//! A data-dir backup: `tar` out of the pod -> zstd or gzip -> (with a key: the `KSNAPES2`
 //! encrypted stream) -> SHA-256 -> a (multipart) upload, with the tar headers indexed on the side; no temporary file, memory bounded by
 //! the queues below plus the upload's parts. The manifest is published last; on any error
 //! the upload is aborted and nothing is published.
@@ -259,8 +259,26 @@ async fn stream_under_lock(
         .check_publishable(&id, &wanted)
         .await
         .map_err(store_err)?;
+    let bytes = manifest.to_json();
+    if let Some(key) = &options.encryption_key {
+        let seal_err = |source| K8sError::Seal {
+            namespace: target.namespace.clone(),
+            pod: target.pod.clone(),
+            source,
+        };
+        let seal = crate::archive::seal_datadir_manifest(key, &id, &bytes).map_err(seal_err)?;
+        if let Some(existing) = location
+            .create_datadir_manifest_seal(&id, seal)
+            .await
+            .map_err(store_err)?
+        {
+            // Ids are random: a seal already there was not written by this backup.
+            crate::archive::check_datadir_manifest_seal(key, &id, &bytes, &existing)
+                .map_err(seal_err)?;
+        }
+    }
     location
-        .publish_datadir_manifest(&id, manifest.to_json())
+        .publish_datadir_manifest(&id, bytes)
         .await
         .map_err(store_err)?;
     Ok(manifest)

@@ -245,6 +245,13 @@ pub enum K8sError {
         #[source]
         source: Box<crate::store::LockError>,
     },
+    #[error("sealing the manifest of the data-dir backup of pod {namespace}/{pod} failed: {source}; nothing was published")]
+    Seal {
+        namespace: String,
+        pod: String,
+        #[source]
+        source: crate::archive::ArchiveError,
+    },
     #[error("compression {0} is not available for data-dir archives; use zstd or gzip")]
     UnsupportedCompression(crate::archive::Compression),
 }

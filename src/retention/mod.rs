@@ -14,7 +14,7 @@ mod policy;
 
 pub use execute::{execute, Deleted};
 pub use plan::{plan, plan_datadir, Family, PlannedBackup, PrunePlan};
-pub use policy::{decide, Candidate, Decision, Policy, Reason};
+pub use policy::{decide, Candidate, Decision, LeftAlone, Policy, Reason};
 
 use crate::archive::{ArchiveError, BackupId};
 use crate::store::{LockError, StoreError};
@@ -44,6 +44,8 @@ pub enum RetentionError {
         #[source]
         source: ArchiveError,
     },
+    #[error("reading a manifest failed, so nothing was deleted: {0}")]
+    Read(Box<crate::Error>),
 }
 
 impl From<LockError> for RetentionError {

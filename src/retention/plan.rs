@@ -4,10 +4,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use super::policy::{decide, Candidate, Policy, Reason};
+use super::policy::{decide, Candidate, LeftAlone, Policy, Reason};
 use super::RetentionError;
-use crate::archive::{BackupId, Manifest, CLOCK_SKEW_ALLOWANCE};
+use crate::archive::{BackupId, EncryptionKey, Manifest, CLOCK_SKEW_ALLOWANCE};
 use crate::store::{backup_of_key, BackupListing, Location, LockInfo, LockListing, StoredObject};
+use crate::Error;
 
 /// One backup in a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,42 +58,49 @@ impl PrunePlan {
 
 /// Reads what `location` holds (every published manifest, for its parent and segment keys)
 /// and applies `policy` at time `now`. Deletes nothing. Refuses when a published manifest
-/// cannot be read: what it builds on would be unknown.
+/// cannot be read: what it builds on would be unknown. Given `encryption_key`, a backup
+/// whose manifest does not authenticate under it (no seal that checks, plaintext, another
+/// key's) is left alone: a manifest planted by whoever can write to the location must
+/// neither push genuine backups out of the keep rules nor be removed as if it were one.
 pub async fn plan(
     location: &Location,
     policy: &Policy,
     now: SystemTime,
     locks: &LockListing,
+    encryption_key: Option<&EncryptionKey>,
 ) -> Result<PrunePlan, RetentionError> {
     policy.validate()?;
     let in_use = in_use(locks, |info| &info.backups)?;
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
-    for (listing, started_at, left_alone) in
+    let mut leftovers = HashMap::new();
+    for (listing, started_at, mut left_alone) in
         dated(location.list_backups().await?, "", now, &mut warnings)
     {
-        let (parent, uses) = if listing.complete {
-            let bytes = location.read_manifest(&listing.id).await?;
-            let manifest = Manifest::from_json(&bytes).map_err(|source| {
-                RetentionError::UnreadableManifest {
-                    id: listing.id.clone(),
-                    key: location.manifest_key(&listing.id),
-                    source,
-                }
-            })?;
-            let uses: BTreeSet<BackupId> = manifest
+        let (mut parent, mut uses, mut last_written) = (None, Vec::new(), None);
+        if listing.complete {
+            let manifest = read_published(location, &listing.id, encryption_key).await?;
+            if let Some(why) = &manifest.unauthenticated {
+                warnings.push(format!(
+                    "left {} alone: {why}; it counts for no keep rule and is not removed (what it names stays too)",
+                    listing.id
+                ));
+                left_alone = left_alone.or(Some(LeftAlone::Unauthenticated));
+            }
+            let manifest = manifest.manifest;
+            uses = manifest
                 .segments()
                 .filter_map(|(_, _, segment)| backup_of_key(&segment.key))
                 .filter(|holder| *holder != listing.id)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
                 .collect();
-            (manifest.parent, uses.into_iter().collect())
+            parent = manifest.parent;
         } else {
-            (None, Vec::new())
-        };
-        let last_written = match listing.complete {
-            true => None,
-            false => location.backup_last_written(&listing.id).await?,
-        };
+            let (objects, newest) = location.unpublished_backup_objects(&listing.id).await?;
+            last_written = newest;
+            leftovers.insert(listing.id.clone(), objects);
+        }
         candidates.push(Candidate {
             in_use_by: in_use.get(&listing.id).cloned().unwrap_or_default(),
             id: listing.id,
@@ -119,11 +127,74 @@ pub async fn plan(
         location,
         Family::Logical,
         &candidates,
+        leftovers,
         policy,
         now,
         warnings,
     )
     .await
+}
+
+/// A published manifest as prune reads it, and why it is not authenticated (`None`: it is,
+/// or no key was given).
+struct Published {
+    manifest: Manifest,
+    unauthenticated: Option<String>,
+}
+
+/// Reads published backup `id`'s manifest. Without a key it is only parsed. With one, it is
+/// read as restore reads it (size and structure checked, the seal checked); one whose seal
+/// is missing or does not check, or that is plaintext or another key's, is returned with
+/// why it is not authenticated. One that cannot be read at all is refused.
+async fn read_published(
+    location: &Location,
+    id: &BackupId,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<Published, RetentionError> {
+    let unreadable = |source| RetentionError::UnreadableManifest {
+        id: id.clone(),
+        key: location.manifest_key(id),
+        source,
+    };
+    let Some(key) = encryption_key else {
+        let bytes = location.read_manifest(id).await?;
+        let manifest = Manifest::from_json(&bytes).map_err(unreadable)?;
+        return Ok(Published {
+            manifest,
+            unauthenticated: None,
+        });
+    };
+    match crate::catalog::read_manifest(location, id, Some(key)).await {
+        Ok(manifest) => {
+            let unauthenticated = match &manifest.encryption {
+                None => Some("its manifest is not encrypted, so it cannot be authenticated under the given key (prune without --key-file applies the rules to it)".to_string()),
+                Some(e) if e.key_id != key.id() => Some(format!(
+                    "it is encrypted with key id {}, not the given key id {}, so its manifest cannot be authenticated",
+                    e.key_id,
+                    key.id()
+                )),
+                Some(_) => None,
+            };
+            Ok(Published {
+                manifest,
+                unauthenticated,
+            })
+        }
+        Err(Error::ManifestDamaged { source, .. }) if source.is_about_the_seal() => {
+            // Parsed again without the key, only for what it builds on (kept with it).
+            let bytes = location.read_manifest(id).await?;
+            let manifest = Manifest::from_json(&bytes).map_err(unreadable)?;
+            Ok(Published {
+                manifest,
+                unauthenticated: Some(format!("its manifest is not authenticated: {source}")),
+            })
+        }
+        Err(Error::ManifestDamaged { source, .. } | Error::Archive { source, .. }) => {
+            Err(unreadable(source))
+        }
+        Err(Error::Store(source)) => Err(RetentionError::Store(source)),
+        Err(other) => Err(RetentionError::Read(Box::new(other))),
+    }
 }
 
 /// The same policy applied to the data-dir backups at `location` (they build on nothing and
@@ -133,18 +204,32 @@ pub async fn plan_datadir(
     policy: &Policy,
     now: SystemTime,
     locks: &LockListing,
+    encryption_key: Option<&EncryptionKey>,
 ) -> Result<PrunePlan, RetentionError> {
     policy.validate()?;
     let in_use = in_use(locks, |info| &info.datadir_backups)?;
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
+    let mut leftovers = HashMap::new();
     let listings = location.list_datadir_backups().await?;
-    for (listing, started_at, left_alone) in dated(listings, "data-dir backup ", now, &mut warnings)
+    for (listing, started_at, mut left_alone) in
+        dated(listings, "data-dir backup ", now, &mut warnings)
     {
-        let last_written = match listing.complete {
-            true => None,
-            false => location.datadir_last_written(&listing.id).await?,
-        };
+        if let (true, Some(key)) = (listing.complete, encryption_key) {
+            if let Some(why) = datadir_unauthenticated(location, &listing.id, key).await? {
+                warnings.push(format!(
+                    "left data-dir backup {} alone: {why}; it counts for no keep rule and is not removed",
+                    listing.id
+                ));
+                left_alone = left_alone.or(Some(LeftAlone::Unauthenticated));
+            }
+        }
+        let mut last_written = None;
+        if !listing.complete {
+            let (objects, newest) = location.unpublished_datadir_objects(&listing.id).await?;
+            last_written = newest;
+            leftovers.insert(listing.id.clone(), objects);
+        }
         candidates.push(Candidate {
             in_use_by: in_use.get(&listing.id).cloned().unwrap_or_default(),
             id: listing.id,
@@ -160,11 +245,46 @@ pub async fn plan_datadir(
         location,
         Family::Datadir,
         &candidates,
+        leftovers,
         policy,
         now,
         warnings,
     )
     .await
+}
+
+/// Why data-dir backup `id`'s manifest is not authenticated under `key` (`None`: it is).
+async fn datadir_unauthenticated(
+    location: &Location,
+    id: &BackupId,
+    key: &EncryptionKey,
+) -> Result<Option<String>, RetentionError> {
+    match crate::catalog::open_datadir_backup(location, Some(&id.to_string()), Some(key)).await {
+        Ok(manifest) => Ok(match &manifest.encryption {
+            None => Some(
+                "its manifest is not encrypted, so it cannot be authenticated under the given key"
+                    .into(),
+            ),
+            Some(e) if e.key_id != key.id() => Some(format!(
+                "it is encrypted with key id {}, not the given key id {}",
+                e.key_id,
+                key.id()
+            )),
+            Some(_) => None,
+        }),
+        Err(Error::ManifestDamaged { source, .. }) if source.is_about_the_seal() => {
+            Ok(Some(format!("its manifest is not authenticated: {source}")))
+        }
+        Err(Error::ManifestDamaged { source, .. } | Error::Archive { source, .. }) => {
+            Err(RetentionError::UnreadableManifest {
+                id: id.clone(),
+                key: location.datadir_manifest_key(id),
+                source,
+            })
+        }
+        Err(Error::Store(source)) => Err(RetentionError::Store(source)),
+        Err(other) => Err(RetentionError::Read(Box::new(other))),
+    }
 }
 
 /// Which backups the live locks name (`named` picks the family), with who holds them.
@@ -198,7 +318,7 @@ fn dated(
     kind: &str,
     now: SystemTime,
     warnings: &mut Vec<String>,
-) -> Vec<(BackupListing, SystemTime, bool)> {
+) -> Vec<(BackupListing, SystemTime, Option<LeftAlone>)> {
     listings
         .into_iter()
         .map(|listing| match listing.id.started_at() {
@@ -210,24 +330,26 @@ fn dated(
                     listing.id,
                     humantime::format_duration(CLOCK_SKEW_ALLOWANCE)
                 ));
-                (listing, started_at, true)
+                (listing, started_at, Some(LeftAlone::NotARealTime))
             }
-            Some(started_at) => (listing, started_at, false),
+            Some(started_at) => (listing, started_at, None),
             None => {
                 warnings.push(format!(
                     "left {kind}{} alone: its id is not a real UTC time",
                     listing.id
                 ));
-                (listing, now, true)
+                (listing, now, Some(LeftAlone::NotARealTime))
             }
         })
         .collect()
 }
 
+/// `leftovers`: the objects of unpublished backups, listed while planning (not again).
 async fn plan_from(
     location: &Location,
     family: Family,
     candidates: &[Candidate],
+    mut leftovers: HashMap<BackupId, Vec<StoredObject>>,
     policy: &Policy,
     now: SystemTime,
     warnings: Vec<String>,
@@ -241,6 +363,9 @@ async fn plan_from(
     for decision in decide(candidates, policy, now)? {
         let objects = match (decision.keep, family) {
             (true, _) => Vec::new(),
+            (false, _) if leftovers.contains_key(&decision.id) => {
+                leftovers.remove(&decision.id).unwrap_or_default()
+            }
             (false, Family::Logical) => location.list_backup_objects(&decision.id).await?,
             (false, Family::Datadir) => location.list_datadir_objects(&decision.id).await?,
         };

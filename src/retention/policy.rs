@@ -45,9 +45,10 @@ pub struct Candidate {
     /// its age for the grace period is counted from then (the clock of the machine that
     /// wrote its id may be wrong, and a long backup keeps writing). `None`: by `started_at`.
     pub last_written: Option<SystemTime>,
-    /// Its id is dated in the future or is not a real time (a wrong clock, or planted): it
-    /// counts for no rule and is never removed, and what it builds on is kept with it.
-    pub left_alone: bool,
+    /// Why it counts for no rule and is never removed (what it builds on is kept with it):
+    /// an id dated in the future or not a real time, or a manifest that cannot be
+    /// authenticated under the key prune was given. `None`: the rules apply.
+    pub left_alone: Option<LeftAlone>,
     /// The backup it builds on (incremental backups).
     pub parent: Option<BackupId>,
     /// Other backups whose prefixes hold segments its manifest lists.
@@ -55,6 +56,16 @@ pub struct Candidate {
     /// Live runs whose location lock names this backup (described for people): a backup
     /// being written, restored or verified is never removed.
     pub in_use_by: Vec<String>,
+}
+
+/// Why a backup is left alone by every rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftAlone {
+    /// Its id is dated in the future or is not a real time (a wrong clock, or planted).
+    NotARealTime,
+    /// Prune was given the key, and its manifest does not carry a seal that checks under it
+    /// (forged, altered, unsealed, plaintext, or another key's).
+    Unauthenticated,
 }
 
 /// Why a backup is kept or removed.
@@ -74,8 +85,8 @@ pub enum Reason {
     WithinGrace(Duration),
     /// A live run's location lock names it (the run, described).
     InUse(String),
-    /// Its id is dated in the future or is not a real time: left alone, counting for no rule.
-    LeftAlone,
+    /// Left alone, counting for no rule (and why).
+    LeftAlone(LeftAlone),
     /// Complete, but no rule keeps it.
     NoRule,
     /// Unpublished and older than the grace period: a crashed or interrupted backup.
@@ -96,8 +107,11 @@ impl fmt::Display for Reason {
                 humantime::format_duration(*grace)
             ),
             Reason::InUse(by) => write!(f, "in use by a running {by}"),
-            Reason::LeftAlone => f.write_str(
+            Reason::LeftAlone(LeftAlone::NotARealTime) => f.write_str(
                 "left alone: its id is dated in the future or is not a real time (counts for no rule)",
+            ),
+            Reason::LeftAlone(LeftAlone::Unauthenticated) => f.write_str(
+                "left alone: its manifest is not authenticated under the given key (counts for no rule)",
             ),
             Reason::NoRule => f.write_str("no keep rule matches"),
             Reason::PastGrace(grace) => write!(
@@ -141,7 +155,7 @@ pub fn decide(
     let complete: Vec<usize> = newest_first
         .iter()
         .copied()
-        .filter(|&i| candidates[i].complete && !candidates[i].left_alone)
+        .filter(|&i| candidates[i].complete && candidates[i].left_alone.is_none())
         .collect();
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); candidates.len()];
 
@@ -174,8 +188,8 @@ pub fn decide(
         for by in &candidate.in_use_by {
             reasons[i].push(Reason::InUse(by.clone()));
         }
-        if candidate.left_alone {
-            reasons[i].push(Reason::LeftAlone);
+        if let Some(why) = candidate.left_alone {
+            reasons[i].push(Reason::LeftAlone(why));
         }
     }
 

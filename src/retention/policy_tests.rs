@@ -25,7 +25,7 @@ fn full(seconds: u64) -> Candidate {
         started_at: at(seconds),
         complete: true,
         last_written: None,
-        left_alone: false,
+        left_alone: None,
         parent: None,
         uses: Vec::new(),
         in_use_by: Vec::new(),
@@ -44,7 +44,7 @@ fn unpublished(seconds: u64) -> Candidate {
     Candidate {
         complete: false,
         last_written: None,
-        left_alone: false,
+        left_alone: None,
         ..full(seconds)
     }
 }
@@ -406,7 +406,7 @@ fn a_left_alone_backup_takes_no_rule_slot_and_keeps_what_it_builds_on() {
     let now = MONDAY + 10 * DAY;
     // A backup from a machine whose clock runs a day fast, building on an old full one.
     let fast_clock = Candidate {
-        left_alone: true,
+        left_alone: Some(LeftAlone::NotARealTime),
         ..child(now + DAY, MONDAY)
     };
     let candidates = [full(MONDAY), full(now - HOUR), fast_clock];

@@ -10,9 +10,9 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode};
 
 use super::layout::{
-    backup_of_key, backup_prefix, datadir_manifest_key, manifest_key, manifest_seal_key,
-    prefix_under, shard_of_part_name, shard_part_key, shard_part_seal_key, BACKUPS_DIR,
-    DATADIR_DIR, MANIFEST_NAME,
+    backup_of_key, backup_prefix, datadir_manifest_key, datadir_manifest_seal_key, manifest_key,
+    manifest_seal_key, prefix_under, shard_of_part_name, shard_part_key, shard_part_seal_key,
+    BACKUPS_DIR, DATADIR_DIR, MANIFEST_NAME,
 };
 use super::{Location, StoreError, StoredObject};
 use crate::archive::BackupId;
@@ -177,6 +177,25 @@ impl Location {
         self.get(&datadir_manifest_key(id)).await
     }
 
+    /// Creates an encrypted data-dir backup's manifest seal, just before its manifest; never
+    /// overwrites (an existing seal's bytes are returned, as [`Self::create_manifest_seal`]).
+    pub async fn create_datadir_manifest_seal(
+        &self,
+        id: &BackupId,
+        seal: Vec<u8>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        self.create_or_existing(&datadir_manifest_seal_key(id), Bytes::from(seal))
+            .await
+    }
+
+    /// An encrypted data-dir backup's manifest seal; `None` when there is none.
+    pub async fn read_datadir_manifest_seal(
+        &self,
+        id: &BackupId,
+    ) -> Result<Option<Bytes>, StoreError> {
+        self.get_if_exists(&datadir_manifest_seal_key(id)).await
+    }
+
     /// Ids below `dir/` (`backups` or `datadir`), oldest first, with whether each has a manifest.
     async fn list_ids_under(&self, dir: &str) -> Result<Vec<BackupListing>, StoreError> {
         let list_err = |source| StoreError::List {
@@ -225,27 +244,38 @@ impl Location {
         self.list_objects_under(&backup_prefix(id)).await
     }
 
-    /// The newest `last_modified` among unpublished backup `id`'s objects (`None` if it
-    /// has none): how long ago it was last written, by the store's clock.
-    pub async fn backup_last_written(
+    /// Unpublished backup `id`'s objects, with the newest `last_modified` among them
+    /// (`None` if it has none): how long ago it was last written, by the store's clock.
+    pub async fn unpublished_backup_objects(
         &self,
         id: &BackupId,
-    ) -> Result<Option<SystemTime>, StoreError> {
-        self.newest_modified_under(&backup_prefix(id)).await
+    ) -> Result<(Vec<StoredObject>, Option<SystemTime>), StoreError> {
+        self.objects_and_newest_under(&backup_prefix(id)).await
     }
 
-    /// [`Self::backup_last_written`] for data-dir backup `id`.
-    pub async fn datadir_last_written(
+    /// [`Self::unpublished_backup_objects`] for data-dir backup `id`.
+    pub async fn unpublished_datadir_objects(
         &self,
         id: &BackupId,
-    ) -> Result<Option<SystemTime>, StoreError> {
-        self.newest_modified_under(&prefix_under(DATADIR_DIR, id))
+    ) -> Result<(Vec<StoredObject>, Option<SystemTime>), StoreError> {
+        self.objects_and_newest_under(&prefix_under(DATADIR_DIR, id))
             .await
     }
 
-    async fn newest_modified_under(&self, prefix: &str) -> Result<Option<SystemTime>, StoreError> {
-        let objects = self.list_objects_with_time(prefix).await?;
-        Ok(objects.iter().map(|o| o.last_modified).max())
+    async fn objects_and_newest_under(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<StoredObject>, Option<SystemTime>), StoreError> {
+        let listed = self.list_objects_with_time(prefix).await?;
+        let newest = listed.iter().map(|o| o.last_modified).max();
+        let objects = listed
+            .into_iter()
+            .map(|o| StoredObject {
+                key: o.key,
+                size: o.size,
+            })
+            .collect();
+        Ok((objects, newest))
     }
 
     /// Every object of data-dir backup `id` (manifest included), with its size, sorted by key.

@@ -7,6 +7,7 @@
 //! backups/<backup-id>/shard-part.<run>.<index>-of-<count>.json   one shard's part of a run
 //! backups/<backup-id>/shard-part.<run>.<index>-of-<count>.json.seal   its seal (encrypted runs)
 //! datadir/<backup-id>/data.tar.zst (or .tar.gz)     a data-dir (physical) backup's tar
+//! datadir/<backup-id>/manifest.seal                 an encrypted one's manifest seal, just before it
 //! datadir/<backup-id>/manifest.json                 its manifest, written last
 //! locks/<lock-id>.json                              a running backup/restore/verify/prune
 //! ```
@@ -77,6 +78,11 @@ pub(crate) fn datadir_archive_key(id: &BackupId, compression: Compression) -> St
 /// The key of a data-dir backup's manifest (its commit point).
 pub(crate) fn datadir_manifest_key(id: &BackupId) -> String {
     format!("{DATADIR_DIR}/{id}/{MANIFEST_NAME}")
+}
+
+/// The key of an encrypted data-dir backup's manifest seal.
+pub(crate) fn datadir_manifest_seal_key(id: &BackupId) -> String {
+    format!("{DATADIR_DIR}/{id}/manifest.seal")
 }
 
 pub(crate) fn backup_prefix(id: &BackupId) -> String {

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use kafkasnap::archive::{DatadirManifest, STREAM_MAGIC};
+use kafkasnap::archive::{seal_datadir_manifest, DatadirManifest, EncryptionKey, STREAM_MAGIC};
 use sha2::{Digest, Sha256};
 
 use crate::encryption::{key_id, write_key};
@@ -50,6 +50,16 @@ pub(crate) fn match_checksum(backups: &Path, manifest: &DatadirManifest) {
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     json["archive"]["sha256"] = hex::encode(Sha256::digest(&stored)).into();
     std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
+/// Seals the data-dir manifest as it now is with `key` (as only a holder of the key could),
+/// replacing its seal: the archive's own encryption must then catch what was changed.
+pub(crate) fn reseal(backups: &Path, manifest: &DatadirManifest, key: &[u8]) {
+    let key = EncryptionKey::parse(key).unwrap();
+    let dir = backups.join(format!("datadir/{}", manifest.backup_id));
+    let bytes = std::fs::read(dir.join("manifest.json")).unwrap();
+    let seal = seal_datadir_manifest(&key, &manifest.backup_id, &bytes).unwrap();
+    std::fs::write(dir.join("manifest.seal"), seal).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -178,12 +188,23 @@ async fn an_encrypted_datadir_backup_needs_its_key_and_restores_exactly() {
     assert!(restored.status.success(), "{}", stderr_of(&restored));
     assert_eq!(tree(target.path()), tree(source.path()));
 
-    // One flipped byte, with the manifest's checksum made to match: decryption catches it.
+    // One flipped byte, with the manifest's checksum made to match: the manifest's seal no
+    // longer matches, so verify reports the manifest damaged and reads nothing else.
     let archive = backups.join(&manifest.archive.key);
     let mut tampered = stored.clone();
     tampered[stored.len() / 2] ^= 0x01;
     std::fs::write(&archive, &tampered).unwrap();
     match_checksum(&backups, &manifest);
+    let forged = run(verify(Some(&key_file)), &kubeconfig).await;
+    assert_eq!(forged.status.code(), Some(3), "{}", stderr_of(&forged));
+    let report = String::from_utf8_lossy(&forged.stdout);
+    assert!(
+        report.contains("its manifest is damaged")
+            && report.contains("its seal does not match the manifest"),
+        "{report}"
+    );
+    // Sealed again with the key, as only its holder could: decryption still catches the byte.
+    reseal(&backups, &manifest, &key);
     let damaged = run(verify(Some(&key_file)), &kubeconfig).await;
     assert_eq!(damaged.status.code(), Some(3), "{}", stderr_of(&damaged));
     let report = String::from_utf8_lossy(&damaged.stdout);
@@ -205,4 +226,63 @@ async fn an_encrypted_datadir_backup_needs_its_key_and_restores_exactly() {
         "{stderr}"
     );
     assert_nothing_written(&target_cluster, target.path(), 0);
+}
+
+/// An encrypted data-dir backup's manifest is sealed: rewritten as format version 1 (from
+/// before data-dir seals) it still fails its seal; with the seal removed too, a reader given
+/// the key refuses it unless told `--allow-unsealed`, and then reads it with a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsealed_datadir_manifest_is_refused_unless_allowed() {
+    let source = volume_with_datadir();
+    let backups = tempfile::tempdir().unwrap();
+    let (key_file, key) = write_key(backups.path(), "backup.key");
+    let encryption_key = EncryptionKey::parse(&key).unwrap();
+    let tar = crate::k8s_restore::tar_of(source.path());
+    let manifest =
+        crate::k8s_restore::publish_with(backups.path(), &tar, Some(&encryption_key)).await;
+    let location = format!("file://{}", backups.path().display());
+    let key_file = key_file.to_str().unwrap();
+    let verify = |extra: &[&str]| {
+        let args = [
+            &["datadir", "verify", &location, "--key-file", key_file][..],
+            extra,
+        ]
+        .concat();
+        kafkasnap(&args, &[])
+    };
+    let genuine = verify(&[]);
+    assert_eq!(genuine.status.code(), Some(0), "{}", stderr_of(&genuine));
+
+    let dir = backups
+        .path()
+        .join(format!("datadir/{}", manifest.backup_id));
+    let json = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    assert!(json.contains("\"format_version\": 2"), "{json}");
+    let version_1 = json.replacen("\"format_version\": 2", "\"format_version\": 1", 1);
+    std::fs::write(dir.join("manifest.json"), version_1).unwrap();
+    let relabelled = verify(&[]);
+    assert_eq!(
+        relabelled.status.code(),
+        Some(3),
+        "{}",
+        stderr_of(&relabelled)
+    );
+    assert!(
+        String::from_utf8_lossy(&relabelled.stdout).contains("seal does not match"),
+        "{}",
+        String::from_utf8_lossy(&relabelled.stdout)
+    );
+
+    std::fs::remove_file(dir.join("manifest.seal")).unwrap();
+    let unsealed = verify(&[]);
+    let report = String::from_utf8_lossy(&unsealed.stdout);
+    assert_eq!(unsealed.status.code(), Some(3), "{}", stderr_of(&unsealed));
+    assert!(report.contains("--allow-unsealed"), "{report}");
+    let allowed = verify(&["--allow-unsealed"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr_of(&allowed));
+    assert!(
+        stderr_of(&allowed).contains("without a seal"),
+        "{}",
+        stderr_of(&allowed)
+    );
 }

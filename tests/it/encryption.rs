@@ -136,7 +136,7 @@ fn an_encrypted_backup_hides_every_record_and_restores_exactly_with_its_key() {
     assert!(objects.len() > 4, "several segments expected: {objects:?}");
     for object in &objects {
         let bytes = std::fs::read(object).unwrap();
-        assert_eq!(&bytes[..8], b"KSNAPEN1", "{}", object.display());
+        assert_eq!(&bytes[..8], b"KSNAPEN2", "{}", object.display());
         assert!(
             !contains(&bytes, MARKER.as_bytes()),
             "{} holds a plaintext record",

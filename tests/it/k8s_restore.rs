@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use kafkasnap::archive::{
-    BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
-    DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
+    seal_datadir_manifest, BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest,
+    DatadirMode, DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
 };
 use kafkasnap::k8s::{
     backup_datadir_stopped, restore_datadir, DatadirRestoreOptions, K8sError, RestoreReport,
@@ -149,10 +149,15 @@ pub(crate) async fn publish_with(
         files: Vec::new(),
         warnings: Vec::new(),
     };
-    location
-        .publish_datadir_manifest(&id, manifest.to_json())
-        .await
-        .unwrap();
+    let json = manifest.to_json();
+    if let Some(encryption_key) = encryption_key {
+        let seal = seal_datadir_manifest(encryption_key, &id, &json).unwrap();
+        location
+            .create_datadir_manifest_seal(&id, seal)
+            .await
+            .unwrap();
+    }
+    location.publish_datadir_manifest(&id, json).await.unwrap();
     manifest
 }
 

@@ -170,7 +170,7 @@ fn an_encrypted_manifest_altered_or_unsealed_without_the_key_is_refused() {
 }
 
 #[test]
-fn a_version_1_encrypted_manifest_is_read_with_a_warning_that_it_is_unsealed() {
+fn a_version_1_encrypted_manifest_is_refused_unless_allowed_then_read_with_a_warning() {
     let (source, _keys, key_file, dir) = encrypted_backup("seal-v1-source", 1, 50, &[]);
     let key = path_str(&key_file);
     // What kafkasnap wrote before seals existed: format version 1, no manifest.seal.
@@ -187,10 +187,55 @@ fn a_version_1_encrypted_manifest_is_read_with_a_warning_that_it_is_unsealed() {
     assert!(String::from_utf8_lossy(&verify.stdout).contains("seal does not match"));
     std::fs::remove_file(seal_path(dir.path())).unwrap();
 
+    // Unsealed, it could have been forged by anyone who can write to the location: with a
+    // key it is refused, naming the flag that accepts it.
     let verify = kafkasnap(&["verify", path_str(dir.path()), "--key-file", key], &[]);
+    assert_eq!(verify.status.code(), Some(3), "{}", stderr_of(&verify));
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        report.contains("written before manifests were sealed")
+            && report.contains("--allow-unsealed"),
+        "{report}"
+    );
+    let restore_target = Broker::start("seal-v1-target");
+    let refused = kafkasnap(
+        &[
+            "restore",
+            "-b",
+            &restore_target.bootstrap,
+            "--from",
+            path_str(dir.path()),
+            "--key-file",
+            key,
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr_of(&refused));
+    assert!(
+        stderr_of(&refused).contains("--allow-unsealed"),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(topic_names(&restore_target.bootstrap).is_empty());
+    // Accepted explicitly, it reads with a warning that it is unauthenticated.
+    let verify = kafkasnap(
+        &[
+            "verify",
+            path_str(dir.path()),
+            "--key-file",
+            key,
+            "--allow-unsealed",
+        ],
+        &[],
+    );
     assert_eq!(verify.status.code(), Some(0), "{}", stderr_of(&verify));
     let warning = stderr_of(&verify);
     assert!(warning.contains("without a seal"), "{warning}");
+    let by_env = kafkasnap(
+        &["verify", path_str(dir.path()), "--key-file", key],
+        &[("KAFKASNAP_ALLOW_UNSEALED", "true".to_string())],
+    );
+    assert_eq!(by_env.status.code(), Some(0), "{}", stderr_of(&by_env));
 
     // It is not trusted as an incremental's parent: the next backup is a full one.
     let parent = only_backup_id(dir.path());
@@ -289,4 +334,93 @@ fn an_altered_shard_part_is_not_merged() {
             kafkasnap_ok(&["verify", path_str(dir.path()), "--key-file", key], &[]);
         }
     }
+}
+
+/// Prune given the key counts only backups whose manifest is sealed under it: a plaintext
+/// manifest planted as the newest backup (by someone who can write to the location but has
+/// no key) is left alone, neither pushing the genuine backups out of `--keep-last` nor being
+/// removed; without the key the planted one would count, and the genuine newest would go.
+#[test]
+fn prune_with_the_key_leaves_forged_manifests_alone() {
+    let (source, _keys, key_file, dir) = encrypted_backup("seal-prune", 1, 30, &[]);
+    let key = path_str(&key_file);
+    let older = only_backup_id(dir.path());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup_to(&source.bootstrap, dir.path(), &["--key-file", key]);
+    let backups = dir.path().join("backups");
+    let ids = |dir: &Path| -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let newer = ids(&backups).into_iter().find(|id| *id != older).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The forgery: a plaintext, unsealed manifest of an empty backup under a later id.
+    let planted = kafkasnap::archive::BackupId::new(std::time::SystemTime::now()).to_string();
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backups.join(&newer).join("manifest.json")).unwrap())
+            .unwrap();
+    forged["backup_id"] = planted.clone().into();
+    forged.as_object_mut().unwrap().remove("encryption");
+    // Empty, so it keeps nothing of the genuine backups alive.
+    forged["topics"] = serde_json::json!([]);
+    forged["groups"] = serde_json::json!([]);
+    forged["totals"] = serde_json::to_value(kafkasnap::archive::Totals::of(&[])).unwrap();
+    std::fs::create_dir_all(backups.join(&planted)).unwrap();
+    std::fs::write(
+        backups.join(&planted).join("manifest.json"),
+        serde_json::to_vec_pretty(&forged).unwrap(),
+    )
+    .unwrap();
+
+    let prune = |extra: &[&str]| -> (serde_json::Value, String) {
+        let args = [
+            &[
+                "prune",
+                path_str(dir.path()),
+                "--keep-last",
+                "1",
+                "--output",
+                "json",
+            ][..],
+            extra,
+        ]
+        .concat();
+        let out = kafkasnap(&args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let json = serde_json::from_slice(&out.stdout).unwrap();
+        (json, stderr_of(&out))
+    };
+    let ids_in = |json: &serde_json::Value, field: &str| crate::prune::ids_of(&json[field]);
+    // Without the key the forgery counts as the newest backup: the genuine newest would go.
+    let (blind, _) = prune(&["--dry-run"]);
+    assert_eq!(ids_in(&blind, "kept"), vec![planted.clone()], "{blind}");
+    assert!(ids_in(&blind, "removed").contains(&newer), "{blind}");
+
+    let (keyed, _) = prune(&["--key-file", key]);
+    assert_eq!(ids_in(&keyed, "removed"), vec![older.clone()], "{keyed}");
+    let kept = ids_in(&keyed, "kept");
+    assert!(kept.contains(&newer) && kept.contains(&planted), "{keyed}");
+    let reasons = keyed.to_string();
+    assert!(
+        reasons.contains("not authenticated under the given key")
+            && reasons.contains(&format!("left {planted} alone")),
+        "{keyed}"
+    );
+    assert_eq!(ids(&backups), vec![newer.clone(), planted.clone()]);
+    // The genuine newest backup still restores.
+    kafkasnap_ok(
+        &[
+            "verify",
+            path_str(dir.path()),
+            "--backup",
+            &newer,
+            "--key-file",
+            key,
+        ],
+        &[],
+    );
 }

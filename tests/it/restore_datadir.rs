@@ -247,6 +247,14 @@ fn an_encrypted_stored_datadir_backup_restores_only_with_its_key_and_intact() {
     bytes[middle] ^= 0x01;
     std::fs::write(&archive, bytes).unwrap();
     crate::datadir_encryption::match_checksum(backups.path(), &manifest);
+    let forged = restore(&["--key-file", key_file]);
+    let stderr = crate::harness::stderr_of(&forged);
+    assert_eq!(forged.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("its seal does not match the manifest"),
+        "{stderr}"
+    );
+    crate::datadir_encryption::reseal(backups.path(), &manifest, &key);
     let damaged = restore(&["--key-file", key_file]);
     let stderr = crate::harness::stderr_of(&damaged);
     assert_eq!(damaged.status.code(), Some(1), "{stderr}");
