@@ -33,6 +33,10 @@ const CHECKPOINTS: [&str; 4] = [
 /// Largest small file (properties, checkpoint, index) read into memory. Kafka's default
 /// index size is 10 MiB.
 const SMALL_FILE_LIMIT: u64 = 64 * 1024 * 1024;
+/// Largest total of index files held while they wait for their `.log` (a tar stream may
+/// list a segment's indexes before its log, or a log never): far above a real partition's,
+/// whose rolled segments' indexes are a few MiB each.
+const PENDING_INDEX_LIMIT: u64 = 1024 * 1024 * 1024;
 
 pub(super) fn is_root_file(name: &str) -> bool {
     name == "meta.properties" || name == CLEAN_SHUTDOWN || CHECKPOINTS.contains(&name)
@@ -181,6 +185,8 @@ pub(super) struct Inspector {
     has_metadata_log: bool,
     offsets: GroupOffsets,
     problems: Vec<Problem>,
+    /// Bytes of index files held until their segment's `.log` is scanned.
+    pending_index_bytes: u64,
     /// A file of a Kafka data directory was seen.
     pub(super) found_kafka: bool,
 }
@@ -255,22 +261,9 @@ impl Inspector {
                 self.scan(&key, &file, Some(base), reader)?;
             }
             SegmentFile::Snapshot => {}
-            SegmentFile::OffsetIndex => {
+            SegmentFile::OffsetIndex | SegmentFile::TimeIndex => {
                 let bytes = read_small(reader, &file)?;
-                self.partition(&key)
-                    .segments
-                    .entry(base)
-                    .or_default()
-                    .offset_index = Some(bytes);
-                self.check_indexes(&key, base);
-            }
-            SegmentFile::TimeIndex => {
-                let bytes = read_small(reader, &file)?;
-                self.partition(&key)
-                    .segments
-                    .entry(base)
-                    .or_default()
-                    .time_index = Some(bytes);
+                self.hold_index(&key, base, kind, bytes, &file)?;
                 self.check_indexes(&key, base);
             }
         }
@@ -408,6 +401,34 @@ impl Inspector {
     }
 
     /// Checks whichever indexes of a segment have arrived, once its log has been scanned.
+    /// Keeps an index file until its segment's log is scanned, within [`PENDING_INDEX_LIMIT`].
+    fn hold_index(
+        &mut self,
+        key: &(String, i32),
+        base: i64,
+        kind: SegmentFile,
+        bytes: Vec<u8>,
+        file: &str,
+    ) -> io::Result<()> {
+        let held = bytes.len() as u64;
+        if self.pending_index_bytes + held > PENDING_INDEX_LIMIT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{file}: more than {PENDING_INDEX_LIMIT} bytes of index files wait for .log files that have not come; this is not how a data directory's tar lists its files (inspect the directory itself, or extract the archive first)"
+                ),
+            ));
+        }
+        let segment = self.partition(key).segments.entry(base).or_default();
+        let slot = match kind {
+            SegmentFile::OffsetIndex => &mut segment.offset_index,
+            _ => &mut segment.time_index,
+        };
+        let replaced = slot.replace(bytes).map_or(0, |old| old.len() as u64);
+        self.pending_index_bytes = self.pending_index_bytes + held - replaced;
+        Ok(())
+    }
+
     fn check_indexes(&mut self, key: &(String, i32), base: i64) {
         let partition = self.partition(key);
         let dir = partition.dir.clone();
@@ -418,6 +439,11 @@ impl Inspector {
             return;
         };
         let mut found = Vec::new();
+        let released = [&segment.offset_index, &segment.time_index]
+            .iter()
+            .filter_map(|index| index.as_ref())
+            .map(|bytes| bytes.len() as u64)
+            .sum::<u64>();
         if let Some(bytes) = segment.offset_index.take() {
             found.extend(
                 check_offset_index(&bytes, base, &scan.boundaries, scan.size)
@@ -433,6 +459,7 @@ impl Inspector {
             );
         }
         partition.index_problems.extend(found);
+        self.pending_index_bytes -= released;
     }
 
     /// Every file of a partition directory has been seen: batch boundaries can go.

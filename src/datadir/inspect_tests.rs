@@ -101,3 +101,37 @@ fn indexes_are_checked_whichever_comes_first() {
         assert!(!report.has_corruption());
     }
 }
+
+#[test]
+fn index_files_waiting_for_their_log_are_bounded_and_released_when_it_comes() {
+    let mut inspector = Inspector::default();
+    let index = vec![0u8; 80];
+    add(
+        &mut inspector,
+        Some("t-0"),
+        "00000000000000000000.index",
+        &index,
+    );
+    add(
+        &mut inspector,
+        Some("t-0"),
+        "00000000000000000000.timeindex",
+        &index,
+    );
+    assert_eq!(inspector.pending_index_bytes, 160);
+    add(
+        &mut inspector,
+        Some("t-0"),
+        "00000000000000000000.log",
+        &build::simple(0, 2),
+    );
+    assert_eq!(inspector.pending_index_bytes, 0);
+
+    // Index files whose logs never come: refused once they pass the bound.
+    inspector.pending_index_bytes = PENDING_INDEX_LIMIT - 50;
+    let err = inspector
+        .add_file(Some("t-1"), "00000000000000000000.index", &mut &index[..])
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("wait for .log files"), "{err}");
+}
