@@ -16,7 +16,8 @@ use kafkasnap::progress::human_bytes;
 use kafkasnap::verify::verify_datadir_archive;
 
 use super::{
-    cancel_on_signal, load_key_file, lock_datadir_for_reading, print_json, Global, Outcome,
+    cancel_on_signal, damaged_manifest, load_key_file, lock_datadir_for_reading, print_json,
+    Global, Outcome,
 };
 use crate::cli::{
     DatadirArgs, DatadirBackupArgs, DatadirBackupMode, DatadirCommand, DatadirInspectArgs,
@@ -86,29 +87,6 @@ async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Prints what `datadir verify` found when a backup's manifest itself is damaged.
-fn report_damaged_manifest(
-    global: &Global,
-    backup_id: &str,
-    key: &str,
-    problem: &str,
-) -> anyhow::Result<()> {
-    if global.output == OutputFormat::Json {
-        print_json(&serde_json::json!({
-            "ok": false,
-            "backup_id": backup_id,
-            "problems": [{ "key": key, "problem": problem }],
-        }))
-    } else {
-        println!(
-            "data-dir backup {backup_id}: its manifest is damaged; nothing else can be checked"
-        );
-        println!("  BAD {key}: {problem}");
-        println!("FAILED");
-        Ok(())
-    }
-}
-
 async fn verify(args: DatadirVerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
@@ -126,19 +104,22 @@ async fn verify(args: DatadirVerifyArgs, global: &Global) -> anyhow::Result<Outc
         .await
     }
     .await;
-    let (_read_lock, manifest) = match opened.map_err(|err| err.downcast::<kafkasnap::Error>()) {
+    let (_read_lock, manifest) = match opened {
         Ok(opened) => opened,
         // A damaged (or forged) manifest is a finding, as `verify` reports it (exit 3).
-        Err(Ok(kafkasnap::Error::ManifestDamaged {
-            backup_id,
-            key,
-            source,
-        })) => {
-            report_damaged_manifest(global, &backup_id, &key, &source.to_string())?;
+        Err(err) => {
+            let damaged = damaged_manifest(err)?;
+            if global.output == OutputFormat::Json {
+                print_json(&serde_json::json!({
+                    "ok": false,
+                    "backup_id": damaged.backup_id,
+                    "problems": [{ "key": damaged.key, "problem": damaged.problem }],
+                }))?;
+            } else {
+                damaged.print_text("data-dir backup");
+            }
             return Ok(Outcome::ProblemsFound);
         }
-        Err(Ok(other)) => return Err(other.into()),
-        Err(Err(other)) => return Err(other),
     };
     let problems = verify_datadir_archive(&location, &manifest, encryption_key.as_ref()).await?;
     if global.output == OutputFormat::Json {

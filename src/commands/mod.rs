@@ -323,6 +323,42 @@ pub async fn lock_datadir_for_reading(
     Ok((lock, manifest))
 }
 
+/// A backup whose manifest is damaged or fails its seal: for verify a finding (exit 3).
+pub struct DamagedManifest {
+    pub backup_id: String,
+    pub key: String,
+    pub problem: String,
+}
+
+/// Splits a damaged manifest off `err`; any other failure is handed back as the error.
+pub fn damaged_manifest(err: anyhow::Error) -> anyhow::Result<DamagedManifest> {
+    match err.downcast::<kafkasnap::Error>() {
+        Ok(kafkasnap::Error::ManifestDamaged {
+            backup_id,
+            key,
+            source,
+        }) => Ok(DamagedManifest {
+            backup_id,
+            key,
+            problem: source.to_string(),
+        }),
+        Ok(other) => Err(other.into()),
+        Err(other) => Err(other),
+    }
+}
+
+impl DamagedManifest {
+    /// What `verify` and `datadir verify` print for it as text; `what` names the backup.
+    pub fn print_text(&self, what: &str) {
+        println!(
+            "{what} {}: its manifest is damaged; nothing else can be checked",
+            self.backup_id
+        );
+        println!("  BAD {}: {}", self.key, self.problem);
+        println!("FAILED");
+    }
+}
+
 /// Prints one JSON document on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;

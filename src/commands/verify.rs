@@ -5,7 +5,9 @@ use kafkasnap::verify::{compare_with_cluster, verify_archive, ArchiveReport};
 
 use kafkasnap::store::LockKind;
 
-use super::{load_key_file, lock_for_reading, print_json, settings_from, Global, Outcome};
+use super::{
+    damaged_manifest, load_key_file, lock_for_reading, print_json, settings_from, Global, Outcome,
+};
 use crate::cli::{OutputFormat, VerifyArgs};
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -27,35 +29,25 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         .await
     }
     .await;
-    let (read_lock, manifest) = match opened.map_err(|err| err.downcast::<kafkasnap::Error>()) {
+    let (read_lock, manifest) = match opened {
         Ok(opened) => opened,
         // A damaged backup is a finding, like a damaged segment (exit 3), not a failure.
-        Err(Ok(kafkasnap::Error::ManifestDamaged {
-            backup_id,
-            key,
-            source,
-        })) => {
-            let report = ArchiveReport::damaged_manifest(&backup_id, &key, source.to_string());
+        Err(err) => {
+            let damaged = damaged_manifest(err)?;
             match global.output {
                 OutputFormat::Json => print_json(&serde_json::json!({
                     "ok": false,
-                    "archive": report,
+                    "archive": ArchiveReport::damaged_manifest(
+                        &damaged.backup_id,
+                        &damaged.key,
+                        damaged.problem,
+                    ),
                     "comparison": null,
                 }))?,
-                OutputFormat::Text => {
-                    println!(
-                        "backup {backup_id}: its manifest is damaged; nothing else can be checked"
-                    );
-                    for problem in &report.problems {
-                        println!("  BAD {}: {}", problem.key, problem.problem);
-                    }
-                    println!("FAILED");
-                }
+                OutputFormat::Text => damaged.print_text("backup"),
             }
             return Ok(Outcome::ProblemsFound);
         }
-        Err(Ok(other)) => return Err(other.into()),
-        Err(Err(other)) => return Err(other),
     };
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
     let comparisons = match &args.against {
