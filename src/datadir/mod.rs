@@ -60,6 +60,22 @@ pub enum DatadirError {
          and no <topic>-<partition> directories"
     )]
     NoKafkaFiles { source_name: String },
+    #[error(
+        "unpacking {entry} ({entry_bytes} bytes, after {unpacked_bytes} bytes unpacked) would \
+         leave less than {reserve_bytes} bytes or too few files free in {} ({available_bytes} \
+         bytes free): the tarball is larger than the scratch disk, or a compression bomb; point \
+         TMPDIR at a disk with room for the unpacked data directory, or unpack it yourself and \
+         give the directory to --from-datadir",
+        into.display()
+    )]
+    ScratchFull {
+        into: PathBuf,
+        entry: String,
+        entry_bytes: u64,
+        unpacked_bytes: u64,
+        available_bytes: u64,
+        reserve_bytes: u64,
+    },
     #[error("reading the tar stream failed at {entry}: {source}")]
     Tar {
         entry: String,
