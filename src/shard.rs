@@ -6,92 +6,15 @@
 //! a pure function of the parts, so two shards finishing together publish the same bytes.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{BackupId, GroupOffsets, Manifest, Sharding, Totals};
+use crate::archive::{BackupId, GroupOffsets, Manifest, ShardError, ShardSpec, Sharding, Totals};
 use crate::store::BackupListing;
 
 /// The part-file format version this code writes and reads.
 pub const PART_FORMAT_VERSION: u64 = 1;
-
-/// This process's share of a sharded backup run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardSpec {
-    /// Names the run all shards belong to (e.g. the Indexed Job's name).
-    pub run: String,
-    pub index: u32,
-    pub count: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ShardError {
-    #[error("shard {0:?} is not INDEX/COUNT with 0 <= INDEX < COUNT (e.g. --shard 0/2)")]
-    BadSpec(String),
-    #[error("shard run name {0:?} must be 1-63 characters of a-z, A-Z, 0-9, '-' and '_' (an Indexed Job's name is one)")]
-    BadRun(String),
-    #[error("the parts of shard run {run} do not fit together: {problem}; run the whole sharded backup again")]
-    Mismatch { run: String, problem: String },
-}
-
-impl ShardSpec {
-    /// Parses `INDEX/COUNT` for run `run`.
-    pub fn parse(spec: &str, run: &str) -> Result<ShardSpec, ShardError> {
-        let bad = || ShardError::BadSpec(spec.to_string());
-        let (index, count) = spec.split_once('/').ok_or_else(bad)?;
-        let index: u32 = index.trim().parse().map_err(|_| bad())?;
-        let count: u32 = count.trim().parse().map_err(|_| bad())?;
-        ShardSpec::new(index, count, run).map_err(|err| match err {
-            ShardError::BadSpec(_) => bad(),
-            other => other,
-        })
-    }
-
-    pub fn new(index: u32, count: u32, run: &str) -> Result<ShardSpec, ShardError> {
-        if count == 0 || index >= count {
-            return Err(ShardError::BadSpec(format!("{index}/{count}")));
-        }
-        let run_ok = !run.is_empty()
-            && run.len() <= 63
-            && run
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !run_ok {
-            return Err(ShardError::BadRun(run.to_string()));
-        }
-        Ok(ShardSpec {
-            run: run.to_string(),
-            index,
-            count,
-        })
-    }
-
-    /// Whether this shard owns `topic`/`partition`.
-    pub fn owns(&self, topic: &str, partition: i32) -> bool {
-        shard_of(topic, partition, self.count) == self.index
-    }
-}
-
-impl fmt::Display for ShardSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard {}/{} of run {}", self.index, self.count, self.run)
-    }
-}
-
-/// The shard that owns a partition: a topic's partitions go round-robin, starting at a
-/// shard picked by a fixed hash of the topic name (FNV-1a, the same on every machine and
-/// build), so shards agree without talking and a topic's partitions spread evenly.
-pub fn shard_of(topic: &str, partition: i32, count: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in topic.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let count = u64::from(count.max(1));
-    ((hash % count + u64::from(partition.unsigned_abs()) % count) % count) as u32
-}
 
 /// What one shard stores after its segments: its partial manifest (only its partitions,
 /// every selected topic's metadata) and its place in the run.

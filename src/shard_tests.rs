@@ -6,68 +6,6 @@ use crate::archive::{
     FORMAT_VERSION,
 };
 
-#[test]
-fn specs_parse_and_refuse_nonsense() {
-    assert_eq!(
-        ShardSpec::parse("1/3", "nightly-1").unwrap(),
-        ShardSpec {
-            run: "nightly-1".into(),
-            index: 1,
-            count: 3
-        }
-    );
-    for bad in ["3/3", "0/0", "1", "a/2", "-1/2", "1/2/3"] {
-        assert_eq!(
-            ShardSpec::parse(bad, "r"),
-            Err(ShardError::BadSpec(bad.into())),
-            "{bad}"
-        );
-    }
-    for run in ["", "has space", "../x", &"x".repeat(64)] {
-        assert!(
-            matches!(ShardSpec::parse("0/2", run), Err(ShardError::BadRun(_))),
-            "{run}"
-        );
-    }
-}
-
-#[test]
-fn every_partition_has_exactly_one_owner_and_topics_spread() {
-    for count in 1..=5u32 {
-        let shards: Vec<ShardSpec> = (0..count)
-            .map(|i| ShardSpec::new(i, count, "r").unwrap())
-            .collect();
-        for topic in ["orders", "payments", "a", ""] {
-            let mut per_shard = vec![0; count as usize];
-            for partition in 0..12 {
-                let owners: Vec<u32> = shards
-                    .iter()
-                    .filter(|s| s.owns(topic, partition))
-                    .map(|s| s.index)
-                    .collect();
-                assert_eq!(owners.len(), 1, "{topic}/{partition} of {count}");
-                per_shard[owners[0] as usize] += 1;
-            }
-            let (min, max) = (per_shard.iter().min(), per_shard.iter().max());
-            assert!(
-                max.unwrap() - min.unwrap() <= 1,
-                "{topic} over {count}: {per_shard:?}"
-            );
-        }
-    }
-}
-
-#[test]
-fn ownership_is_a_fixed_function() {
-    // Pinned (FNV-1a of the name, then round-robin): changing the function would split a
-    // run whose shards run different builds.
-    assert_eq!(shard_of("orders", 0, 7), 4);
-    assert_eq!(shard_of("orders", 3, 7), 0);
-    assert_eq!(shard_of("payments", 0, 4), 2);
-    assert_eq!(shard_of("payments", 1, 4), 3);
-    assert_eq!(shard_of("payments", 2, 4), 0);
-}
-
 fn partition(number: i32, records: u64) -> PartitionBackup {
     PartitionBackup {
         partition: number,

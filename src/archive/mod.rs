@@ -12,6 +12,7 @@ mod manifest;
 mod manifest_seal;
 mod record;
 mod segment;
+mod shard_spec;
 mod stream_encryption;
 
 pub use backup_id::{BackupId, CLOCK_SKEW_ALLOWANCE};
@@ -41,6 +42,7 @@ pub use record::{HeaderRef, RecordRef, TimestampType};
 pub use segment::{
     check_stored, decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment,
 };
+pub use shard_spec::{shard_of, ShardError, ShardSpec};
 pub use stream_encryption::{
     sealed_stream_len, DecryptingReader, StreamOpener, StreamSealer, STREAM_CHUNK_BYTES,
     STREAM_HEADER_LEN, STREAM_MAGIC, STREAM_MAGIC_V1,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::archive::ShardSpec;
 use crate::archive::{
     ArchiveError, ArchiveKind, BackupId, Compression, EncryptionKey, GroupOffsets, Manifest,
     PartitionBackup, SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup,
@@ -29,7 +30,6 @@ use crate::kafka::{
 };
 use crate::progress::Progress;
 use crate::selection::TopicSelection;
-use crate::shard::ShardSpec;
 use crate::store::{segment_key, Location, LocationLock, LockKind};
 use crate::Error;
 

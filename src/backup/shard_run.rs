@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::archive::{check_shard_part_seal, seal_shard_part, BackupId, EncryptionKey, Manifest};
+use crate::archive::{ShardError, ShardSpec};
 use crate::catalog::{publish_manifest, read_manifest};
 use crate::shard::{
-    merge, newest_published, run_state, PublishedRun, RunState, ShardError, ShardPart, ShardSpec,
-    PART_FORMAT_VERSION,
+    merge, newest_published, run_state, PublishedRun, RunState, ShardPart, PART_FORMAT_VERSION,
 };
 use crate::store::Location;
 use crate::Error;

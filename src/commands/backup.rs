@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use kafkasnap::archive::Compression;
+use kafkasnap::archive::ShardSpec;
 use kafkasnap::backup::{run_backup, BackupOptions};
 use kafkasnap::metrics::{push, RunMetrics};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
-use kafkasnap::shard::ShardSpec;
 
 use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
 use crate::cli::{BackupArgs, OutputFormat};

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use kafkasnap::archive::BackupId;
+use kafkasnap::archive::ShardSpec;
 use kafkasnap::catalog::read_manifest;
 use kafkasnap::progress::human_bytes;
-use kafkasnap::shard::{newest_published, run_state, PublishedRun, RunState, ShardSpec};
+use kafkasnap::shard::{newest_published, run_state, PublishedRun, RunState};
 use kafkasnap::store::BackupListing;
 
 use super::{print_json, Global, Outcome};

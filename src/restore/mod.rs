@@ -25,9 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::error::{RestoreStop, TopicWritten, WritePhase, Written};
 use offsets::translate_groups;
 use outcome::{check_stop, flush, unless_cancelled, Stage, StallWatch};
-pub use outcome::{RestoreStop, TopicWritten, WritePhase, Written};
 pub use plan::{check_archive, plan_restore};
 use replay::{in_window, replay, ReplayResults};
 use resume::{append_start_ends, check_resume_points, resume_points};

@@ -16,7 +16,7 @@ use super::layout::{
 };
 use super::{Location, StoreError, StoredObject};
 use crate::archive::BackupId;
-use crate::shard::ShardSpec;
+use crate::archive::ShardSpec;
 
 /// Deletes in flight at once when removing a backup's objects.
 const DELETE_CONCURRENCY: usize = 16;

@@ -12,8 +12,8 @@
 //! locks/<lock-id>.json                              a running backup/restore/verify/prune
 //! ```
 
+use crate::archive::ShardSpec;
 use crate::archive::{BackupId, Compression};
-use crate::shard::ShardSpec;
 
 pub(crate) const BACKUPS_DIR: &str = "backups";
 pub(crate) const MANIFEST_NAME: &str = "manifest.json";

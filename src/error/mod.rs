@@ -3,8 +3,10 @@
 use crate::archive::ArchiveError;
 use crate::datadir::DatadirError;
 use crate::kafka::KafkaError;
-use crate::restore::{RestoreStop, Written};
 use crate::store::StoreError;
+
+mod restore_incomplete;
+pub use restore_incomplete::{RestoreStop, TopicWritten, WritePhase, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -72,7 +74,7 @@ pub enum Error {
     #[error("interrupted; nothing was published")]
     Interrupted,
     #[error(transparent)]
-    Shard(#[from] crate::shard::ShardError),
+    Shard(#[from] crate::archive::ShardError),
     #[error("backup {backup_id} is encrypted ({cipher}, key id {key_id}): give its key with --key-file FILE (or KAFKASNAP_KEY_FILE); nothing was read or written")]
     KeyRequired {
         backup_id: String,
