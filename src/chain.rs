@@ -21,10 +21,10 @@ use std::time::Duration;
 use crate::archive::{
     record_digest, EncryptionKey, Manifest, PartitionBackup, SegmentRef, SEALED_FROM_FORMAT_VERSION,
 };
-use crate::catalog::read_segment;
 use crate::kafka::{
     probe_partitions, ClientSettings, KafkaError, PartitionTask, ProbeRequest, ProbeResult,
 };
+use crate::read::read_segment;
 use crate::store::Location;
 use crate::Error;
 

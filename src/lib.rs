@@ -6,14 +6,15 @@
 
 pub mod archive;
 pub mod backup;
-pub mod catalog;
 mod chain;
 pub mod datadir;
 mod error;
 pub mod k8s;
 pub mod kafka;
 pub mod metrics;
+pub mod physical;
 pub mod progress;
+pub mod read;
 pub mod restore;
 pub mod retention;
 pub mod selection;

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, HashSet};
 use crate::archive::{
     ContentHasher, DatadirManifest, EncryptionKey, Manifest, RecordRef, StreamOpener, TimestampType,
 };
-use crate::catalog::{
-    check_segments, key_for_backup, key_for_datadir_backup, read_segment, ObjectProblem,
-    SegmentCheck,
-};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
+};
+use crate::read::{
+    check_segments, key_for_backup, key_for_datadir_backup, read_segment, ObjectProblem,
+    SegmentCheck,
 };
 use crate::store::Location;
 use crate::topic_map::TopicMap;

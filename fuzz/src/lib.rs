@@ -12,7 +12,7 @@ use kafkasnap::archive::{
     DatadirManifest, EncryptionKey, Manifest, SegmentBuilder, SegmentRef,
 };
 use kafkasnap::datadir::{inspect_tar_stream, ControlRecord, LogEntry, LogReader, RecordBatch};
-use kafkasnap::k8s::ClusterIdRewriter;
+use kafkasnap::physical::ClusterIdRewriter;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 

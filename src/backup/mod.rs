@@ -20,7 +20,6 @@ use crate::archive::{
     PartitionBackup, SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup,
     TopicConfig, Totals, FORMAT_VERSION,
 };
-use crate::catalog::{open_backup, publish_manifest};
 use crate::chain::{
     check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
 };
@@ -29,6 +28,7 @@ use crate::kafka::{
     RecordSink, SinkError,
 };
 use crate::progress::Progress;
+use crate::read::{open_backup, publish_manifest};
 use crate::selection::TopicSelection;
 use crate::store::{segment_key, Location, LocationLock, LockKind};
 use crate::Error;

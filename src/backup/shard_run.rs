@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::archive::{check_shard_part_seal, seal_shard_part, BackupId, EncryptionKey, Manifest};
 use crate::archive::{ShardError, ShardSpec};
-use crate::catalog::{publish_manifest, read_manifest};
+use crate::read::{publish_manifest, read_manifest};
 use crate::shard::{
     merge, newest_published, run_state, PublishedRun, RunState, ShardPart, PART_FORMAT_VERSION,
 };

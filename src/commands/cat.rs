@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use base64::Engine;
 use kafkasnap::archive::RecordRef;
-use kafkasnap::catalog::{key_for_backup, open_backup, read_segment};
+use kafkasnap::read::{key_for_backup, open_backup, read_segment};
 use serde_json::{json, Value};
 
 use super::{load_key_file, Global, Outcome};

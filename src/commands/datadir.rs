@@ -5,14 +5,14 @@
 
 use anyhow::Context;
 use kafkasnap::archive::{Compression, DatadirManifest};
-use kafkasnap::catalog::{key_for_datadir_backup, open_datadir_backup};
 use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
-use kafkasnap::k8s::{
-    backup_datadir, backup_datadir_stopped, default_client, restore_datadir, DatadirBackupOptions,
-    DatadirRestoreOptions, HelperPodSpec, K8sError, PodTarget, StatefulSetRef,
-    StoppedBackupOptions,
+use kafkasnap::k8s::{default_client, HelperPodSpec, K8sError, PodTarget, StatefulSetRef};
+use kafkasnap::physical::{
+    backup_datadir, backup_datadir_stopped, restore_datadir, DatadirBackupOptions,
+    DatadirRestoreOptions, StoppedBackupOptions,
 };
 use kafkasnap::progress::human_bytes;
+use kafkasnap::read::{key_for_datadir_backup, open_datadir_backup};
 use kafkasnap::verify::verify_datadir_archive;
 
 use super::{

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use kafkasnap::archive::BackupId;
 use kafkasnap::archive::ShardSpec;
-use kafkasnap::catalog::read_manifest;
 use kafkasnap::progress::human_bytes;
+use kafkasnap::read::read_manifest;
 use kafkasnap::shard::{newest_published, run_state, PublishedRun, RunState};
 use kafkasnap::store::BackupListing;
 

@@ -15,9 +15,9 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use kafkasnap::archive::{BackupId, DatadirManifest, EncryptionKey, Manifest};
-use kafkasnap::catalog::{open_datadir_backup, read_manifest};
 use kafkasnap::kafka::{parse_properties_file, ClientSettings};
 use kafkasnap::progress::ProgressMode;
+use kafkasnap::read::{open_datadir_backup, read_manifest};
 use kafkasnap::store::{Location, LocationLock, LockKind, StoreOptions};
 
 use zeroize::Zeroizing;

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kafkasnap::catalog::{download_datadir_archive, open_backup, open_datadir_backup};
-use kafkasnap::datadir::{archive_datadir, extract_archive};
+use kafkasnap::datadir::extract_archive;
+use kafkasnap::physical::archive_datadir;
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
+use kafkasnap::read::{download_datadir_archive, open_backup, open_datadir_backup};
 use kafkasnap::restore::{
     check_archive, connect_writer, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
 };

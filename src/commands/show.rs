@@ -1,7 +1,7 @@
 //! `kafkasnap show`: what one backup holds.
 
-use kafkasnap::catalog::open_backup;
 use kafkasnap::progress::human_bytes;
+use kafkasnap::read::open_backup;
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{OutputFormat, ShowArgs};

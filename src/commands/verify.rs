@@ -1,6 +1,6 @@
 //! `kafkasnap verify`: check every object of a backup; with --against, compare it with a cluster.
 
-use kafkasnap::catalog::open_backup;
+use kafkasnap::read::open_backup;
 use kafkasnap::verify::{compare_with_cluster, verify_archive, ArchiveReport};
 
 use kafkasnap::store::LockKind;

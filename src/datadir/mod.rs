@@ -16,7 +16,6 @@ mod metadata_log;
 mod report;
 mod segment;
 mod tar_guard;
-mod to_archive;
 mod walk;
 mod wire;
 
@@ -28,15 +27,16 @@ pub use batch::{
 pub use codec::Codec;
 pub use extract::{extract_archive, hostile_entry};
 pub(crate) use files::parse_properties;
+pub(crate) use inspect::parse_partition_dir;
 pub use report::{
     Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
     Totals,
 };
+pub(crate) use segment::{parse_segment_name, SegmentFile};
 #[cfg(test)]
 pub(crate) use tar_guard::build::oversized_pax as oversized_pax_tar;
 pub(crate) use tar_guard::{entry_data_size, padded as padded_to_blocks, pax_size};
 pub use tar_guard::{TarGuard, TarLimitError, TAR_EXTENSION_LIMIT};
-pub use to_archive::archive_datadir;
 pub use walk::{inspect_path, inspect_tar_stream};
 pub use wire::WireError;
 

@@ -77,13 +77,13 @@ impl Drop for TarExec {
 
 /// What a command wrote on stderr: the first bytes, and how many more there were.
 #[derive(Default)]
-pub(super) struct Stderr {
-    pub(super) kept: Vec<u8>,
-    pub(super) dropped: u64,
+pub(crate) struct Stderr {
+    pub(crate) kept: Vec<u8>,
+    pub(crate) dropped: u64,
 }
 
 /// Reads stderr to its end concurrently: the message loop blocks on a full stderr pipe.
-pub(super) fn drain_stderr(mut stderr: ReadHalf<SimplexStream>) -> JoinHandle<Stderr> {
+pub(crate) fn drain_stderr(mut stderr: ReadHalf<SimplexStream>) -> JoinHandle<Stderr> {
     tokio::spawn(async move {
         let mut out = Stderr::default();
         let mut buf = vec![0u8; 8192];
@@ -101,7 +101,7 @@ pub(super) fn drain_stderr(mut stderr: ReadHalf<SimplexStream>) -> JoinHandle<St
     })
 }
 
-pub(super) fn exec_err(target: &PodTarget, source: kube::Error) -> K8sError {
+pub(crate) fn exec_err(target: &PodTarget, source: kube::Error) -> K8sError {
     K8sError::Exec {
         namespace: target.namespace.clone(),
         pod: target.pod.clone(),
@@ -217,7 +217,7 @@ impl TarExec {
     }
 }
 
-pub(super) fn stream_err(target: &PodTarget, source: BoxError) -> K8sError {
+pub(crate) fn stream_err(target: &PodTarget, source: BoxError) -> K8sError {
     K8sError::Stream {
         namespace: target.namespace.clone(),
         pod: target.pod.clone(),
@@ -238,7 +238,7 @@ fn exec_hint(error: &kube::Error) -> &'static str {
 }
 
 /// Success, success with warnings, or the failure with tar's own words.
-pub(super) fn judge(
+pub(crate) fn judge(
     target: &PodTarget,
     status: Option<Status>,
     stderr: &str,

@@ -1,31 +1,19 @@
-//! Kubernetes: `tar` out of a broker's pod through the exec API, streamed (compressed,
-//! checksummed and uploaded without a temporary file) into a data-dir backup, either from the
-//! running broker or with its StatefulSet scaled to 0 through a helper pod; and a data-dir
-//! backup written back into a PVC (`tar x` in a helper pod, fed over exec stdin).
+//! Kubernetes transport: a command run in a pod through the exec API (its stdout streamed
+//! out, its stdin fed), the helper pod, pods, the StatefulSet, and the errors of data-dir
+//! operations over them. What is done with the streams lives in `physical`.
 //!
 //! Everything takes a [`kube::Client`] so that callers choose how to reach the cluster
 //! ([`default_client`] does what kubectl does; tests point one at a loopback server).
 
-mod chunk_reader;
-mod datadir_backup;
-mod datadir_restore;
-mod exec;
-mod exec_stdin;
-mod helper_pod;
-mod pods;
-mod restore_stream;
+pub(crate) mod exec;
+pub(crate) mod exec_stdin;
+pub(crate) mod helper_pod;
+pub(crate) mod pods;
 mod statefulset;
-mod stopped;
-mod tar_index;
-mod tar_rewrite;
 
-pub use datadir_backup::{backup_datadir, DatadirBackupOptions};
-pub use datadir_restore::{restore_datadir, DatadirRestoreOptions, RestoreReport};
 pub use exec::PodTarget;
 pub use helper_pod::{HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH, HELPER_POD_NAME};
 pub use statefulset::StatefulSetRef;
-pub use stopped::{backup_datadir_stopped, StoppedBackupOptions};
-pub use tar_rewrite::ClusterIdRewriter;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -64,7 +64,7 @@ fn mounts_pvc(pod: &Pod, pvc: &str) -> bool {
     })
 }
 
-pub(super) fn has_ended(pod: &Pod) -> bool {
+pub(crate) fn has_ended(pod: &Pod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")

@@ -35,11 +35,11 @@ use resume::{append_start_ends, check_resume_points, resume_points};
 use crate::archive::{
     CommittedOffset, ContentHasher, Encryption, EncryptionKey, Manifest, PartitionBackup, RecordRef,
 };
-use crate::catalog::{
-    check_segments, decode_fetched, fetch_segment, key_for_backup, read_segment, SegmentCheck,
-};
 use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate};
 use crate::progress::Progress;
+use crate::read::{
+    check_segments, decode_fetched, fetch_segment, key_for_backup, read_segment, SegmentCheck,
+};
 use crate::selection::TopicSelection;
 use crate::store::Location;
 use crate::topic_map::TopicMap;

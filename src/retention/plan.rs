@@ -164,7 +164,7 @@ async fn read_published(
             unauthenticated: None,
         });
     };
-    match crate::catalog::read_manifest(location, id, Some(key)).await {
+    match crate::read::read_manifest(location, id, Some(key)).await {
         Ok(manifest) => {
             let unauthenticated = match &manifest.encryption {
                 None => Some("its manifest is not encrypted, so it cannot be authenticated under the given key (prune without --key-file applies the rules to it)".to_string()),
@@ -259,7 +259,7 @@ async fn datadir_unauthenticated(
     id: &BackupId,
     key: &EncryptionKey,
 ) -> Result<Option<String>, RetentionError> {
-    match crate::catalog::open_datadir_backup(location, Some(&id.to_string()), Some(key)).await {
+    match crate::read::open_datadir_backup(location, Some(&id.to_string()), Some(key)).await {
         Ok(manifest) => Ok(match &manifest.encryption {
             None => Some(
                 "its manifest is not encrypted, so it cannot be authenticated under the given key"

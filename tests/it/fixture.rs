@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use kafkasnap::archive::{Manifest, TimestampType};
-use kafkasnap::catalog::{open_backup, read_segment};
+use kafkasnap::read::{open_backup, read_segment};
 use kafkasnap::store::Location;
 
 use crate::harness::{

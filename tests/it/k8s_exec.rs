@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures::SinkExt;
 use kafkasnap::archive::{Compression, DatadirManifest};
-use kafkasnap::k8s::{backup_datadir, DatadirBackupOptions, K8sError, PodTarget};
+use kafkasnap::k8s::{K8sError, PodTarget};
+use kafkasnap::physical::{backup_datadir, DatadirBackupOptions};
 use kafkasnap::store::Location;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;

@@ -13,9 +13,10 @@ use kafkasnap::archive::{
     seal_datadir_manifest, BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest,
     DatadirMode, DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
 };
-use kafkasnap::k8s::{
-    backup_datadir_stopped, restore_datadir, DatadirRestoreOptions, K8sError, RestoreReport,
-    StatefulSetRef, StoppedBackupOptions,
+use kafkasnap::k8s::{K8sError, StatefulSetRef};
+use kafkasnap::physical::{
+    backup_datadir_stopped, restore_datadir, DatadirRestoreOptions, RestoreReport,
+    StoppedBackupOptions,
 };
 use kafkasnap::store::Location;
 use sha2::{Digest, Sha256};

@@ -11,10 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafkasnap::archive::{Compression, DatadirManifest, DatadirMode};
-use kafkasnap::k8s::{
-    backup_datadir_stopped, HelperPodSpec, K8sError, StatefulSetRef, StoppedBackupOptions,
-    HELPER_POD_NAME,
-};
+use kafkasnap::k8s::{HelperPodSpec, K8sError, StatefulSetRef, HELPER_POD_NAME};
+use kafkasnap::physical::{backup_datadir_stopped, StoppedBackupOptions};
 use kafkasnap::store::Location;
 
 use crate::harness::{files_under, kafkasnap, stderr_of};

@@ -15,14 +15,14 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::batch::{ControlRecord, LogEntry, LogReader, RecordBatch};
-use super::inspect::parse_partition_dir;
-use super::segment::{parse_segment_name, SegmentFile};
-use super::{inspect_path, DatadirError, Report};
 use crate::archive::{
     ArchiveKind, BackupId, CommittedOffset, Compression, GroupOffsets, HeaderRef, Manifest,
     PartitionBackup, SegmentBuilder, SegmentRef, SourceCluster, TimestampType, TopicBackup,
     TopicConfig, Totals, FORMAT_VERSION,
+};
+use crate::datadir::{
+    inspect_path, parse_partition_dir, parse_segment_name, ControlRecord, DatadirError, LogEntry,
+    LogReader, RecordBatch, Report, SegmentFile,
 };
 use crate::store::{segment_key, Location};
 use crate::Error;

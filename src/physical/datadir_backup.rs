@@ -17,13 +17,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::chunk_reader::ChunkReader;
-use super::exec::{PodTarget, TarExec};
 use super::tar_index::{index_tar, TarIndex};
-use super::{cancelled, K8sError};
 use crate::archive::{
     BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
     DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
 };
+use crate::k8s::exec::{PodTarget, TarExec};
+use crate::k8s::{cancelled, K8sError};
 use crate::store::{Location, LocationLock, LockError, LockKind};
 
 /// Tar bytes gathered before they are handed on.

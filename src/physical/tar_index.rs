@@ -57,7 +57,7 @@ fn read_meta_properties(text: &str, index: &mut TarIndex) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::k8s::chunk_reader::ChunkReader;
+    use crate::physical::chunk_reader::ChunkReader;
     use bytes::Bytes;
 
     #[test]

@@ -17,14 +17,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use tokio::sync::mpsc;
 
-use super::exec_stdin::StdinExec;
-use super::helper_pod::{HelperPod, HelperPodSpec, HELPER_MOUNT_PATH};
-use super::pods::{has_ended, pods_using_pvc};
 use super::restore_stream::{inspect, spawn_reader, tar_stream, InspectError, Inspection};
-use super::statefulset::StatefulSetRef;
 use super::stopped::{with_cleanup, Downtime};
-use super::{api_err, interruptible, K8sError};
 use crate::archive::{DatadirManifest, EncryptionKey};
+use crate::k8s::exec_stdin::StdinExec;
+use crate::k8s::helper_pod::{HelperPod, HelperPodSpec, HELPER_MOUNT_PATH};
+use crate::k8s::pods::{has_ended, pods_using_pvc};
+use crate::k8s::StatefulSetRef;
+use crate::k8s::{api_err, interruptible, K8sError};
 use crate::store::{Location, StoreError};
 
 /// Tar bytes per write to the pod.
@@ -60,7 +60,7 @@ pub struct DatadirRestoreOptions {
     pub rewrite_cluster_id: Option<String>,
     /// Write even when a pod uses the volume or the StatefulSet is not at 0.
     pub force: bool,
-    /// The key of an encrypted archive (`catalog::key_for_datadir_backup` checks it against
+    /// The key of an encrypted archive (`read::key_for_datadir_backup` checks it against
     /// the manifest); an encrypted archive without it is refused before anything is written.
     pub encryption_key: Option<EncryptionKey>,
     pub stall_timeout: Duration,

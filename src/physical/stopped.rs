@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::datadir_backup::{stream_backup, BackupLock, DatadirBackupOptions};
-use super::helper_pod::{HelperPod, HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
-use super::pods::wait_until_gone;
-use super::statefulset::StatefulSetRef;
-use super::{interruptible, K8sError};
 use crate::archive::{Compression, DatadirManifest, DatadirMode, DatadirSource, EncryptionKey};
+use crate::k8s::helper_pod::{HelperPod, HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
+use crate::k8s::pods::wait_until_gone;
+use crate::k8s::StatefulSetRef;
+use crate::k8s::{interruptible, K8sError};
 use crate::store::Location;
 
 /// Longest a single cleanup request may take before it counts as failed.
