@@ -6,7 +6,6 @@
 
 pub mod archive;
 pub mod backup;
-mod chain;
 pub mod datadir;
 mod error;
 pub mod k8s;
@@ -18,7 +17,6 @@ pub mod read;
 pub mod restore;
 pub mod retention;
 pub mod selection;
-pub mod shard;
 pub mod store;
 pub mod topic_map;
 pub mod verify;

@@ -20,9 +20,6 @@ use crate::archive::{
     PartitionBackup, SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup,
     TopicConfig, Totals, FORMAT_VERSION,
 };
-use crate::chain::{
-    check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
-};
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
@@ -32,8 +29,13 @@ use crate::read::{open_backup, publish_manifest};
 use crate::selection::TopicSelection;
 use crate::store::{segment_key, Location, LocationLock, LockKind};
 use crate::Error;
+use chain::{
+    check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
+};
 
+mod chain;
 mod publish;
+pub mod shard;
 mod shard_run;
 
 use publish::check_before_publishing;
@@ -211,7 +213,7 @@ async fn backup_under_lock(
             }) => {
                 let warning = format!(
                     "took a full backup instead of an incremental one: {}",
-                    crate::chain::unsealed_parent(&backup_id, version)
+                    chain::unsealed_parent(&backup_id, version)
                 );
                 tracing::warn!("{warning}");
                 warnings.push(warning);

@@ -4,12 +4,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::shard::{
+    merge, newest_published, run_state, PublishedRun, RunState, ShardPart, PART_FORMAT_VERSION,
+};
 use crate::archive::{check_shard_part_seal, seal_shard_part, BackupId, EncryptionKey, Manifest};
 use crate::archive::{ShardError, ShardSpec};
 use crate::read::{publish_manifest, read_manifest};
-use crate::shard::{
-    merge, newest_published, run_state, PublishedRun, RunState, ShardPart, PART_FORMAT_VERSION,
-};
 use crate::store::Location;
 use crate::Error;
 

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use kafkasnap::archive::BackupId;
 use kafkasnap::archive::ShardSpec;
+use kafkasnap::backup::shard::{newest_published, run_state, PublishedRun, RunState};
 use kafkasnap::progress::human_bytes;
 use kafkasnap::read::read_manifest;
-use kafkasnap::shard::{newest_published, run_state, PublishedRun, RunState};
 use kafkasnap::store::BackupListing;
 
 use super::{print_json, Global, Outcome};
