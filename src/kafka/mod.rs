@@ -5,6 +5,7 @@ mod client;
 mod configs;
 mod groups;
 mod headers;
+mod live_hash;
 mod probe;
 mod reader;
 mod snapshot;
@@ -13,6 +14,7 @@ mod writer;
 pub use client::{parse_properties_file, ClientSettings};
 pub use configs::explicitly_set_configs;
 pub use groups::{commit_group_offsets, read_group_offsets};
+pub use live_hash::hash_live_partitions;
 pub use probe::{probe_partitions, ProbeRequest, ProbeResult};
 pub use reader::{
     read_partitions, ConsumedRecord, MessageHeaders, PartitionOutcome, PartitionTask, ReadOptions,

@@ -26,7 +26,7 @@ pub(super) async fn resume_points(
             .enumerate()
             .map(|(i, (topic, partition))| (i, topic.clone(), *partition))
             .collect();
-        crate::verify::hash_live_partitions(&client, &wanted).map(|hashes| (resumed, hashes))
+        crate::kafka::hash_live_partitions(&client, &wanted).map(|hashes| (resumed, hashes))
     })
     .await
     .expect("live reads do not panic")?;

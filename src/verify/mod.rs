@@ -1,24 +1,20 @@
 //! Checking a backup: re-read every object (size, checksum, every record decrypted and
 //! decoded, counts and offset ranges against the manifest; for an encrypted backup without
-//! its key, size and checksum only), and compare a backup with a live cluster partition
-//! by partition (record count and an order-sensitive content hash; offsets ignored).
+//! its key, size and checksum only). Comparing one with a live cluster is [`live`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
-use crate::archive::{
-    ContentHasher, DatadirManifest, EncryptionKey, Manifest, RecordRef, StreamOpener, TimestampType,
-};
-use crate::kafka::{
-    self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
-    RecordSink, SinkError,
-};
+use crate::archive::{DatadirManifest, EncryptionKey, Manifest, StreamOpener};
 use crate::read::{
     check_segments, key_for_backup, key_for_datadir_backup, read_segment, ObjectProblem,
     SegmentCheck,
 };
 use crate::store::Location;
-use crate::topic_map::TopicMap;
 use crate::Error;
+
+mod live;
+
+pub use live::{compare_with_cluster, PartitionComparison};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ArchiveReport {
@@ -145,175 +141,6 @@ pub async fn verify_archive(
         manifest_damaged: false,
         problems,
     })
-}
-
-/// One partition compared between a backup and a live cluster.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PartitionComparison {
-    pub topic: String,
-    pub partition: i32,
-    pub backup_records: u64,
-    pub live_records: Option<u64>,
-    pub backup_hash: String,
-    pub live_hash: Option<String>,
-    pub matches: bool,
-    pub note: Option<String>,
-}
-
-/// Compares every partition of the backup with the same partition in the cluster (topics
-/// renamed through `topic_map`). Reads both sides in full.
-pub async fn compare_with_cluster(
-    location: &Location,
-    manifest: &Manifest,
-    encryption_key: Option<&EncryptionKey>,
-    client: &ClientSettings,
-    topic_map: &[(String, String)],
-) -> Result<Vec<PartitionComparison>, Error> {
-    let topic_map = TopicMap::check(manifest, topic_map, |topic| !topic.internal)?;
-    let encryption_key = match manifest.encryption {
-        None => None,
-        Some(_) => key_for_backup(manifest, encryption_key)?,
-    };
-    let client_for_meta = client.clone();
-    let cluster = tokio::task::spawn_blocking(move || kafka::describe_cluster(&client_for_meta))
-        .await
-        .expect("metadata reads do not panic")?;
-
-    let mut comparisons = Vec::new();
-    let mut tasks = Vec::new();
-    for topic in manifest.topics.iter().filter(|t| !t.internal) {
-        let target = topic_map.target(&topic.name).to_string();
-        let live = cluster.topics.iter().find(|t| t.name == target);
-        for partition in &topic.partitions {
-            let mut hasher = ContentHasher::new();
-            for segment in &partition.segments {
-                let records = read_segment(location, segment, encryption_key.as_ref()).await?;
-                for record in records.iter() {
-                    let record = record.map_err(|source| Error::Archive {
-                        key: segment.key.clone(),
-                        source,
-                    })?;
-                    if record.offset >= partition.start_offset {
-                        hasher.add(&record);
-                    }
-                }
-            }
-            let (backup_records, backup_hash) = hasher.finish();
-            let note = match live {
-                None => Some(format!("topic {target} does not exist in the cluster")),
-                Some(live) if !live.partitions.contains(&partition.partition) => Some(format!(
-                    "partition {} does not exist in the cluster",
-                    partition.partition
-                )),
-                Some(_) => None,
-            };
-            if note.is_none() {
-                tasks.push((comparisons.len(), target.clone(), partition.partition));
-            }
-            comparisons.push(PartitionComparison {
-                topic: target.clone(),
-                partition: partition.partition,
-                backup_records,
-                live_records: None,
-                backup_hash,
-                live_hash: None,
-                matches: false,
-                note,
-            });
-        }
-        if let Some(live) = live {
-            if live.partitions.len() as i32 != topic.partition_count {
-                comparisons.push(PartitionComparison {
-                    topic: target.clone(),
-                    partition: -1,
-                    backup_records: 0,
-                    live_records: None,
-                    backup_hash: String::new(),
-                    live_hash: None,
-                    matches: false,
-                    note: Some(format!(
-                        "the cluster has {} partitions, the backup {}",
-                        live.partitions.len(),
-                        topic.partition_count
-                    )),
-                });
-            }
-        }
-    }
-
-    let client = client.clone();
-    let hashes = tokio::task::spawn_blocking(move || hash_live_partitions(&client, &tasks))
-        .await
-        .expect("live reads do not panic")?;
-    for (index, (records, hash)) in hashes {
-        let comparison = &mut comparisons[index];
-        comparison.matches = records == comparison.backup_records && hash == comparison.backup_hash;
-        comparison.live_records = Some(records);
-        comparison.live_hash = Some(hash);
-    }
-    Ok(comparisons)
-}
-
-struct HashingSink {
-    hashers: Vec<ContentHasher>,
-}
-
-impl RecordSink for HashingSink {
-    fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError> {
-        let view = RecordRef {
-            offset: record.offset,
-            timestamp: record.timestamp,
-            timestamp_type: TimestampType::CreateTime,
-            key: record.key,
-            value: record.value,
-            headers: record.headers.collect(),
-        };
-        self.hashers[task].add(&view);
-        Ok(())
-    }
-
-    fn partition_done(
-        &mut self,
-        _task: usize,
-        _outcome: PartitionOutcome,
-    ) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
-
-/// Reads the given live partitions in full; returns comparison index -> (records, hash).
-pub(crate) fn hash_live_partitions(
-    client: &ClientSettings,
-    wanted: &[(usize, String, i32)],
-) -> Result<BTreeMap<usize, (u64, String)>, KafkaError> {
-    let consumer = kafka::metadata_consumer(client)?;
-    let mut tasks = Vec::with_capacity(wanted.len());
-    for (_, topic, partition) in wanted {
-        let (low, high) = kafka::partition_bounds(&consumer, client, topic, *partition)?;
-        tasks.push(PartitionTask {
-            topic: topic.clone(),
-            partition: *partition,
-            start_offset: low,
-            listed_end: high,
-        });
-    }
-    let mut sink = HashingSink {
-        hashers: vec![ContentHasher::new(); tasks.len()],
-    };
-    kafka::read_partitions(
-        client,
-        &tasks,
-        &ReadOptions {
-            parallelism: 8,
-            ..ReadOptions::default()
-        },
-        &mut sink,
-    )?;
-    Ok(wanted
-        .iter()
-        .zip(sink.hashers)
-        .map(|((index, _, _), hasher)| (*index, hasher.finish()))
-        .collect())
 }
 
 /// Re-reads a data-dir backup's archive object (streamed, not buffered) and checks its size and
