@@ -173,7 +173,7 @@ pub fn check_manifest(manifest: &Manifest, key_matches: KeyMatches<'_>) -> Vec<S
                         previous_last,
                     });
                 }
-                if last < partition.start_offset || last >= partition.end_offset {
+                if !partition.holds(last) || last >= partition.end_offset {
                     problems.push(SegmentOutsidePartition {
                         topic: name.clone(),
                         partition: number,

@@ -116,6 +116,15 @@ pub struct PartitionBackup {
     pub segments: Vec<SegmentRef>,
 }
 
+impl PartitionBackup {
+    /// Whether the record at `offset` is part of this backup. A carried (incremental) segment
+    /// may begin below `start_offset`: those records were deleted from the cluster before
+    /// this backup was taken, so restore, verify and cat leave them out (docs/FORMAT.md).
+    pub fn holds(&self, offset: i64) -> bool {
+        offset >= self.start_offset
+    }
+}
+
 /// One stored segment object. `key` is relative to the backup location's root, so a later
 /// (incremental) manifest can point at a parent's segment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

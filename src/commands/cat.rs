@@ -45,7 +45,7 @@ pub async fn run(args: CatArgs, global: &Global) -> anyhow::Result<Outcome> {
             let records = read_segment(&location, segment, encryption_key.as_ref()).await?;
             for record in records.iter() {
                 let record = record.with_context(|| format!("decoding {}", segment.key))?;
-                if record.offset < partition.start_offset {
+                if !partition.holds(record.offset) {
                     continue; // deleted from the cluster before this backup (carried segment)
                 }
                 let mut line = serde_json::to_vec(&record_json(partition.partition, &record))?;

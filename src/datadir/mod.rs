@@ -13,6 +13,7 @@ mod extract;
 mod files;
 mod inspect;
 mod metadata_log;
+mod partition_state;
 mod report;
 mod segment;
 mod tar_guard;

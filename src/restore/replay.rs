@@ -155,7 +155,7 @@ pub(super) fn replay_partition(
                 key: segments[index].key.clone(),
                 source,
             })?;
-            if record.offset < job.partition.start_offset {
+            if !job.partition.holds(record.offset) {
                 continue; // deleted from the cluster before this backup (carried segment)
             }
             if !in_window(&record, context.window) {

@@ -65,7 +65,7 @@ pub(super) async fn check_resume_points(
                     key: segment.key.clone(),
                     source,
                 })?;
-                if record.offset < job.partition.start_offset || !in_window(&record, window) {
+                if !job.partition.holds(record.offset) || !in_window(&record, window) {
                     continue;
                 }
                 hasher.add(&record);

@@ -54,7 +54,7 @@ pub async fn compare_with_cluster(
                         key: segment.key.clone(),
                         source,
                     })?;
-                    if record.offset >= partition.start_offset {
+                    if partition.holds(record.offset) {
                         hasher.add(&record);
                     }
                 }

@@ -96,7 +96,7 @@ pub async fn verify_archive(
             let straddling = partition
                 .segments
                 .first()
-                .filter(|s| s.first_offset < partition.start_offset);
+                .filter(|s| !partition.holds(s.first_offset));
             if straddling.is_some() && !decode {
                 continue; // the records below start_offset cannot be counted without the key
             }
@@ -110,7 +110,7 @@ pub async fn verify_archive(
                 let below = decoded
                     .iter()
                     .filter_map(Result::ok)
-                    .filter(|r| r.offset < partition.start_offset)
+                    .filter(|r| !partition.holds(r.offset))
                     .count() as u64;
                 records -= below;
                 if !failed.contains(&first.key) {
