@@ -20,5 +20,6 @@ pub mod selection;
 pub mod store;
 pub mod topic_map;
 pub mod verify;
+mod write;
 
 pub use error::Error;

@@ -1,6 +1,8 @@
 //! The manifest: the one JSON object that says what a backup holds. Written last; its
 //! presence is what makes a backup exist.
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
 use super::{ArchiveError, BackupId, Compression, Encryption};
@@ -50,6 +52,64 @@ pub struct Manifest {
     /// Set when the backup was taken by several shards; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharding: Option<Sharding>,
+}
+
+/// What the writer of a new logical backup knows of it; [`Manifest::assemble`] adds the rest.
+#[derive(Debug, Clone)]
+pub struct ManifestParts {
+    pub backup_id: BackupId,
+    pub parent: Option<BackupId>,
+    pub started_at: SystemTime,
+    pub finished_at: SystemTime,
+    pub source: SourceCluster,
+    pub compression: Compression,
+    pub compression_level: i32,
+    pub segment_bytes: u64,
+    pub encryption: Option<Encryption>,
+    pub topics: Vec<TopicBackup>,
+    pub groups: Vec<GroupOffsets>,
+    pub warnings: Vec<String>,
+}
+
+impl Manifest {
+    /// A new logical backup's manifest at this code's format version: totals summed from
+    /// its topics, each group's offsets in manifest order, times in RFC 3339 (milliseconds).
+    pub fn assemble(parts: ManifestParts) -> Manifest {
+        let ManifestParts {
+            backup_id,
+            parent,
+            started_at,
+            finished_at,
+            source,
+            compression,
+            compression_level,
+            segment_bytes,
+            encryption,
+            topics,
+            mut groups,
+            warnings,
+        } = parts;
+        groups.iter_mut().for_each(GroupOffsets::sort_offsets);
+        Manifest {
+            format_version: FORMAT_VERSION,
+            kind: ArchiveKind::Logical,
+            backup_id,
+            parent,
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            finished_at: humantime::format_rfc3339_millis(finished_at).to_string(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            source,
+            compression,
+            compression_level,
+            segment_bytes,
+            encryption,
+            totals: Totals::of(&topics),
+            topics,
+            groups,
+            warnings,
+            sharding: None,
+        }
+    }
 }
 
 /// How a sharded backup was taken: the run's name, the shard count, and the backup id under
@@ -117,6 +177,29 @@ pub struct PartitionBackup {
 }
 
 impl PartitionBackup {
+    /// A partition's entry over `segments` (in offset order), its records, bytes and
+    /// timestamps summed from them.
+    pub fn over_segments(
+        partition: i32,
+        start_offset: i64,
+        end_offset: i64,
+        high_watermark: i64,
+        segments: Vec<SegmentRef>,
+    ) -> PartitionBackup {
+        PartitionBackup {
+            partition,
+            start_offset,
+            end_offset,
+            high_watermark,
+            records: segments.iter().map(|s| s.records).sum(),
+            raw_bytes: segments.iter().map(|s| s.raw_bytes).sum(),
+            stored_bytes: segments.iter().map(|s| s.stored_bytes).sum(),
+            first_timestamp: segments.first().and_then(|s| s.first_timestamp),
+            last_timestamp: segments.last().and_then(|s| s.last_timestamp),
+            segments,
+        }
+    }
+
     /// Whether the record at `offset` is part of this backup. A carried (incremental) segment
     /// may begin below `start_offset`: those records were deleted from the cluster before
     /// this backup was taken, so restore, verify and cat leave them out (docs/FORMAT.md).

@@ -30,9 +30,9 @@ pub use encryption::{
 };
 pub(crate) use manifest::parse_versioned;
 pub use manifest::{
-    ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, PartitionBackup, SegmentRef,
-    Sharding, SourceCluster, TopicBackup, TopicConfig, Totals, FORMAT_VERSION,
-    OLDEST_FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
+    ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, ManifestParts,
+    PartitionBackup, SegmentRef, Sharding, SourceCluster, TopicBackup, TopicConfig, Totals,
+    FORMAT_VERSION, OLDEST_FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
 };
 pub use manifest_seal::{
     check_datadir_manifest_seal, check_manifest_seal, check_shard_part_seal, seal_datadir_manifest,

@@ -16,9 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::archive::ShardSpec;
 use crate::archive::{
-    ArchiveError, ArchiveKind, BackupId, Compression, EncryptionKey, GroupOffsets, Manifest,
-    PartitionBackup, SealedSegment, SegmentBuilder, SegmentRef, SourceCluster, TopicBackup,
-    TopicConfig, Totals, FORMAT_VERSION,
+    ArchiveError, BackupId, Compression, EncryptionKey, Manifest, ManifestParts, PartitionBackup,
+    SealedSegment, SegmentRef, SourceCluster, TopicBackup, TopicConfig,
 };
 use crate::kafka::{
     self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
@@ -27,7 +26,8 @@ use crate::kafka::{
 use crate::progress::Progress;
 use crate::read::{open_backup, publish_manifest};
 use crate::selection::TopicSelection;
-use crate::store::{segment_key, Location, LocationLock, LockKind};
+use crate::store::{Location, LocationLock, LockKind};
+use crate::write::{SegmentCutter, SegmentWriter};
 use crate::Error;
 use chain::{
     check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
@@ -279,7 +279,6 @@ async fn backup_under_lock(
 
     warnings.extend(outcomes.values().filter_map(|o| o.note.clone()));
     let topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes, carried);
-    let totals = Totals::of(&topics);
     for topic in &selected {
         if topic.replication_factor == 0 {
             warnings.push(format!(
@@ -288,14 +287,11 @@ async fn backup_under_lock(
             ));
         }
     }
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        kind: ArchiveKind::Logical,
+    let manifest = Manifest::assemble(ManifestParts {
         backup_id: backup_id.clone(),
         parent: parent.map(|p| p.backup_id),
-        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at: SystemTime::now(),
         source: SourceCluster {
             bootstrap_servers: client.bootstrap_servers.clone(),
             cluster_id: cluster.cluster_id.clone(),
@@ -306,11 +302,10 @@ async fn backup_under_lock(
         segment_bytes: options.segment_bytes as u64,
         encryption: options.encryption_key.as_ref().map(EncryptionKey::describe),
         topics,
-        groups: sort_groups(groups),
-        totals: totals.clone(),
+        groups,
         warnings: warnings.clone(),
-        sharding: None,
-    };
+    });
+    let totals = manifest.totals.clone();
     if options.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
@@ -349,11 +344,6 @@ async fn backup_under_lock(
     })
 }
 
-fn sort_groups(mut groups: Vec<GroupOffsets>) -> Vec<GroupOffsets> {
-    groups.iter_mut().for_each(GroupOffsets::sort_offsets);
-    groups
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
 ) -> Result<T, Error> {
@@ -373,10 +363,9 @@ enum Job {
     },
 }
 
-/// Feeds records into per-partition segment builders and hands full segments on.
+/// Feeds records into per-partition segment cutters and hands full segments on.
 struct SegmentingSink {
-    builders: Vec<Option<SegmentBuilder>>,
-    segment_bytes: usize,
+    cutters: Vec<SegmentCutter>,
     jobs: mpsc::Sender<Job>,
     progress: Arc<Progress>,
 }
@@ -391,10 +380,7 @@ impl SegmentingSink {
 
 impl RecordSink for SegmentingSink {
     fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError> {
-        let capacity = self.segment_bytes + 64 * 1024;
-        let builder = self.builders[task].get_or_insert_with(|| SegmentBuilder::new(capacity));
-        let before = builder.raw_len();
-        builder.push(
+        let (added, sealed) = self.cutters[task].push(
             record.offset,
             record.timestamp,
             record.timestamp_type,
@@ -402,19 +388,15 @@ impl RecordSink for SegmentingSink {
             record.value,
             record.headers,
         );
-        self.progress
-            .add_record((builder.raw_len() - before) as u64);
-        if builder.raw_len() >= self.segment_bytes {
-            let sealed = self.builders[task].take().and_then(SegmentBuilder::seal);
-            if let Some(sealed) = sealed {
-                self.send(Job::Segment { task, sealed })?;
-            }
+        self.progress.add_record(added as u64);
+        match sealed {
+            Some(sealed) => self.send(Job::Segment { task, sealed }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn partition_done(&mut self, task: usize, outcome: PartitionOutcome) -> Result<(), SinkError> {
-        if let Some(sealed) = self.builders[task].take().and_then(SegmentBuilder::seal) {
+        if let Some(sealed) = self.cutters[task].finish() {
             self.send(Job::Segment { task, sealed })?;
         }
         self.progress
@@ -446,10 +428,18 @@ async fn read_and_store(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let uploads = Arc::new(Semaphore::new(cores.min(options.parallelism.max(1))));
     let mut sink = SegmentingSink {
-        builders: (0..tasks.len()).map(|_| None).collect(),
-        segment_bytes: options.segment_bytes,
+        cutters: (0..tasks.len())
+            .map(|_| SegmentCutter::new(options.segment_bytes))
+            .collect(),
         jobs: jobs_tx,
         progress,
+    };
+    let writer = SegmentWriter {
+        location: location.clone(),
+        backup_id: backup_id.clone(),
+        compression: options.compression,
+        level: options.level,
+        encryption_key: options.encryption_key.clone(),
     };
     let reader = tokio::task::spawn_blocking(move || {
         kafka::read_partitions(&client, &reader_tasks, &read_options, &mut sink)
@@ -471,36 +461,13 @@ async fn read_and_store(
                     .acquire_owned()
                     .await
                     .expect("semaphore never closes");
-                let t = &tasks[task];
-                let key = segment_key(
-                    backup_id,
-                    &t.topic,
-                    t.partition,
-                    sealed.first_offset,
-                    options.compression,
+                let (writer, topic, partition) = (
+                    writer.clone(),
+                    tasks[task].topic.clone(),
+                    tasks[task].partition,
                 );
-                let (location, compression, level) =
-                    (location.clone(), options.compression, options.level);
-                let encryption_key = options.encryption_key.clone();
                 in_flight.spawn(async move {
-                    let object_key = key.clone();
-                    let stored = tokio::task::spawn_blocking(move || match &encryption_key {
-                        Some(encryption_key) => sealed.compress_and_encrypt(
-                            compression,
-                            level,
-                            encryption_key,
-                            &object_key,
-                        ),
-                        None => sealed.compress(compression, level),
-                    })
-                    .await
-                    .expect("compression does not panic")
-                    .map_err(|source| Error::Archive {
-                        key: key.clone(),
-                        source,
-                    })?;
-                    let entry = stored.to_ref(key.clone());
-                    location.put(&key, stored.bytes).await?;
+                    let entry = writer.store(topic, partition, sealed).await?;
                     drop(permit);
                     Ok((task, entry))
                 });
@@ -564,33 +531,34 @@ fn assemble_topics(
         let mut new = segments.remove(&index).unwrap_or_default();
         new.sort_by_key(|s| s.first_offset);
         let outcome = &outcomes[&index];
-        let new_records: u64 = new.iter().map(|s| s.records).sum();
-        let (start_offset, records, first_timestamp, parts) = match carried {
+        let partition = match carried {
+            // Carried segments may begin below the log start: the records and first timestamp
+            // the parent counted for what is still live are taken from it.
             Some(c) => {
-                let first = c
+                let new_records: u64 = new.iter().map(|s| s.records).sum();
+                let first_timestamp = c
                     .first_timestamp
                     .or_else(|| new.first().and_then(|s| s.first_timestamp));
-                let all = c.segments.into_iter().chain(new).collect::<Vec<_>>();
-                (c.log_start, c.records + new_records, first, all)
+                let all = c.segments.into_iter().chain(new).collect();
+                PartitionBackup {
+                    records: c.records + new_records,
+                    first_timestamp,
+                    ..PartitionBackup::over_segments(
+                        task.partition,
+                        c.log_start,
+                        outcome.end_offset,
+                        outcome.high_watermark,
+                        all,
+                    )
+                }
             }
-            None => (
+            None => PartitionBackup::over_segments(
+                task.partition,
                 task.start_offset,
-                new_records,
-                new.first().and_then(|s| s.first_timestamp),
+                outcome.end_offset,
+                outcome.high_watermark,
                 new,
             ),
-        };
-        let partition = PartitionBackup {
-            partition: task.partition,
-            start_offset,
-            end_offset: outcome.end_offset,
-            high_watermark: outcome.high_watermark,
-            records,
-            raw_bytes: parts.iter().map(|s| s.raw_bytes).sum(),
-            stored_bytes: parts.iter().map(|s| s.stored_bytes).sum(),
-            first_timestamp,
-            last_timestamp: parts.last().and_then(|s| s.last_timestamp),
-            segments: parts,
         };
         let topic = topics
             .iter_mut()

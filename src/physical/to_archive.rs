@@ -16,15 +16,16 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::archive::{
-    ArchiveKind, BackupId, CommittedOffset, Compression, GroupOffsets, HeaderRef, Manifest,
-    PartitionBackup, SegmentBuilder, SegmentRef, SourceCluster, TimestampType, TopicBackup,
-    TopicConfig, Totals, FORMAT_VERSION,
+    BackupId, CommittedOffset, Compression, GroupOffsets, HeaderRef, Manifest, ManifestParts,
+    PartitionBackup, SealedSegment, SegmentRef, SourceCluster, TimestampType, TopicBackup,
+    TopicConfig,
 };
 use crate::datadir::{
     inspect_path, parse_partition_dir, parse_segment_name, ControlRecord, DatadirError, LogEntry,
     LogReader, RecordBatch, Report, SegmentFile,
 };
-use crate::store::{segment_key, Location};
+use crate::store::Location;
+use crate::write::{SegmentCutter, SegmentWriter};
 use crate::Error;
 
 /// Segments of the converted archive close at this many raw bytes.
@@ -54,28 +55,25 @@ pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Erro
     }
     let backup_id = BackupId::new(started_at);
     let runtime = tokio::runtime::Handle::current();
+    let writer = SegmentWriter {
+        location: location.clone(),
+        backup_id: backup_id.clone(),
+        compression: COMPRESSION,
+        level: LEVEL,
+        encryption_key: None,
+    };
     let mut partitions = BTreeMap::new();
     for (topic, partition, partition_dir) in partition_dirs(dir)? {
-        let segments = copy_partition(
-            &partition_dir,
-            &backup_id,
-            &topic,
-            partition,
-            location,
-            &runtime,
-        )?;
+        let segments = copy_partition(&partition_dir, &topic, partition, &writer, &runtime)?;
         partitions.insert((topic, partition), partition_summary(partition, segments));
     }
     let topics = topic_backups(&report, partitions);
     let groups = group_offsets(&report, &topics);
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        kind: ArchiveKind::Logical,
+    let manifest = Manifest::assemble(ManifestParts {
         backup_id: backup_id.clone(),
         parent: None,
-        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at: SystemTime::now(),
         source: SourceCluster {
             bootstrap_servers: format!("datadir:{}", dir.display()),
             cluster_id: report.cluster_id.clone(),
@@ -85,7 +83,6 @@ pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Erro
         compression_level: LEVEL,
         segment_bytes: SEGMENT_BYTES as u64,
         encryption: None,
-        totals: Totals::of(&topics),
         topics,
         groups,
         warnings: report
@@ -93,8 +90,7 @@ pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Erro
             .iter()
             .map(|p| format!("{}: {}", p.file, p.detail))
             .collect(),
-        sharding: None,
-    };
+    });
     runtime.block_on(location.publish_manifest(&backup_id, manifest.to_json()))?;
     Ok(manifest)
 }
@@ -211,35 +207,20 @@ fn excluded_transactions(partition_dir: &str, logs: &[PathBuf]) -> Result<Exclud
 
 fn copy_partition(
     partition_dir: &Path,
-    backup_id: &BackupId,
     topic: &str,
     partition: i32,
-    location: &Location,
+    writer: &SegmentWriter,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Vec<SegmentRef>, Error> {
     let logs = log_files(partition_dir)?;
     let excluded = excluded_transactions(&format!("{topic}-{partition}"), &logs)?;
     let mut segments = Vec::new();
-    let mut builder = SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024);
-    let mut store = |builder: SegmentBuilder| -> Result<(), Error> {
-        let Some(sealed) = builder.seal() else {
-            return Ok(());
-        };
-        let key = segment_key(
-            backup_id,
-            topic,
-            partition,
-            sealed.first_offset,
-            COMPRESSION,
-        );
-        let stored = sealed
-            .compress(COMPRESSION, LEVEL)
-            .map_err(|source| Error::Archive {
-                key: key.clone(),
-                source,
-            })?;
-        segments.push(stored.to_ref(key.clone()));
-        runtime.block_on(location.put(&key, stored.bytes))?;
+    let mut cutter = SegmentCutter::new(SEGMENT_BYTES);
+    let mut store = |sealed: Option<SealedSegment>| -> Result<(), Error> {
+        if let Some(sealed) = sealed {
+            let (key, stored) = writer.prepare(topic, partition, sealed)?;
+            segments.push(runtime.block_on(writer.put(key, stored))?);
+        }
         Ok(())
     };
     for_each_batch(&logs, |batch| {
@@ -271,7 +252,7 @@ fn copy_partition(
                 name: h.key.as_bytes(),
                 value: h.value.as_deref(),
             });
-            builder.push(
+            let (_, sealed) = cutter.push(
                 record.offset,
                 record.timestamp,
                 timestamp_type,
@@ -279,12 +260,7 @@ fn copy_partition(
                 record.value.as_deref(),
                 headers,
             );
-            if builder.raw_len() >= SEGMENT_BYTES {
-                stored = store(std::mem::replace(
-                    &mut builder,
-                    SegmentBuilder::new(SEGMENT_BYTES + 64 * 1024),
-                ));
-            }
+            stored = store(sealed);
         });
         decoded.map_err(|e| {
             Error::InvalidRequest(format!(
@@ -295,25 +271,14 @@ fn copy_partition(
         stored?;
         Ok(())
     })?;
-    store(builder)?;
+    store(cutter.finish())?;
     Ok(segments)
 }
 
 fn partition_summary(partition: i32, segments: Vec<SegmentRef>) -> PartitionBackup {
     let start = segments.first().map_or(0, |s| s.first_offset);
     let end = segments.last().map_or(0, |s| s.last_offset + 1);
-    PartitionBackup {
-        partition,
-        start_offset: start,
-        end_offset: end,
-        high_watermark: end,
-        records: segments.iter().map(|s| s.records).sum(),
-        raw_bytes: segments.iter().map(|s| s.raw_bytes).sum(),
-        stored_bytes: segments.iter().map(|s| s.stored_bytes).sum(),
-        first_timestamp: segments.first().and_then(|s| s.first_timestamp),
-        last_timestamp: segments.last().and_then(|s| s.last_timestamp),
-        segments,
-    }
+    PartitionBackup::over_segments(partition, start, end, end, segments)
 }
 
 /// Every non-internal topic the metadata describes (created even when none of its partitions
