@@ -4,8 +4,7 @@
 //! stored under its layout key ([`SegmentWriter`]), giving the manifest's entry for it.
 
 use crate::archive::{
-    BackupId, Compression, EncryptionKey, HeaderRef, SealedSegment, SegmentBuilder, SegmentRef,
-    StoredSegment, TimestampType,
+    BackupId, Compression, EncryptionKey, SealedSegment, SegmentBuilder, SegmentRef, StoredSegment,
 };
 use crate::store::{segment_key, Location};
 use crate::Error;
@@ -30,23 +29,18 @@ impl SegmentCutter {
         }
     }
 
-    /// Adds a record. Returns its framed size in raw bytes, and the segment it filled.
-    #[allow(clippy::too_many_arguments)]
-    pub fn push<'h>(
+    /// Adds a record through `add` (one [`SegmentBuilder::push`]). Returns its framed size in
+    /// raw bytes, and the segment it filled.
+    pub fn push(
         &mut self,
-        offset: i64,
-        timestamp: i64,
-        timestamp_type: TimestampType,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: impl ExactSizeIterator<Item = HeaderRef<'h>> + Clone,
+        add: impl FnOnce(&mut SegmentBuilder),
     ) -> (usize, Option<SealedSegment>) {
         let capacity = self.segment_bytes + SEGMENT_SLACK_BYTES;
         let builder = self
             .builder
             .get_or_insert_with(|| SegmentBuilder::new(capacity));
         let before = builder.raw_len();
-        builder.push(offset, timestamp, timestamp_type, key, value, headers);
+        add(builder);
         let added = builder.raw_len() - before;
         let full = builder.raw_len() >= self.segment_bytes;
         (added, if full { self.finish() } else { None })
@@ -123,16 +117,19 @@ impl SegmentWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::TimestampType;
 
     fn push(cutter: &mut SegmentCutter, offset: i64, value: &[u8]) -> Option<SealedSegment> {
-        let (added, sealed) = cutter.push(
-            offset,
-            1_700_000_000_000,
-            TimestampType::CreateTime,
-            None,
-            Some(value),
-            std::iter::empty(),
-        );
+        let (added, sealed) = cutter.push(|segment| {
+            segment.push(
+                offset,
+                1_700_000_000_000,
+                TimestampType::CreateTime,
+                None,
+                Some(value),
+                std::iter::empty(),
+            )
+        });
         assert!(added > value.len(), "a frame holds at least its value");
         sealed
     }

@@ -380,14 +380,16 @@ impl SegmentingSink {
 
 impl RecordSink for SegmentingSink {
     fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError> {
-        let (added, sealed) = self.cutters[task].push(
-            record.offset,
-            record.timestamp,
-            record.timestamp_type,
-            record.key,
-            record.value,
-            record.headers,
-        );
+        let (added, sealed) = self.cutters[task].push(|segment| {
+            segment.push(
+                record.offset,
+                record.timestamp,
+                record.timestamp_type,
+                record.key,
+                record.value,
+                record.headers,
+            )
+        });
         self.progress.add_record(added as u64);
         match sealed {
             Some(sealed) => self.send(Job::Segment { task, sealed }),

@@ -252,14 +252,16 @@ fn copy_partition(
                 name: h.key.as_bytes(),
                 value: h.value.as_deref(),
             });
-            let (_, sealed) = cutter.push(
-                record.offset,
-                record.timestamp,
-                timestamp_type,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                headers,
-            );
+            let (_, sealed) = cutter.push(|segment| {
+                segment.push(
+                    record.offset,
+                    record.timestamp,
+                    timestamp_type,
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                    headers,
+                )
+            });
             stored = store(sealed);
         });
         decoded.map_err(|e| {
