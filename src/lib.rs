@@ -18,7 +18,7 @@ pub mod restore;
 pub mod retention;
 pub mod selection;
 pub mod store;
-pub mod topic_map;
+mod topic_map;
 pub mod verify;
 mod write;
 

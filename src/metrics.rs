@@ -40,7 +40,7 @@ pub enum MetricsError {
 
 impl RunMetrics {
     /// The Prometheus text exposition of these metrics.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let seconds = |t: SystemTime| {
             t.duration_since(UNIX_EPOCH)
                 .unwrap_or_default()

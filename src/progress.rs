@@ -11,16 +11,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Counters shared between the engine (which adds) and the reporter (which reads).
 #[derive(Debug, Default)]
 pub struct Progress {
-    pub records: AtomicU64,
-    pub bytes: AtomicU64,
-    pub partitions_done: AtomicU64,
-    pub partitions_total: AtomicU64,
+    pub(crate) records: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) partitions_done: AtomicU64,
+    pub(crate) partitions_total: AtomicU64,
     /// Records expected in total (an estimate: offset ranges include gaps).
-    pub records_expected: AtomicU64,
+    pub(crate) records_expected: AtomicU64,
 }
 
 impl Progress {
-    pub fn add_record(&self, bytes: u64) {
+    pub(crate) fn add_record(&self, bytes: u64) {
         self.records.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }

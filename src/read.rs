@@ -110,7 +110,7 @@ fn judge_seal(
 /// sealed first, so that the seal exists whenever the manifest does. A seal already there
 /// (shards merging together) is kept when it seals these very bytes, else nothing is
 /// published: a seal is never replaced.
-pub async fn publish_manifest(
+pub(crate) async fn publish_manifest(
     location: &Location,
     manifest: &Manifest,
     encryption_key: Option<&EncryptionKey>,
@@ -401,7 +401,10 @@ pub async fn read_segment(
 /// A segment's stored bytes, refused before its body is read when the store's metadata
 /// gives another size than the manifest's `stored_bytes` (reported like a size mismatch
 /// found after reading).
-pub async fn fetch_segment(location: &Location, entry: &SegmentRef) -> Result<bytes::Bytes, Error> {
+pub(crate) async fn fetch_segment(
+    location: &Location,
+    entry: &SegmentRef,
+) -> Result<bytes::Bytes, Error> {
     match location.get_sized(&entry.key, entry.stored_bytes).await {
         Ok(stored) => Ok(stored),
         Err(StoreError::WrongSize {
@@ -415,7 +418,7 @@ pub async fn fetch_segment(location: &Location, entry: &SegmentRef) -> Result<by
 }
 
 /// Decodes a segment's object bytes fetched with [`fetch_segment`] (CPU-bound; blocking).
-pub fn decode_fetched(
+pub(crate) fn decode_fetched(
     stored: &[u8],
     entry: &SegmentRef,
     encryption_key: Option<&EncryptionKey>,
@@ -435,7 +438,7 @@ pub struct ObjectProblem {
 
 /// How thoroughly [`check_segments`] checks each object.
 #[derive(Debug, Clone)]
-pub enum SegmentCheck {
+pub(crate) enum SegmentCheck {
     /// Presence, size and SHA-256 of the stored bytes (no key needed).
     Stored,
     /// All of that, then decrypt (with the backup's key, if it is encrypted), decompress and
@@ -444,7 +447,7 @@ pub enum SegmentCheck {
 }
 
 /// Checks every given segment as `check` says. Returns the problems found (none = intact).
-pub async fn check_segments<'a>(
+pub(crate) async fn check_segments<'a>(
     location: &Location,
     segments: impl IntoIterator<Item = &'a SegmentRef>,
     check: SegmentCheck,

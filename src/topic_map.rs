@@ -49,7 +49,7 @@ fn similar_hint(target: &str, other: &Option<String>) -> String {
 
 /// A checked topic map: every source is a topic of the backup, named once.
 #[derive(Debug, Clone, Default)]
-pub struct TopicMap {
+pub(crate) struct TopicMap {
     pairs: Vec<(String, String)>,
 }
 
@@ -57,7 +57,7 @@ impl TopicMap {
     /// Checks `pairs` against `manifest`. `covered` says which backup topics the command
     /// restores or compares; among those, no two may end on one target (including a topic
     /// left under its own name and another mapped onto that name; a swap `a=b,b=a` is fine).
-    pub fn check(
+    pub(crate) fn check(
         manifest: &Manifest,
         pairs: &[(String, String)],
         covered: impl Fn(&crate::archive::TopicBackup) -> bool,
@@ -127,7 +127,7 @@ impl TopicMap {
     }
 
     /// Where backup topic `source` goes: its mapped name, or its own.
-    pub fn target<'a>(&'a self, source: &'a str) -> &'a str {
+    pub(crate) fn target<'a>(&'a self, source: &'a str) -> &'a str {
         self.pairs
             .iter()
             .find(|(s, _)| s == source)
@@ -136,7 +136,7 @@ impl TopicMap {
 }
 
 /// Kafka's rules for a topic name (`org.apache.kafka.common.internals.Topic.validate`).
-pub fn check_topic_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_topic_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("it is empty");
     }

@@ -16,13 +16,13 @@ const SEGMENT_SLACK_BYTES: usize = 64 * 1024;
 /// Cuts one partition's records into segments. The buffer is allocated with the first record,
 /// so a partition that delivers none costs nothing.
 #[derive(Debug)]
-pub struct SegmentCutter {
+pub(crate) struct SegmentCutter {
     builder: Option<SegmentBuilder>,
     segment_bytes: usize,
 }
 
 impl SegmentCutter {
-    pub fn new(segment_bytes: usize) -> SegmentCutter {
+    pub(crate) fn new(segment_bytes: usize) -> SegmentCutter {
         SegmentCutter {
             builder: None,
             segment_bytes,
@@ -31,7 +31,7 @@ impl SegmentCutter {
 
     /// Adds a record through `add` (one [`SegmentBuilder::push`]). Returns its framed size in
     /// raw bytes, and the segment it filled.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         add: impl FnOnce(&mut SegmentBuilder),
     ) -> (usize, Option<SealedSegment>) {
@@ -47,25 +47,25 @@ impl SegmentCutter {
     }
 
     /// Seals what has been added since the last segment (`None` when nothing has).
-    pub fn finish(&mut self) -> Option<SealedSegment> {
+    pub(crate) fn finish(&mut self) -> Option<SealedSegment> {
         self.builder.take().and_then(SegmentBuilder::seal)
     }
 }
 
 /// Stores sealed segments of one backup at a location.
 #[derive(Debug, Clone)]
-pub struct SegmentWriter {
-    pub location: Location,
-    pub backup_id: BackupId,
-    pub compression: Compression,
-    pub level: i32,
-    pub encryption_key: Option<EncryptionKey>,
+pub(crate) struct SegmentWriter {
+    pub(crate) location: Location,
+    pub(crate) backup_id: BackupId,
+    pub(crate) compression: Compression,
+    pub(crate) level: i32,
+    pub(crate) encryption_key: Option<EncryptionKey>,
 }
 
 impl SegmentWriter {
     /// The CPU-heavy half (call it off the async threads): compresses, and encrypts under the
     /// object's key when the backup is encrypted. Returns the object key and its bytes.
-    pub fn prepare(
+    pub(crate) fn prepare(
         &self,
         topic: &str,
         partition: i32,
@@ -92,14 +92,18 @@ impl SegmentWriter {
     }
 
     /// Uploads a prepared segment; returns its manifest entry.
-    pub async fn put(&self, key: String, stored: StoredSegment) -> Result<SegmentRef, Error> {
+    pub(crate) async fn put(
+        &self,
+        key: String,
+        stored: StoredSegment,
+    ) -> Result<SegmentRef, Error> {
         let entry = stored.to_ref(key.clone());
         self.location.put(&key, stored.bytes).await?;
         Ok(entry)
     }
 
     /// [`prepare`](Self::prepare) on the blocking pool, then [`put`](Self::put).
-    pub async fn store(
+    pub(crate) async fn store(
         &self,
         topic: String,
         partition: i32,

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// (clock skew between the machine that took the backup and this one). An id dated later
 /// than that cannot come from a backup that has begun: restore's "newest" choice and prune's
 /// keep rules leave it out (a planted manifest must not outrank or push out genuine backups).
-pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(10 * 60);
+pub(crate) const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(10 * 60);
 
 /// The id of one backup, e.g. `20261125T145443Z-3f9a1c`. Lexical order is time order.
 #[derive(
@@ -72,7 +72,7 @@ impl BackupId {
     }
 
     /// The UTC time in the id (`YYYYMMDDTHHMMSSZ-...`); `None` if it is not a real time.
-    pub fn started_at(&self) -> Option<SystemTime> {
+    pub(crate) fn started_at(&self) -> Option<SystemTime> {
         let s = self.as_str();
         let stamp = format!(
             "{}-{}-{}T{}:{}:{}Z",
@@ -87,14 +87,14 @@ impl BackupId {
     }
 
     /// Whether the id's time lies more than [`CLOCK_SKEW_ALLOWANCE`] after `now`.
-    pub fn is_future_dated(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_future_dated(&self, now: SystemTime) -> bool {
         self.started_at()
             .is_some_and(|started| started > now + CLOCK_SKEW_ALLOWANCE)
     }
 
     /// Whether a backup begun by `now` can have this id: its time is a real one, and not
     /// future-dated. (`99999999T000000Z-0` parses, sorts above every real id, and is neither.)
-    pub fn could_have_begun_by(&self, now: SystemTime) -> bool {
+    pub(crate) fn could_have_begun_by(&self, now: SystemTime) -> bool {
         self.started_at().is_some() && !self.is_future_dated(now)
     }
 }

@@ -11,15 +11,15 @@ use super::{Compression, Manifest};
 /// The largest `raw_bytes` a segment may declare: the largest `--segment-bytes` (1 GiB) plus
 /// one record of up to 1 GiB (a segment is cut after the record that reaches the size). A
 /// segment declaring more is refused before it is read (a decompression bomb).
-pub const MAX_SEGMENT_RAW_BYTES: u64 = 2 << 30;
+pub(crate) const MAX_SEGMENT_RAW_BYTES: u64 = 2 << 30;
 
 /// The largest manifest a reader accepts, in bytes. A manifest lists segments, not records,
 /// so a real one is far below this.
-pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
 /// Whether `key` is the key the store's layout builds for the segment of `topic`/`partition`
 /// starting at `first_offset` with `compression` (under whichever backup's prefix it names).
-pub type KeyMatches<'a> = &'a dyn Fn(&str, &str, i32, i64, Compression) -> bool;
+pub(crate) type KeyMatches<'a> = &'a dyn Fn(&str, &str, i32, i64, Compression) -> bool;
 
 /// One thing structurally wrong with a manifest, naming where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,10 @@ impl fmt::Display for StructureProblem {
 /// A segment may begin below its partition's `start_offset` (an incremental backup carries
 /// a parent's segment whose first records were since deleted), but must end inside
 /// `start_offset..end_offset`.
-pub fn check_manifest(manifest: &Manifest, key_matches: KeyMatches<'_>) -> Vec<StructureProblem> {
+pub(crate) fn check_manifest(
+    manifest: &Manifest,
+    key_matches: KeyMatches<'_>,
+) -> Vec<StructureProblem> {
     use StructureProblem::*;
     let mut problems = Vec::new();
     let mut topics = HashSet::new();

@@ -19,8 +19,8 @@ pub enum Compression {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{}", describe_bad_level(*.compression, *.level))]
 pub struct BadLevel {
-    pub compression: Compression,
-    pub level: i32,
+    pub(crate) compression: Compression,
+    pub(crate) level: i32,
 }
 
 fn describe_bad_level(compression: Compression, level: i32) -> String {
@@ -39,7 +39,7 @@ fn describe_bad_level(compression: Compression, level: i32) -> String {
 
 impl Compression {
     /// The levels this codec takes; `None` for `none`, which takes no level.
-    pub fn levels(self) -> Option<std::ops::RangeInclusive<i32>> {
+    pub(crate) fn levels(self) -> Option<std::ops::RangeInclusive<i32>> {
         match self {
             Compression::Zstd => Some(1..=22),
             Compression::Gzip => Some(0..=9),
@@ -69,7 +69,7 @@ impl Compression {
     }
 
     /// The object-key suffix for a segment compressed this way.
-    pub fn file_extension(self) -> &'static str {
+    pub(crate) fn file_extension(self) -> &'static str {
         match self {
             Compression::Zstd => "kseg.zst",
             Compression::Gzip => "kseg.gz",
@@ -100,7 +100,11 @@ impl Compression {
     /// Decompresses `stored`, refusing output longer than `expected_len` (the manifest's
     /// `raw_bytes`): a corrupt or hostile object cannot make us allocate more than the
     /// manifest promised.
-    pub fn decompress(self, stored: &[u8], expected_len: u64) -> Result<Vec<u8>, ArchiveError> {
+    pub(crate) fn decompress(
+        self,
+        stored: &[u8],
+        expected_len: u64,
+    ) -> Result<Vec<u8>, ArchiveError> {
         let fail = |source| ArchiveError::Decompress {
             compression: self,
             source,

@@ -8,17 +8,17 @@ use super::RecordRef;
 /// Feeds records in partition order; two partitions with the same records in the same order
 /// give the same digest, whatever their offsets.
 #[derive(Debug, Clone, Default)]
-pub struct ContentHasher {
+pub(crate) struct ContentHasher {
     hasher: Sha256,
     records: u64,
 }
 
 impl ContentHasher {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn add(&mut self, record: &RecordRef<'_>) {
+    pub(crate) fn add(&mut self, record: &RecordRef<'_>) {
         let h = &mut self.hasher;
         h.update(record.timestamp.to_le_bytes());
         update_nullable(h, record.key);
@@ -31,19 +31,19 @@ impl ContentHasher {
         self.records += 1;
     }
 
-    pub fn records(&self) -> u64 {
+    pub(crate) fn records(&self) -> u64 {
         self.records
     }
 
     /// The record count and hex digest.
-    pub fn finish(self) -> (u64, String) {
+    pub(crate) fn finish(self) -> (u64, String) {
         (self.records, hex::encode(self.hasher.finalize()))
     }
 }
 
 /// The digest of one record alone: how a segment entry marks its last record, so an
 /// incremental backup can tell whether the cluster still holds that record at that offset.
-pub fn record_digest(record: &RecordRef<'_>) -> String {
+pub(crate) fn record_digest(record: &RecordRef<'_>) -> String {
     let mut hasher = ContentHasher::new();
     hasher.add(record);
     hasher.finish().1

@@ -10,9 +10,9 @@ use super::{ArchiveError, BackupId, Compression, Encryption};
 /// sealed, `manifest.seal`); it reads 1 too.
 pub const DATADIR_FORMAT_VERSION: u64 = 2;
 /// The first data-dir format whose encrypted manifests are sealed.
-pub const DATADIR_SEALED_FROM_FORMAT_VERSION: u64 = 2;
+pub(crate) const DATADIR_SEALED_FROM_FORMAT_VERSION: u64 = 2;
 /// The oldest data-dir manifest format this kafkasnap reads (1: unsealed).
-pub const OLDEST_DATADIR_FORMAT_VERSION: u64 = 1;
+pub(crate) const OLDEST_DATADIR_FORMAT_VERSION: u64 = 1;
 
 /// Marks a manifest as a data-dir archive (`"kind": "datadir"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ pub struct DatadirFile {
 impl DatadirArchive {
     /// How an object read back as `stored_bytes` bytes with SHA-256 `sha256` (lowercase hex)
     /// differs from what this manifest entry recorded, if it does.
-    pub fn mismatch(&self, stored_bytes: u64, sha256: &str) -> Option<String> {
+    pub(crate) fn mismatch(&self, stored_bytes: u64, sha256: &str) -> Option<String> {
         if stored_bytes != self.stored_bytes {
             return Some(format!(
                 "object has {stored_bytes} bytes, the manifest says {}",
@@ -219,7 +219,10 @@ mod tests {
         )
         .unwrap();
         let encryption = manifest.encryption.take().unwrap();
-        assert_eq!(encryption.cipher, super::super::Cipher::Aes256Gcm);
+        assert_eq!(
+            encryption.cipher,
+            super::super::encryption::Cipher::Aes256Gcm
+        );
         assert_eq!(encryption.key_id, "0123456789abcdef");
     }
 }

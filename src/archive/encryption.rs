@@ -19,9 +19,9 @@ use super::ArchiveError;
 
 /// The first bytes of every encrypted object written now: the envelope under the object
 /// subkey (HKDF-SHA-256 of the key, [`OBJECT_KEY_LABEL`]).
-pub const ENCRYPTED_MAGIC: &[u8; 8] = b"KSNAPEN2";
+pub(crate) const ENCRYPTED_MAGIC: &[u8; 8] = b"KSNAPEN2";
 /// The first bytes of an object kafkasnap 0.1 encrypted under the key itself; still read.
-pub const ENCRYPTED_MAGIC_V1: &[u8; 8] = b"KSNAPEN1";
+pub(crate) const ENCRYPTED_MAGIC_V1: &[u8; 8] = b"KSNAPEN1";
 /// The HKDF salt of the subkeys that encrypt (per-purpose labels below; the manifest seal
 /// uses a random salt per backup, `manifest_seal`).
 const ENCRYPTION_SALT: &[u8] = b"kafkasnap encryption subkeys";
@@ -33,7 +33,7 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// Bytes an encrypted object has on top of its plaintext: magic, nonce and tag.
-pub const ENVELOPE_OVERHEAD: usize = ENCRYPTED_MAGIC.len() + NONCE_LEN + TAG_LEN;
+pub(crate) const ENVELOPE_OVERHEAD: usize = ENCRYPTED_MAGIC.len() + NONCE_LEN + TAG_LEN;
 
 /// How to make a key, repeated in every refusal of a key file.
 const HOW_TO_MAKE_A_KEY: &str =
@@ -175,7 +175,7 @@ impl EncryptionKey {
     }
 
     /// Whether [`EncryptionKey::allowing_unsealed_manifests`] was asked for.
-    pub fn allows_unsealed_manifests(&self) -> bool {
+    pub(crate) fn allows_unsealed_manifests(&self) -> bool {
         self.unsealed_allowed
     }
 
@@ -209,7 +209,11 @@ impl EncryptionKey {
 
     /// Encrypts an object's bytes for storage under `object_key`, under the object subkey:
     /// `KSNAPEN2 | nonce (12 random bytes) | ciphertext | tag (16 bytes)`.
-    pub fn encrypt(&self, object_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, ArchiveError> {
+    pub(crate) fn encrypt(
+        &self,
+        object_key: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ArchiveError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|source| ArchiveError::NoRandomness { source })?;
         let mut sealed = Vec::with_capacity(plaintext.len() + ENVELOPE_OVERHEAD);
@@ -233,7 +237,7 @@ impl EncryptionKey {
 
     /// Checks and decrypts an object that [`EncryptionKey::encrypt`] made for `object_key`
     /// (or that kafkasnap 0.1 made under the key itself, `KSNAPEN1`).
-    pub fn decrypt(&self, object_key: &str, stored: &[u8]) -> Result<Vec<u8>, ArchiveError> {
+    pub(crate) fn decrypt(&self, object_key: &str, stored: &[u8]) -> Result<Vec<u8>, ArchiveError> {
         let (magic, usage) = match stored.get(..ENCRYPTED_MAGIC.len()) {
             Some(magic) if magic == ENCRYPTED_MAGIC => (ENCRYPTED_MAGIC, CipherUse::Objects),
             Some(magic) if magic == ENCRYPTED_MAGIC_V1 => (ENCRYPTED_MAGIC_V1, CipherUse::RawKey),

@@ -12,9 +12,9 @@ use super::{ArchiveError, BackupId, Compression, Encryption};
 /// manifests (`manifest.seal`); version 1 manifests are still read.
 pub const FORMAT_VERSION: u64 = 2;
 /// The oldest manifest format version this code reads.
-pub const OLDEST_FORMAT_VERSION: u64 = 1;
+pub(crate) const OLDEST_FORMAT_VERSION: u64 = 1;
 /// From this version on, an encrypted backup's manifest must carry a seal.
-pub const SEALED_FROM_FORMAT_VERSION: u64 = 2;
+pub(crate) const SEALED_FROM_FORMAT_VERSION: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,25 +56,25 @@ pub struct Manifest {
 
 /// What the writer of a new logical backup knows of it; [`Manifest::assemble`] adds the rest.
 #[derive(Debug, Clone)]
-pub struct ManifestParts {
-    pub backup_id: BackupId,
-    pub parent: Option<BackupId>,
-    pub started_at: SystemTime,
-    pub finished_at: SystemTime,
-    pub source: SourceCluster,
-    pub compression: Compression,
-    pub compression_level: i32,
-    pub segment_bytes: u64,
-    pub encryption: Option<Encryption>,
-    pub topics: Vec<TopicBackup>,
-    pub groups: Vec<GroupOffsets>,
-    pub warnings: Vec<String>,
+pub(crate) struct ManifestParts {
+    pub(crate) backup_id: BackupId,
+    pub(crate) parent: Option<BackupId>,
+    pub(crate) started_at: SystemTime,
+    pub(crate) finished_at: SystemTime,
+    pub(crate) source: SourceCluster,
+    pub(crate) compression: Compression,
+    pub(crate) compression_level: i32,
+    pub(crate) segment_bytes: u64,
+    pub(crate) encryption: Option<Encryption>,
+    pub(crate) topics: Vec<TopicBackup>,
+    pub(crate) groups: Vec<GroupOffsets>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Manifest {
     /// A new logical backup's manifest at this code's format version: totals summed from
     /// its topics, each group's offsets in manifest order, times in RFC 3339 (milliseconds).
-    pub fn assemble(parts: ManifestParts) -> Manifest {
+    pub(crate) fn assemble(parts: ManifestParts) -> Manifest {
         let ManifestParts {
             backup_id,
             parent,
@@ -116,8 +116,8 @@ impl Manifest {
 /// which each shard (by index) stored its segments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sharding {
-    pub run: String,
-    pub count: u32,
+    pub(crate) run: String,
+    pub(crate) count: u32,
     pub parts: Vec<BackupId>,
 }
 
@@ -131,9 +131,9 @@ pub struct SourceCluster {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BrokerInfo {
-    pub id: i32,
-    pub host: String,
-    pub port: i32,
+    pub(crate) id: i32,
+    pub(crate) host: String,
+    pub(crate) port: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,9 +153,9 @@ pub struct TopicConfig {
     pub value: Option<String>,
     /// `dynamic_topic`, `dynamic_broker`, `dynamic_default_broker`, `static_broker`, `default`, `unknown`.
     pub source: String,
-    pub is_default: bool,
+    pub(crate) is_default: bool,
     pub is_sensitive: bool,
-    pub is_read_only: bool,
+    pub(crate) is_read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,7 +179,7 @@ pub struct PartitionBackup {
 impl PartitionBackup {
     /// A partition's entry over `segments` (in offset order), its records, bytes and
     /// timestamps summed from them.
-    pub fn over_segments(
+    pub(crate) fn over_segments(
         partition: i32,
         start_offset: i64,
         end_offset: i64,
@@ -243,7 +243,7 @@ pub struct CommittedOffset {
     pub partition: i32,
     pub offset: i64,
     #[serde(default)]
-    pub metadata: Option<String>,
+    pub(crate) metadata: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -314,7 +314,7 @@ impl Manifest {
 
 impl GroupOffsets {
     /// Puts the offsets in manifest order: by topic, then partition.
-    pub fn sort_offsets(&mut self) {
+    pub(crate) fn sort_offsets(&mut self) {
         self.offsets
             .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     }
@@ -382,7 +382,7 @@ mod tests {
 
         let mut encrypted = minimal();
         encrypted.encryption = Some(super::super::Encryption {
-            cipher: super::super::Cipher::Aes256Gcm,
+            cipher: super::super::encryption::Cipher::Aes256Gcm,
             key_id: "0123456789abcdef".into(),
         });
         let json: serde_json::Value = serde_json::from_slice(&encrypted.to_json()).unwrap();

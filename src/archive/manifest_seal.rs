@@ -21,7 +21,7 @@ const PART_MAC_INPUT_PREFIX: &[u8] = b"kafkasnap shard part\0";
 const DATADIR_MAC_INPUT_PREFIX: &[u8] = b"kafkasnap datadir manifest\0";
 const SALT_LEN: usize = 32;
 /// Seal files above this size are not seals (a real one is about 250 bytes).
-pub const MAX_SEAL_BYTES: usize = 4096;
+pub(crate) const MAX_SEAL_BYTES: usize = 4096;
 
 /// The seal object (`manifest.seal`) as stored: JSON naming the algorithms, the salt and
 /// the tag, both in lowercase hex.
@@ -60,7 +60,7 @@ pub fn check_manifest_seal(
 
 /// Seals a shard's part file (its exact bytes, which name the run, index and count) as
 /// stored under backup `id`: the bytes of the part's `.seal` object.
-pub fn seal_shard_part(
+pub(crate) fn seal_shard_part(
     key: &EncryptionKey,
     id: &BackupId,
     part: &[u8],
@@ -69,7 +69,7 @@ pub fn seal_shard_part(
 }
 
 /// Checks a shard part file's seal, as [`check_manifest_seal`] does a manifest's.
-pub fn check_shard_part_seal(
+pub(crate) fn check_shard_part_seal(
     key: &EncryptionKey,
     id: &BackupId,
     part: &[u8],
@@ -88,7 +88,7 @@ pub fn seal_datadir_manifest(
 }
 
 /// Checks a data-dir manifest's seal, as [`check_manifest_seal`] does a logical one's.
-pub fn check_datadir_manifest_seal(
+pub(crate) fn check_datadir_manifest_seal(
     key: &EncryptionKey,
     id: &BackupId,
     manifest: &[u8],

@@ -15,38 +15,39 @@ mod segment;
 mod shard_spec;
 mod stream_encryption;
 
-pub use backup_id::{BackupId, CLOCK_SKEW_ALLOWANCE};
-pub use check::{
-    check_manifest, KeyMatches, StructureProblem, MAX_MANIFEST_BYTES, MAX_SEGMENT_RAW_BYTES,
-};
-pub use compression::{BadLevel, Compression};
-pub use content_hash::{record_digest, ContentHasher};
+pub use backup_id::BackupId;
+pub(crate) use backup_id::CLOCK_SKEW_ALLOWANCE;
+pub(crate) use check::{check_manifest, StructureProblem, MAX_MANIFEST_BYTES};
+pub(crate) use compression::BadLevel;
+pub use compression::Compression;
+pub(crate) use content_hash::{record_digest, ContentHasher};
 pub use datadir_manifest::{
-    DatadirArchive, DatadirFile, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,
-    DATADIR_FORMAT_VERSION, DATADIR_SEALED_FROM_FORMAT_VERSION,
+    DatadirArchive, DatadirKind, DatadirManifest, DatadirMode, DatadirSource,
+    DATADIR_FORMAT_VERSION,
 };
-pub use encryption::{
-    Cipher, Encryption, EncryptionKey, KeyFileError, ENCRYPTED_MAGIC, ENCRYPTED_MAGIC_V1,
-};
+pub(crate) use datadir_manifest::{DatadirFile, DATADIR_SEALED_FROM_FORMAT_VERSION};
+pub(crate) use encryption::Encryption;
+pub use encryption::EncryptionKey;
 pub(crate) use manifest::parse_versioned;
 pub use manifest::{
-    ArchiveKind, BrokerInfo, CommittedOffset, GroupOffsets, Manifest, ManifestParts,
-    PartitionBackup, SegmentRef, Sharding, SourceCluster, TopicBackup, TopicConfig, Totals,
-    FORMAT_VERSION, OLDEST_FORMAT_VERSION, SEALED_FROM_FORMAT_VERSION,
+    ArchiveKind, Manifest, PartitionBackup, SegmentRef, SourceCluster, TopicBackup, Totals,
+    FORMAT_VERSION,
 };
-pub use manifest_seal::{
-    check_datadir_manifest_seal, check_manifest_seal, check_shard_part_seal, seal_datadir_manifest,
-    seal_manifest, seal_shard_part, MAX_SEAL_BYTES,
+pub(crate) use manifest::{
+    BrokerInfo, CommittedOffset, GroupOffsets, ManifestParts, Sharding, TopicConfig,
+    SEALED_FROM_FORMAT_VERSION,
 };
+pub(crate) use manifest_seal::{
+    check_datadir_manifest_seal, check_shard_part_seal, seal_shard_part,
+};
+pub use manifest_seal::{check_manifest_seal, seal_datadir_manifest, seal_manifest};
 pub use record::{HeaderRef, RecordRef, TimestampType};
-pub use segment::{
-    check_stored, decode_segment, SealedSegment, SegmentBuilder, SegmentRecords, StoredSegment,
-};
-pub use shard_spec::{shard_of, ShardError, ShardSpec};
-pub use stream_encryption::{
-    sealed_stream_len, DecryptingReader, StreamOpener, StreamSealer, STREAM_CHUNK_BYTES,
-    STREAM_HEADER_LEN, STREAM_MAGIC, STREAM_MAGIC_V1,
-};
+pub(crate) use segment::{check_stored, SealedSegment, SegmentRecords, StoredSegment};
+pub use segment::{decode_segment, SegmentBuilder};
+pub(crate) use shard_spec::ShardError;
+pub use shard_spec::ShardSpec;
+pub use stream_encryption::{sealed_stream_len, StreamSealer, STREAM_MAGIC};
+pub(crate) use stream_encryption::{DecryptingReader, StreamOpener};
 
 /// What can be wrong with archive bytes or a manifest.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +124,7 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// Whether this says a manifest's seal is missing, unreadable or does not check (the
     /// manifest itself parsed): it is not authenticated.
-    pub fn is_about_the_seal(&self) -> bool {
+    pub(crate) fn is_about_the_seal(&self) -> bool {
         matches!(
             self,
             ArchiveError::SealMissing { .. }

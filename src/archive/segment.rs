@@ -10,15 +10,15 @@ use super::{
 };
 
 /// Every segment's raw (decompressed) bytes begin with this; the digit is the frame version.
-pub const SEGMENT_MAGIC: &[u8; 8] = b"KSNAPSG1";
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"KSNAPSG1";
 
 /// Timestamps seen in a run of records (all `None` until a record is seen).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TimestampRange {
-    pub first: Option<i64>,
-    pub last: Option<i64>,
-    pub min: Option<i64>,
-    pub max: Option<i64>,
+pub(crate) struct TimestampRange {
+    pub(crate) first: Option<i64>,
+    pub(crate) last: Option<i64>,
+    pub(crate) min: Option<i64>,
+    pub(crate) max: Option<i64>,
 }
 
 impl TimestampRange {
@@ -99,12 +99,8 @@ impl SegmentBuilder {
     }
 
     /// Raw bytes so far, magic included.
-    pub fn raw_len(&self) -> usize {
+    pub(crate) fn raw_len(&self) -> usize {
         self.raw.len()
-    }
-
-    pub fn records(&self) -> u64 {
-        self.records
     }
 
     /// Ends the segment; `None` when it holds no record (empty segments are never stored).
@@ -124,12 +120,12 @@ impl SegmentBuilder {
 #[derive(Debug)]
 pub struct SealedSegment {
     pub raw: Vec<u8>,
-    pub records: u64,
-    pub first_offset: i64,
-    pub last_offset: i64,
+    pub(crate) records: u64,
+    pub(crate) first_offset: i64,
+    pub(crate) last_offset: i64,
     /// Where the last record's frame begins in `raw`.
-    pub last_record_at: usize,
-    pub timestamps: TimestampRange,
+    pub(crate) last_record_at: usize,
+    pub(crate) timestamps: TimestampRange,
 }
 
 impl SealedSegment {
@@ -144,7 +140,7 @@ impl SealedSegment {
 
     /// Compresses the segment, encrypts it for storage under `object_key`, and checksums
     /// the encrypted bytes (CPU-heavy: call it off the consuming thread).
-    pub fn compress_and_encrypt(
+    pub(crate) fn compress_and_encrypt(
         self,
         compression: Compression,
         level: i32,
@@ -185,9 +181,9 @@ impl SealedSegment {
 #[derive(Debug)]
 pub struct StoredSegment {
     pub bytes: Vec<u8>,
-    pub sha256: String,
-    pub raw_bytes: u64,
-    pub compression: Compression,
+    pub(crate) sha256: String,
+    pub(crate) raw_bytes: u64,
+    pub(crate) compression: Compression,
     last_record_sha256: String,
     sealed: SealedSegment,
 }
@@ -213,13 +209,14 @@ impl StoredSegment {
         }
     }
 
-    pub fn first_offset(&self) -> i64 {
+    #[cfg(test)]
+    pub(crate) fn first_offset(&self) -> i64 {
         self.sealed.first_offset
     }
 }
 
 /// Checks a stored object's size and checksum against its manifest entry (no decompression).
-pub fn check_stored(stored: &[u8], entry: &SegmentRef) -> Result<(), ArchiveError> {
+pub(crate) fn check_stored(stored: &[u8], entry: &SegmentRef) -> Result<(), ArchiveError> {
     if stored.len() as u64 != entry.stored_bytes {
         return Err(ArchiveError::SizeMismatch {
             expected: entry.stored_bytes,

@@ -55,7 +55,7 @@ impl ShardSpec {
     }
 
     /// Whether this shard owns `topic`/`partition`.
-    pub fn owns(&self, topic: &str, partition: i32) -> bool {
+    pub(crate) fn owns(&self, topic: &str, partition: i32) -> bool {
         shard_of(topic, partition, self.count) == self.index
     }
 }
@@ -69,7 +69,7 @@ impl fmt::Display for ShardSpec {
 /// The shard that owns a partition: a topic's partitions go round-robin, starting at a
 /// shard picked by a fixed hash of the topic name (FNV-1a, the same on every machine and
 /// build), so shards agree without talking and a topic's partitions spread evenly.
-pub fn shard_of(topic: &str, partition: i32, count: u32) -> u32 {
+pub(crate) fn shard_of(topic: &str, partition: i32, count: u32) -> u32 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in topic.bytes() {
         hash ^= u64::from(byte);

@@ -16,13 +16,13 @@ use super::{ArchiveError, EncryptionKey};
 /// The first bytes of every encrypted stream written now (under the stream subkey).
 pub const STREAM_MAGIC: &[u8; 8] = b"KSNAPES2";
 /// The first bytes of a stream kafkasnap 0.1 encrypted under the key itself; still read.
-pub const STREAM_MAGIC_V1: &[u8; 8] = b"KSNAPES1";
+pub(crate) const STREAM_MAGIC_V1: &[u8; 8] = b"KSNAPES1";
 /// Plaintext bytes in every chunk but the last (which holds fewer, possibly none).
-pub const STREAM_CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const STREAM_CHUNK_BYTES: usize = 1 << 20;
 const PREFIX_LEN: usize = 7;
 const TAG_LEN: usize = 16;
 /// Magic and nonce prefix.
-pub const STREAM_HEADER_LEN: usize = STREAM_MAGIC.len() + PREFIX_LEN;
+pub(crate) const STREAM_HEADER_LEN: usize = STREAM_MAGIC.len() + PREFIX_LEN;
 /// A chunk as stored: its ciphertext and tag.
 const SEALED_CHUNK_BYTES: usize = STREAM_CHUNK_BYTES + TAG_LEN;
 
@@ -193,7 +193,7 @@ impl ChunkOpener {
 
 /// Opens a stream pushed to it in pieces of any size ([`StreamOpener::update`], then
 /// [`StreamOpener::finish`]), handing on only plaintext whose chunk's tag matched.
-pub struct StreamOpener {
+pub(crate) struct StreamOpener {
     key: EncryptionKey,
     object_key: String,
     /// The header while it is incomplete.
@@ -204,7 +204,7 @@ pub struct StreamOpener {
 }
 
 impl StreamOpener {
-    pub fn new(key: &EncryptionKey, object_key: &str) -> StreamOpener {
+    pub(crate) fn new(key: &EncryptionKey, object_key: &str) -> StreamOpener {
         StreamOpener {
             key: key.clone(),
             object_key: object_key.to_string(),
@@ -215,7 +215,7 @@ impl StreamOpener {
     }
 
     /// Takes more stored bytes; passes the plaintext of every chunk they complete to `out`.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         mut stored: &[u8],
         mut out: impl FnMut(&[u8]),
@@ -248,7 +248,7 @@ impl StreamOpener {
     }
 
     /// The end of the stored bytes: what is left must be the last chunk.
-    pub fn finish(mut self, mut out: impl FnMut(&[u8])) -> Result<(), ArchiveError> {
+    pub(crate) fn finish(mut self, mut out: impl FnMut(&[u8])) -> Result<(), ArchiveError> {
         let Some(chunks) = &mut self.chunks else {
             // Fewer bytes than a header: check the magic as far as it goes.
             ChunkOpener::new(&self.key, &self.object_key, &self.header)?;
@@ -263,7 +263,7 @@ impl StreamOpener {
 /// The plaintext of a stored stream read from `inner`, as a blocking `Read`: a chunk's bytes
 /// are returned only once its tag matched; a failure is an `InvalidData` error whose inner
 /// error is the [`ArchiveError`].
-pub struct DecryptingReader<R> {
+pub(crate) struct DecryptingReader<R> {
     inner: R,
     key: EncryptionKey,
     object_key: String,
@@ -275,7 +275,7 @@ pub struct DecryptingReader<R> {
 }
 
 impl<R: Read> DecryptingReader<R> {
-    pub fn new(inner: R, key: &EncryptionKey, object_key: &str) -> DecryptingReader<R> {
+    pub(crate) fn new(inner: R, key: &EncryptionKey, object_key: &str) -> DecryptingReader<R> {
         DecryptingReader {
             inner,
             key: key.clone(),

@@ -30,18 +30,18 @@ use crate::Error;
 
 /// What the parent contributes to one partition.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Carried {
+pub(crate) struct Carried {
     /// The partition's log start now; records below it are excluded.
-    pub log_start: i64,
-    pub segments: Vec<SegmentRef>,
+    pub(crate) log_start: i64,
+    pub(crate) segments: Vec<SegmentRef>,
     /// Records of `segments` at or above `log_start`.
-    pub records: u64,
-    pub first_timestamp: Option<i64>,
+    pub(crate) records: u64,
+    pub(crate) first_timestamp: Option<i64>,
 }
 
 /// Refuses to continue from `parent` with `encryption_key` unless both are plaintext or
 /// both use the same key (checked by key id, before any object is read or written).
-pub fn check_parent_key(
+pub(crate) fn check_parent_key(
     parent: &Manifest,
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<(), Error> {
@@ -68,7 +68,10 @@ pub fn check_parent_key(
 /// Where to probe each task's partition before continuing it from `parent` (`None` for a
 /// partition the parent does not have): at the parent's last stored record when the log may
 /// still hold it, else at the log start (only the high watermark is wanted then).
-pub fn probe_requests(parent: &Manifest, tasks: &[PartitionTask]) -> Vec<Option<ProbeRequest>> {
+pub(crate) fn probe_requests(
+    parent: &Manifest,
+    tasks: &[PartitionTask],
+) -> Vec<Option<ProbeRequest>> {
     tasks
         .iter()
         .map(|task| {
@@ -87,7 +90,7 @@ pub fn probe_requests(parent: &Manifest, tasks: &[PartitionTask]) -> Vec<Option<
 }
 
 /// Probes the partitions [`probe_requests`] names (blocking); answers by task.
-pub fn probe_live_logs(
+pub(crate) fn probe_live_logs(
     client: &ClientSettings,
     requests: &[Option<ProbeRequest>],
     timeout: Duration,
@@ -104,7 +107,7 @@ pub fn probe_live_logs(
 /// Why `parent` (the newest backup) cannot be continued at all, so the backup is taken in
 /// full: its manifest is unsealed though encrypted (format version 1: it may have been
 /// altered, and continuing would seal what it says), or it is of another cluster.
-pub fn unusable_as_parent(parent: &Manifest, cluster_id: Option<&str>) -> Option<String> {
+pub(crate) fn unusable_as_parent(parent: &Manifest, cluster_id: Option<&str>) -> Option<String> {
     if parent.encryption.is_some() && parent.format_version < SEALED_FROM_FORMAT_VERSION {
         return Some(unsealed_parent(
             &parent.backup_id.to_string(),
@@ -116,7 +119,7 @@ pub fn unusable_as_parent(parent: &Manifest, cluster_id: Option<&str>) -> Option
 
 /// Why the newest backup, `backup_id`, encrypted with a manifest of format `version` that
 /// has no seal, is not continued.
-pub fn unsealed_parent(backup_id: &str, version: u64) -> String {
+pub(crate) fn unsealed_parent(backup_id: &str, version: u64) -> String {
     format!(
         "the newest backup, {backup_id}, has a format version {version} manifest, which is not sealed, so it cannot be trusted as a parent"
     )
@@ -145,7 +148,7 @@ fn previous_of<'m>(parent: &'m Manifest, task: &PartitionTask) -> Option<&'m Par
 /// it (`None` for partitions the parent does not have, or whose offsets no longer continue
 /// the parent's: they are read in full). `probes` are [`probe_requests`]' answers, by task. Gaps (records deleted between the parent and now)
 /// and partitions backed up in full because their log was replaced are reported in `warnings`.
-pub async fn continue_from(
+pub(crate) async fn continue_from(
     location: &Location,
     parent: &Manifest,
     encryption_key: Option<&EncryptionKey>,

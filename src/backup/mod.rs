@@ -39,7 +39,7 @@ pub mod shard;
 mod shard_run;
 
 use publish::check_before_publishing;
-pub use shard_run::ShardSummary;
+pub(crate) use shard_run::ShardSummary;
 use shard_run::{store_part_and_merge, ShardWait};
 
 /// What to back up and how.
@@ -74,13 +74,13 @@ pub struct BackupSummary {
     pub location: String,
     pub topics: u64,
     pub partitions: u64,
-    pub segments: u64,
+    pub(crate) segments: u64,
     /// Records the backup holds (carried from the parent included).
     pub records: u64,
     /// Records read from the cluster by this run.
     pub records_read: u64,
     /// The backup this one continues (incremental backups).
-    pub parent: Option<String>,
+    pub(crate) parent: Option<String>,
     /// For one shard of a sharded run: which shard, and where the run stands.
     pub shard: Option<ShardSummary>,
     pub raw_bytes: u64,

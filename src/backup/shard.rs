@@ -14,25 +14,25 @@ use crate::archive::{BackupId, GroupOffsets, Manifest, ShardError, ShardSpec, Sh
 use crate::store::BackupListing;
 
 /// The part-file format version this code writes and reads.
-pub const PART_FORMAT_VERSION: u64 = 1;
+pub(crate) const PART_FORMAT_VERSION: u64 = 1;
 
 /// What one shard stores after its segments: its partial manifest (only its partitions,
 /// every selected topic's metadata) and its place in the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardPart {
-    pub format_version: u64,
-    pub run: String,
-    pub index: u32,
-    pub count: u32,
-    pub manifest: Manifest,
+pub(crate) struct ShardPart {
+    pub(crate) format_version: u64,
+    pub(crate) run: String,
+    pub(crate) index: u32,
+    pub(crate) count: u32,
+    pub(crate) manifest: Manifest,
 }
 
 impl ShardPart {
-    pub fn from_json(bytes: &[u8]) -> Result<ShardPart, crate::archive::ArchiveError> {
+    pub(crate) fn from_json(bytes: &[u8]) -> Result<ShardPart, crate::archive::ArchiveError> {
         crate::archive::parse_versioned(bytes, PART_FORMAT_VERSION, PART_FORMAT_VERSION)
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("a shard part always serializes")
     }
 }
@@ -40,7 +40,7 @@ impl ShardPart {
 /// Merges one part per index (`parts[i].index == i`) into the run's manifest: published
 /// under the smallest part id, topics and groups united, partitions checked to be covered
 /// exactly once, figures recomputed.
-pub fn merge(parts: &[ShardPart]) -> Result<Manifest, ShardError> {
+pub(crate) fn merge(parts: &[ShardPart]) -> Result<Manifest, ShardError> {
     let first = parts.first().expect("a run has at least one part");
     let run = first.run.clone();
     let mismatch = |problem: String| ShardError::Mismatch {

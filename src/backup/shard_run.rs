@@ -34,9 +34,9 @@ pub struct ShardSummary {
 }
 
 /// How long a shard waits for its run to be published, and what stops the wait.
-pub struct ShardWait<'a> {
-    pub up_to: Duration,
-    pub cancel: &'a AtomicBool,
+pub(crate) struct ShardWait<'a> {
+    pub(crate) up_to: Duration,
+    pub(crate) cancel: &'a AtomicBool,
 }
 
 /// Stores this shard's part, then publishes the run if every part is there, waiting up to

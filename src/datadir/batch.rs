@@ -9,7 +9,7 @@ use super::codec::{self, Codec};
 use super::wire::{read_up_to, WireError, WireReader};
 
 /// Bytes of a magic-2 batch header, from base offset to record count.
-pub const HEADER_LEN: usize = 61;
+pub(crate) const HEADER_LEN: usize = 61;
 /// Offset of the attributes field: the CRC covers everything from here to the end.
 const CRC_START: usize = 21;
 /// Base offset (8) + length (4) + leader epoch or CRC (4) + magic (1): enough to tell the format.
@@ -32,17 +32,17 @@ const ATTR_CONTROL: i16 = 0x20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchHeader {
     pub base_offset: i64,
-    pub length: i32,
-    pub partition_leader_epoch: i32,
-    pub magic: i8,
-    pub crc: u32,
-    pub attributes: i16,
-    pub last_offset_delta: i32,
-    pub base_timestamp: i64,
-    pub max_timestamp: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
+    pub(crate) length: i32,
+    pub(crate) partition_leader_epoch: i32,
+    pub(crate) magic: i8,
+    pub(crate) crc: u32,
+    pub(crate) attributes: i16,
+    pub(crate) last_offset_delta: i32,
+    pub(crate) base_timestamp: i64,
+    pub(crate) max_timestamp: i64,
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+    pub(crate) base_sequence: i32,
     pub record_count: i32,
 }
 
@@ -86,7 +86,7 @@ impl BatchHeader {
     }
 
     /// Records carry the broker's append time (the batch's max timestamp), not their own.
-    pub fn log_append_time(&self) -> bool {
+    pub(crate) fn log_append_time(&self) -> bool {
         self.attributes & ATTR_TIMESTAMP_LOG_APPEND != 0
     }
 
@@ -147,7 +147,7 @@ impl ControlRecord {
 
 impl RecordBatch {
     /// Builds a batch from its complete bytes (header included).
-    pub fn from_bytes(position: u64, bytes: Vec<u8>) -> Result<RecordBatch, WireError> {
+    pub(crate) fn from_bytes(position: u64, bytes: Vec<u8>) -> Result<RecordBatch, WireError> {
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Eof {
                 at: bytes.len() as u64,
@@ -163,7 +163,7 @@ impl RecordBatch {
     }
 
     /// The CRC-32C of attributes..end, as computed from the bytes.
-    pub fn computed_crc(&self) -> u32 {
+    pub(crate) fn computed_crc(&self) -> u32 {
         crc32c::crc32c(&self.bytes[CRC_START..])
     }
 
@@ -183,7 +183,7 @@ impl RecordBatch {
     /// stays at one record however many a batch holds (a small compressed batch can expand to
     /// millions). Returns how many there were. On an error, the records before it have
     /// already been visited.
-    pub fn for_each_record(&self, mut visit: impl FnMut(Record)) -> Result<u64, WireError> {
+    pub(crate) fn for_each_record(&self, mut visit: impl FnMut(Record)) -> Result<u64, WireError> {
         let h = &self.header;
         let codec = h.codec().map_err(|id| WireError::Invalid {
             at: 21,
@@ -336,7 +336,7 @@ impl<R: Read> LogReader<R> {
     }
 
     /// Bytes consumed so far.
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.position
     }
 
@@ -487,7 +487,7 @@ impl<R: Read> Iterator for LogReader<R> {
 pub(crate) mod build {
     use super::*;
 
-    pub fn varint(out: &mut Vec<u8>, value: i64) {
+    pub(crate) fn varint(out: &mut Vec<u8>, value: i64) {
         let mut raw = ((value << 1) ^ (value >> 63)) as u64;
         loop {
             let byte = (raw & 0x7f) as u8;
@@ -511,7 +511,7 @@ pub(crate) mod build {
     }
 
     /// One record: (offset delta, timestamp delta, key, value).
-    pub fn record(
+    pub(crate) fn record(
         offset_delta: i32,
         ts_delta: i64,
         key: Option<&[u8]>,
@@ -530,7 +530,7 @@ pub(crate) mod build {
     }
 
     /// An uncompressed batch with a correct CRC.
-    pub fn batch(
+    pub(crate) fn batch(
         base_offset: i64,
         attributes: i16,
         base_ts: i64,
@@ -562,7 +562,7 @@ pub(crate) mod build {
     }
 
     /// A batch of `n` one-byte records at consecutive offsets from `base_offset`.
-    pub fn simple(base_offset: i64, n: i32) -> Vec<u8> {
+    pub(crate) fn simple(base_offset: i64, n: i32) -> Vec<u8> {
         let records: Vec<Vec<u8>> = (0..n)
             .map(|i| record(i, i64::from(i), Some(b"k"), Some(&[i as u8])))
             .collect();

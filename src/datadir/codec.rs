@@ -17,7 +17,7 @@ pub enum Codec {
 
 impl Codec {
     /// The codec named by a batch's attributes; `Err(id)` for an id Kafka does not define.
-    pub fn from_attributes(attributes: i16) -> Result<Codec, u8> {
+    pub(crate) fn from_attributes(attributes: i16) -> Result<Codec, u8> {
         match attributes & 0x07 {
             0 => Ok(Codec::None),
             1 => Ok(Codec::Gzip),
@@ -50,7 +50,7 @@ const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
 const XERIAL_HEADER_LEN: usize = 16;
 
 /// A stream of the uncompressed bytes of `data` (a batch's records section).
-pub fn decoder<'a>(codec: Codec, data: &'a [u8]) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decoder<'a>(codec: Codec, data: &'a [u8]) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match codec {
         Codec::None => Box::new(data),
         Codec::Gzip => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(data))),

@@ -9,7 +9,7 @@ use super::wire::{WireError, WireReader};
 
 /// What a `__consumer_offsets` record key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OffsetsKey {
+pub(crate) enum OffsetsKey {
     Commit {
         group: String,
         topic: String,
@@ -21,15 +21,15 @@ pub enum OffsetsKey {
 
 /// An offset commit value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetCommitValue {
-    pub offset: i64,
-    pub leader_epoch: Option<i32>,
-    pub metadata: Option<String>,
-    pub commit_timestamp: i64,
-    pub expire_timestamp: Option<i64>,
+pub(crate) struct OffsetCommitValue {
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: Option<i32>,
+    pub(crate) metadata: Option<String>,
+    pub(crate) commit_timestamp: i64,
+    pub(crate) expire_timestamp: Option<i64>,
 }
 
-pub fn parse_key(key: &[u8]) -> Result<OffsetsKey, WireError> {
+pub(crate) fn parse_key(key: &[u8]) -> Result<OffsetsKey, WireError> {
     let mut r = WireReader::over(key);
     let version = r.i16("offsets key version")?;
     if !(0..=1).contains(&version) {
@@ -48,7 +48,7 @@ pub fn parse_key(key: &[u8]) -> Result<OffsetsKey, WireError> {
     }
 }
 
-pub fn parse_value(value: &[u8]) -> Result<OffsetCommitValue, WireError> {
+pub(crate) fn parse_value(value: &[u8]) -> Result<OffsetCommitValue, WireError> {
     let mut r = WireReader::over(value);
     let version = r.i16("offset commit value version")?;
     if !(0..=4).contains(&version) {
@@ -88,7 +88,7 @@ pub fn parse_value(value: &[u8]) -> Result<OffsetCommitValue, WireError> {
 
 /// The latest commit per (group, topic, partition), whatever order records arrive in.
 #[derive(Debug, Default)]
-pub struct GroupOffsets {
+pub(crate) struct GroupOffsets {
     /// key -> (record offset in __consumer_offsets, commit or tombstone).
     latest: BTreeMap<(String, String, i32), (i64, Option<OffsetCommitValue>)>,
 }
@@ -96,7 +96,7 @@ pub struct GroupOffsets {
 impl GroupOffsets {
     /// Applies one `__consumer_offsets` record at `record_offset`; returns whether it was an
     /// offset commit (or tombstone).
-    pub fn add(
+    pub(crate) fn add(
         &mut self,
         record_offset: i64,
         key: Option<&[u8]>,
@@ -125,7 +125,7 @@ impl GroupOffsets {
     }
 
     /// (group, topic, partition, commit) for every live commit, sorted.
-    pub fn committed(&self) -> impl Iterator<Item = (&str, &str, i32, &OffsetCommitValue)> {
+    pub(crate) fn committed(&self) -> impl Iterator<Item = (&str, &str, i32, &OffsetCommitValue)> {
         self.latest
             .iter()
             .filter_map(|((group, topic, partition), (_, value))| {

@@ -158,7 +158,7 @@ impl ScratchSpace {
 
 /// Why a tar entry must not be unpacked into a data directory, or `None` when it is safe:
 /// absolute paths, `..` and anything but files and directories (links, devices) are refused.
-pub fn hostile_entry(path: &Path, kind: tar::EntryType) -> Option<&'static str> {
+pub(crate) fn hostile_entry(path: &Path, kind: tar::EntryType) -> Option<&'static str> {
     if path
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 /// Why a small file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {what}")]
-pub struct FileFormatError {
-    pub line: usize,
-    pub what: String,
+pub(crate) struct FileFormatError {
+    pub(crate) line: usize,
+    pub(crate) what: String,
 }
 
 fn bad(line: usize, what: impl Into<String>) -> FileFormatError {
@@ -20,7 +20,7 @@ fn bad(line: usize, what: impl Into<String>) -> FileFormatError {
 }
 
 /// `meta.properties`: Java properties, `key=value` lines, `#`/`!` comments.
-pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_properties(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('!'))
@@ -51,15 +51,15 @@ fn unescape(text: &str) -> String {
 
 /// One `topic partition offset` line of a checkpoint file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointEntry {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
+pub(crate) struct CheckpointEntry {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
 }
 
 /// An offset checkpoint file: a version line (0), a count line, then `topic partition offset`
 /// lines. An empty file (Kafka truncates before writing) holds no entries.
-pub fn parse_checkpoint(text: &str) -> Result<Vec<CheckpointEntry>, FileFormatError> {
+pub(crate) fn parse_checkpoint(text: &str) -> Result<Vec<CheckpointEntry>, FileFormatError> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
     let Some((_, version)) = lines.next() else {
         return Ok(Vec::new());
@@ -113,7 +113,7 @@ pub fn parse_checkpoint(text: &str) -> Result<Vec<CheckpointEntry>, FileFormatEr
 }
 
 /// `partition.metadata`: `version: 0` and `topic_id: <base64 uuid>`; returns the topic id.
-pub fn parse_partition_metadata(text: &str) -> Result<String, FileFormatError> {
+pub(crate) fn parse_partition_metadata(text: &str) -> Result<String, FileFormatError> {
     let mut version = None;
     let mut topic_id = None;
     for (i, line) in text.lines().enumerate() {

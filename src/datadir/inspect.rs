@@ -44,7 +44,7 @@ pub(super) fn is_root_file(name: &str) -> bool {
 
 /// `orders-3` -> ("orders", 3). Directories being deleted or moved (`orders-3.<id>-delete`,
 /// `-future`, `-stray`) do not match.
-pub fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
+pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
     let (topic, partition) = name.rsplit_once('-')?;
     if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
         return None;

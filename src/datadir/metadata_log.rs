@@ -23,7 +23,7 @@ const RESOURCE_TOPIC: i8 = 2;
 
 /// A decoded metadata record (only the kinds the report uses).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetadataRecord {
+pub(crate) enum MetadataRecord {
     Topic {
         name: String,
         id: [u8; 16],
@@ -57,7 +57,7 @@ pub enum MetadataRecord {
 }
 
 /// Decodes a metadata record value.
-pub fn parse_record(value: &[u8]) -> Result<MetadataRecord, WireError> {
+pub(crate) fn parse_record(value: &[u8]) -> Result<MetadataRecord, WireError> {
     let mut r = WireReader::over(value);
     let frame = r.uvarint("frame version")?;
     if frame != FRAME_VERSION {
@@ -113,31 +113,31 @@ fn required(r: &mut WireReader<&[u8]>, what: &'static str) -> Result<String, Wir
 }
 
 /// A topic id as Kafka prints it (URL-safe base64 without padding).
-pub fn topic_id_string(id: &[u8; 16]) -> String {
+pub(crate) fn topic_id_string(id: &[u8; 16]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
 }
 
 /// A partition as the metadata log last described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionState {
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub leader: i32,
+pub(crate) struct PartitionState {
+    pub(crate) replicas: Vec<i32>,
+    pub(crate) isr: Vec<i32>,
+    pub(crate) leader: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicState {
-    pub name: String,
-    pub id: [u8; 16],
-    pub partitions: BTreeMap<i32, PartitionState>,
-    pub configs: BTreeMap<String, String>,
+pub(crate) struct TopicState {
+    pub(crate) name: String,
+    pub(crate) id: [u8; 16],
+    pub(crate) partitions: BTreeMap<i32, PartitionState>,
+    pub(crate) configs: BTreeMap<String, String>,
 }
 
 /// The cluster state the metadata log describes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MetadataImage {
-    pub topics: BTreeMap<[u8; 16], TopicState>,
-    pub features: BTreeMap<String, i16>,
+pub(crate) struct MetadataImage {
+    pub(crate) topics: BTreeMap<[u8; 16], TopicState>,
+    pub(crate) features: BTreeMap<String, i16>,
 }
 
 impl MetadataImage {
@@ -204,20 +204,25 @@ impl MetadataImage {
 /// Collects metadata records from the log and snapshots in any file order, and replays them
 /// in offset order at the end.
 #[derive(Debug, Default)]
-pub struct MetadataLog {
+pub(crate) struct MetadataLog {
     /// Snapshot end offset -> its records.
     snapshots: BTreeMap<i64, Vec<(i64, MetadataRecord)>>,
     log: Vec<(i64, MetadataRecord)>,
 }
 
 impl MetadataLog {
-    pub fn add_log_record(&mut self, offset: i64, record: MetadataRecord) {
+    pub(crate) fn add_log_record(&mut self, offset: i64, record: MetadataRecord) {
         if !matches!(record, MetadataRecord::Other { .. }) {
             self.log.push((offset, record));
         }
     }
 
-    pub fn add_snapshot_record(&mut self, end_offset: i64, offset: i64, record: MetadataRecord) {
+    pub(crate) fn add_snapshot_record(
+        &mut self,
+        end_offset: i64,
+        offset: i64,
+        record: MetadataRecord,
+    ) {
         if !matches!(record, MetadataRecord::Other { .. }) {
             self.snapshots
                 .entry(end_offset)
@@ -227,7 +232,7 @@ impl MetadataLog {
     }
 
     /// The state after the latest snapshot and every log record from its end offset on.
-    pub fn replay(mut self) -> MetadataImage {
+    pub(crate) fn replay(mut self) -> MetadataImage {
         let mut image = MetadataImage::default();
         let mut configs = BTreeMap::new();
         let start = match self.snapshots.pop_last() {
@@ -260,7 +265,7 @@ pub(crate) mod tests {
         out.extend_from_slice(s.as_bytes());
     }
 
-    pub fn topic(name: &str, id: u8) -> Vec<u8> {
+    pub(crate) fn topic(name: &str, id: u8) -> Vec<u8> {
         let mut v = vec![1, 2, 0];
         compact(&mut v, name);
         v.extend_from_slice(&[id; 16]);
@@ -268,7 +273,7 @@ pub(crate) mod tests {
         v
     }
 
-    pub fn partition(id: u8, partition: i32, replicas: &[i32]) -> Vec<u8> {
+    pub(crate) fn partition(id: u8, partition: i32, replicas: &[i32]) -> Vec<u8> {
         let mut v = vec![1, 3, 1];
         v.extend_from_slice(&partition.to_be_bytes());
         v.extend_from_slice(&[id; 16]);
@@ -308,7 +313,7 @@ pub(crate) mod tests {
         );
     }
 
-    pub fn config(topic: &str, name: &str, value: Option<&str>) -> Vec<u8> {
+    pub(crate) fn config(topic: &str, name: &str, value: Option<&str>) -> Vec<u8> {
         let mut v = vec![1, 4, 0, 2];
         compact(&mut v, topic);
         compact(&mut v, name);

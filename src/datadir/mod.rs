@@ -22,24 +22,21 @@ mod wire;
 
 use std::path::PathBuf;
 
-pub use batch::{
-    BatchHeader, ControlRecord, LogEntry, LogReader, Record, RecordBatch, RecordHeader, HEADER_LEN,
-};
+pub use batch::{ControlRecord, LogEntry, LogReader, RecordBatch};
 pub use codec::Codec;
-pub use extract::{extract_archive, hostile_entry};
+pub use extract::extract_archive;
+pub(crate) use extract::hostile_entry;
 pub(crate) use files::parse_properties;
 pub(crate) use inspect::parse_partition_dir;
-pub use report::{
-    Feature, GroupOffset, MetadataMode, PartitionReport, Problem, ProblemKind, Report, TopicReport,
-    Totals,
-};
+pub use report::{MetadataMode, PartitionReport, ProblemKind, Report};
 pub(crate) use segment::{parse_segment_name, SegmentFile};
 #[cfg(test)]
 pub(crate) use tar_guard::build::oversized_pax as oversized_pax_tar;
-pub(crate) use tar_guard::{entry_data_size, padded as padded_to_blocks, pax_size};
-pub use tar_guard::{TarGuard, TarLimitError, TAR_EXTENSION_LIMIT};
+pub(crate) use tar_guard::{
+    entry_data_size, padded as padded_to_blocks, pax_size, TarGuard, TarLimitError,
+    TAR_EXTENSION_LIMIT,
+};
 pub use walk::{inspect_path, inspect_tar_stream};
-pub use wire::WireError;
 
 /// Why a data directory could not be inspected at all. Damage inside it is not an error:
 /// it is listed in the report's `problems`.

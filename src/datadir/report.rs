@@ -83,10 +83,10 @@ pub struct PartitionReport {
     pub legacy_message_sets: u64,
     pub index_problems: Vec<String>,
     /// From the data dir's checkpoint files, when listed there.
-    pub log_start_offset: Option<i64>,
+    pub(crate) log_start_offset: Option<i64>,
     pub high_watermark: Option<i64>,
-    pub recovery_point: Option<i64>,
-    pub bytes: u64,
+    pub(crate) recovery_point: Option<i64>,
+    pub(crate) bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,9 +95,9 @@ pub struct GroupOffset {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
-    pub leader_epoch: Option<i32>,
-    pub metadata: Option<String>,
-    pub commit_timestamp: i64,
+    pub(crate) leader_epoch: Option<i32>,
+    pub(crate) metadata: Option<String>,
+    pub(crate) commit_timestamp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,8 +143,8 @@ pub struct Totals {
     pub batches: u64,
     pub records: u64,
     pub corrupt_batches: u64,
-    pub truncated_partitions: u64,
-    pub legacy_message_sets: u64,
-    pub index_problems: u64,
+    pub(crate) truncated_partitions: u64,
+    pub(crate) legacy_message_sets: u64,
+    pub(crate) index_problems: u64,
     pub bytes: u64,
 }

@@ -10,7 +10,7 @@ use super::codec::Codec;
 
 /// The kind of file a segment name denotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SegmentFile {
+pub(crate) enum SegmentFile {
     Log,
     OffsetIndex,
     TimeIndex,
@@ -20,7 +20,7 @@ pub enum SegmentFile {
 
 /// Parses `00000000000000000042.log` (and `.index`, `.timeindex`, snapshot names) into the
 /// base offset and kind.
-pub fn parse_segment_name(name: &str) -> Option<(i64, SegmentFile)> {
+pub(crate) fn parse_segment_name(name: &str) -> Option<(i64, SegmentFile)> {
     let (stem, kind) = if let Some(stem) = name.strip_suffix(".log") {
         (stem, SegmentFile::Log)
     } else if let Some(stem) = name.strip_suffix(".timeindex") {
@@ -44,64 +44,64 @@ pub fn parse_segment_name(name: &str) -> Option<(i64, SegmentFile)> {
 
 /// Where an entry starts and which offsets (and max timestamp) it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Boundary {
-    pub position: u64,
-    pub base_offset: i64,
-    pub last_offset: i64,
+pub(crate) struct Boundary {
+    pub(crate) position: u64,
+    pub(crate) base_offset: i64,
+    pub(crate) last_offset: i64,
     /// None for legacy entries (not decoded).
-    pub max_timestamp: Option<i64>,
+    pub(crate) max_timestamp: Option<i64>,
 }
 
 /// A run of consecutive legacy magic 0/1 entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LegacyRun {
-    pub position: u64,
-    pub end: u64,
-    pub count: u64,
-    pub magics: BTreeSet<i8>,
+pub(crate) struct LegacyRun {
+    pub(crate) position: u64,
+    pub(crate) end: u64,
+    pub(crate) count: u64,
+    pub(crate) magics: BTreeSet<i8>,
 }
 
 /// A damaged place in a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Damage {
-    pub position: u64,
-    pub detail: String,
+pub(crate) struct Damage {
+    pub(crate) position: u64,
+    pub(crate) detail: String,
 }
 
 /// What one segment holds.
 #[derive(Debug, Default)]
-pub struct SegmentScan {
-    pub boundaries: Vec<Boundary>,
+pub(crate) struct SegmentScan {
+    pub(crate) boundaries: Vec<Boundary>,
     /// Magic-2 batches that decoded (control batches included).
-    pub batches: u64,
+    pub(crate) batches: u64,
     /// Data records (control records not included).
-    pub records: u64,
-    pub control_batches: u64,
-    pub commit_markers: u64,
-    pub abort_markers: u64,
+    pub(crate) records: u64,
+    pub(crate) control_batches: u64,
+    pub(crate) commit_markers: u64,
+    pub(crate) abort_markers: u64,
     /// (offset, timestamp) of the lowest- and highest-offset data record.
-    pub first: Option<(i64, i64)>,
-    pub last: Option<(i64, i64)>,
-    pub codecs: BTreeSet<Codec>,
+    pub(crate) first: Option<(i64, i64)>,
+    pub(crate) last: Option<(i64, i64)>,
+    pub(crate) codecs: BTreeSet<Codec>,
     /// Bad CRCs, undecodable batches, broken framing.
-    pub corrupt: Vec<Damage>,
-    pub truncated: Option<Damage>,
-    pub legacy: Vec<LegacyRun>,
+    pub(crate) corrupt: Vec<Damage>,
+    pub(crate) truncated: Option<Damage>,
+    pub(crate) legacy: Vec<LegacyRun>,
     /// (position, length) of a zero-filled tail.
-    pub zero_tail: Option<(u64, u64)>,
+    pub(crate) zero_tail: Option<(u64, u64)>,
     /// Bytes read.
-    pub size: u64,
+    pub(crate) size: u64,
 }
 
 impl SegmentScan {
-    pub fn legacy_entries(&self) -> u64 {
+    pub(crate) fn legacy_entries(&self) -> u64 {
         self.legacy.iter().map(|run| run.count).sum()
     }
 }
 
 /// How records reach [`scan_log`]'s `on_record`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordFeed {
+pub(crate) enum RecordFeed {
     /// As each record is decoded: memory stays at one record whatever a batch expands to,
     /// but a batch that fails to decode part-way has passed on the records before the failure.
     Streamed,
@@ -115,7 +115,7 @@ pub enum RecordFeed {
 /// alike) of every batch whose CRC holds, as `feed` says. A batch that fails to decode is
 /// recorded as damage. Damage is never fatal; only an I/O error reading the stream itself
 /// fails.
-pub fn scan_log<R: Read>(
+pub(crate) fn scan_log<R: Read>(
     reader: R,
     feed: RecordFeed,
     mut on_record: impl FnMut(&RecordBatch, &Record),
@@ -301,7 +301,7 @@ fn absolute(
 /// Checks an `.index` file (entries: relative offset u32, position u32): each entry must
 /// point at the start of an entry of the log whose offsets include the indexed offset, and
 /// entries must increase.
-pub fn check_offset_index(
+pub(crate) fn check_offset_index(
     bytes: &[u8],
     segment_base: i64,
     log: &[Boundary],
@@ -350,7 +350,7 @@ pub fn check_offset_index(
 /// Checks a `.timeindex` file (entries: timestamp i64, relative offset u32): each entry's
 /// offset must be in a batch of the log whose max timestamp is the entry's timestamp, and
 /// entries must not decrease.
-pub fn check_time_index(bytes: &[u8], segment_base: i64, log: &[Boundary]) -> Vec<String> {
+pub(crate) fn check_time_index(bytes: &[u8], segment_base: i64, log: &[Boundary]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut previous: Option<(i64, i64)> = None;
     for (i, e) in entries::<12>(bytes, &mut problems, ".timeindex")

@@ -10,14 +10,14 @@ use tar::{EntryType, Header};
 
 /// Largest GNU long name or link, PAX extension record set or GNU sparse map accepted in a
 /// data-dir tar. Paths are at most 4 KiB on Linux and PAX records hold a few of them.
-pub const TAR_EXTENSION_LIMIT: u64 = 1024 * 1024;
+pub(crate) const TAR_EXTENSION_LIMIT: u64 = 1024 * 1024;
 const BLOCK: usize = 512;
 /// Where a GNU sparse extension block's `isextended` flag is (1: another block follows).
 const EXT_ISEXTENDED: usize = 504;
 
 /// Why a tar stream was refused before it was read any further.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum TarLimitError {
+pub(crate) enum TarLimitError {
     #[error(
         "the tar header at byte {at} announces a {kind} of {size} bytes, more than the \
          {TAR_EXTENSION_LIMIT} bytes allowed: the archive is damaged or was not written by tar \
@@ -44,7 +44,7 @@ pub enum TarLimitError {
 
 impl TarLimitError {
     /// The refusal inside an I/O error (what `Read` can return), if `err` is one.
-    pub fn of(err: &io::Error) -> Option<&TarLimitError> {
+    pub(crate) fn of(err: &io::Error) -> Option<&TarLimitError> {
         err.get_ref()?.downcast_ref()
     }
 }
@@ -84,7 +84,7 @@ enum Framing {
 }
 
 /// A tar stream with its framing followed (see the module docs).
-pub struct TarGuard<R> {
+pub(crate) struct TarGuard<R> {
     inner: R,
     passed: u64,
     expected: Option<u64>,
@@ -97,7 +97,7 @@ pub struct TarGuard<R> {
 
 impl<R: Read> TarGuard<R> {
     /// Extension sizes only.
-    pub fn new(inner: R) -> TarGuard<R> {
+    pub(crate) fn new(inner: R) -> TarGuard<R> {
         TarGuard {
             inner,
             passed: 0,
@@ -109,16 +109,11 @@ impl<R: Read> TarGuard<R> {
     }
 
     /// Also refuses a stream that is not exactly `bytes` long (a manifest's `tar_bytes`).
-    pub fn expecting(inner: R, bytes: u64) -> TarGuard<R> {
+    pub(crate) fn expecting(inner: R, bytes: u64) -> TarGuard<R> {
         TarGuard {
             expected: Some(bytes),
             ..TarGuard::new(inner)
         }
-    }
-
-    /// Bytes passed so far.
-    pub fn passed(&self) -> u64 {
-        self.passed
     }
 
     /// Follows the framing over `bytes`, which start at stream byte `at`.
@@ -338,7 +333,7 @@ pub(crate) mod build {
 
     /// A tar whose first entry, `./meta.properties`, has 2 MiB of PAX records before it (all
     /// present: a reader without the guard takes them whole).
-    pub fn oversized_pax() -> Vec<u8> {
+    pub(crate) fn oversized_pax() -> Vec<u8> {
         let rest = format!(" comment={}\n", "c".repeat(2 << 20));
         let record = format!("{}{rest}", rest.len() + 7);
         let mut header = Header::new_ustar();

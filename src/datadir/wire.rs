@@ -29,7 +29,7 @@ pub enum WireError {
 }
 
 /// A stream of Kafka-encoded fields.
-pub struct WireReader<R> {
+pub(crate) struct WireReader<R> {
     inner: R,
     position: u64,
     /// Where the data, or the structure being read (see [`WireReader::limit_to`]), ends,
@@ -39,7 +39,7 @@ pub struct WireReader<R> {
 
 impl<'a> WireReader<&'a [u8]> {
     /// Fields of a byte slice: lengths and counts are checked against the bytes it holds.
-    pub fn over(bytes: &'a [u8]) -> Self {
+    pub(crate) fn over(bytes: &'a [u8]) -> Self {
         WireReader::with_len(bytes, bytes.len() as u64)
     }
 }
@@ -47,7 +47,7 @@ impl<'a> WireReader<&'a [u8]> {
 impl<R: Read> WireReader<R> {
     /// Fields of a stream of unknown length (a decompressing reader): lengths are checked
     /// only inside a structure with a declared length ([`WireReader::limit_to`]).
-    pub fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         WireReader {
             inner,
             position: 0,
@@ -57,7 +57,7 @@ impl<R: Read> WireReader<R> {
 
     /// Fields of a stream known to hold exactly `len` bytes: lengths and counts are checked
     /// against the bytes left.
-    pub fn with_len(inner: R, len: u64) -> Self {
+    pub(crate) fn with_len(inner: R, len: u64) -> Self {
         WireReader {
             inner,
             position: 0,
@@ -66,7 +66,7 @@ impl<R: Read> WireReader<R> {
     }
 
     /// Bytes consumed so far.
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.position
     }
 
@@ -78,7 +78,11 @@ impl<R: Read> WireReader<R> {
     /// Declares that the next `len` bytes hold one structure (a record after its length):
     /// until [`WireReader::unlimit`] with the returned value, lengths and counts are checked
     /// against what is left of it. Refuses a `len` longer than the data left.
-    pub fn limit_to(&mut self, len: u64, what: &'static str) -> Result<Option<u64>, WireError> {
+    pub(crate) fn limit_to(
+        &mut self,
+        len: u64,
+        what: &'static str,
+    ) -> Result<Option<u64>, WireError> {
         if let Some(left) = self.left() {
             if len > left {
                 return Err(self.invalid(
@@ -91,13 +95,13 @@ impl<R: Read> WireReader<R> {
     }
 
     /// Ends a [`WireReader::limit_to`], restoring the end it returned.
-    pub fn unlimit(&mut self, outer: Option<u64>) {
+    pub(crate) fn unlimit(&mut self, outer: Option<u64>) {
         self.end = outer;
     }
 
     /// Refuses `count` items of at least `min_each` bytes when they cannot fit in the bytes
     /// left, before any of them is read.
-    pub fn check_count(
+    pub(crate) fn check_count(
         &self,
         count: u64,
         min_each: u64,
@@ -114,7 +118,7 @@ impl<R: Read> WireReader<R> {
         }
     }
 
-    pub fn invalid(&self, what: &'static str, detail: impl Into<String>) -> WireError {
+    pub(crate) fn invalid(&self, what: &'static str, detail: impl Into<String>) -> WireError {
         WireError::Invalid {
             at: self.position,
             what,
@@ -146,23 +150,23 @@ impl<R: Read> WireReader<R> {
         Ok(buf)
     }
 
-    pub fn i8(&mut self, what: &'static str) -> Result<i8, WireError> {
+    pub(crate) fn i8(&mut self, what: &'static str) -> Result<i8, WireError> {
         Ok(i8::from_be_bytes(self.array(what)?))
     }
 
-    pub fn i16(&mut self, what: &'static str) -> Result<i16, WireError> {
+    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, WireError> {
         Ok(i16::from_be_bytes(self.array(what)?))
     }
 
-    pub fn i32(&mut self, what: &'static str) -> Result<i32, WireError> {
+    pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32, WireError> {
         Ok(i32::from_be_bytes(self.array(what)?))
     }
 
-    pub fn i64(&mut self, what: &'static str) -> Result<i64, WireError> {
+    pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, WireError> {
         Ok(i64::from_be_bytes(self.array(what)?))
     }
 
-    pub fn uuid(&mut self, what: &'static str) -> Result<[u8; 16], WireError> {
+    pub(crate) fn uuid(&mut self, what: &'static str) -> Result<[u8; 16], WireError> {
         self.array(what)
     }
 
@@ -180,20 +184,20 @@ impl<R: Read> WireReader<R> {
     }
 
     /// Kafka's `unsigned varint` (compact lengths, tagged fields).
-    pub fn uvarint(&mut self, what: &'static str) -> Result<u32, WireError> {
+    pub(crate) fn uvarint(&mut self, what: &'static str) -> Result<u32, WireError> {
         let value = self.unsigned(5, what)?;
         u32::try_from(value).map_err(|_| self.invalid(what, "unsigned varint exceeds 32 bits"))
     }
 
     /// Kafka's `varint`: zigzag-encoded signed 32-bit.
-    pub fn varint(&mut self, what: &'static str) -> Result<i32, WireError> {
+    pub(crate) fn varint(&mut self, what: &'static str) -> Result<i32, WireError> {
         let raw = self.unsigned(5, what)?;
         let raw = u32::try_from(raw).map_err(|_| self.invalid(what, "varint exceeds 32 bits"))?;
         Ok(zigzag32(raw))
     }
 
     /// Kafka's `varlong`: zigzag-encoded signed 64-bit.
-    pub fn varlong(&mut self, what: &'static str) -> Result<i64, WireError> {
+    pub(crate) fn varlong(&mut self, what: &'static str) -> Result<i64, WireError> {
         Ok(zigzag64(self.unsigned(10, what)?))
     }
 
@@ -209,7 +213,7 @@ impl<R: Read> WireReader<R> {
 
     /// Exactly `len` bytes; the buffer grows only as bytes arrive, and a `len` past the known
     /// end is refused before any is read.
-    pub fn bytes(&mut self, len: u64, what: &'static str) -> Result<Vec<u8>, WireError> {
+    pub(crate) fn bytes(&mut self, len: u64, what: &'static str) -> Result<Vec<u8>, WireError> {
         self.check_len(len, what)?;
         let mut out = Vec::with_capacity(len.min(64 * 1024) as usize);
         let read = (&mut self.inner)
@@ -231,7 +235,7 @@ impl<R: Read> WireReader<R> {
     }
 
     /// Skips exactly `len` bytes.
-    pub fn skip(&mut self, len: u64, what: &'static str) -> Result<(), WireError> {
+    pub(crate) fn skip(&mut self, len: u64, what: &'static str) -> Result<(), WireError> {
         self.check_len(len, what)?;
         let skipped =
             io::copy(&mut (&mut self.inner).take(len), &mut io::sink()).map_err(|source| {
@@ -252,7 +256,10 @@ impl<R: Read> WireReader<R> {
     }
 
     /// Bytes with a zigzag varint length; -1 is null.
-    pub fn varint_bytes(&mut self, what: &'static str) -> Result<Option<Vec<u8>>, WireError> {
+    pub(crate) fn varint_bytes(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<Vec<u8>>, WireError> {
         match self.varint(what)? {
             -1 => Ok(None),
             len if len < 0 => Err(self.invalid(what, format!("negative length {len}"))),
@@ -261,7 +268,7 @@ impl<R: Read> WireReader<R> {
     }
 
     /// A string with an int16 length (classic, non-flexible encoding); -1 is null.
-    pub fn string16(&mut self, what: &'static str) -> Result<Option<String>, WireError> {
+    pub(crate) fn string16(&mut self, what: &'static str) -> Result<Option<String>, WireError> {
         match self.i16(what)? {
             -1 => Ok(None),
             len if len < 0 => Err(self.invalid(what, format!("negative length {len}"))),
@@ -273,7 +280,10 @@ impl<R: Read> WireReader<R> {
     }
 
     /// A compact (flexible-version) string: unsigned varint length + 1; 0 is null.
-    pub fn compact_string(&mut self, what: &'static str) -> Result<Option<String>, WireError> {
+    pub(crate) fn compact_string(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<String>, WireError> {
         match self.uvarint(what)? {
             0 => Ok(None),
             len => {
@@ -284,7 +294,7 @@ impl<R: Read> WireReader<R> {
     }
 
     /// A compact array of int32: unsigned varint length + 1; 0 is null (read as empty).
-    pub fn compact_i32_array(&mut self, what: &'static str) -> Result<Vec<i32>, WireError> {
+    pub(crate) fn compact_i32_array(&mut self, what: &'static str) -> Result<Vec<i32>, WireError> {
         let len = self.uvarint(what)?.saturating_sub(1);
         self.check_count(u64::from(len), 4, what)?;
         let mut out = Vec::new();
@@ -295,7 +305,7 @@ impl<R: Read> WireReader<R> {
     }
 
     /// The tagged-field section that ends every flexible-version structure: skipped.
-    pub fn skip_tagged_fields(&mut self) -> Result<(), WireError> {
+    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), WireError> {
         let count = self.uvarint("tagged field count")?;
         // A tag and a size, one byte each at least.
         self.check_count(u64::from(count), 2, "tagged field count")?;
@@ -308,7 +318,7 @@ impl<R: Read> WireReader<R> {
     }
 
     /// True when the stream has no more bytes.
-    pub fn at_end(&mut self) -> Result<bool, WireError> {
+    pub(crate) fn at_end(&mut self) -> Result<bool, WireError> {
         let mut probe = [0u8; 1];
         loop {
             match self.inner.read(&mut probe) {
@@ -331,16 +341,16 @@ impl<R: Read> WireReader<R> {
     }
 }
 
-pub fn zigzag32(raw: u32) -> i32 {
+pub(crate) fn zigzag32(raw: u32) -> i32 {
     ((raw >> 1) as i32) ^ -((raw & 1) as i32)
 }
 
-pub fn zigzag64(raw: u64) -> i64 {
+pub(crate) fn zigzag64(raw: u64) -> i64 {
     ((raw >> 1) as i64) ^ -((raw & 1) as i64)
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-pub fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

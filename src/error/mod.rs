@@ -6,7 +6,7 @@ use crate::kafka::KafkaError;
 use crate::store::StoreError;
 
 mod restore_incomplete;
-pub use restore_incomplete::{RestoreStop, TopicWritten, WritePhase, Written};
+pub(crate) use restore_incomplete::{RestoreStop, TopicWritten, WritePhase, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -45,7 +45,7 @@ impl From<crate::kafka::KafkaError> for RestoreStop {
 
 /// How far a restore had got when it stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WritePhase {
+pub(crate) enum WritePhase {
     /// Nothing was changed in the target yet.
     Nothing,
     /// Topics were being created (some may exist, empty); no record was sent.
@@ -58,25 +58,25 @@ pub enum WritePhase {
 
 /// Records of one target topic the target holds from this restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicWritten {
-    pub topic: String,
+pub(crate) struct TopicWritten {
+    pub(crate) topic: String,
     /// Acknowledged by the target in this run.
-    pub acknowledged: u64,
+    pub(crate) acknowledged: u64,
     /// Already there from an interrupted run (checked by `--resume`).
-    pub resumed: u64,
+    pub(crate) resumed: u64,
     /// Records of the source topic in the backup.
-    pub in_backup: u64,
+    pub(crate) in_backup: u64,
 }
 
 /// What an unfinished restore had written: the second half of its error message.
 #[derive(Debug, Clone)]
 pub struct Written {
-    pub phase: WritePhase,
+    pub(crate) phase: WritePhase,
     /// This run was itself a `--resume`.
-    pub resuming: bool,
-    pub topics: Vec<TopicWritten>,
-    pub groups_committed: usize,
-    pub groups_total: usize,
+    pub(crate) resuming: bool,
+    pub(crate) topics: Vec<TopicWritten>,
+    pub(crate) groups_committed: usize,
+    pub(crate) groups_total: usize,
 }
 
 const RESUME: &str = "rerun the same command with --resume to continue: it checks what each target partition holds and writes only the rest";
@@ -126,7 +126,7 @@ impl fmt::Display for Written {
 
 impl Written {
     /// Stopped before changing anything in the target.
-    pub fn nothing(resuming: bool) -> Written {
+    pub(crate) fn nothing(resuming: bool) -> Written {
         Written {
             phase: WritePhase::Nothing,
             resuming,

@@ -18,7 +18,7 @@ use super::{api_err, K8sError};
 /// (k8s-cronjob/datadir-downtime/role.yaml) limits `get`, `delete` and `pods/exec` to it.
 pub const HELPER_POD_NAME: &str = "kafkasnap-datadir-helper";
 /// The helper's only container.
-pub const HELPER_CONTAINER: &str = "datadir";
+pub(crate) const HELPER_CONTAINER: &str = "datadir";
 /// Where the helper mounts the PVC.
 pub const HELPER_MOUNT_PATH: &str = "/kafkasnap/data";
 
@@ -51,8 +51,8 @@ pub struct HelperPodSpec {
 /// A helper pod that was created (it may not be running yet).
 #[derive(Debug, Clone)]
 pub(crate) struct HelperPod {
-    pub namespace: String,
-    pub name: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
 }
 
 impl HelperPod {

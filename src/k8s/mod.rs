@@ -12,7 +12,7 @@ pub(crate) mod pods;
 mod statefulset;
 
 pub use exec::PodTarget;
-pub use helper_pod::{HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH, HELPER_POD_NAME};
+pub use helper_pod::{HelperPodSpec, HELPER_MOUNT_PATH, HELPER_POD_NAME};
 pub use statefulset::StatefulSetRef;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@ use super::KafkaError;
 /// Where the cluster is and how to talk to it.
 #[derive(Clone)]
 pub struct ClientSettings {
-    pub bootstrap_servers: String,
+    pub(crate) bootstrap_servers: String,
     /// librdkafka properties, applied in order (later wins); may hold secrets.
     pub properties: Vec<(String, String)>,
     /// How long to wait for the cluster to answer a metadata or admin request.

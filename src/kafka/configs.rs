@@ -18,7 +18,7 @@ const ALWAYS_DESCRIBED_BY_KAFKA: [&str; 4] = [
 /// - a partial description (tansu): every entry that has a value.
 ///
 /// Sensitive entries have no stored value and are never returned.
-pub fn explicitly_set_configs(configs: &[TopicConfig]) -> Vec<(String, String)> {
+pub(crate) fn explicitly_set_configs(configs: &[TopicConfig]) -> Vec<(String, String)> {
     let full_description = ALWAYS_DESCRIBED_BY_KAFKA
         .iter()
         .all(|key| configs.iter().any(|c| c.name == *key));

@@ -24,7 +24,7 @@ fn group_consumer(settings: &ClientSettings, group: &str) -> Result<BaseConsumer
 
 /// Every group's committed offsets on the given partitions (blocking). Groups with no
 /// commit on any of them are left out.
-pub fn read_group_offsets(
+pub(crate) fn read_group_offsets(
     settings: &ClientSettings,
     partitions: &[(String, i32)],
 ) -> Result<Vec<GroupOffsets>, KafkaError> {
@@ -71,7 +71,7 @@ pub fn read_group_offsets(
 }
 
 /// Commits `offsets` for `group` (blocking). The group must have no active members.
-pub fn commit_group_offsets(
+pub(crate) fn commit_group_offsets(
     settings: &ClientSettings,
     group: &str,
     offsets: &[CommittedOffset],

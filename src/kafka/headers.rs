@@ -14,7 +14,7 @@ use crate::archive::HeaderRef;
 
 /// Iterates one message's headers in order, duplicates and null values included.
 #[derive(Clone)]
-pub struct MessageHeaders<'a> {
+pub(crate) struct MessageHeaders<'a> {
     headers: *const rdsys::rd_kafka_headers_t,
     index: usize,
     count: usize,

@@ -38,7 +38,7 @@ impl RecordSink for HashingSink {
 
 /// Reads the given live partitions (`(index, topic, partition)`) in full; returns index ->
 /// (records, content hash), the hash as [`ContentHasher`] computes it over a backup's records.
-pub fn hash_live_partitions(
+pub(crate) fn hash_live_partitions(
     client: &ClientSettings,
     wanted: &[(usize, String, i32)],
 ) -> Result<BTreeMap<usize, (u64, String)>, KafkaError> {

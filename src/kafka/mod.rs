@@ -12,19 +12,18 @@ mod snapshot;
 mod writer;
 
 pub use client::{parse_properties_file, ClientSettings};
-pub use configs::explicitly_set_configs;
-pub use groups::{commit_group_offsets, read_group_offsets};
-pub use live_hash::hash_live_partitions;
-pub use probe::{probe_partitions, ProbeRequest, ProbeResult};
-pub use reader::{
+pub(crate) use configs::explicitly_set_configs;
+pub(crate) use groups::{commit_group_offsets, read_group_offsets};
+pub(crate) use live_hash::hash_live_partitions;
+pub(crate) use probe::{probe_partitions, ProbeRequest, ProbeResult};
+pub(crate) use reader::{
     read_partitions, ConsumedRecord, MessageHeaders, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,
 };
-pub use snapshot::{
-    describe_cluster, describe_topic_configs, metadata_consumer, partition_bounds, ClusterSnapshot,
-    TopicInfo,
+pub(crate) use snapshot::{
+    describe_cluster, describe_topic_configs, metadata_consumer, partition_bounds, TopicInfo,
 };
-pub use writer::{create_topics, DeliveryTracker, RecordWriter, TopicToCreate};
+pub(crate) use writer::{create_topics, RecordWriter, TopicToCreate};
 
 use std::time::Duration;
 

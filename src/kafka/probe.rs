@@ -16,25 +16,25 @@ use crate::archive::{record_digest, RecordRef, TimestampType};
 
 /// One partition to probe at `offset` (at or above its log start).
 #[derive(Debug, Clone)]
-pub struct ProbeRequest {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
+pub(crate) struct ProbeRequest {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
 }
 
 /// What the broker holds at a probed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeResult {
+pub(crate) struct ProbeResult {
     /// The partition's high watermark as the Fetch response gave it.
-    pub high_watermark: i64,
+    pub(crate) high_watermark: i64,
     /// The first record at or after the offset: its offset and [`record_digest`]; `None`
     /// when the log ends at or before the offset.
-    pub record: Option<(i64, String)>,
+    pub(crate) record: Option<(i64, String)>,
 }
 
 /// Probes every request through one consumer (blocking). Fails when a partition gives no
 /// answer within `timeout`, or `cancel` is set.
-pub fn probe_partitions(
+pub(crate) fn probe_partitions(
     settings: &ClientSettings,
     requests: &[ProbeRequest],
     timeout: Duration,

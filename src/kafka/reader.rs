@@ -25,39 +25,39 @@ use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
-pub use super::headers::MessageHeaders;
+pub(crate) use super::headers::MessageHeaders;
 use super::{ClientSettings, KafkaError};
 use crate::archive::TimestampType;
 
 /// One partition to read.
 #[derive(Debug, Clone)]
-pub struct PartitionTask {
-    pub topic: String,
-    pub partition: i32,
-    pub start_offset: i64,
+pub(crate) struct PartitionTask {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) start_offset: i64,
     /// The end ListOffsets reported; the reader may raise it (see module docs).
-    pub listed_end: i64,
+    pub(crate) listed_end: i64,
 }
 
 /// How a partition's read ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionOutcome {
+pub(crate) struct PartitionOutcome {
     /// Every record below this offset that the broker served was delivered to the sink.
-    pub end_offset: i64,
+    pub(crate) end_offset: i64,
     /// The end captured when reading began.
-    pub high_watermark: i64,
+    pub(crate) high_watermark: i64,
     /// Set when the read stopped short of `high_watermark` (open transaction, markers).
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// One consumed record, borrowed from the consumer.
-pub struct ConsumedRecord<'a> {
-    pub offset: i64,
-    pub timestamp: i64,
-    pub timestamp_type: TimestampType,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    pub headers: MessageHeaders<'a>,
+pub(crate) struct ConsumedRecord<'a> {
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) timestamp_type: TimestampType,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: MessageHeaders<'a>,
 }
 
 /// Why a sink refused a record (the pipeline behind it failed or was cancelled).
@@ -66,20 +66,20 @@ pub struct ConsumedRecord<'a> {
 pub struct SinkError(pub String);
 
 /// Where the reader delivers records; `task` indexes the tasks given to [`read_partitions`].
-pub trait RecordSink {
+pub(crate) trait RecordSink {
     fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError>;
     fn partition_done(&mut self, task: usize, outcome: PartitionOutcome) -> Result<(), SinkError>;
 }
 
 #[derive(Debug, Clone)]
-pub struct ReadOptions {
-    pub parallelism: usize,
+pub(crate) struct ReadOptions {
+    pub(crate) parallelism: usize,
     /// A partition that delivers nothing for this long fails the read.
-    pub stall_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
     /// How long to sit at end-of-partition below the captured end before finishing.
-    pub eof_grace: Duration,
+    pub(crate) eof_grace: Duration,
     /// Set from outside to stop reading (Ctrl-C, a failed upload).
-    pub cancel: Arc<AtomicBool>,
+    pub(crate) cancel: Arc<AtomicBool>,
 }
 
 impl Default for ReadOptions {
@@ -111,7 +111,7 @@ struct ActivePartition {
 const RECORDS_BETWEEN_TIMER_CHECKS: u32 = 4096;
 
 /// Reads every task's partition completely (blocking; run it on its own thread).
-pub fn read_partitions<S: RecordSink>(
+pub(crate) fn read_partitions<S: RecordSink>(
     settings: &ClientSettings,
     tasks: &[PartitionTask],
     options: &ReadOptions,

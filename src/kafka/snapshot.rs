@@ -9,22 +9,22 @@ use super::{ClientSettings, KafkaError};
 use crate::archive::{BrokerInfo, TopicConfig};
 
 #[derive(Debug, Clone)]
-pub struct ClusterSnapshot {
-    pub cluster_id: Option<String>,
-    pub brokers: Vec<BrokerInfo>,
-    pub topics: Vec<TopicInfo>,
+pub(crate) struct ClusterSnapshot {
+    pub(crate) cluster_id: Option<String>,
+    pub(crate) brokers: Vec<BrokerInfo>,
+    pub(crate) topics: Vec<TopicInfo>,
 }
 
 #[derive(Debug, Clone)]
-pub struct TopicInfo {
-    pub name: String,
+pub(crate) struct TopicInfo {
+    pub(crate) name: String,
     /// Kafka's own topics (`__consumer_offsets`, `__transaction_state`, ...): names starting `__`.
-    pub internal: bool,
-    pub partitions: Vec<i32>,
-    pub replication_factor: i32,
+    pub(crate) internal: bool,
+    pub(crate) partitions: Vec<i32>,
+    pub(crate) replication_factor: i32,
 }
 
-pub fn metadata_consumer(settings: &ClientSettings) -> Result<BaseConsumer, KafkaError> {
+pub(crate) fn metadata_consumer(settings: &ClientSettings) -> Result<BaseConsumer, KafkaError> {
     settings
         .config(&[], &[("enable.auto.commit", "false")])
         .create::<BaseConsumer>()
@@ -33,7 +33,7 @@ pub fn metadata_consumer(settings: &ClientSettings) -> Result<BaseConsumer, Kafk
 
 /// Reads cluster metadata (blocking). Fails with `Unreachable` naming the servers when no
 /// broker answers within the request timeout.
-pub fn describe_cluster(settings: &ClientSettings) -> Result<ClusterSnapshot, KafkaError> {
+pub(crate) fn describe_cluster(settings: &ClientSettings) -> Result<ClusterSnapshot, KafkaError> {
     let consumer = metadata_consumer(settings)?;
     let metadata = consumer
         .fetch_metadata(None, settings.request_timeout)
@@ -86,7 +86,7 @@ pub fn describe_cluster(settings: &ClientSettings) -> Result<ClusterSnapshot, Ka
 
 /// Describes each topic's configs. Sensitive values are dropped here, before anything can
 /// store or print them.
-pub async fn describe_topic_configs(
+pub(crate) async fn describe_topic_configs(
     settings: &ClientSettings,
     topics: &[String],
 ) -> Result<Vec<Vec<TopicConfig>>, KafkaError> {
@@ -146,7 +146,7 @@ fn source_name(source: &ConfigSource) -> &'static str {
 
 /// The log start offset and the end offset ListOffsets reports (blocking). On some brokers
 /// (tansu) the end under-reports the high watermark; the reader corrects it from Fetch.
-pub fn partition_bounds(
+pub(crate) fn partition_bounds(
     consumer: &BaseConsumer,
     settings: &ClientSettings,
     topic: &str,

@@ -20,15 +20,15 @@ use super::{ClientSettings, KafkaError};
 use crate::archive::{RecordRef, TimestampType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicToCreate {
-    pub name: String,
-    pub partitions: i32,
-    pub replication_factor: i32,
-    pub configs: Vec<(String, String)>,
+pub(crate) struct TopicToCreate {
+    pub(crate) name: String,
+    pub(crate) partitions: i32,
+    pub(crate) replication_factor: i32,
+    pub(crate) configs: Vec<(String, String)>,
 }
 
 /// Creates the topics and waits until the cluster's metadata shows all their partitions.
-pub async fn create_topics(
+pub(crate) async fn create_topics(
     settings: &ClientSettings,
     topics: &[TopicToCreate],
 ) -> Result<(), KafkaError> {
@@ -110,7 +110,7 @@ fn wait_for_partitions(
 /// Collects delivery reports: the first failure, where marked records landed, and per
 /// partition the last written offset and how many records were acknowledged.
 #[derive(Default)]
-pub struct DeliveryTracker {
+pub(crate) struct DeliveryTracker {
     failure: Mutex<Option<String>>,
     marked: Mutex<HashMap<usize, i64>>,
     partitions: Mutex<HashMap<String, HashMap<i32, Delivered>>>,
@@ -172,29 +172,29 @@ impl ProducerContext for DeliveryTracker {
 }
 
 impl DeliveryTracker {
-    pub fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         self.failure.lock().expect("tracker lock").clone()
     }
 
     /// Records the cluster acknowledged.
-    pub fn delivered(&self) -> u64 {
+    pub(crate) fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
     }
 
     /// Delivery reports received, good or failed: each one is progress.
-    pub fn reports(&self) -> u64 {
+    pub(crate) fn reports(&self) -> u64 {
         self.delivered() + self.failed.load(Ordering::Relaxed)
     }
 
     /// Records queued whose delivery report has not come yet.
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.queued
             .load(Ordering::Relaxed)
             .saturating_sub(self.reports())
     }
 
     /// Records the cluster acknowledged on `topic` (all its partitions).
-    pub fn delivered_to(&self, topic: &str) -> u64 {
+    pub(crate) fn delivered_to(&self, topic: &str) -> u64 {
         self.partitions
             .lock()
             .expect("tracker lock")
@@ -203,7 +203,7 @@ impl DeliveryTracker {
     }
 
     /// Where the record sent with `marker` landed, once delivered.
-    pub fn marked_offset(&self, marker: usize) -> Option<i64> {
+    pub(crate) fn marked_offset(&self, marker: usize) -> Option<i64> {
         self.marked
             .lock()
             .expect("tracker lock")
@@ -212,7 +212,7 @@ impl DeliveryTracker {
     }
 
     /// The highest offset delivered to `topic`/`partition`.
-    pub fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+    pub(crate) fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.partitions
             .lock()
             .expect("tracker lock")
@@ -235,7 +235,7 @@ impl RecordWriter {
     /// broker the metadata named is up; without this early connection the first records
     /// wait about a second. Create the writer before other slow preparation (the archive
     /// check) so that wait overlaps it.
-    pub fn connect(settings: &ClientSettings) -> Result<RecordWriter, KafkaError> {
+    pub(crate) fn connect(settings: &ClientSettings) -> Result<RecordWriter, KafkaError> {
         let writer = Self::new(settings)?;
         writer
             .producer
@@ -268,13 +268,13 @@ impl RecordWriter {
         Ok(RecordWriter { producer })
     }
 
-    pub fn tracker(&self) -> &DeliveryTracker {
+    pub(crate) fn tracker(&self) -> &DeliveryTracker {
         self.producer.context()
     }
 
     /// Queues one record for `topic`/`partition`, waiting while the local queue is full
     /// unless `give_up` says to stop waiting ([`KafkaError::Interrupted`]).
-    pub fn send(
+    pub(crate) fn send(
         &self,
         topic: &str,
         partition: i32,
@@ -330,7 +330,7 @@ impl RecordWriter {
     }
 
     /// Waits until every queued record is delivered or failed.
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer
             .flush(timeout)
             .map_err(KafkaError::client("flushing the producer"))

@@ -74,7 +74,7 @@ pub struct RestoreReport {
     pub backup_id: String,
     pub namespace: String,
     pub pvc: String,
-    pub helper_pod: String,
+    pub(crate) helper_pod: String,
     pub files: usize,
     pub tar_bytes: u64,
     /// The `cluster.id` the restored `meta.properties` hold.

@@ -25,8 +25,8 @@ const QUEUE_CHUNKS: usize = 8;
 /// Size and SHA-256 of the object as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ObjectDigest {
-    pub stored_bytes: u64,
-    pub sha256: String,
+    pub(crate) stored_bytes: u64,
+    pub(crate) sha256: String,
 }
 
 impl ObjectDigest {
@@ -115,10 +115,10 @@ pub(crate) fn tar_stream(
 /// What the tar stream holds, as far as a restore cares.
 #[derive(Debug, Default)]
 pub(crate) struct Inspection {
-    pub files: usize,
-    pub tar_bytes: u64,
+    pub(crate) files: usize,
+    pub(crate) tar_bytes: u64,
     /// Every `meta.properties` entry: its path and `cluster.id`.
-    pub meta_properties: Vec<(String, Option<String>)>,
+    pub(crate) meta_properties: Vec<(String, Option<String>)>,
 }
 
 /// Why an inspection failed.

@@ -11,10 +11,10 @@ use crate::datadir::TarGuard;
 /// What the headers said.
 #[derive(Debug, Default)]
 pub(crate) struct TarIndex {
-    pub files: Vec<DatadirFile>,
-    pub cluster_id: Option<String>,
-    pub node_id: Option<i32>,
-    pub found_meta_properties: bool,
+    pub(crate) files: Vec<DatadirFile>,
+    pub(crate) cluster_id: Option<String>,
+    pub(crate) node_id: Option<i32>,
+    pub(crate) found_meta_properties: bool,
 }
 
 /// Indexes a whole tar stream. Stops at the end-of-archive marker; the caller must cope

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use crate::error::{RestoreStop, TopicWritten, WritePhase, Written};
+pub(crate) use crate::error::{RestoreStop, TopicWritten, WritePhase, Written};
 use offsets::translate_groups;
 use outcome::{check_stop, flush, unless_cancelled, Stage, StallWatch};
 pub use plan::{check_archive, plan_restore};

@@ -7,7 +7,7 @@ use crate::store::Location;
 /// What [`execute`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Deleted {
-    pub backups: usize,
+    pub(crate) backups: usize,
     pub objects: usize,
     pub bytes: u64,
 }

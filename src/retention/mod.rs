@@ -12,9 +12,9 @@ mod execute;
 mod plan;
 mod policy;
 
-pub use execute::{execute, Deleted};
-pub use plan::{plan, plan_datadir, Family, PlannedBackup, PrunePlan};
-pub use policy::{decide, Candidate, Decision, LeftAlone, Policy, Reason};
+pub use execute::execute;
+pub use plan::{plan, plan_datadir, PlannedBackup, PrunePlan};
+pub use policy::Policy;
 
 use crate::archive::{ArchiveError, BackupId};
 use crate::store::{LockError, StoreError};

@@ -28,7 +28,7 @@ impl PlannedBackup {
 
 /// Which backups a plan is about: each kind is kept by the policy on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     /// `backups/`: logical backups.
     Logical,
     /// `datadir/`: data-dir (physical) backups.
@@ -38,7 +38,7 @@ pub enum Family {
 /// What a prune keeps and removes, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrunePlan {
-    pub family: Family,
+    pub(crate) family: Family,
     pub keep: Vec<PlannedBackup>,
     pub remove: Vec<PlannedBackup>,
     /// Things the operator should know (a parent that is not at the location, an id that

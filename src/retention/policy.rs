@@ -35,27 +35,27 @@ impl Policy {
 
 /// One backup as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub id: BackupId,
+pub(crate) struct Candidate {
+    pub(crate) id: BackupId,
     /// When the backup began (the time in its id).
-    pub started_at: SystemTime,
+    pub(crate) started_at: SystemTime,
     /// Whether its manifest is published.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// For an unpublished backup, the newest `last_modified` the store gives its objects:
     /// its age for the grace period is counted from then (the clock of the machine that
     /// wrote its id may be wrong, and a long backup keeps writing). `None`: by `started_at`.
-    pub last_written: Option<SystemTime>,
+    pub(crate) last_written: Option<SystemTime>,
     /// Why it counts for no rule and is never removed (what it builds on is kept with it):
     /// an id dated in the future or not a real time, or a manifest that cannot be
     /// authenticated under the key prune was given. `None`: the rules apply.
-    pub left_alone: Option<LeftAlone>,
+    pub(crate) left_alone: Option<LeftAlone>,
     /// The backup it builds on (incremental backups).
-    pub parent: Option<BackupId>,
+    pub(crate) parent: Option<BackupId>,
     /// Other backups whose prefixes hold segments its manifest lists.
-    pub uses: Vec<BackupId>,
+    pub(crate) uses: Vec<BackupId>,
     /// Live runs whose location lock names this backup (described for people): a backup
     /// being written, restored or verified is never removed.
-    pub in_use_by: Vec<String>,
+    pub(crate) in_use_by: Vec<String>,
 }
 
 /// Why a backup is left alone by every rule.
@@ -125,12 +125,12 @@ impl fmt::Display for Reason {
 
 /// The verdict on one backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub id: BackupId,
-    pub complete: bool,
-    pub keep: bool,
+pub(crate) struct Decision {
+    pub(crate) id: BackupId,
+    pub(crate) complete: bool,
+    pub(crate) keep: bool,
     /// Every reason that applies, rules first; never empty.
-    pub reasons: Vec<Reason>,
+    pub(crate) reasons: Vec<Reason>,
 }
 
 /// Applies `policy` to `candidates` at time `now`; the decisions come newest first.
@@ -141,7 +141,7 @@ pub struct Decision {
 /// a kept one builds on (its parent chain, and backups holding segments it lists) is kept
 /// too. Unpublished backups count for no rule and are removed only once older than the
 /// grace period. A backup a live run's lock names is kept, whatever its age or state.
-pub fn decide(
+pub(crate) fn decide(
     candidates: &[Candidate],
     policy: &Policy,
     now: SystemTime,

@@ -99,7 +99,7 @@ impl Location {
         }
     }
 
-    pub async fn read_manifest(&self, id: &BackupId) -> Result<Bytes, StoreError> {
+    pub(crate) async fn read_manifest(&self, id: &BackupId) -> Result<Bytes, StoreError> {
         self.get(&manifest_key(id)).await
     }
 
@@ -107,7 +107,7 @@ impl Location {
     /// Never overwrites: when a seal is already there (shards that merge together, or a
     /// merge run again), nothing is written and that seal's bytes are returned, for the
     /// caller to check against its manifest.
-    pub async fn create_manifest_seal(
+    pub(crate) async fn create_manifest_seal(
         &self,
         id: &BackupId,
         seal: Vec<u8>,
@@ -126,12 +126,15 @@ impl Location {
     }
 
     /// An encrypted backup's manifest seal; `None` when there is none.
-    pub async fn read_manifest_seal(&self, id: &BackupId) -> Result<Option<Bytes>, StoreError> {
+    pub(crate) async fn read_manifest_seal(
+        &self,
+        id: &BackupId,
+    ) -> Result<Option<Bytes>, StoreError> {
         self.get_if_exists(&manifest_seal_key(id)).await
     }
 
     /// The key a manifest would have; for messages.
-    pub fn manifest_key(&self, id: &BackupId) -> String {
+    pub(crate) fn manifest_key(&self, id: &BackupId) -> String {
         manifest_key(id)
     }
 
@@ -147,7 +150,7 @@ impl Location {
 
     /// Stores shard `spec`'s part file under its own backup `id` (after its segments), and
     /// first its `seal` (encrypted runs), so a part that is listed has its seal.
-    pub async fn put_shard_part(
+    pub(crate) async fn put_shard_part(
         &self,
         id: &BackupId,
         spec: &ShardSpec,
@@ -162,7 +165,7 @@ impl Location {
 
     /// The part file of shard `spec` stored under backup `id`, and its seal (`None` when
     /// there is none).
-    pub async fn read_shard_part(
+    pub(crate) async fn read_shard_part(
         &self,
         id: &BackupId,
         spec: &ShardSpec,
@@ -189,7 +192,7 @@ impl Location {
     }
 
     /// An encrypted data-dir backup's manifest seal; `None` when there is none.
-    pub async fn read_datadir_manifest_seal(
+    pub(crate) async fn read_datadir_manifest_seal(
         &self,
         id: &BackupId,
     ) -> Result<Option<Bytes>, StoreError> {
@@ -237,7 +240,7 @@ impl Location {
 
     /// Every object below backup `id`'s prefix (manifest included), with its size, sorted
     /// by key.
-    pub async fn list_backup_objects(
+    pub(crate) async fn list_backup_objects(
         &self,
         id: &BackupId,
     ) -> Result<Vec<StoredObject>, StoreError> {
@@ -246,7 +249,7 @@ impl Location {
 
     /// Unpublished backup `id`'s objects, with the newest `last_modified` among them
     /// (`None` if it has none): how long ago it was last written, by the store's clock.
-    pub async fn unpublished_backup_objects(
+    pub(crate) async fn unpublished_backup_objects(
         &self,
         id: &BackupId,
     ) -> Result<(Vec<StoredObject>, Option<SystemTime>), StoreError> {
@@ -254,7 +257,7 @@ impl Location {
     }
 
     /// [`Self::unpublished_backup_objects`] for data-dir backup `id`.
-    pub async fn unpublished_datadir_objects(
+    pub(crate) async fn unpublished_datadir_objects(
         &self,
         id: &BackupId,
     ) -> Result<(Vec<StoredObject>, Option<SystemTime>), StoreError> {
@@ -279,7 +282,7 @@ impl Location {
     }
 
     /// Every object of data-dir backup `id` (manifest included), with its size, sorted by key.
-    pub async fn list_datadir_objects(
+    pub(crate) async fn list_datadir_objects(
         &self,
         id: &BackupId,
     ) -> Result<Vec<StoredObject>, StoreError> {
@@ -290,7 +293,7 @@ impl Location {
     /// The check a backup makes right before publishing `id`: every object of `wanted`
     /// (key, size) is listed with that size, else [`StoreError::NotPublishable`] names
     /// what is missing or changed.
-    pub async fn check_publishable(
+    pub(crate) async fn check_publishable(
         &self,
         id: &BackupId,
         wanted: &[(String, u64)],
@@ -341,7 +344,7 @@ impl Location {
 
     /// Deletes backup `id`'s manifest, if it has one: afterwards the backup is unpublished
     /// and no reader uses it. Idempotent.
-    pub async fn delete_manifest(&self, id: &BackupId) -> Result<(), StoreError> {
+    pub(crate) async fn delete_manifest(&self, id: &BackupId) -> Result<(), StoreError> {
         self.delete_key(&manifest_key(id)).await
     }
 
@@ -349,12 +352,15 @@ impl Location {
     /// first, so a crash part-way leaves an unpublished leftover (collected by the next
     /// prune), never a manifest that lists missing segments. Idempotent: objects already
     /// gone are not an error. On a local location the backup's directory goes too.
-    pub async fn delete_backup(&self, id: &BackupId) -> Result<Vec<StoredObject>, StoreError> {
+    pub(crate) async fn delete_backup(
+        &self,
+        id: &BackupId,
+    ) -> Result<Vec<StoredObject>, StoreError> {
         self.delete_under(BACKUPS_DIR, id).await
     }
 
     /// Deletes every object of data-dir backup `id` (manifest first), like [`Self::delete_backup`].
-    pub async fn delete_datadir_backup(
+    pub(crate) async fn delete_datadir_backup(
         &self,
         id: &BackupId,
     ) -> Result<Vec<StoredObject>, StoreError> {

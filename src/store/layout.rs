@@ -97,7 +97,7 @@ pub(crate) fn prefix_under(dir: &str, id: &BackupId) -> String {
 /// The backup whose prefix holds object `key` (`backups/<id>/...`), if any. A manifest's
 /// segment keys may point under another backup's prefix (incremental backups); this says
 /// which backups a manifest's segments live in.
-pub fn backup_of_key(key: &str) -> Option<BackupId> {
+pub(crate) fn backup_of_key(key: &str) -> Option<BackupId> {
     let rest = key.strip_prefix(BACKUPS_DIR)?.strip_prefix('/')?;
     let (id, inside) = rest.split_once('/')?;
     if inside.is_empty() {
@@ -123,7 +123,7 @@ pub fn segment_key(
 
 /// Whether `key` is exactly the key [`segment_key`] builds for this segment, under the
 /// prefix of the backup `key` names (a parent's, for a carried segment).
-pub fn segment_key_matches(
+pub(crate) fn segment_key_matches(
     key: &str,
     topic: &str,
     partition: i32,
@@ -137,7 +137,7 @@ pub fn segment_key_matches(
 /// Makes a topic name safe as one key segment on every store: bytes outside
 /// `[A-Za-z0-9._-]` become `~XX` (hex), as does the whole name when it is `.` or `..`
 /// (Kafka forbids both, but a key must never walk up). The mapping is one-to-one.
-pub fn escape_topic(topic: &str) -> String {
+pub(crate) fn escape_topic(topic: &str) -> String {
     let whole_name_unsafe = topic.is_empty() || topic == "." || topic == "..";
     let mut out = String::with_capacity(topic.len());
     for byte in topic.bytes() {

@@ -23,17 +23,17 @@ use super::{Location, StoreError};
 use crate::archive::BackupId;
 
 /// How often a holder rewrites its lock object.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// A lock whose object has not been rewritten for this long belongs to a run that crashed
 /// (or lost the store), and is ignored.
-pub const STALE_AFTER: Duration = Duration::from_secs(5 * 60);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(5 * 60);
 /// How long a backup, restore or verify waits for a running prune to finish.
-pub const PRUNE_WAIT: Duration = Duration::from_secs(10 * 60);
+pub(crate) const PRUNE_WAIT: Duration = Duration::from_secs(10 * 60);
 /// How often a waiting run looks again.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// Lock objects are small JSON documents; this version is checked by readers.
-pub const LOCK_FORMAT_VERSION: u32 = 1;
+pub(crate) const LOCK_FORMAT_VERSION: u32 = 1;
 
 /// What a lock's holder is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ pub enum LockKind {
 
 impl LockKind {
     /// Prune is the only exclusive kind: it deletes.
-    pub fn exclusive(self) -> bool {
+    pub(crate) fn exclusive(self) -> bool {
         self == LockKind::Prune
     }
 
@@ -65,32 +65,32 @@ impl LockKind {
 
 /// The content of one lock object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockInfo {
-    pub format_version: u32,
-    pub lock_id: String,
-    pub kind: LockKind,
-    pub exclusive: bool,
-    pub hostname: String,
-    pub pid: u32,
+pub(crate) struct LockInfo {
+    pub(crate) format_version: u32,
+    pub(crate) lock_id: String,
+    pub(crate) kind: LockKind,
+    pub(crate) exclusive: bool,
+    pub(crate) hostname: String,
+    pub(crate) pid: u32,
     /// The holder's pid namespace (`/proc/self/ns/pid`): host name and pid identify a
     /// process only within one (pods on the host network share a host name, all pid 1).
     #[serde(default)]
-    pub pid_namespace: String,
+    pub(crate) pid_namespace: String,
     /// RFC 3339, the holder's clock.
-    pub started_at: String,
+    pub(crate) started_at: String,
     /// RFC 3339, the holder's clock (informational: staleness uses the store's time).
-    pub refreshed_at: String,
+    pub(crate) refreshed_at: String,
     /// Logical backups (`backups/<id>/`) this run writes or reads.
     #[serde(default)]
-    pub backups: BTreeSet<BackupId>,
+    pub(crate) backups: BTreeSet<BackupId>,
     /// Data-dir backups (`datadir/<id>/`) this run writes or reads.
     #[serde(default)]
-    pub datadir_backups: BTreeSet<BackupId>,
+    pub(crate) datadir_backups: BTreeSet<BackupId>,
 }
 
 impl LockInfo {
     /// "backup on host h (pid 7) since 2026-12-02T10:00:00Z": for messages and reasons.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "{} on host {} (pid {}) since {}",
             self.kind.name(),
@@ -106,8 +106,8 @@ impl LockInfo {
 pub struct HeldLock {
     pub key: String,
     /// `None` when the object is not a lock this kafkasnap can read.
-    pub info: Option<LockInfo>,
-    pub last_modified: SystemTime,
+    pub(crate) info: Option<LockInfo>,
+    pub(crate) last_modified: SystemTime,
 }
 
 impl HeldLock {
@@ -126,7 +126,7 @@ impl HeldLock {
 /// The locks at a location, split by whether their holder may still be running.
 #[derive(Debug, Clone, Default)]
 pub struct LockListing {
-    pub live: Vec<HeldLock>,
+    pub(crate) live: Vec<HeldLock>,
     pub stale: Vec<HeldLock>,
 }
 
@@ -319,25 +319,20 @@ impl LocationLock {
         })
     }
 
-    /// The lock object's key.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     /// Adds `id` to the logical backups this lock protects, and rewrites the lock now.
-    pub async fn protect(&self, id: BackupId) -> Result<(), StoreError> {
+    pub(crate) async fn protect(&self, id: BackupId) -> Result<(), StoreError> {
         self.info.lock().expect("lock info").backups.insert(id);
         self.refresh().await
     }
 
     /// Rewrites the lock object now.
-    pub async fn refresh(&self) -> Result<(), StoreError> {
+    pub(crate) async fn refresh(&self) -> Result<(), StoreError> {
         refresh_once(&self.location, &self.key, &self.info, &self.refreshed).await
     }
 
     /// Fails when the lock may have looked stale to others: call it right before
     /// publishing. `what` says what that means for this run.
-    pub async fn check_held(&self, what: &'static str) -> Result<(), LockError> {
+    pub(crate) async fn check_held(&self, what: &'static str) -> Result<(), LockError> {
         let since = *self.refreshed.lock().expect("refresh time");
         let refreshed = self.refresh().await;
         let gap = since.elapsed();

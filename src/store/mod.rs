@@ -10,12 +10,12 @@ mod lock;
 mod objects;
 
 pub use backups::BackupListing;
-pub use layout::{backup_of_key, escape_topic, segment_key, segment_key_matches};
+pub use layout::segment_key;
+pub(crate) use layout::{backup_of_key, segment_key_matches};
 pub use location::{Location, StoreOptions};
-pub use lock::{
-    list_locks, release_held_locks, LocationLock, LockError, LockInfo, LockKind, LockListing,
-};
-pub use objects::{ObjectWriter, StoredObject};
+pub use lock::{list_locks, release_held_locks, LocationLock, LockKind, LockListing};
+pub(crate) use lock::{LockError, LockInfo};
+pub(crate) use objects::StoredObject;
 
 /// What can go wrong reaching or using a backup location. Every variant names the location
 /// or object key; credentials are never part of a message.

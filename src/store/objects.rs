@@ -25,16 +25,16 @@ const STREAM_PART_CONCURRENCY: usize = 2;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
     /// Key relative to the location root.
-    pub key: String,
-    pub size: u64,
+    pub(crate) key: String,
+    pub(crate) size: u64,
 }
 
 /// One listed object with the store's last-modified time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ListedObject {
-    pub key: String,
-    pub size: u64,
-    pub last_modified: std::time::SystemTime,
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    pub(crate) last_modified: std::time::SystemTime,
 }
 
 impl Location {
@@ -105,7 +105,7 @@ impl Location {
         }
     }
 
-    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let get_err = |source| self.read_error(key, source);
         let result = self.store.get(&Path::from(key)).await.map_err(get_err)?;
         result.bytes().await.map_err(get_err)
@@ -114,7 +114,7 @@ impl Location {
     /// An object the caller knows the size of (a segment the manifest lists): when the
     /// store's metadata gives another size, [`StoreError::WrongSize`] before the body is read,
     /// so a planted or swapped object of any size costs no memory.
-    pub async fn get_sized(&self, key: &str, expected: u64) -> Result<Bytes, StoreError> {
+    pub(crate) async fn get_sized(&self, key: &str, expected: u64) -> Result<Bytes, StoreError> {
         let get_err = |source| self.read_error(key, source);
         let result = self.store.get(&Path::from(key)).await.map_err(get_err)?;
         if result.meta.size != expected {
@@ -129,7 +129,11 @@ impl Location {
     }
 
     /// Streams an object through `visit` chunk by chunk (no whole-object buffer).
-    pub async fn stream(&self, key: &str, mut visit: impl FnMut(&[u8])) -> Result<(), StoreError> {
+    pub(crate) async fn stream(
+        &self,
+        key: &str,
+        mut visit: impl FnMut(&[u8]),
+    ) -> Result<(), StoreError> {
         use futures::StreamExt;
         let get_err = |source| self.read_error(key, source);
         let result = self.store.get(&Path::from(key)).await.map_err(get_err)?;
@@ -142,7 +146,7 @@ impl Location {
 
     /// An object's bytes as a stream of chunks (no whole-object buffer), for readers that
     /// hand them to another task.
-    pub async fn chunks(
+    pub(crate) async fn chunks(
         &self,
         key: &str,
     ) -> Result<stream::BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
@@ -290,7 +294,7 @@ impl ObjectWriter {
 
     /// Abandons the upload; best effort (a store that cannot abort leaves parts for its
     /// own lifecycle rules, never a visible object).
-    pub async fn abort(mut self) {
+    pub(crate) async fn abort(mut self) {
         let _ = self.writer.abort().await;
     }
 }

@@ -15,8 +15,8 @@ pub struct PartitionComparison {
     pub partition: i32,
     pub backup_records: u64,
     pub live_records: Option<u64>,
-    pub backup_hash: String,
-    pub live_hash: Option<String>,
+    pub(crate) backup_hash: String,
+    pub(crate) live_hash: Option<String>,
     pub matches: bool,
     pub note: Option<String>,
 }

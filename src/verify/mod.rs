@@ -14,7 +14,7 @@ use crate::Error;
 
 mod live;
 
-pub use live::{compare_with_cluster, PartitionComparison};
+pub use live::compare_with_cluster;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ArchiveReport {
@@ -30,7 +30,7 @@ pub struct ArchiveReport {
     /// when an object is missing or failed its check.
     pub records_decoded: bool,
     /// The manifest itself is damaged (not a readable manifest): nothing else was checked.
-    pub manifest_damaged: bool,
+    pub(crate) manifest_damaged: bool,
     pub problems: Vec<ObjectProblem>,
 }
 
