@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 
 use crate::archive::{
-    self, DatadirManifest, Encryption, EncryptionKey, Manifest, SegmentRecords, SegmentRef,
+    self, DatadirManifest, Encryption, EncryptionKey, KeyFit, Manifest, SegmentRecords, SegmentRef,
     StreamOpener,
 };
 use crate::store::{BackupListing, Location, StoreError};
@@ -78,7 +78,7 @@ pub async fn read_manifest(
 /// Whether a manifest that says `encryption` must carry a seal that checks under `given`:
 /// it says it is encrypted with that very key.
 fn sealed_under(encryption: Option<&Encryption>, given: &EncryptionKey) -> bool {
-    encryption.is_some_and(|encryption| encryption.key_id == given.id())
+    matches!(KeyFit::of(encryption, Some(given)), KeyFit::SameKey(_))
 }
 
 /// The verdict on an encrypted manifest's `seal` (`None`: there is none), checked with
@@ -365,22 +365,22 @@ fn key_for(
     encryption: Option<&Encryption>,
     given: Option<&EncryptionKey>,
 ) -> Result<Option<EncryptionKey>, Error> {
-    match (encryption, given) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(Error::NotEncrypted {
+    match KeyFit::of(encryption, given) {
+        KeyFit::Plaintext => Ok(None),
+        KeyFit::NotEncrypted => Err(Error::NotEncrypted {
             backup_id: backup_id.to_string(),
         }),
-        (Some(encryption), None) => Err(Error::KeyRequired {
+        KeyFit::KeyMissing(encryption) => Err(Error::KeyRequired {
             backup_id: backup_id.to_string(),
             cipher: encryption.cipher.to_string(),
             key_id: encryption.key_id.clone(),
         }),
-        (Some(encryption), Some(key)) if encryption.key_id != key.id() => Err(Error::WrongKey {
+        KeyFit::OtherKey { recorded, given } => Err(Error::WrongKey {
             backup_id: backup_id.to_string(),
-            expected: encryption.key_id.clone(),
-            actual: key.id().to_string(),
+            expected: recorded.key_id.clone(),
+            actual: given.id().to_string(),
         }),
-        (Some(_), Some(key)) => Ok(Some(key.clone())),
+        KeyFit::SameKey(key) => Ok(Some(key.clone())),
     }
 }
 

@@ -63,6 +63,44 @@ pub struct Encryption {
     pub key_id: String,
 }
 
+/// How the key given for a backup stands to the `encryption` its manifest records. A backup,
+/// and with it an incremental chain, is encrypted throughout or not at all, under one key: a
+/// manifest names one key for all the segments it lists, its parent's included. So the only
+/// keys that fit are none for a plaintext backup and that very key (by key id) for an
+/// encrypted one; reading, continuing a chain and authenticating a manifest all ask this.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyFit<'a> {
+    /// Plaintext, and no key given.
+    Plaintext,
+    /// Encrypted under the given key.
+    SameKey(&'a EncryptionKey),
+    /// Encrypted, and no key given.
+    KeyMissing(&'a Encryption),
+    /// Encrypted under another key than the given one.
+    OtherKey {
+        recorded: &'a Encryption,
+        given: &'a EncryptionKey,
+    },
+    /// Plaintext, and a key given.
+    NotEncrypted,
+}
+
+impl KeyFit<'_> {
+    /// How `given` fits a backup whose manifest records `encryption`.
+    pub(crate) fn of<'a>(
+        encryption: Option<&'a Encryption>,
+        given: Option<&'a EncryptionKey>,
+    ) -> KeyFit<'a> {
+        match (encryption, given) {
+            (None, None) => KeyFit::Plaintext,
+            (None, Some(_)) => KeyFit::NotEncrypted,
+            (Some(encryption), None) => KeyFit::KeyMissing(encryption),
+            (Some(encryption), Some(key)) if encryption.key_id == key.id() => KeyFit::SameKey(key),
+            (Some(recorded), Some(given)) => KeyFit::OtherKey { recorded, given },
+        }
+    }
+}
+
 /// Why a key file's contents are not a key. The contents themselves are never shown.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyFileError {

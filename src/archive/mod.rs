@@ -26,8 +26,8 @@ pub use datadir_manifest::{
     DATADIR_FORMAT_VERSION,
 };
 pub(crate) use datadir_manifest::{DatadirFile, DATADIR_SEALED_FROM_FORMAT_VERSION};
-pub(crate) use encryption::Encryption;
 pub use encryption::EncryptionKey;
+pub(crate) use encryption::{Encryption, KeyFit};
 pub(crate) use manifest::parse_versioned;
 pub use manifest::{
     ArchiveKind, Manifest, PartitionBackup, SegmentRef, SourceCluster, TopicBackup, Totals,

@@ -13,13 +13,14 @@
 //! collapsed or restarted) the partition is backed up in full, with a warning.
 //!
 //! A chain is encrypted throughout or not at all, under one key: a manifest names one key
-//! for all the segments it lists, its parent's included.
+//! for all the segments it lists, its parent's included (`archive::KeyFit` is that rule).
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::archive::{
-    record_digest, EncryptionKey, Manifest, PartitionBackup, SegmentRef, SEALED_FROM_FORMAT_VERSION,
+    record_digest, EncryptionKey, KeyFit, Manifest, PartitionBackup, SegmentRef,
+    SEALED_FROM_FORMAT_VERSION,
 };
 use crate::kafka::{
     probe_partitions, ClientSettings, KafkaError, PartitionTask, ProbeRequest, ProbeResult,
@@ -39,25 +40,24 @@ pub(crate) struct Carried {
     pub(crate) first_timestamp: Option<i64>,
 }
 
-/// Refuses to continue from `parent` with `encryption_key` unless both are plaintext or
-/// both use the same key (checked by key id, before any object is read or written).
+/// Refuses to continue from `parent` with `encryption_key` unless the key fits it (both
+/// plaintext, or the same key: [`KeyFit`]), checked before any object is read or written.
 pub(crate) fn check_parent_key(
     parent: &Manifest,
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<(), Error> {
-    let problem = match (&parent.encryption, encryption_key) {
-        (None, None) => return Ok(()),
-        (Some(encryption), Some(key)) if encryption.key_id == key.id() => return Ok(()),
-        (Some(encryption), None) => format!(
+    let problem = match KeyFit::of(parent.encryption.as_ref(), encryption_key) {
+        KeyFit::Plaintext | KeyFit::SameKey(_) => return Ok(()),
+        KeyFit::KeyMissing(encryption) => format!(
             "it is encrypted (key id {}) and no --key-file was given; give its key, or take a full backup (without --incremental)",
             encryption.key_id
         ),
-        (Some(encryption), Some(key)) => format!(
+        KeyFit::OtherKey { recorded, given } => format!(
             "the key does not match the one it was encrypted with (key id {}, yours {}); an incremental backup must use its parent's key: give that key, or take a full backup (without --incremental) to start a chain with the new key",
-            encryption.key_id,
-            key.id()
+            recorded.key_id,
+            given.id()
         ),
-        (None, Some(_)) => "it is not encrypted, and one backup cannot hold both plaintext and encrypted segments; take a full backup (without --incremental) to start an encrypted chain".to_string(),
+        KeyFit::NotEncrypted => "it is not encrypted, and one backup cannot hold both plaintext and encrypted segments; take a full backup (without --incremental) to start an encrypted chain".to_string(),
     };
     Err(Error::ChainEncryption {
         parent: parent.backup_id.to_string(),

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::policy::{decide, Candidate, LeftAlone, Policy, Reason};
 use super::RetentionError;
-use crate::archive::{BackupId, EncryptionKey, Manifest, CLOCK_SKEW_ALLOWANCE};
+use crate::archive::{BackupId, EncryptionKey, KeyFit, Manifest, CLOCK_SKEW_ALLOWANCE};
 use crate::store::{backup_of_key, BackupListing, Location, LockInfo, LockListing, StoredObject};
 use crate::Error;
 
@@ -166,14 +166,14 @@ async fn read_published(
     };
     match crate::read::read_manifest(location, id, Some(key)).await {
         Ok(manifest) => {
-            let unauthenticated = match &manifest.encryption {
-                None => Some("its manifest is not encrypted, so it cannot be authenticated under the given key (prune without --key-file applies the rules to it)".to_string()),
-                Some(e) if e.key_id != key.id() => Some(format!(
+            let unauthenticated = match KeyFit::of(manifest.encryption.as_ref(), Some(key)) {
+                KeyFit::NotEncrypted => Some("its manifest is not encrypted, so it cannot be authenticated under the given key (prune without --key-file applies the rules to it)".to_string()),
+                KeyFit::OtherKey { recorded, given } => Some(format!(
                     "it is encrypted with key id {}, not the given key id {}, so its manifest cannot be authenticated",
-                    e.key_id,
-                    key.id()
+                    recorded.key_id,
+                    given.id()
                 )),
-                Some(_) => None,
+                KeyFit::SameKey(_) | KeyFit::Plaintext | KeyFit::KeyMissing(_) => None,
             };
             Ok(Published {
                 manifest,
@@ -260,17 +260,17 @@ async fn datadir_unauthenticated(
     key: &EncryptionKey,
 ) -> Result<Option<String>, RetentionError> {
     match crate::read::open_datadir_backup(location, Some(&id.to_string()), Some(key)).await {
-        Ok(manifest) => Ok(match &manifest.encryption {
-            None => Some(
+        Ok(manifest) => Ok(match KeyFit::of(manifest.encryption.as_ref(), Some(key)) {
+            KeyFit::NotEncrypted => Some(
                 "its manifest is not encrypted, so it cannot be authenticated under the given key"
                     .into(),
             ),
-            Some(e) if e.key_id != key.id() => Some(format!(
+            KeyFit::OtherKey { recorded, given } => Some(format!(
                 "it is encrypted with key id {}, not the given key id {}",
-                e.key_id,
-                key.id()
+                recorded.key_id,
+                given.id()
             )),
-            Some(_) => None,
+            KeyFit::SameKey(_) | KeyFit::Plaintext | KeyFit::KeyMissing(_) => None,
         }),
         Err(Error::ManifestDamaged { source, .. }) if source.is_about_the_seal() => {
             Ok(Some(format!("its manifest is not authenticated: {source}")))
