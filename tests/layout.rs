@@ -13,11 +13,12 @@ const LAYERS: &[&[&str]] = &[
         "datadir",
         "kafka",
         "store",
+        "k8s",
         "topic_map",
         "progress",
         "metrics",
     ],
-    &["k8s", "error"],
+    &["error"],
     &["read", "write", "selection"],
     &["backup", "restore", "verify", "retention", "physical"],
 ];

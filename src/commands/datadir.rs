@@ -9,7 +9,7 @@ use kafkasnap::datadir::{inspect_path, MetadataMode, ProblemKind, Report};
 use kafkasnap::k8s::{default_client, HelperPodSpec, K8sError, PodTarget, StatefulSetRef};
 use kafkasnap::physical::{
     backup_datadir, backup_datadir_stopped, restore_datadir, DatadirBackupOptions,
-    DatadirRestoreOptions, StoppedBackupOptions,
+    DatadirRestoreOptions, PhysicalError, StoppedBackupOptions,
 };
 use kafkasnap::progress::human_bytes;
 use kafkasnap::read::{key_for_datadir_backup, open_datadir_backup};
@@ -280,7 +280,10 @@ async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Ou
     let report = restore_datadir(client, &location, &manifest, &options)
         .await
         .map_err(|err| match err {
-            K8sError::Interrupted => anyhow::Error::from(kafkasnap::Error::Interrupted).context(
+            PhysicalError::K8s(K8sError::Interrupted) => anyhow::Error::from(
+                kafkasnap::Error::Interrupted,
+            )
+            .context(
                 "the restore was stopped; if it had started writing, the volume holds a partial \
                  restore: empty it and run the restore again",
             ),
@@ -323,9 +326,9 @@ fn helper_spec(namespace: &str, args: &HelperPodArgs, purpose: &'static str) -> 
 }
 
 /// Ctrl-C / SIGTERM ends with the interrupted exit code (130) like every other command.
-fn interrupted(err: K8sError) -> anyhow::Error {
+fn interrupted(err: PhysicalError) -> anyhow::Error {
     match err {
-        K8sError::Interrupted => kafkasnap::Error::Interrupted.into(),
+        PhysicalError::K8s(K8sError::Interrupted) => kafkasnap::Error::Interrupted.into(),
         err => err.into(),
     }
 }

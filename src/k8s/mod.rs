@@ -1,6 +1,7 @@
 //! Kubernetes transport: a command run in a pod through the exec API (its stdout streamed
 //! out, its stdin fed), the helper pod, pods, the StatefulSet, and the errors of data-dir
-//! operations over them. What is done with the streams lives in `physical`.
+//! operations over them. What is done with the streams lives in `physical`, whose
+//! `PhysicalError` adds the archive's failures (reading, storing, locking, sealing) to these.
 //!
 //! Everything takes a [`kube::Client`] so that callers choose how to reach the cluster
 //! ([`default_client`] does what kubectl does; tests point one at a loopback server).
@@ -18,8 +19,6 @@ pub use statefulset::StatefulSetRef;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::store::StoreError;
-
 /// Resolves once `flag` is set (Ctrl-C / SIGTERM), checked a few times a second.
 pub(crate) async fn cancelled(flag: &AtomicBool) {
     while !flag.load(Ordering::Relaxed) {
@@ -28,13 +27,13 @@ pub(crate) async fn cancelled(flag: &AtomicBool) {
 }
 
 /// `work`, unless `flag` is set first: then [`K8sError::Interrupted`].
-pub(crate) async fn interruptible<T>(
+pub(crate) async fn interruptible<T, E: From<K8sError>>(
     flag: &AtomicBool,
-    work: impl std::future::Future<Output = Result<T, K8sError>>,
-) -> Result<T, K8sError> {
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     tokio::select! {
         done = work => done,
-        () = cancelled(flag) => Err(K8sError::Interrupted),
+        () = cancelled(flag) => Err(K8sError::Interrupted.into()),
     }
 }
 
@@ -140,15 +139,6 @@ pub enum K8sError {
         replicas: i32,
         command: String,
     },
-    #[error(
-        "cannot read the archive {key}: {source}; nothing was written: check the location \
-         and run the restore again"
-    )]
-    ArchiveRead {
-        key: String,
-        #[source]
-        source: Box<StoreError>,
-    },
     #[error("{problem}; nothing was written")]
     RestoreRefused { problem: String },
     #[error(
@@ -219,27 +209,4 @@ pub enum K8sError {
         #[source]
         source: std::io::Error,
     },
-    #[error("storing the data directory of pod {namespace}/{pod} failed: {source}")]
-    Store {
-        namespace: String,
-        pod: String,
-        #[source]
-        source: Box<StoreError>,
-    },
-    #[error("data-dir backup of pod {namespace}/{pod}: {source}")]
-    Lock {
-        namespace: String,
-        pod: String,
-        #[source]
-        source: Box<crate::store::LockError>,
-    },
-    #[error("sealing the manifest of the data-dir backup of pod {namespace}/{pod} failed: {source}; nothing was published")]
-    Seal {
-        namespace: String,
-        pod: String,
-        #[source]
-        source: crate::archive::ArchiveError,
-    },
-    #[error("compression {0} is not available for data-dir archives; use zstd or gzip")]
-    UnsupportedCompression(crate::archive::Compression),
 }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::chunk_reader::ChunkReader;
 use super::tar_index::{index_tar, TarIndex};
+use super::PhysicalError;
 use crate::archive::{
     BackupId, Compression, DatadirArchive, DatadirKind, DatadirManifest, DatadirMode,
     DatadirSource, EncryptionKey, StreamSealer, DATADIR_FORMAT_VERSION,
@@ -51,7 +52,7 @@ pub async fn backup_datadir(
     client: kube::Client,
     location: &Location,
     options: &DatadirBackupOptions,
-) -> Result<DatadirManifest, K8sError> {
+) -> Result<DatadirManifest, PhysicalError> {
     let target = &options.target;
     let source = DatadirSource {
         namespace: target.namespace.clone(),
@@ -83,15 +84,15 @@ impl BackupLock {
         cancel: &AtomicBool,
         namespace: &str,
         pod: &str,
-    ) -> Result<BackupLock, K8sError> {
+    ) -> Result<BackupLock, PhysicalError> {
         let started = SystemTime::now();
         let id = BackupId::new(started);
         let lock =
             LocationLock::shared(location, LockKind::DatadirBackup, [], [id.clone()], cancel)
                 .await
                 .map_err(|err| match err {
-                    LockError::Interrupted { .. } => K8sError::Interrupted,
-                    err => K8sError::Lock {
+                    LockError::Interrupted { .. } => PhysicalError::K8s(K8sError::Interrupted),
+                    err => PhysicalError::Lock {
                         namespace: namespace.to_string(),
                         pod: pod.to_string(),
                         source: Box::new(err),
@@ -113,10 +114,10 @@ pub(crate) async fn stream_backup(
     options: &DatadirBackupOptions,
     source: DatadirSource,
     lock: &BackupLock,
-) -> Result<DatadirManifest, K8sError> {
+) -> Result<DatadirManifest, PhysicalError> {
     let compression = options.compression;
     if compression == Compression::None {
-        return Err(K8sError::UnsupportedCompression(compression));
+        return Err(PhysicalError::UnsupportedCompression(compression));
     }
     stream_under_lock(
         client,
@@ -138,7 +139,7 @@ async fn stream_under_lock(
     id: BackupId,
     started: SystemTime,
     lock: &LocationLock,
-) -> Result<DatadirManifest, K8sError> {
+) -> Result<DatadirManifest, PhysicalError> {
     let compression = options.compression;
     let target = &options.target;
     let mut writer = location.datadir_archive_writer(&id, compression);
@@ -200,7 +201,7 @@ async fn stream_under_lock(
         // The stages behind stop as their queues close; the reader may be waiting for tar.
         reader.abort();
         writer.abort().await;
-        return Err(K8sError::Interrupted);
+        return Err(K8sError::Interrupted.into());
     }
     let read = reader.await.expect("the exec reader does not panic");
     let packed = compressor.await.expect("compression does not panic");
@@ -214,7 +215,7 @@ async fn stream_under_lock(
             return Err(err);
         }
     };
-    let store_err = |source| K8sError::Store {
+    let store_err = |source| PhysicalError::Store {
         namespace: target.namespace.clone(),
         pod: target.pod.clone(),
         source: Box::new(source),
@@ -249,7 +250,7 @@ async fn stream_under_lock(
     };
     lock.check_held("the data-dir backup was not published")
         .await
-        .map_err(|err| K8sError::Lock {
+        .map_err(|err| PhysicalError::Lock {
             namespace: target.namespace.clone(),
             pod: target.pod.clone(),
             source: Box::new(err),
@@ -261,7 +262,7 @@ async fn stream_under_lock(
         .map_err(store_err)?;
     let bytes = manifest.to_json();
     if let Some(key) = &options.encryption_key {
-        let seal_err = |source| K8sError::Seal {
+        let seal_err = |source| PhysicalError::Seal {
             namespace: target.namespace.clone(),
             pod: target.pod.clone(),
             source,
@@ -291,10 +292,10 @@ fn check(
     upload_error: Option<crate::store::StoreError>,
     packed: io::Result<Option<Packed>>,
     index: io::Result<TarIndex>,
-) -> Result<(Vec<String>, Packed, TarIndex), K8sError> {
+) -> Result<(Vec<String>, Packed, TarIndex), PhysicalError> {
     let warnings = read?;
     if let Some(source) = upload_error {
-        return Err(K8sError::Store {
+        return Err(PhysicalError::Store {
             namespace: target.namespace.clone(),
             pod: target.pod.clone(),
             source: Box::new(source),
@@ -316,7 +317,8 @@ fn check(
             namespace: target.namespace.clone(),
             pod: target.pod.clone(),
             source: "the backup pipeline stopped early".into(),
-        }),
+        }
+        .into()),
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::restore_stream::{inspect, spawn_reader, tar_stream, InspectError, Inspection};
 use super::stopped::{with_cleanup, Downtime};
+use super::PhysicalError;
 use crate::archive::{DatadirManifest, EncryptionKey};
 use crate::k8s::exec_stdin::StdinExec;
 use crate::k8s::helper_pod::{HelperPod, HelperPodSpec, HELPER_MOUNT_PATH};
@@ -90,7 +91,7 @@ pub async fn restore_datadir(
     location: &Location,
     manifest: &DatadirManifest,
     options: &DatadirRestoreOptions,
-) -> Result<RestoreReport, K8sError> {
+) -> Result<RestoreReport, PhysicalError> {
     let mut warnings = Vec::new();
     let cancel = &options.cancel;
     let spec = HelperPodSpec {
@@ -135,6 +136,7 @@ pub async fn restore_datadir(
     with_cleanup(outcome, cleanup, |_| {
         "the restore itself succeeded".to_string()
     })
+    .map_err(PhysicalError::from)
 }
 
 /// No pod may use the volume and the StatefulSet must be at 0 (else warnings, with --force).
@@ -206,7 +208,7 @@ async fn check_archive(
     location: &Location,
     manifest: &DatadirManifest,
     options: &DatadirRestoreOptions,
-) -> Result<Inspection, K8sError> {
+) -> Result<Inspection, PhysicalError> {
     let key = manifest.archive.key.clone();
     let (stored, reader) = spawn_reader(location, &key);
     let rewrite = options.rewrite_cluster_id.clone();
@@ -225,23 +227,26 @@ async fn check_archive(
     let digest = reader
         .await
         .expect("the archive reader does not panic")
-        .map_err(|source| K8sError::ArchiveRead {
+        .map_err(|source| PhysicalError::ArchiveRead {
             key: key.clone(),
             source: Box::new(source),
         })?;
     if let Some(problem) = digest.mismatch(manifest) {
         return Err(K8sError::RestoreRefused {
             problem: format!("{problem}: the backup is damaged (`kafkasnap datadir verify`)"),
-        });
+        }
+        .into());
     }
     match inspected {
         Ok(inspection) => Ok(inspection),
         Err(InspectError::Hostile { entry, why }) => Err(K8sError::RestoreRefused {
             problem: format!("archive {key} holds a hostile entry {entry:?}: {why}"),
-        }),
+        }
+        .into()),
         Err(InspectError::Unreadable(source)) => Err(K8sError::RestoreRefused {
             problem: unreadable(&key, &source),
-        }),
+        }
+        .into()),
     }
 }
 

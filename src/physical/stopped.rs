@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::datadir_backup::{stream_backup, BackupLock, DatadirBackupOptions};
+use super::PhysicalError;
 use crate::archive::{Compression, DatadirManifest, DatadirMode, DatadirSource, EncryptionKey};
 use crate::k8s::helper_pod::{HelperPod, HelperPodSpec, HELPER_CONTAINER, HELPER_MOUNT_PATH};
 use crate::k8s::pods::wait_until_gone;
@@ -120,11 +121,11 @@ async fn bounded(
 
 /// Joins an operation's outcome with its cleanup's: a failed cleanup wins (the cluster needs
 /// a human now) and carries the operation's outcome in its message.
-pub(crate) fn with_cleanup<T>(
-    outcome: Result<T, K8sError>,
+pub(crate) fn with_cleanup<T, E: From<K8sError> + std::fmt::Display>(
+    outcome: Result<T, E>,
     cleanup: Result<(), (Vec<String>, Vec<String>)>,
     describe_success: impl FnOnce(&T) -> String,
-) -> Result<T, K8sError> {
+) -> Result<T, E> {
     match cleanup {
         Ok(()) => outcome,
         Err((failures, commands)) => {
@@ -141,7 +142,8 @@ pub(crate) fn with_cleanup<T>(
                 failures,
                 commands,
                 outcome,
-            })
+            }
+            .into())
         }
     }
 }
@@ -152,7 +154,7 @@ pub async fn backup_datadir_stopped(
     client: kube::Client,
     location: &Location,
     options: &StoppedBackupOptions,
-) -> Result<DatadirManifest, K8sError> {
+) -> Result<DatadirManifest, PhysicalError> {
     let statefulset = &options.statefulset;
     let original = statefulset
         .replicas(&client)
@@ -187,7 +189,7 @@ async fn stopped_backup(
     original: i32,
     downtime: &mut Downtime,
     lock: &BackupLock,
-) -> Result<DatadirManifest, K8sError> {
+) -> Result<DatadirManifest, PhysicalError> {
     let statefulset = &options.statefulset;
     let cancel = &options.cancel;
     let namespace = &statefulset.namespace;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::SinkExt;
 use kafkasnap::archive::{Compression, DatadirManifest};
 use kafkasnap::k8s::{K8sError, PodTarget};
-use kafkasnap::physical::{backup_datadir, DatadirBackupOptions};
+use kafkasnap::physical::{backup_datadir, DatadirBackupOptions, PhysicalError};
 use kafkasnap::store::Location;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
@@ -253,7 +253,7 @@ async fn run_backup(
     server: &ExecServer,
     dir: &Path,
     compression: Compression,
-) -> Result<DatadirManifest, K8sError> {
+) -> Result<DatadirManifest, PhysicalError> {
     let location = Location::open(dir.to_str().unwrap(), true).unwrap();
     tokio::time::timeout(
         Duration::from_secs(120),
@@ -425,10 +425,10 @@ async fn a_failed_tar_publishes_nothing() {
     assert!(
         matches!(
             err,
-            K8sError::CommandFailed {
+            PhysicalError::K8s(K8sError::CommandFailed {
                 exit_code: Some(2),
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -474,10 +474,10 @@ async fn files_changed_while_read_are_warnings() {
     assert!(
         matches!(
             err,
-            K8sError::CommandFailed {
+            PhysicalError::K8s(K8sError::CommandFailed {
                 exit_code: Some(1),
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -499,10 +499,17 @@ async fn a_stream_that_ends_without_a_status_is_an_error() {
             .unwrap_err();
         match ending {
             Ending::Abrupt => assert!(
-                matches!(err, K8sError::Stream { .. } | K8sError::NoExitStatus { .. }),
+                matches!(
+                    err,
+                    PhysicalError::K8s(K8sError::Stream { .. })
+                        | PhysicalError::K8s(K8sError::NoExitStatus { .. })
+                ),
                 "{err}"
             ),
-            _ => assert!(matches!(err, K8sError::NoExitStatus { .. }), "{err}"),
+            _ => assert!(
+                matches!(err, PhysicalError::K8s(K8sError::NoExitStatus { .. })),
+                "{err}"
+            ),
         }
         assert!(err.to_string().contains("messaging/kafka-0"), "{err}");
         assert_nothing_published(dir.path());
@@ -521,7 +528,10 @@ async fn a_forbidden_exec_names_the_pod_and_the_permission() {
     let err = run_backup(&server, dir.path(), Compression::Zstd)
         .await
         .unwrap_err();
-    assert!(matches!(err, K8sError::Exec { .. }), "{err}");
+    assert!(
+        matches!(err, PhysicalError::K8s(K8sError::Exec { .. })),
+        "{err}"
+    );
     let text = err.to_string();
     for part in [
         "messaging/kafka-0",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafkasnap::k8s::{K8sError, HELPER_POD_NAME};
+use kafkasnap::physical::PhysicalError;
 
 use crate::k8s_exec::assert_nothing_published;
 use crate::k8s_restore::{
@@ -29,9 +30,9 @@ fn exists_message(phase: &str) -> String {
     )
 }
 
-fn assert_exists(err: &K8sError, phase: &str) {
+fn assert_exists(err: &PhysicalError, phase: &str) {
     assert!(
-        matches!(err, K8sError::HelperPodExists { pod, .. } if pod == HELPER_POD_NAME),
+        matches!(err, PhysicalError::K8s(K8sError::HelperPodExists { pod, .. }) if pod == HELPER_POD_NAME),
         "{err}"
     );
     assert_eq!(err.to_string(), exists_message(phase));
@@ -184,7 +185,7 @@ async fn a_restore_that_may_not_list_pods_checks_the_broker_pod_and_says_so() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, K8sError::PvcInUse { pod, .. } if pod == BROKER_POD),
+        matches!(&err, PhysicalError::K8s(K8sError::PvcInUse { pod, .. }) if pod == BROKER_POD),
         "{err}"
     );
     assert_nothing_written(&cluster, target.path(), 0);

@@ -15,7 +15,7 @@ use kafkasnap::archive::{
 };
 use kafkasnap::k8s::{K8sError, StatefulSetRef};
 use kafkasnap::physical::{
-    backup_datadir_stopped, restore_datadir, DatadirRestoreOptions, RestoreReport,
+    backup_datadir_stopped, restore_datadir, DatadirRestoreOptions, PhysicalError, RestoreReport,
     StoppedBackupOptions,
 };
 use kafkasnap::store::Location;
@@ -62,7 +62,7 @@ pub(crate) async fn restore(
     backups: &Path,
     manifest: &DatadirManifest,
     options: &DatadirRestoreOptions,
-) -> Result<RestoreReport, K8sError> {
+) -> Result<RestoreReport, PhysicalError> {
     let location = Location::open(backups.to_str().unwrap(), false).unwrap();
     tokio::time::timeout(
         Duration::from_secs(120),
@@ -83,7 +83,10 @@ async fn refused(
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, K8sError::RestoreRefused { .. }), "{text}");
+    assert!(
+        matches!(err, PhysicalError::K8s(K8sError::RestoreRefused { .. })),
+        "{text}"
+    );
     text
 }
 
@@ -278,7 +281,7 @@ async fn a_volume_in_use_is_refused_naming_the_pod_unless_forced() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, K8sError::PvcInUse { pod, .. } if pod == "kafka-debug"),
+        matches!(&err, PhysicalError::K8s(K8sError::PvcInUse { pod, .. }) if pod == "kafka-debug"),
         "{err}"
     );
     assert!(err.to_string().contains("--force"), "{err}");
@@ -310,7 +313,10 @@ async fn a_volume_in_use_is_refused_naming_the_pod_unless_forced() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, K8sError::StatefulSetRunning { .. }), "{err}");
+    assert!(
+        matches!(err, PhysicalError::K8s(K8sError::StatefulSetRunning { .. })),
+        "{err}"
+    );
     assert!(
         err.to_string()
             .contains("kubectl -n messaging scale statefulset kafka --replicas=0"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use kafkasnap::archive::{Compression, DatadirManifest, DatadirMode};
 use kafkasnap::k8s::{HelperPodSpec, K8sError, StatefulSetRef, HELPER_POD_NAME};
-use kafkasnap::physical::{backup_datadir_stopped, StoppedBackupOptions};
+use kafkasnap::physical::{backup_datadir_stopped, PhysicalError, StoppedBackupOptions};
 use kafkasnap::store::Location;
 
 use crate::harness::{files_under, kafkasnap, stderr_of};
@@ -54,7 +54,7 @@ pub(crate) async fn backup(
     cluster: &MockCluster,
     dir: &Path,
     options: &StoppedBackupOptions,
-) -> Result<DatadirManifest, K8sError> {
+) -> Result<DatadirManifest, PhysicalError> {
     let location = Location::open(dir.to_str().unwrap(), true).unwrap();
     tokio::time::timeout(
         Duration::from_secs(120),
@@ -226,15 +226,19 @@ async fn a_failed_or_cut_tar_publishes_nothing_and_puts_the_statefulset_back() {
             ExecBehavior::FailAfter(..) => assert!(
                 matches!(
                     err,
-                    K8sError::CommandFailed {
+                    PhysicalError::K8s(K8sError::CommandFailed {
                         exit_code: Some(2),
                         ..
-                    }
+                    })
                 ),
                 "{err}"
             ),
             _ => assert!(
-                matches!(err, K8sError::Stream { .. } | K8sError::NoExitStatus { .. }),
+                matches!(
+                    err,
+                    PhysicalError::K8s(K8sError::Stream { .. })
+                        | PhysicalError::K8s(K8sError::NoExitStatus { .. })
+                ),
                 "{err}"
             ),
         }
@@ -267,7 +271,10 @@ async fn cancelling_mid_stream_puts_the_statefulset_back() {
         .expect("cancellation ends the backup promptly")
         .unwrap()
         .unwrap_err();
-    assert!(matches!(err, K8sError::Interrupted), "{err}");
+    assert!(
+        matches!(err, PhysicalError::K8s(K8sError::Interrupted)),
+        "{err}"
+    );
     assert_put_back(&cluster, dir.path(), 3);
 }
 
@@ -284,7 +291,10 @@ async fn a_stalled_stream_fails_naming_the_helper_and_puts_the_statefulset_back(
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, K8sError::Stalled { .. }), "{err}");
+    assert!(
+        matches!(err, PhysicalError::K8s(K8sError::Stalled { .. })),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
     let text = err.to_string();
     assert!(
@@ -303,7 +313,10 @@ async fn a_broker_pod_that_never_goes_times_out_and_is_scaled_back() {
     let mut options = options(Arc::default(), Duration::from_secs(60));
     options.wait_timeout = Duration::from_secs(1);
     let err = backup(&cluster, dir.path(), &options).await.unwrap_err();
-    assert!(matches!(err, K8sError::WaitTimedOut { .. }), "{err}");
+    assert!(
+        matches!(err, PhysicalError::K8s(K8sError::WaitTimedOut { .. })),
+        "{err}"
+    );
     assert!(
         err.to_string()
             .contains("pod messaging/kafka-0 to terminate"),
@@ -329,7 +342,10 @@ async fn a_failed_scale_back_is_loud_and_says_what_to_run() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, K8sError::CleanupFailed { .. }), "{err}");
+    assert!(
+        matches!(err, PhysicalError::K8s(K8sError::CleanupFailed { .. })),
+        "{err}"
+    );
     let text = err.to_string();
     for part in [
         "CLEANUP FAILED",
