@@ -3,10 +3,13 @@
 //! Usage:
 //!   bench_baseline fill BOOTSTRAP TOPIC PARTITIONS RECORDS VALUE_BYTES
 //!   bench_baseline consume BOOTSTRAP TOPIC PARTITIONS
+//!   bench_baseline dump RECORDS VALUE_BYTES FILE
 //!
 //! `fill` creates TOPIC and produces RECORDS reproducible order-event JSON records (key, one
 //! header, value padded to VALUE_BYTES with word-like text), round-robin over the partitions.
 //! `consume` reads every partition of TOPIC from offset 0 to end-of-partition.
+//! `dump` writes the records `fill` would produce to FILE as `key<TAB>value` lines, the input
+//! of kcat's produce baseline (`kcat -P -K '\t' -l FILE`; kcat sends no per-record header).
 //! BENCH_PRODUCER_CONFIG / BENCH_CONSUMER_CONFIG (`key=value,key=value`) override client settings.
 //! Both print one machine-readable line last:
 //!   RESULT mode=fill|consume records=N bytes=B seconds=S
@@ -33,7 +36,7 @@ use order_events::{splitmix, OrderEvents};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage:\n  bench_baseline fill BOOTSTRAP TOPIC PARTITIONS RECORDS VALUE_BYTES\n  bench_baseline consume BOOTSTRAP TOPIC PARTITIONS";
+const USAGE: &str = "usage:\n  bench_baseline fill BOOTSTRAP TOPIC PARTITIONS RECORDS VALUE_BYTES\n  bench_baseline consume BOOTSTRAP TOPIC PARTITIONS\n  bench_baseline dump RECORDS VALUE_BYTES FILE";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -43,6 +46,7 @@ async fn main() -> ExitCode {
             fill(&args[1], &args[2], &args[3], &args[4], &args[5]).await
         }
         Some("consume") if args.len() == 4 => consume(&args[1], &args[2], &args[3]),
+        Some("dump") if args.len() == 4 => dump(&args[1], &args[2], &args[3]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -185,6 +189,31 @@ async fn fill(
         );
     }
     report("fill", records, total_bytes, seconds);
+    Ok(())
+}
+
+/// Writes the data set `fill` produces as `key<TAB>value` lines (no tab or newline occurs in
+/// the generated keys and values; checked, so kcat cannot split a record wrongly).
+fn dump(records: &str, value_bytes: &str, path: &str) -> AnyResult<()> {
+    use std::io::Write;
+    let records: u64 = records.parse()?;
+    let data = DataSet::generate(records, value_bytes.parse()?);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    for index in 0..records as usize {
+        let (key, value, _) = data.record(index);
+        if key.contains(&b'\t') || [key, value].iter().any(|b| b.contains(&b'\n')) {
+            return Err(format!("record {index} holds a tab or newline").into());
+        }
+        out.write_all(key)?;
+        out.write_all(b"\t")?;
+        out.write_all(value)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    eprintln!(
+        "dump: {records} records, {} B key+value to {path}",
+        data.key_value_bytes()
+    );
     Ok(())
 }
 

@@ -8,6 +8,10 @@
 #   bare produce, idempotent: the same with enable.idempotence=true (what kafkasnap restore uses),
 #                  into its own fresh broker
 #   restore        kafkasnap restore of that rep's backup into a fresh broker C
+#   kcat consume   kcat -C of broker A to /dev/null (what a user would reach for instead)
+#   kcat produce   kcat -P of the same records (key<TAB>value lines, no header) into a fresh broker
+# and, once, a codec sweep (BENCH_CODECS): kafkasnap backup of broker A with each codec and level,
+# for speed, CPU seconds and archive size side by side;
 # then checks the restored record count with a bare consume of C; and, on a Kafka data directory
 # holding the same records (examples/bench_datadir generate: RecordBatch v2 segments, indexes,
 # checkpoints; the real broker data dir in ../shared/fixtures is copied in when present):
@@ -16,7 +20,11 @@
 #                  exec API (examples/bench_datadir serve) that runs the same tar for real and
 #                  sends its stdout as exec channel-1 frames; zstd -3 into a local directory
 #
-# Primary ratios are on records/s (byte accounting differs: the baseline counts key+value bytes,
+# The headline ratios are against kcat on wall time (kcat has no clock of its own; both sides pay
+# process start and connecting), with librdkafka from the confluent-kafka wheel (Debian's kcat
+# links librdkafka 2.0, which cannot talk to tansu). CPU seconds per GB (user + system of the
+# client process over key+value bytes) for every row. The bare rdkafka rows stay as the ceilings.
+# Other ratios are on records/s (byte accounting differs: the baseline counts key+value bytes,
 # kafkasnap backup's raw_bytes also counts its record framing and headers); MB/s on key+value
 # bytes is shown too. Data-dir ratios are on the tar stream's bytes over wall time, both sides.
 # Goals from docs (DESIGN.md "How fast is fast"): >= 0.9x, <= 256 MiB.
@@ -35,6 +43,8 @@
 #   BENCH_DATADIR_RECORDS=$BENCH_RECORDS   records in the generated data dir (~1.1 KB each at 1 KiB values)
 #   BENCH_FIXTURE_DATADIR=../shared/fixtures/kafka-bytes/ldi-poc-kraft-3.7-datadir (copied in if present)
 #   BENCH_PRODUCER_CONFIG / BENCH_CONSUMER_CONFIG   librdkafka overrides for the baseline
+#   BENCH_CODECS="zstd:3 zstd:1 zstd:-1 zstd:-3 lz4 none"   the codec sweep (empty: skip it)
+#   BENCH_KCAT=0                     skip the kcat rows
 set -euo pipefail
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -78,8 +88,8 @@ import json, sys
 out, parts = sys.argv[1], sys.argv[2:]
 variants = [json.load(open(p)) for p in parts]
 print("\n### summary: every ratio, both record sizes\n")
-print("| values | records | backup / bare consume | restore / bare produce | restore / idempotent produce | backup RSS MiB, 1x / 4x | restore RSS MiB, 1x / 4x |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
+print("| values | records | backup / kcat -C | restore / kcat -P | backup / bare consume | restore / bare produce | restore / idempotent produce | backup CPU s/GB | backup RSS MiB, 1x / 4x | restore RSS MiB, 1x / 4x |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for v in variants:
     p, r, m = v["params"], v["ratios"], v["medians"]
     scale = v.get("memory_scale", {})
@@ -87,9 +97,11 @@ for v in variants:
         one = scale.get(f"{step}_peak_rss_kib_1x")
         four = m[step]["peak_rss_kib"] / 1024
         return f"{one / 1024:.0f} / {four:.0f}" if one else f"{four:.0f}"
-    print(f"| {p['value_bytes']} B | {p['records']:,} | {r['backup_vs_consume_records_per_s']:.2f}x | "
+    kcat = lambda k: f"{r[k]:.2f}x" if k in r else "-"
+    print(f"| {p['value_bytes']} B | {p['records']:,} | {kcat('backup_vs_kcat_consume_wall')} | {kcat('restore_vs_kcat_produce_wall')} | "
+          f"{r['backup_vs_consume_records_per_s']:.2f}x | "
           f"{r['restore_vs_produce_records_per_s']:.2f}x | {r['restore_vs_idempotent_produce_records_per_s']:.2f}x | "
-          f"{rss('backup')} | {rss('restore')} |")
+          f"{m['backup']['cpu_seconds_per_gb']:.2f} | {rss('backup')} | {rss('restore')} |")
 open(out, "w").write(json.dumps({"variants": variants}, indent=2) + "\n")
 print(f"\nJSON (both sizes) written to {out}")
 PY
@@ -102,6 +114,13 @@ if [[ -z ${TANSU:-} && $BROKER_BENCH == 1 ]]; then
     TANSU=$KAFKASNAP_TANSU_BIN
 fi
 [[ $DATADIR_BENCH == 1 ]] && install_zstd_cli >&2
+KCAT_BENCH=${BENCH_KCAT:-1}
+[[ $BROKER_BENCH == 1 ]] || KCAT_BENCH=0
+if [[ $KCAT_BENCH == 1 ]]; then
+    install_kcat >&2
+fi
+CODECS=${BENCH_CODECS-zstd:3 zstd:1 zstd:-1 zstd:-3 lz4 none}
+[[ $BROKER_BENCH == 1 ]] || CODECS=
 KAFKASNAP=$CARGO_TARGET_DIR/release/kafkasnap
 BASELINE=$CARGO_TARGET_DIR/release/examples/bench_baseline
 DATADIR_TOOL=$CARGO_TARGET_DIR/release/examples/bench_datadir
@@ -189,6 +208,12 @@ result_field() {
     grep '^RESULT ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
+# kcat_end_offsets FILE: records kcat -C -e read from a topic that starts at offset 0 (the sum of
+# the offsets in its "Reached end of topic T [P] at offset N" lines).
+kcat_end_offsets() {
+    sed -n 's/.*Reached end of topic .* at offset \([0-9]*\).*/\1/p' "$1" | awk '{ s += $1 } END { print s + 0 }'
+}
+
 # expect_records WHAT GOT: every step must see exactly the records the fill wrote.
 expect_records() {
     [[ $2 == "$RECORDS" ]] || die "$1 saw $2 records, expected $RECORDS"
@@ -214,6 +239,10 @@ if [[ $BROKER_BENCH == 1 ]]; then
     step "$WORK/setup-fill" "$BASELINE" fill "$SOURCE_ADDR" "$TOPIC" "$PARTITIONS" "$RECORDS" "$VALUE_BYTES"
     expect_records "setup fill" "$(result_field "$WORK/setup-fill.out" records)"
     log "broker A ($SOURCE_ADDR) filled: $(tail -n 1 "$WORK/setup-fill.err")"
+    if [[ $KCAT_BENCH == 1 ]]; then
+        # kcat's input: the same records as key<TAB>value lines (generated before any clock).
+        step "$WORK/setup-dump" "$BASELINE" dump "$RECORDS" "$VALUE_BYTES" "$WORK/records.tsv"
+    fi
 fi
 
 # ---- the same records as a Kafka data directory, and the exec API serving it --------------------
@@ -299,7 +328,38 @@ for ((rep = 1; rep <= REPS; rep++)); do
     expect_records "consume of the restored topic" "$(result_field "$dir/check.out" records)"
     stop_bench_broker "$BROKER_PID"
 
+    if [[ $KCAT_BENCH == 1 ]]; then
+        # 5. kcat consume of broker A (every partition, to its end), output thrown away; the
+        #    record count comes from its "Reached end of topic ... at offset N" lines.
+        step "$dir/kcat-consume" bash -c '"$1" -C -b "$2" -t "$3" -o beginning -e -f "%k\t%s\n" >/dev/null' \
+            kcat "$KCAT" "$SOURCE_ADDR" "$TOPIC"
+        expect_records "kcat consume" "$(kcat_end_offsets "$dir/kcat-consume.err")"
+        log "  kcat consume:  $(cat "$dir/kcat-consume.wall")s wall"
+        # 6. kcat produce of the same records into a fresh broker (topic made first, as the fill
+        #    makes it), then count what landed there.
+        start_bench_broker "kcat$rep"
+        step "$dir/kcat-topic" "$BASELINE" fill "$BROKER_ADDR" "$TOPIC" "$PARTITIONS" 0 "$VALUE_BYTES"
+        step "$dir/kcat-produce" "$KCAT" -P -b "$BROKER_ADDR" -t "$TOPIC" -K '\t' -l "$WORK/records.tsv"
+        step "$dir/kcat-check" "$BASELINE" consume "$BROKER_ADDR" "$TOPIC" "$PARTITIONS"
+        expect_records "consume of kcat's topic" "$(result_field "$dir/kcat-check.out" records)"
+        log "  kcat produce:  $(cat "$dir/kcat-produce.wall")s wall"
+        stop_bench_broker "$BROKER_PID"
+    fi
+
     rm -rf "$dir/archive" # sizes are recorded; free the disk
+done
+rm -f "$WORK/records.tsv"
+
+# ---- codec sweep: one backup of broker A per codec and level ------------------------------------
+for codec in $CODECS; do
+    name=${codec/:/-}
+    args=(--compression "${codec%%:*}")
+    [[ $codec == *:* ]] && args+=(--level "${codec#*:}")
+    step "$WORK/codec-$name" "$KAFKASNAP" backup -b "$SOURCE_ADDR" --to "$WORK/codec-archive" \
+        --no-progress --output json "${args[@]}"
+    expect_records "backup $codec" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records"])' "$WORK/codec-$name.out")"
+    log "  codec $codec: $(cat "$WORK/codec-$name.wall")s wall"
+    rm -rf "$WORK/codec-archive"
 done
 
 # ---- memory against data size: backup and restore of a quarter of the records ------------------
@@ -323,6 +383,7 @@ fi
 
 # ---- summary: medians, ratios, markdown table, JSON ----------------------------------------------
 BROKER_BENCH=$BROKER_BENCH DATADIR_BENCH=$DATADIR_BENCH DATADIR_RECORDS=$DATADIR_RECORDS \
+KCAT_BENCH=$KCAT_BENCH CODECS="$CODECS" \
 python3 - "$WORK" "$REPS" "$RECORDS" "$VALUE_BYTES" "$PARTITIONS" "$OUT" "$LOAD_BEFORE" "$(nproc)" <<'PY'
 import json, os, re, statistics, sys
 from datetime import datetime
@@ -331,6 +392,7 @@ from pathlib import Path
 work, reps, records, value_bytes, partitions, out, load_before, cpus = sys.argv[1:9]
 work, reps = Path(work), int(reps)
 broker_bench, datadir_bench = os.environ["BROKER_BENCH"] == "1", os.environ["DATADIR_BENCH"] == "1"
+kcat_bench, codecs = os.environ["KCAT_BENCH"] == "1", os.environ["CODECS"].split()
 datadir_records = int(os.environ["DATADIR_RECORDS"])
 MB, MIB = 1e6, 1024 * 1024
 
@@ -387,11 +449,18 @@ if broker_bench:
             "seconds": restore["duration_seconds"], "wall_seconds": wall(d / "restore.wall"),
             "peak_rss_kib": peak_rss_kib(d / "restore.time"), "cpu_seconds": cpu_seconds(d / "restore.time"),
         }
+        if kcat_bench:
+            # kcat has no clock of its own: its wall time is its time.
+            for name, records_of in (("kcat-consume", int(records)), ("kcat-produce", int(records))):
+                secs = wall(d / f"{name}.wall")
+                run[name] = {"records": records_of, "bytes": kv_bytes, "seconds": secs, "wall_seconds": secs,
+                             "peak_rss_kib": peak_rss_kib(d / f"{name}.time"), "cpu_seconds": cpu_seconds(d / f"{name}.time")}
         for step in run.values():
             if isinstance(step, dict):
                 step["records_per_s"] = step["records"] / step["seconds"]
                 step["mb_per_s"] = step["bytes"] / MB / step["seconds"]
                 step["records_per_s_wall"] = step["records"] / step["wall_seconds"]
+                step["cpu_seconds_per_gb"] = step["cpu_seconds"] / (kv_bytes / 1e9)
         run["backup"]["raw_mb_per_s"] = run["backup"]["raw_bytes"] / MB / run["backup"]["seconds"]
         runs.append(run)
 
@@ -401,7 +470,10 @@ if broker_bench:
     steps = [("consume", "bare consume (rdkafka)"), ("backup", "kafkasnap backup"),
              ("produce", "bare produce (rdkafka)"), ("produce-idem", "bare produce, idempotent"),
              ("restore", "kafkasnap restore")]
-    medians = {s: {k: med(s, k) for k in ("records_per_s", "mb_per_s", "seconds", "wall_seconds", "records_per_s_wall", "peak_rss_kib", "cpu_seconds")} for s, _ in steps}
+    if kcat_bench:
+        steps[1:1] = [("kcat-consume", "kcat -C (consume)")]
+        steps[4:4] = [("kcat-produce", "kcat -P (produce)")]
+    medians = {s: {k: med(s, k) for k in ("records_per_s", "mb_per_s", "seconds", "wall_seconds", "records_per_s_wall", "peak_rss_kib", "cpu_seconds", "cpu_seconds_per_gb")} for s, _ in steps}
     medians["backup"]["raw_mb_per_s"] = med("backup", "raw_mb_per_s")
 
     def ratio(a, b, key="records_per_s"):
@@ -416,6 +488,9 @@ if broker_bench:
         "restore_vs_produce_records_per_s_wall": ratio("restore", "produce", "records_per_s_wall"),
         "restore_vs_idempotent_produce_records_per_s": ratio("restore", "produce-idem"),
     }
+    if kcat_bench:
+        ratios["backup_vs_kcat_consume_wall"] = ratio("backup", "kcat-consume", "records_per_s_wall")
+        ratios["restore_vs_kcat_produce_wall"] = ratio("restore", "kcat-produce", "records_per_s_wall")
     archive = {
         "key_value_bytes": kv_bytes,
         "raw_bytes": runs[-1]["backup"]["raw_bytes"],
@@ -426,13 +501,18 @@ if broker_bench:
 
     print(f"\n### kafkasnap bench: {records} records x {value_bytes} B values, {partitions} partitions, "
           f"{kv_bytes / MB:.1f} MB key+value, median of {reps} rep(s)\n")
-    print("| step | records/s | MB/s (key+value) | seconds (tool) | seconds (wall) | CPU seconds | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| step | records/s | MB/s (key+value) | seconds (tool) | seconds (wall) | CPU seconds | CPU s/GB | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for s, label in steps:
         m = medians[s]
         extra = f" ({m['raw_mb_per_s']:.1f} on raw_bytes)" if s == "backup" else ""
         print(f"| {label} | {m['records_per_s']:,.0f} | {m['mb_per_s']:.1f}{extra} | {m['seconds']:.2f} | "
-              f"{m['wall_seconds']:.2f} | {m['cpu_seconds']:.2f} | {m['peak_rss_kib'] / 1024:.0f} |")
+              f"{m['wall_seconds']:.2f} | {m['cpu_seconds']:.2f} | {m['cpu_seconds_per_gb']:.2f} | {m['peak_rss_kib'] / 1024:.0f} |")
+    if kcat_bench:
+        print("\n| ratio against kcat (of medians, wall time) | records/s | goal |")
+        print("|---|---:|---|")
+        print(f"| kafkasnap backup / kcat -C | {ratios['backup_vs_kcat_consume_wall']:.2f}x | >= 0.9x |")
+        print(f"| kafkasnap restore / kcat -P | {ratios['restore_vs_kcat_produce_wall']:.2f}x | >= 0.9x |")
     print("\nseconds (tool): the tool's own clock (bench_baseline excludes generating the data set, which it\n"
           "holds in memory: that is in its wall time, CPU seconds and peak RSS; kafkasnap restore's\n"
           "duration_seconds excludes its archive check pass). CPU seconds: user + system of the client\n"
@@ -460,6 +540,25 @@ if broker_bench:
                   "flat, <= 256 |")
         report["memory_scale"] = scale
     report.update({"setup_fill": setup, "medians": medians, "ratios": ratios, "archive": archive, "runs": runs})
+    if codecs:
+        sweep = []
+        for codec in codecs:
+            prefix = work / f"codec-{codec.replace(':', '-')}"
+            summary = json.loads(prefix.with_suffix(".out").read_text())
+            secs = wall(prefix.with_suffix(".wall"))
+            sweep.append({"codec": codec, "wall_seconds": secs, "records_per_s_wall": summary["records"] / secs,
+                          "cpu_seconds": cpu_seconds(prefix.with_suffix(".time")),
+                          "peak_rss_kib": peak_rss_kib(prefix.with_suffix(".time")),
+                          "stored_bytes": summary["stored_bytes"], "raw_bytes": summary["raw_bytes"]})
+        base = next((c for c in sweep if c["codec"] == "zstd:3"), sweep[0])
+        kcat_rate = medians["kcat-consume"]["records_per_s_wall"] if kcat_bench else None
+        print(f"\n| codec sweep (one backup each) | seconds (wall) | vs kcat -C | CPU s/GB | stored bytes | vs {base['codec']} size | peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for c in sweep:
+            vs_kcat = f"{c['records_per_s_wall'] / kcat_rate:.2f}x" if kcat_rate else ""
+            print(f"| {c['codec']} | {c['wall_seconds']:.2f} | {vs_kcat} | {c['cpu_seconds'] / (kv_bytes / 1e9):.2f} | "
+                  f"{c['stored_bytes']:,} | {c['stored_bytes'] / base['stored_bytes']:.2f} | {c['peak_rss_kib'] / 1024:.0f} |")
+        report["codec_sweep"] = sweep
 
 # ---- data-dir streaming against tar | zstd -3 ----
 if datadir_bench:

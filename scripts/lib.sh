@@ -79,6 +79,27 @@ install_python_client() {
     python3 -m pip install -q --disable-pip-version-check 'confluent-kafka>=2.3'
 }
 
+# kcat (Debian's) run against the newer librdkafka inside the confluent-kafka wheel: Debian's own
+# librdkafka 2.0 cannot talk to tansu. Sets KCAT to a wrapper that points the loader there.
+install_kcat() {
+  if ! command -v kcat >/dev/null 2>&1; then
+    echo "installing kcat"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+  fi
+  install_python_client
+  local libs wheel_lib dir="$KAFKASNAP_TOOLS_DIR/kcat"
+  libs="$(python3 -c 'import confluent_kafka, os; print(os.path.join(os.path.dirname(os.path.dirname(confluent_kafka.__file__)), "confluent_kafka.libs"))')"
+  wheel_lib="$(find "$libs" -name 'librdkafka*.so*' | head -n 1)"
+  [ -n "$wheel_lib" ] || { echo "no librdkafka in $libs" >&2; return 1; }
+  mkdir -p "$dir/lib"
+  ln -sf "$wheel_lib" "$dir/lib/librdkafka.so.1"
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec kcat "$@"\n' "$dir/lib" >"$dir/kcat"
+  chmod +x "$dir/kcat"
+  KCAT="$dir/kcat"
+  "$KCAT" -V | grep -q 'librdkafka 2\.\([1-9][0-9]\)' || { "$KCAT" -V >&2; echo "kcat does not run on the wheel's librdkafka" >&2; return 1; }
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

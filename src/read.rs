@@ -393,9 +393,11 @@ pub async fn read_segment(
 ) -> Result<SegmentRecords, Error> {
     let stored = fetch_segment(location, entry).await?;
     let (entry, encryption_key) = (entry.clone(), encryption_key.cloned());
-    tokio::task::spawn_blocking(move || decode_fetched(&stored, &entry, encryption_key.as_ref()))
-        .await
-        .expect("decoding does not panic")
+    tokio::task::spawn_blocking(move || {
+        decode_fetched(&stored, &entry, encryption_key.as_ref(), Vec::new())
+    })
+    .await
+    .expect("decoding does not panic")
 }
 
 /// A segment's stored bytes, refused before its body is read when the store's metadata
@@ -417,15 +419,19 @@ pub(crate) async fn fetch_segment(
     }
 }
 
-/// Decodes a segment's object bytes fetched with [`fetch_segment`] (CPU-bound; blocking).
+/// Decodes a segment's object bytes fetched with [`fetch_segment`] (CPU-bound; blocking),
+/// into `spare` (an earlier segment's [`SegmentRecords::into_buffer`], or `Vec::new()`).
 pub(crate) fn decode_fetched(
     stored: &[u8],
     entry: &SegmentRef,
     encryption_key: Option<&EncryptionKey>,
+    spare: Vec<u8>,
 ) -> Result<SegmentRecords, Error> {
-    archive::decode_segment(stored, entry, encryption_key).map_err(|source| Error::Archive {
-        key: entry.key.clone(),
-        source,
+    archive::decode_segment_into(stored, entry, encryption_key, spare).map_err(|source| {
+        Error::Archive {
+            key: entry.key.clone(),
+            source,
+        }
     })
 }
 

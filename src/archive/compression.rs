@@ -1,4 +1,4 @@
-//! Per-segment compression codecs named in the manifest: zstd (default), gzip, none.
+//! Per-segment compression codecs named in the manifest: zstd (default), lz4, gzip, none.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -11,6 +11,8 @@ use super::ArchiveError;
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     Zstd,
+    /// The LZ4 frame format (lz4_flex): the cheapest to compress, the largest archives.
+    Lz4,
     Gzip,
     None,
 }
@@ -25,6 +27,12 @@ pub struct BadLevel {
 
 fn describe_bad_level(compression: Compression, level: i32) -> String {
     match compression.levels() {
+        Some(range) if compression == Compression::Zstd => format!(
+            "--level {level} is not a zstd level: use {} to -1 (zstd's fast levels) or 1 to {} ({} is the default); nothing was written",
+            range.start(),
+            range.end(),
+            compression.default_level()
+        ),
         Some(range) => format!(
             "--level {level} is not a {compression} level: use {} to {} ({} is the default); nothing was written",
             range.start(),
@@ -32,18 +40,25 @@ fn describe_bad_level(compression: Compression, level: i32) -> String {
             compression.default_level()
         ),
         None => format!(
-            "--compression {compression} takes no --level (segments are stored uncompressed); leave --level out; nothing was written"
+            "--compression {compression} takes no --level{}; leave --level out; nothing was written",
+            if compression == Compression::None {
+                " (segments are stored uncompressed)"
+            } else {
+                ""
+            }
         ),
     }
 }
 
 impl Compression {
-    /// The levels this codec takes; `None` for `none`, which takes no level.
+    /// The levels this codec takes; `None` for `lz4` and `none`, which take no level. zstd's
+    /// negative levels are its fast levels (`zstd --fast=N`); its level 0 is not one (zstd
+    /// reads it as "the default", which would hide what was asked for).
     pub(crate) fn levels(self) -> Option<std::ops::RangeInclusive<i32>> {
         match self {
-            Compression::Zstd => Some(1..=22),
+            Compression::Zstd => Some(ZSTD_FASTEST_LEVEL..=22),
             Compression::Gzip => Some(0..=9),
-            Compression::None => None,
+            Compression::Lz4 | Compression::None => None,
         }
     }
 
@@ -51,7 +66,11 @@ impl Compression {
     pub fn level(self, given: Option<i32>) -> Result<i32, BadLevel> {
         match (given, self.levels()) {
             (None, _) => Ok(self.default_level()),
-            (Some(level), Some(range)) if range.contains(&level) => Ok(level),
+            (Some(level), Some(range))
+                if range.contains(&level) && !(self == Compression::Zstd && level == 0) =>
+            {
+                Ok(level)
+            }
             (Some(level), _) => Err(BadLevel {
                 compression: self,
                 level,
@@ -59,12 +78,14 @@ impl Compression {
         }
     }
 
-    /// The level used when the user gives none.
+    /// The level used when the user gives none. zstd's is 1: on event data it costs about a
+    /// fifth less CPU than level 3 for an archive about 2% larger (docs/FORMAT.md, the README's
+    /// benchmark section).
     pub fn default_level(self) -> i32 {
         match self {
-            Compression::Zstd => 3,
+            Compression::Zstd => 1,
             Compression::Gzip => 6,
-            Compression::None => 0,
+            Compression::Lz4 | Compression::None => 0,
         }
     }
 
@@ -72,6 +93,7 @@ impl Compression {
     pub(crate) fn file_extension(self) -> &'static str {
         match self {
             Compression::Zstd => "kseg.zst",
+            Compression::Lz4 => "kseg.lz4",
             Compression::Gzip => "kseg.gz",
             Compression::None => "kseg",
         }
@@ -85,6 +107,15 @@ impl Compression {
         match self {
             Compression::Zstd => {
                 with_zstd_compressor(level, |zstd| zstd.compress(raw)).map_err(fail)
+            }
+            Compression::Lz4 => {
+                let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::with_capacity(
+                    lz4_flex::block::get_maximum_output_size(raw.len()),
+                ));
+                encoder.write_all(raw).map_err(fail)?;
+                encoder
+                    .finish()
+                    .map_err(|source| fail(std::io::Error::other(source)))
             }
             Compression::Gzip => {
                 let level = flate2::Compression::new(level.clamp(0, 9) as u32);
@@ -100,17 +131,26 @@ impl Compression {
     /// Decompresses `stored`, refusing output longer than `expected_len` (the manifest's
     /// `raw_bytes`): a corrupt or hostile object cannot make us allocate more than the
     /// manifest promised.
-    pub(crate) fn decompress(
+    pub(crate) fn decompress(self, stored: &[u8], expected_len: u64) -> Result<Vec<u8>, ArchiveError> {
+        self.decompress_into(stored, expected_len, Vec::new())
+    }
+
+    /// [`decompress`](Self::decompress) into `raw`'s memory (emptied first), growing it only
+    /// when it is smaller than the output is allowed to be. Output past `expected_len` is an
+    /// error here too, however large `raw` already was.
+    pub(crate) fn decompress_into(
         self,
         stored: &[u8],
         expected_len: u64,
+        mut raw: Vec<u8>,
     ) -> Result<Vec<u8>, ArchiveError> {
         let fail = |source| ArchiveError::Decompress {
             compression: self,
             source,
         };
         let capacity = initial_capacity(stored.len(), expected_len);
-        let mut raw = Vec::with_capacity(capacity);
+        raw.clear();
+        raw.reserve(capacity);
         let limit = expected_len.saturating_add(1);
         match self {
             // The claim is plausible, so the buffer holds exactly the promised bytes:
@@ -129,6 +169,12 @@ impl Compression {
             Compression::Zstd => {
                 let decoder = zstd::stream::read::Decoder::with_buffer(stored).map_err(fail)?;
                 decoder.take(limit).read_to_end(&mut raw).map_err(fail)?;
+            }
+            Compression::Lz4 => {
+                lz4_flex::frame::FrameDecoder::new(stored)
+                    .take(limit)
+                    .read_to_end(&mut raw)
+                    .map_err(fail)?;
             }
             Compression::Gzip => {
                 flate2::read::MultiGzDecoder::new(stored)
@@ -160,6 +206,9 @@ impl Compression {
         Ok(raw)
     }
 }
+
+/// zstd's fastest level kafkasnap takes (`zstd --fast=7`); faster ones barely compress.
+const ZSTD_FASTEST_LEVEL: i32 = -7;
 
 thread_local! {
     /// This thread's zstd compression context and its level. A fresh context allocates (and
@@ -201,6 +250,7 @@ impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
             Compression::Gzip => "gzip",
             Compression::None => "none",
         })
@@ -212,6 +262,7 @@ impl FromStr for Compression {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
             "zstd" => Ok(Compression::Zstd),
+            "lz4" => Ok(Compression::Lz4),
             "gzip" => Ok(Compression::Gzip),
             "none" => Ok(Compression::None),
             other => Err(ArchiveError::UnknownCompression(other.to_string())),
@@ -226,17 +277,25 @@ mod tests {
     #[test]
     fn levels_outside_the_codecs_range_are_refused() {
         use Compression::{Gzip, None as Plain, Zstd};
-        assert_eq!(Zstd.level(None), Ok(3));
+        assert_eq!(Zstd.level(None), Ok(1));
         assert_eq!(Gzip.level(None), Ok(6));
         assert_eq!(Plain.level(None), Ok(0));
-        for (codec, good) in [(Zstd, 1), (Zstd, 22), (Gzip, 0), (Gzip, 9)] {
+        for (codec, good) in [
+            (Zstd, 1),
+            (Zstd, 22),
+            (Zstd, -1),
+            (Zstd, -7),
+            (Gzip, 0),
+            (Gzip, 9),
+        ] {
             assert_eq!(codec.level(Some(good)), Ok(good), "{codec} {good}");
         }
         for (codec, bad) in [
             (Zstd, 0),
             (Zstd, 23),
             (Zstd, 99),
-            (Zstd, -5),
+            (Zstd, -8),
+            (Compression::Lz4, 1),
             (Gzip, -1),
             (Gzip, 10),
             (Gzip, 15),
@@ -254,7 +313,7 @@ mod tests {
         }
         assert_eq!(
             Zstd.level(Some(99)).unwrap_err().to_string(),
-            "--level 99 is not a zstd level: use 1 to 22 (3 is the default); nothing was written"
+            "--level 99 is not a zstd level: use -7 to -1 (zstd's fast levels) or 1 to 22 (1 is the default); nothing was written"
         );
         assert_eq!(
             Gzip.level(Some(15)).unwrap_err().to_string(),
@@ -265,6 +324,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("--compression none takes no --level"));
+        assert!(Compression::Lz4
+            .level(Some(1))
+            .unwrap_err()
+            .to_string()
+            .starts_with("--compression lz4 takes no --level;"));
         // The ends of each range compress.
         for codec in [Zstd, Gzip] {
             let range = codec.levels().unwrap();
@@ -280,7 +344,12 @@ mod tests {
         let raw: Vec<u8> = (0..100_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        for codec in [Compression::Zstd, Compression::Gzip, Compression::None] {
+        for codec in [
+            Compression::Zstd,
+            Compression::Lz4,
+            Compression::Gzip,
+            Compression::None,
+        ] {
             let stored = codec.compress(codec.default_level(), &raw).unwrap();
             assert_eq!(
                 codec.decompress(&stored, raw.len() as u64).unwrap(),
@@ -293,7 +362,12 @@ mod tests {
     #[test]
     fn output_longer_or_shorter_than_promised_is_corrupt() {
         let raw = vec![7u8; 10_000];
-        for codec in [Compression::Zstd, Compression::Gzip, Compression::None] {
+        for codec in [
+            Compression::Zstd,
+            Compression::Lz4,
+            Compression::Gzip,
+            Compression::None,
+        ] {
             let stored = codec.compress(codec.default_level(), &raw).unwrap();
             assert!(codec.decompress(&stored, 9_999).is_err(), "{codec} longer");
             assert!(
@@ -332,6 +406,41 @@ mod tests {
     }
 
     #[test]
+    fn decompressing_into_a_larger_reused_buffer_still_refuses_more_than_promised() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..10_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        // Compressible (streaming path) and barely compressible (zstd's one-call path).
+        for raw in [vec![7u8; 10_000], noise] {
+            for codec in [
+                Compression::Zstd,
+                Compression::Lz4,
+                Compression::Gzip,
+                Compression::None,
+            ] {
+                let stored = codec.compress(codec.default_level(), &raw).unwrap();
+                let roomy = || vec![1u8; 1 << 20];
+                assert!(
+                    codec.decompress_into(&stored, 9_999, roomy()).is_err(),
+                    "{codec} longer"
+                );
+                assert!(
+                    codec.decompress_into(&stored, 10_001, roomy()).is_err(),
+                    "{codec} shorter"
+                );
+                let reused = codec.decompress_into(&stored, 10_000, roomy()).unwrap();
+                assert_eq!(reused, raw, "{codec}");
+            }
+        }
+    }
+
+    #[test]
     fn a_claimed_size_does_not_size_the_buffer() {
         assert_eq!(initial_capacity(10, 1 << 40), 160);
         assert_eq!(initial_capacity(1 << 30, 1 << 40), 256 << 20);
@@ -342,7 +451,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for codec in [Compression::Zstd, Compression::Gzip] {
+        for codec in [Compression::Zstd, Compression::Lz4, Compression::Gzip] {
             assert!(
                 codec.decompress(b"definitely not compressed", 100).is_err(),
                 "{codec}"

@@ -42,7 +42,9 @@ pub(crate) use manifest_seal::{
 };
 pub use manifest_seal::{check_manifest_seal, seal_datadir_manifest, seal_manifest};
 pub use record::{HeaderRef, RecordRef, TimestampType};
-pub(crate) use segment::{check_stored, SealedSegment, SegmentRecords, StoredSegment};
+pub(crate) use segment::{
+    check_stored, decode_segment_into, SealedSegment, SegmentRecords, StoredSegment,
+};
 pub use segment::{decode_segment, SegmentBuilder};
 pub(crate) use shard_spec::ShardError;
 pub use shard_spec::ShardSpec;

@@ -46,7 +46,13 @@ pub struct SegmentBuilder {
 
 impl SegmentBuilder {
     pub fn new(capacity: usize) -> Self {
-        let mut raw = Vec::with_capacity(capacity.max(SEGMENT_MAGIC.len()));
+        Self::reusing(Vec::with_capacity(capacity.max(SEGMENT_MAGIC.len())))
+    }
+
+    /// A builder writing into `raw` (emptied first): a buffer given back by
+    /// [`SealedSegment::into_stored`], already faulted in, so filling it costs no page faults.
+    pub(crate) fn reusing(mut raw: Vec<u8>) -> Self {
+        raw.clear();
         raw.extend_from_slice(SEGMENT_MAGIC);
         SegmentBuilder {
             raw,
@@ -135,7 +141,7 @@ impl SealedSegment {
         compression: Compression,
         level: i32,
     ) -> Result<StoredSegment, ArchiveError> {
-        self.into_stored(compression, level, None)
+        Ok(self.into_stored(compression, level, None)?.0)
     }
 
     /// Compresses the segment, encrypts it for storage under `object_key`, and checksums
@@ -147,33 +153,41 @@ impl SealedSegment {
         encryption_key: &EncryptionKey,
         object_key: &str,
     ) -> Result<StoredSegment, ArchiveError> {
-        self.into_stored(compression, level, Some((encryption_key, object_key)))
+        Ok(self
+            .into_stored(compression, level, Some((encryption_key, object_key)))?
+            .0)
     }
 
-    fn into_stored(
+    /// Compresses the segment, encrypts it for storage under the object key when given one,
+    /// and checksums the stored bytes (CPU-heavy: call it off the consuming thread). Gives
+    /// back the raw buffer too, emptied, so that the next segment can be built in it
+    /// ([`SegmentBuilder::reusing`]) instead of in freshly allocated memory.
+    pub fn into_stored(
         mut self,
         compression: Compression,
         level: i32,
         encryption: Option<(&EncryptionKey, &str)>,
-    ) -> Result<StoredSegment, ArchiveError> {
+    ) -> Result<(StoredSegment, Vec<u8>), ArchiveError> {
         let (last_record, _) = decode_record(&self.raw, self.last_record_at)?;
         let last_record_sha256 = record_digest(&last_record);
         let mut bytes = compression.compress(level, &self.raw)?;
         let raw_bytes = self.raw.len() as u64;
-        // The raw bytes are not needed past this point: free them before the upload.
-        self.raw = Vec::new();
+        // The raw bytes are not needed past this point: give the buffer back before the upload.
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
         if let Some((encryption_key, object_key)) = encryption {
             bytes = encryption_key.encrypt(object_key, &bytes)?;
         }
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        Ok(StoredSegment {
+        let stored = StoredSegment {
             raw_bytes,
             bytes,
             sha256,
             compression,
             last_record_sha256,
             sealed: self,
-        })
+        };
+        Ok((stored, raw))
     }
 }
 
@@ -247,12 +261,26 @@ pub fn decode_segment(
     entry: &SegmentRef,
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<SegmentRecords, ArchiveError> {
+    decode_segment_into(stored, entry, encryption_key, Vec::new())
+}
+
+/// [`decode_segment`] into `spare`, a buffer an earlier segment gave back
+/// ([`SegmentRecords::into_buffer`]): decoding one segment after another then reuses memory
+/// that is already faulted in instead of allocating (and page-faulting) a fresh one each time.
+pub(crate) fn decode_segment_into(
+    stored: &[u8],
+    entry: &SegmentRef,
+    encryption_key: Option<&EncryptionKey>,
+    spare: Vec<u8>,
+) -> Result<SegmentRecords, ArchiveError> {
     check_stored(stored, entry)?;
     let decrypted = encryption_key
         .map(|key| key.decrypt(&entry.key, stored))
         .transpose()?;
     let compressed = decrypted.as_deref().unwrap_or(stored);
-    let raw = entry.compression.decompress(compressed, entry.raw_bytes)?;
+    let raw = entry
+        .compression
+        .decompress_into(compressed, entry.raw_bytes, spare)?;
     drop(decrypted);
     if raw.get(..SEGMENT_MAGIC.len()) != Some(SEGMENT_MAGIC.as_slice()) {
         return Err(ArchiveError::CorruptSegment {
@@ -317,6 +345,14 @@ fn mismatch(what: String) -> ArchiveError {
 }
 
 impl SegmentRecords {
+    /// The decoded bytes' buffer, emptied, for [`decode_segment_into`] to decode the next
+    /// segment into.
+    pub fn into_buffer(self) -> Vec<u8> {
+        let mut raw = self.raw;
+        raw.clear();
+        raw
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = Result<RecordRef<'_>, ArchiveError>> + '_ {
         let mut pos = SEGMENT_MAGIC.len();
         let mut failed = false;

@@ -27,7 +27,7 @@ use crate::progress::Progress;
 use crate::read::{open_backup, publish_manifest};
 use crate::selection::TopicSelection;
 use crate::store::{Location, LocationLock, LockKind};
-use crate::write::{SegmentCutter, SegmentWriter};
+use crate::write::{SegmentBuffers, SegmentCutter, SegmentWriter};
 use crate::Error;
 use chain::{
     check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
@@ -428,10 +428,13 @@ async fn read_and_store(
     let reader_tasks = tasks.clone();
     let client = options.client.clone();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let uploads = Arc::new(Semaphore::new(cores.min(options.parallelism.max(1))));
+    let upload_slots = cores.min(options.parallelism.max(1));
+    let uploads = Arc::new(Semaphore::new(upload_slots));
+    // Enough free buffers for every partition being read and every segment being stored.
+    let buffers = SegmentBuffers::new(options.segment_bytes, options.parallelism + upload_slots);
     let mut sink = SegmentingSink {
         cutters: (0..tasks.len())
-            .map(|_| SegmentCutter::new(options.segment_bytes))
+            .map(|_| SegmentCutter::new(&buffers))
             .collect(),
         jobs: jobs_tx,
         progress,
@@ -442,6 +445,7 @@ async fn read_and_store(
         compression: options.compression,
         level: options.level,
         encryption_key: options.encryption_key.clone(),
+        buffers,
     };
     let reader = tokio::task::spawn_blocking(move || {
         kafka::read_partitions(&client, &reader_tasks, &read_options, &mut sink)

@@ -146,10 +146,11 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Segment compression.
-    #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip", "none"], env = "KAFKASNAP_COMPRESSION")]
+    #[arg(long, default_value = "zstd", value_parser = ["zstd", "lz4", "gzip", "none"], env = "KAFKASNAP_COMPRESSION")]
     pub compression: String,
-    /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6; none takes none).
-    #[arg(long, env = "KAFKASNAP_LEVEL")]
+    /// Compression level (zstd -7 to 22 but 0, negative = fast, default 3; gzip 0-9, default 6;
+    /// lz4 and none take none).
+    #[arg(long, allow_negative_numbers = true, env = "KAFKASNAP_LEVEL")]
     pub level: Option<i32>,
     /// Close a segment once it holds this many raw bytes.
     #[arg(long, default_value = "16777216", value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824), env = "KAFKASNAP_SEGMENT_BYTES")]

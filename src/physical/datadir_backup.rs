@@ -116,7 +116,7 @@ pub(crate) async fn stream_backup(
     lock: &BackupLock,
 ) -> Result<DatadirManifest, PhysicalError> {
     let compression = options.compression;
-    if compression == Compression::None {
+    if matches!(compression, Compression::None | Compression::Lz4) {
         return Err(PhysicalError::UnsupportedCompression(compression));
     }
     stream_under_lock(
@@ -334,15 +334,22 @@ enum Encoder {
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
 }
 
+/// Data-dir streams compress as `tar | zstd -3` and `tar czf` (gzip -6) do, the commands they
+/// replace: the same archive sizes at a higher speed (segments default to a cheaper level).
+const STREAM_ZSTD_LEVEL: i32 = 3;
+const STREAM_GZIP_LEVEL: u32 = 6;
+
 impl Encoder {
     fn new(compression: Compression) -> io::Result<Encoder> {
-        let level = compression.default_level();
         Ok(match compression {
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
-                flate2::Compression::new(level.clamp(0, 9) as u32),
+                flate2::Compression::new(STREAM_GZIP_LEVEL),
             )),
-            _ => Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), level)?),
+            _ => Encoder::Zstd(zstd::stream::write::Encoder::new(
+                Vec::new(),
+                STREAM_ZSTD_LEVEL,
+            )?),
         })
     }
 

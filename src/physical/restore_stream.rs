@@ -102,6 +102,7 @@ pub(crate) fn tar_stream(
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
             stored,
         ))),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(stored)),
         Compression::None => Box::new(stored),
     };
     // Below the rewriter (which changes sizes): the stream as it was backed up.

@@ -25,7 +25,7 @@ use crate::datadir::{
     LogReader, RecordBatch, Report, SegmentFile,
 };
 use crate::store::Location;
-use crate::write::{SegmentCutter, SegmentWriter};
+use crate::write::{SegmentBuffers, SegmentCutter, SegmentWriter};
 use crate::Error;
 
 /// Segments of the converted archive close at this many raw bytes.
@@ -61,6 +61,8 @@ pub fn archive_datadir(dir: &Path, location: &Location) -> Result<Manifest, Erro
         compression: COMPRESSION,
         level: LEVEL,
         encryption_key: None,
+        // One partition at a time, each segment stored before the next is cut.
+        buffers: SegmentBuffers::new(SEGMENT_BYTES, 1),
     };
     let mut partitions = BTreeMap::new();
     for (topic, partition, partition_dir) in partition_dirs(dir)? {
@@ -215,7 +217,7 @@ fn copy_partition(
     let logs = log_files(partition_dir)?;
     let excluded = excluded_transactions(&format!("{topic}-{partition}"), &logs)?;
     let mut segments = Vec::new();
-    let mut cutter = SegmentCutter::new(SEGMENT_BYTES);
+    let mut cutter = SegmentCutter::new(&writer.buffers);
     let mut store = |sealed: Option<SealedSegment>| -> Result<(), Error> {
         if let Some(sealed) = sealed {
             let (key, stored) = writer.prepare(topic, partition, sealed)?;

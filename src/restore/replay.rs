@@ -140,6 +140,8 @@ pub(super) fn replay_partition(
             .spawn(async move { fetch_segment(&location, &entry).await })
     };
     let mut next = (!segments.is_empty()).then(|| fetch(0));
+    // Each segment is decoded into the memory of the one before.
+    let mut spare = Vec::new();
     for index in 0..segments.len() {
         let stored = context
             .runtime
@@ -148,7 +150,12 @@ pub(super) fn replay_partition(
         if index + 1 < segments.len() {
             next = Some(fetch(index + 1));
         }
-        let records = decode_fetched(&stored, &segments[index], context.encryption_key)?;
+        let records = decode_fetched(
+            &stored,
+            &segments[index],
+            context.encryption_key,
+            std::mem::take(&mut spare),
+        )?;
         drop(stored);
         for record in records.iter() {
             let record = record.map_err(|source| Error::Archive {
@@ -204,6 +211,7 @@ pub(super) fn replay_partition(
             result.written += 1;
             result.bytes += size as u64;
         }
+        spare = records.into_buffer();
         if context.stopping() {
             return Err(Error::Interrupted);
         }

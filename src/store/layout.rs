@@ -69,6 +69,7 @@ pub(crate) const DATADIR_DIR: &str = "datadir";
 pub(crate) fn datadir_archive_key(id: &BackupId, compression: Compression) -> String {
     let ext = match compression {
         Compression::Zstd => "tar.zst",
+        Compression::Lz4 => "tar.lz4",
         Compression::Gzip => "tar.gz",
         Compression::None => "tar",
     };

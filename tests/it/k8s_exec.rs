@@ -279,6 +279,7 @@ fn decompress(compression: Compression, stored: &[u8]) -> Vec<u8> {
                 .unwrap();
         }
         Compression::None => out.extend_from_slice(stored),
+        Compression::Lz4 => panic!("data-dir archives are never lz4"),
     }
     out
 }

@@ -140,9 +140,11 @@ fn impossible_levels_and_log_levels_exit_2_before_connecting() {
         (
             "zstd",
             "99",
-            "--level 99 is not a zstd level: use 1 to 22 (3 is the default)",
+            "--level 99 is not a zstd level: use -7 to -1 (zstd's fast levels) or 1 to 22 (1 is the default)",
         ),
-        ("zstd", "0", "--level 0 is not a zstd level: use 1 to 22"),
+        ("zstd", "0", "--level 0 is not a zstd level: use -7 to -1"),
+        ("zstd", "-8", "--level -8 is not a zstd level"),
+        ("lz4", "1", "--compression lz4 takes no --level"),
         (
             "gzip",
             "15",
@@ -163,8 +165,8 @@ fn impossible_levels_and_log_levels_exit_2_before_connecting() {
     );
     refused_with(
         &with(&backup, &[]),
-        &[("KAFKASNAP_LEVEL", "-1".to_string())],
-        "--level -1 is not a zstd level",
+        &[("KAFKASNAP_LEVEL", "-9".to_string())],
+        "--level -9 is not a zstd level",
     );
     refused_with(
         &with(&backup, &["--log-level", "banana"]),

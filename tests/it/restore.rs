@@ -412,3 +412,50 @@ fn large_records_up_to_the_topic_limit_survive() {
         .iter()
         .all(|r| r.value.as_deref() == Some(big.as_slice())));
 }
+
+#[test]
+fn lz4_and_fast_zstd_segments_restore_exactly() {
+    let source = filled_source();
+    for (name, codec_args, suffix) in [
+        ("lz4", &["--compression", "lz4"][..], ".kseg.lz4"),
+        (
+            "zstd-fast",
+            &["--compression", "zstd", "--level", "-5"][..],
+            ".kseg.zst",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--segment-bytes", "100000"];
+        args.extend_from_slice(codec_args);
+        crate::harness::backup_to(&source.broker.bootstrap, dir.path(), &args);
+        let segments: Vec<_> = crate::harness::files_under(dir.path())
+            .into_iter()
+            .filter(|f| f.to_string_lossy().contains(".kseg"))
+            .collect();
+        assert!(segments.len() > 3, "{name}: {segments:?}");
+        assert!(
+            segments
+                .iter()
+                .all(|f| f.to_string_lossy().ends_with(suffix)),
+            "{name}: {segments:?}"
+        );
+        kafkasnap_ok(&["verify", path_str(dir.path())], &[]);
+        let target = Broker::start(name);
+        kafkasnap_ok(
+            &[
+                "restore",
+                "-b",
+                &target.bootstrap,
+                "--from",
+                path_str(dir.path()),
+            ],
+            &[],
+        );
+        let restored = read_all(&target.bootstrap, ORDERS, ORDERS_PARTITIONS);
+        assert_eq!(
+            contents(&restored),
+            contents(&source.orders),
+            "{name}: restored {ORDERS} differs"
+        );
+    }
+}
