@@ -130,8 +130,13 @@ impl Compression {
 
     /// Decompresses `stored`, refusing output longer than `expected_len` (the manifest's
     /// `raw_bytes`): a corrupt or hostile object cannot make us allocate more than the
-    /// manifest promised.
-    pub(crate) fn decompress(self, stored: &[u8], expected_len: u64) -> Result<Vec<u8>, ArchiveError> {
+    /// manifest promised. (Readers decode with [`decompress_into`](Self::decompress_into).)
+    #[cfg(test)]
+    pub(crate) fn decompress(
+        self,
+        stored: &[u8],
+        expected_len: u64,
+    ) -> Result<Vec<u8>, ArchiveError> {
         self.decompress_into(stored, expected_len, Vec::new())
     }
 

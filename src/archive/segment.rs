@@ -145,7 +145,8 @@ impl SealedSegment {
     }
 
     /// Compresses the segment, encrypts it for storage under `object_key`, and checksums
-    /// the encrypted bytes (CPU-heavy: call it off the consuming thread).
+    /// the encrypted bytes (the writer calls [`into_stored`](Self::into_stored)).
+    #[cfg(test)]
     pub(crate) fn compress_and_encrypt(
         self,
         compression: Compression,
