@@ -382,18 +382,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn zstd_with_a_plausible_claim_decompresses_in_one_call_and_still_checks_the_length() {
-        // Barely compressible, so the claim is within 16x and the one-call path is taken.
+    /// `len` barely compressible bytes (xorshift), the same every time.
+    fn noise(len: usize) -> Vec<u8> {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let raw: Vec<u8> = (0..10_000)
+        (0..len)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
                 state as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn zstd_with_a_plausible_claim_decompresses_in_one_call_and_still_checks_the_length() {
+        // Barely compressible, so the claim is within 16x and the one-call path is taken.
+        let raw = noise(10_000);
         let stored = Compression::Zstd.compress(3, &raw).unwrap();
         assert_eq!(initial_capacity(stored.len(), 9_999), 9_999);
         let exact = Compression::Zstd.decompress(&stored, 10_000).unwrap();
@@ -412,17 +417,8 @@ mod tests {
 
     #[test]
     fn decompressing_into_a_larger_reused_buffer_still_refuses_more_than_promised() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let noise: Vec<u8> = (0..10_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
         // Compressible (streaming path) and barely compressible (zstd's one-call path).
-        for raw in [vec![7u8; 10_000], noise] {
+        for raw in [vec![7u8; 10_000], noise(10_000)] {
             for codec in [
                 Compression::Zstd,
                 Compression::Lz4,
