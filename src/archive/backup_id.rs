@@ -1,6 +1,7 @@
 //! Backup ids: UTC start time plus a 24-bit random suffix (from the operating system), so ids
 //! sort by time and two backups started in the same second, even in two containers that are
-//! both pid 1, get different ids.
+//! both pid 1, get different ids. Also what a user may name a backup by: `latest`, a whole
+//! id, or the start of one.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -105,6 +106,77 @@ impl fmt::Display for BackupId {
     }
 }
 
+/// How a user names a backup (`--backup`): the newest complete one, a whole id, or the
+/// start of one (restic's snapshot ids work the same way). Which backup it selects depends
+/// on what a location holds; the reader resolves it against the location's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupSelector {
+    /// `latest`: the newest complete backup (what a command reads when none is named).
+    Latest,
+    /// A whole id, e.g. `20261125T145443Z-3f9a1c`.
+    Exact(BackupId),
+    /// The start of an id, e.g. `20261125T1454`: selects the one complete backup whose id
+    /// starts with it. Only id-shaped text passes, so it never reaches an object key.
+    Prefix(String),
+}
+
+/// A `--backup` value that is neither `latest`, an id, nor the start of one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a backup id, the start of one, or `latest` (ids look like 20261125T145443Z-3f9a1c; `kafkasnap ls URL` lists them)")]
+pub struct BadBackupSelector(pub String);
+
+impl BackupSelector {
+    /// `latest`, a whole id, or a non-empty start of one (each character where an id has
+    /// one of its kind: digits, `T`, digits, `Z`, `-`, lowercase hex).
+    pub fn parse(text: &str) -> Result<Self, BadBackupSelector> {
+        if text == "latest" {
+            return Ok(BackupSelector::Latest);
+        }
+        if let Some(id) = BackupId::parse(text) {
+            return Ok(BackupSelector::Exact(id));
+        }
+        let fits = |(at, byte): (usize, u8)| match at {
+            8 => byte == b'T',
+            15 => byte == b'Z',
+            16 => byte == b'-',
+            0..=14 => byte.is_ascii_digit(),
+            _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte),
+        };
+        if !text.is_empty() && text.bytes().enumerate().all(fits) {
+            Ok(BackupSelector::Prefix(text.to_string()))
+        } else {
+            Err(BadBackupSelector(text.to_string()))
+        }
+    }
+
+    /// Whether `id` is one this selector can name by its text (an exact id also counts as
+    /// the start of itself); always false for [`BackupSelector::Latest`].
+    pub fn names(&self, id: &BackupId) -> bool {
+        match self {
+            BackupSelector::Latest => false,
+            BackupSelector::Exact(exact) => id.as_str().starts_with(exact.as_str()),
+            BackupSelector::Prefix(prefix) => id.as_str().starts_with(prefix.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for BackupSelector {
+    type Err = BadBackupSelector;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        BackupSelector::parse(text)
+    }
+}
+
+impl fmt::Display for BackupSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackupSelector::Latest => f.write_str("latest"),
+            BackupSelector::Exact(id) => write!(f, "{id}"),
+            BackupSelector::Prefix(prefix) => f.write_str(prefix),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +234,65 @@ mod tests {
         ] {
             assert_eq!(BackupId::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn selectors_are_latest_ids_or_starts_of_ids() {
+        assert_eq!(BackupSelector::parse("latest"), Ok(BackupSelector::Latest));
+        // Id-shaped text is an id, even with a short suffix; it still names the longer
+        // ids it starts (see `names`).
+        for id in ["20261202T125301Z-3f9a1c", "20261202T125301Z-3f"] {
+            assert_eq!(
+                BackupSelector::parse(id),
+                Ok(BackupSelector::Exact(BackupId::parse(id).unwrap()))
+            );
+        }
+        for prefix in [
+            "2",
+            "20261202",
+            "20261202T",
+            "20261202T1253",
+            "20261202T125301Z-",
+        ] {
+            assert_eq!(
+                BackupSelector::parse(prefix),
+                Ok(BackupSelector::Prefix(prefix.to_string())),
+                "{prefix}"
+            );
+        }
+        for bad in [
+            "",
+            "nope",
+            "../etc",
+            "2026-12",
+            "20261202t",
+            "20261202T125301Z-3F",
+            "20261202T125301Z-x",
+            "Latest",
+            "20261202T12530Z",
+        ] {
+            assert_eq!(
+                BackupSelector::parse(bad),
+                Err(BadBackupSelector(bad.to_string())),
+                "{bad}"
+            );
+        }
+        let err = BackupSelector::parse("../etc").unwrap_err().to_string();
+        assert!(
+            err.contains("is not a backup id") && err.contains("kafkasnap ls"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_selector_names_the_ids_it_starts() {
+        let id = BackupId::parse("20261202T125301Z-3f9a1c").unwrap();
+        let named = |text: &str| BackupSelector::parse(text).unwrap().names(&id);
+        assert!(named("20261202T1253"));
+        assert!(named("20261202T125301Z-3f9a1c"));
+        assert!(named("20261202T125301Z-3f"));
+        assert!(!named("20261202T1254"));
+        assert!(!named("latest"));
     }
 
     #[test]

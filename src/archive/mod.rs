@@ -15,8 +15,8 @@ mod segment;
 mod shard_spec;
 mod stream_encryption;
 
-pub use backup_id::BackupId;
 pub(crate) use backup_id::CLOCK_SKEW_ALLOWANCE;
+pub use backup_id::{BackupId, BackupSelector, BadBackupSelector};
 pub(crate) use check::{check_manifest, StructureProblem, MAX_MANIFEST_BYTES};
 pub(crate) use compression::BadLevel;
 pub use compression::Compression;
