@@ -22,4 +22,4 @@ mod topic_map;
 pub mod verify;
 mod write;
 
-pub use error::Error;
+pub use error::{BackupKind, Error};

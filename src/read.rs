@@ -1,4 +1,5 @@
-//! Finding and reading backups at a location: resolve an id (or the newest), load and check
+//! Finding and reading backups at a location: resolve what `--backup` names (the newest, an
+//! id, or the start of one) against the location's listing, load and check
 //! its manifest, check the decryption key against it, fetch and decode its segments, check
 //! that all its objects are intact.
 
@@ -7,21 +8,22 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 
 use crate::archive::{
-    self, DatadirManifest, Encryption, EncryptionKey, KeyFit, Manifest, SegmentRecords, SegmentRef,
-    StreamOpener,
+    self, BackupSelector, DatadirManifest, Encryption, EncryptionKey, KeyFit, Manifest,
+    SegmentRecords, SegmentRef, StreamOpener,
 };
+use crate::error::BackupKind;
 use crate::store::{BackupListing, Location, StoreError};
 use crate::Error;
 
-/// The manifest of backup `id`, or of the newest complete backup when `id` is `None`,
-/// checked against its seal when `encryption_key` is given (see [`read_manifest`]).
+/// The manifest of the backup `selector` names (see [`resolve_id`]), checked against its
+/// seal when `encryption_key` is given (see [`read_manifest`]).
 pub async fn open_backup(
     location: &Location,
-    id: Option<&str>,
+    selector: &BackupSelector,
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<Manifest, Error> {
     let listing = location.list_backups().await?;
-    let id = match resolve_id(location, &listing, id) {
+    let id = match resolve_id(location, &listing, selector, BackupKind::Logical) {
         Ok(id) => id,
         Err(err) => return Err(name_datadir_backups(location, err).await),
     };
@@ -152,45 +154,51 @@ fn check_size_and_structure(bytes: &[u8]) -> Result<Manifest, archive::ArchiveEr
     }
 }
 
-/// A logical backup that was not found may be a data-dir one, or the location may hold only
-/// data-dir backups: say so, with what to run instead. Any other error is returned as it is.
+/// A logical backup that was not found may be a data-dir one (named by its whole id or the
+/// start of it), or the location may hold only data-dir backups: say so, with what to run
+/// instead. Any other error is returned as it is.
 async fn name_datadir_backups(location: &Location, err: Error) -> Error {
-    let datadir = match &err {
-        Error::NoBackups { .. } | Error::BackupNotFound { .. } => {
-            match location.list_datadir_backups().await {
-                Ok(listing) => listing,
-                Err(_) => return err,
-            }
-        }
+    let named = match &err {
+        Error::NoBackups { .. } => None,
+        Error::BackupNotFound { id, .. } => Some(id.clone()),
+        Error::NoBackupMatches { prefix, .. } => Some(prefix.clone()),
         _ => return err,
     };
-    match err {
-        Error::NoBackups { location } => match datadir.iter().rev().find(|b| b.complete) {
+    let Ok(datadir) = location.list_datadir_backups().await else {
+        return err;
+    };
+    let location = location.display().to_string();
+    match named {
+        None => match datadir.iter().rev().find(|b| b.complete) {
             Some(newest) => Error::OnlyDatadirBackups {
                 location,
                 newest: newest.id.to_string(),
             },
-            None => Error::NoBackups { location },
+            None => err,
         },
-        Error::BackupNotFound { id, location }
-            if datadir.iter().any(|b| b.id.to_string() == id) =>
-        {
-            Error::IsDatadirBackup { id, location }
+        Some(text) => {
+            let mut matching = datadir.iter().filter(|b| b.id.as_str().starts_with(&text));
+            match (matching.next(), matching.next()) {
+                (Some(only), None) => Error::IsDatadirBackup {
+                    id: only.id.to_string(),
+                    location,
+                },
+                _ => err,
+            }
         }
-        err => err,
     }
 }
 
-/// The manifest of data-dir backup `id`, or of the newest complete one when `id` is `None`,
-/// checked against its seal when `encryption_key` is the key it is encrypted with (format
+/// The manifest of the data-dir backup `selector` names (see [`resolve_id`]), checked
+/// against its seal when `encryption_key` is the key it is encrypted with (format
 /// version 2 on; a version 1 one as [`read_manifest`] treats a logical one).
 pub async fn open_datadir_backup(
     location: &Location,
-    id: Option<&str>,
+    selector: &BackupSelector,
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<DatadirManifest, Error> {
     let listing = location.list_datadir_backups().await?;
-    let id = resolve_id(location, &listing, id)?;
+    let id = resolve_id(location, &listing, selector, BackupKind::Datadir)?;
     let bytes = location.read_datadir_manifest(&id).await?;
     let key = location.datadir_manifest_key(&id);
     let manifest = DatadirManifest::from_json(&bytes).map_err(|source| Error::Archive {
@@ -288,57 +296,77 @@ pub async fn download_datadir_archive(
     file.flush().map_err(io_error)
 }
 
-/// The id the user named (which must exist and be complete), or the newest complete one
-/// whose id is not dated in the future (past [`archive::CLOCK_SKEW_ALLOWANCE`]): no backup
-/// begun yet has such an id, and a planted manifest must not be taken for the newest.
+/// The one backup of `listing` that `selector` names: the newest complete one for `latest`
+/// (whose id is not dated in the future past [`archive::CLOCK_SKEW_ALLOWANCE`]: no backup
+/// begun yet has such an id, and a planted manifest must not be taken for the newest); the
+/// backup with that very id for an id (which must be complete); else the one complete
+/// backup whose id starts with the text given. Every command that takes `--backup` comes
+/// through here, for both kinds of backup (`kind` names the kind in errors).
 fn resolve_id(
     location: &Location,
     listing: &[BackupListing],
-    id: Option<&str>,
+    selector: &BackupSelector,
+    kind: BackupKind,
 ) -> Result<archive::BackupId, Error> {
-    Ok(match id {
-        Some(text) => {
-            let id = archive::BackupId::parse(text)
-                .ok_or_else(|| Error::BadBackupId(text.to_string()))?;
-            match listing.iter().find(|b| b.id == id) {
-                None => {
-                    return Err(Error::BackupNotFound {
-                        id: text.into(),
-                        location: location.display().into(),
-                    })
-                }
-                Some(found) if !found.complete => {
-                    return Err(Error::BackupIncomplete {
-                        id: text.into(),
-                        location: location.display().into(),
-                    })
-                }
-                Some(found) => found.id.clone(),
-            }
-        }
-        None => {
-            let now = std::time::SystemTime::now();
-            let implausible = |b: &&BackupListing| !b.id.could_have_begun_by(now);
-            for planted in listing.iter().filter(|b| b.complete).filter(implausible) {
-                tracing::warn!(
-                    "passed over backup {} as the newest: its id is dated in the future or is not a real date (check the clock of the machine that wrote it, or whether it was planted); name it with --backup to use it",
-                    planted.id
-                );
-            }
-            match listing
-                .iter()
-                .rev()
-                .find(|b| b.complete && b.id.could_have_begun_by(now))
-            {
-                Some(newest) => newest.id.clone(),
-                None => {
-                    return Err(Error::NoBackups {
-                        location: location.display().into(),
-                    })
-                }
-            }
-        }
-    })
+    let place = || location.display().to_string();
+    if *selector == BackupSelector::Latest {
+        return newest_plausible(listing).ok_or_else(|| Error::NoBackups { location: place() });
+    }
+    let text = selector.to_string();
+    let incomplete = |id: &archive::BackupId| Error::BackupIncomplete {
+        id: id.to_string(),
+        location: place(),
+    };
+    if let Some(exact) = listing.iter().find(|b| b.id.as_str() == text) {
+        return match exact.complete {
+            true => Ok(exact.id.clone()),
+            false => Err(incomplete(&exact.id)),
+        };
+    }
+    let named: Vec<&BackupListing> = listing.iter().filter(|b| selector.names(&b.id)).collect();
+    let complete: Vec<&archive::BackupId> =
+        named.iter().filter(|b| b.complete).map(|b| &b.id).collect();
+    match (complete.as_slice(), named.as_slice()) {
+        ([only], _) => Ok((*only).clone()),
+        ([], [unpublished]) => Err(incomplete(&unpublished.id)),
+        ([], _) => Err(match selector {
+            BackupSelector::Exact(_) => Error::BackupNotFound {
+                id: text,
+                location: place(),
+                kind,
+            },
+            _ => Error::NoBackupMatches {
+                prefix: text,
+                location: place(),
+                kind,
+            },
+        }),
+        (several, _) => Err(Error::AmbiguousBackup {
+            prefix: text,
+            location: place(),
+            kind,
+            // Newest first, as `ls` lists them.
+            matches: several.iter().rev().map(|id| id.to_string()).collect(),
+        }),
+    }
+}
+
+/// The newest complete backup of `listing` whose id could have begun by now; ids that could
+/// not are passed over with a warning.
+fn newest_plausible(listing: &[BackupListing]) -> Option<archive::BackupId> {
+    let now = std::time::SystemTime::now();
+    let implausible = |b: &&BackupListing| !b.id.could_have_begun_by(now);
+    for planted in listing.iter().filter(|b| b.complete).filter(implausible) {
+        tracing::warn!(
+            "passed over backup {} as the newest: its id is dated in the future or is not a real date (check the clock of the machine that wrote it, or whether it was planted); name it with --backup to use it",
+            planted.id
+        );
+    }
+    listing
+        .iter()
+        .rev()
+        .find(|b| b.complete && b.id.could_have_begun_by(now))
+        .map(|newest| newest.id.clone())
 }
 
 /// The key to decrypt `manifest`'s segments with: `None` for a plaintext backup read without
@@ -516,9 +544,21 @@ mod tests {
         }
     }
 
+    fn unpublished(id: &str) -> BackupListing {
+        BackupListing {
+            complete: false,
+            ..listed(id)
+        }
+    }
+
+    fn select(listing: &[BackupListing], text: &str) -> Result<archive::BackupId, Error> {
+        let location = Location::open("memory://", false).unwrap();
+        let selector = BackupSelector::parse(text).unwrap();
+        resolve_id(&location, listing, &selector, BackupKind::Logical)
+    }
+
     #[test]
     fn the_newest_backup_is_never_one_that_cannot_have_begun_yet() {
-        let location = Location::open("memory://", false).unwrap();
         let genuine = "20261125T145443Z-3f9a1c";
         let listing = [
             listed(genuine),
@@ -526,11 +566,95 @@ mod tests {
             listed("29991231T000000Z-aaaaaa"),
             listed("99999999T999999Z-0"),
         ];
-        let chosen = resolve_id(&location, &listing, None).unwrap();
-        assert_eq!(chosen.as_str(), genuine);
+        assert_eq!(select(&listing, "latest").unwrap().as_str(), genuine);
         // Named, any of them is used.
-        let named = resolve_id(&location, &listing, Some("99999999T999999Z-0")).unwrap();
+        let named = select(&listing, "99999999T999999Z-0").unwrap();
         assert_eq!(named.as_str(), "99999999T999999Z-0");
+    }
+
+    #[test]
+    fn latest_is_the_newest_complete_backup() {
+        let listing = [
+            listed("20261202T125301Z-aaaaaa"),
+            listed("20261202T125302Z-bbbbbb"),
+            unpublished("20261202T125303Z-cccccc"),
+        ];
+        let latest = select(&listing, "latest").unwrap();
+        assert_eq!(latest.as_str(), "20261202T125302Z-bbbbbb");
+        let none = select(&listing[2..], "latest").unwrap_err();
+        assert!(matches!(none, Error::NoBackups { .. }), "{none}");
+    }
+
+    #[test]
+    fn a_unique_prefix_selects_its_backup_and_an_ambiguous_one_lists_them() {
+        let (older, newer) = ("20261202T125301Z-aaaaaa", "20261202T125302Z-bbbbbb");
+        let listing = [
+            listed(older),
+            listed(newer),
+            unpublished("20261202T125303Z-cccccc"),
+        ];
+        assert_eq!(select(&listing, "20261202T125301").unwrap().as_str(), older);
+        assert_eq!(
+            select(&listing, "20261202T125302Z-b").unwrap().as_str(),
+            newer
+        );
+        assert_eq!(select(&listing, newer).unwrap().as_str(), newer);
+        // Unpublished backups are not candidates, so they make no prefix ambiguous.
+        let err = select(&listing, "20261202T1253").unwrap_err();
+        match &err {
+            Error::AmbiguousBackup {
+                prefix, matches, ..
+            } => {
+                assert_eq!(prefix, "20261202T1253");
+                assert_eq!(matches, &[newer.to_string(), older.to_string()]);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(err.is_invalid_request());
+        let text = err.to_string();
+        assert!(
+            text.contains(older) && text.contains(newer) && text.contains("more characters"),
+            "{text}"
+        );
+        // An unpublished backup named by a prefix of its own is said to be incomplete.
+        let incomplete = select(&listing, "20261202T125303").unwrap_err();
+        assert!(
+            matches!(incomplete, Error::BackupIncomplete { .. }),
+            "{incomplete}"
+        );
+    }
+
+    #[test]
+    fn prefixes_that_match_nothing_point_at_ls() {
+        let listing = [listed("20261202T125301Z-aaaaaa")];
+        let err = select(&listing, "2027").unwrap_err();
+        assert!(matches!(err, Error::NoBackupMatches { .. }), "{err}");
+        assert!(!err.is_invalid_request());
+        assert!(
+            err.to_string().contains("run `kafkasnap ls memory://"),
+            "{err}"
+        );
+        let err = select(&listing, "20261202T125301Z-aaaaab").unwrap_err();
+        assert!(matches!(err, Error::BackupNotFound { .. }), "{err}");
+        let location = Location::open("memory://", false).unwrap();
+        let selector = BackupSelector::parse("2027").unwrap();
+        let datadir = resolve_id(&location, &listing, &selector, BackupKind::Datadir);
+        let err = datadir.unwrap_err().to_string();
+        assert!(err.contains("`kafkasnap datadir ls memory://"), "{err}");
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_lists_at_most_ten_ids() {
+        let listing: Vec<BackupListing> = (0..14)
+            .map(|i| listed(&format!("20261202T1253{i:02}Z-aaaaaa")))
+            .collect();
+        let err = select(&listing, "2026").unwrap_err().to_string();
+        assert!(err.contains("14 complete backups"), "{err}");
+        assert!(err.contains("and 4 more"), "{err}");
+        assert!(
+            !err.contains("20261202T125300Z"),
+            "the oldest are left out: {err}"
+        );
     }
 
     #[tokio::test]

@@ -194,7 +194,13 @@ async fn backup_under_lock(
     .await?;
     let mut warnings = Vec::new();
     let parent = if options.incremental {
-        match open_backup(location, None, options.encryption_key.as_ref()).await {
+        match open_backup(
+            location,
+            &crate::archive::BackupSelector::Latest,
+            options.encryption_key.as_ref(),
+        )
+        .await
+        {
             Ok(parent) => match unusable_as_parent(&parent, cluster.cluster_id.as_deref()) {
                 Some(why) => {
                     let warning =

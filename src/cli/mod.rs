@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kafkasnap::archive::BackupSelector;
 
 mod env_lists;
 mod values;
@@ -216,8 +217,8 @@ pub struct RestoreArgs {
     #[arg(long, env = "KAFKASNAP_FROM", required_unless_present = "from_datadir")]
     pub from: Option<String>,
     /// Restore from a Kafka data directory, a .tar/.tar.gz/.tar.zst of one, or the data-dir
-    /// backups at a location (`datadir backup --to`: a path or URL; --backup picks one, else
-    /// the newest), instead of a logical backup: topics, configs, records and group offsets
+    /// backups at a location (`datadir backup --to`: a path or URL; --backup picks one, by
+    /// default the newest), instead of a logical backup: topics, configs, records and group offsets
     /// are read from the broker's files.
     #[arg(
         long,
@@ -226,9 +227,15 @@ pub struct RestoreArgs {
         conflicts_with = "from"
     )]
     pub from_datadir: Option<String>,
-    /// Backup id; the newest complete backup when not given.
-    #[arg(long, env = "KAFKASNAP_BACKUP")]
-    pub backup: Option<String>,
+    /// Which backup: its id, a unique start of one (e.g. 20261202T1253), or `latest`, the
+    /// newest complete backup.
+    #[arg(
+        long,
+        value_name = "ID|PREFIX|latest",
+        default_value = "latest",
+        env = "KAFKASNAP_BACKUP"
+    )]
+    pub backup: BackupSelector,
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Restore topic OLD as NEW (repeatable). When not given, read from KAFKASNAP_TOPIC_MAP
@@ -270,9 +277,15 @@ pub struct VerifyArgs {
     /// The backup location.
     #[arg(env = "KAFKASNAP_LOCATION")]
     pub location: String,
-    /// Backup id; the newest complete backup when not given.
-    #[arg(long, env = "KAFKASNAP_BACKUP")]
-    pub backup: Option<String>,
+    /// Which backup: its id, a unique start of one (e.g. 20261202T1253), or `latest`, the
+    /// newest complete backup.
+    #[arg(
+        long,
+        value_name = "ID|PREFIX|latest",
+        default_value = "latest",
+        env = "KAFKASNAP_BACKUP"
+    )]
+    pub backup: BackupSelector,
     /// Also compare the backup with this live cluster (bootstrap servers).
     #[arg(long, value_name = "BOOTSTRAP", env = "KAFKASNAP_AGAINST")]
     pub against: Option<String>,
@@ -334,9 +347,15 @@ pub struct ShowArgs {
     /// The backup location.
     #[arg(env = "KAFKASNAP_LOCATION")]
     pub location: String,
-    /// Backup id; the newest complete backup when not given.
-    #[arg(long, env = "KAFKASNAP_BACKUP")]
-    pub backup: Option<String>,
+    /// Which backup: its id, a unique start of one (e.g. 20261202T1253), or `latest`, the
+    /// newest complete backup.
+    #[arg(
+        long,
+        value_name = "ID|PREFIX|latest",
+        default_value = "latest",
+        env = "KAFKASNAP_BACKUP"
+    )]
+    pub backup: BackupSelector,
 }
 
 #[derive(Debug, Args)]
@@ -344,9 +363,15 @@ pub struct CatArgs {
     /// The backup location.
     #[arg(env = "KAFKASNAP_LOCATION")]
     pub location: String,
-    /// Backup id; the newest complete backup when not given.
-    #[arg(long, env = "KAFKASNAP_BACKUP")]
-    pub backup: Option<String>,
+    /// Which backup: its id, a unique start of one (e.g. 20261202T1253), or `latest`, the
+    /// newest complete backup.
+    #[arg(
+        long,
+        value_name = "ID|PREFIX|latest",
+        default_value = "latest",
+        env = "KAFKASNAP_BACKUP"
+    )]
+    pub backup: BackupSelector,
     /// The topic to print.
     #[arg(long, env = "KAFKASNAP_TOPIC")]
     pub topic: String,
@@ -423,9 +448,15 @@ pub struct DatadirVerifyArgs {
     /// The backup location.
     #[arg(env = "KAFKASNAP_LOCATION")]
     pub location: String,
-    /// Data-dir backup id; the newest complete one when not given.
-    #[arg(long, env = "KAFKASNAP_BACKUP")]
-    pub backup: Option<String>,
+    /// Which data-dir backup: its id, a unique start of one (e.g. 20261202T1253), or
+    /// `latest`, the newest complete one.
+    #[arg(
+        long,
+        value_name = "ID|PREFIX|latest",
+        default_value = "latest",
+        env = "KAFKASNAP_BACKUP"
+    )]
+    pub backup: BackupSelector,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -465,9 +496,15 @@ pub struct DatadirRestoreArgs {
     /// The backup location.
     #[arg(long, env = "KAFKASNAP_FROM")]
     pub from: String,
-    /// Data-dir backup id, or `latest` (the newest complete one; the default).
-    #[arg(long, env = "KAFKASNAP_BACKUP")]
-    pub backup: Option<String>,
+    /// Which data-dir backup: its id, a unique start of one (e.g. 20261202T1253), or
+    /// `latest`, the newest complete one.
+    #[arg(
+        long,
+        value_name = "ID|PREFIX|latest",
+        default_value = "latest",
+        env = "KAFKASNAP_BACKUP"
+    )]
+    pub backup: BackupSelector,
     /// Namespace of the broker and its PVC.
     #[arg(long, default_value = "messaging", env = "KAFKASNAP_NAMESPACE")]
     pub namespace: String,

@@ -15,7 +15,7 @@ use crate::cli::CatArgs;
 pub async fn run(args: CatArgs, global: &Global) -> anyhow::Result<Outcome> {
     let given_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
-    let manifest = open_backup(&location, args.backup.as_deref(), given_key.as_ref()).await?;
+    let manifest = open_backup(&location, &args.backup, given_key.as_ref()).await?;
     let encryption_key = key_for_backup(&manifest, given_key.as_ref())?;
     let topic = manifest.topic(&args.topic).with_context(|| {
         let names: Vec<&str> = manifest.topics.iter().map(|t| t.name.as_str()).collect();

@@ -91,8 +91,7 @@ async fn verify(args: DatadirVerifyArgs, global: &Global) -> anyhow::Result<Outc
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.location, false)?;
     let opened = async {
-        let chosen =
-            open_datadir_backup(&location, args.backup.as_deref(), encryption_key.as_ref()).await?;
+        let chosen = open_datadir_backup(&location, &args.backup, encryption_key.as_ref()).await?;
         // Held while the archive is read: a prune keeps it meanwhile.
         lock_datadir_for_reading(
             &location,
@@ -241,9 +240,8 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
 
 async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = global.open_location(&args.from, false)?;
-    let wanted = args.backup.as_deref().filter(|id| *id != "latest");
     let given_key = load_key_file(&args.key)?;
-    let chosen = open_datadir_backup(&location, wanted, given_key.as_ref()).await?;
+    let chosen = open_datadir_backup(&location, &args.backup, given_key.as_ref()).await?;
     let (_read_lock, manifest) = lock_datadir_for_reading(
         &location,
         LockKind::Restore,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use kafkasnap::archive::{BackupId, DatadirManifest, EncryptionKey, Manifest};
+use kafkasnap::archive::{BackupId, BackupSelector, DatadirManifest, EncryptionKey, Manifest};
 use kafkasnap::kafka::{parse_properties_file, ClientSettings};
 use kafkasnap::progress::ProgressMode;
 use kafkasnap::read::{open_datadir_backup, read_manifest};
@@ -319,7 +319,8 @@ pub async fn lock_datadir_for_reading(
     let lock = LocationLock::shared(location, kind, [], [id.clone()], cancel)
         .await
         .map_err(kafkasnap::Error::from)?;
-    let manifest = open_datadir_backup(location, Some(id.as_str()), encryption_key).await?;
+    let manifest =
+        open_datadir_backup(location, &BackupSelector::Exact(id.clone()), encryption_key).await?;
     Ok((lock, manifest))
 }
 

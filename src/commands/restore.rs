@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kafkasnap::archive::BackupSelector;
 use kafkasnap::datadir::extract_archive;
 use kafkasnap::physical::archive_datadir;
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
@@ -51,7 +52,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         (Some(from), _) => {
             let location = global.open_location(from, false)?;
             let key = options.encryption_key.as_ref();
-            let chosen = open_backup(&location, args.backup.as_deref(), key).await?;
+            let chosen = open_backup(&location, &args.backup, key).await?;
             let (lock, manifest) = lock_for_reading(
                 &location,
                 LockKind::Restore,
@@ -70,7 +71,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
             let source = match stored_datadir(source, global)? {
                 Some(stored) => {
                     let key = options.encryption_key.as_ref();
-                    let chosen = open_datadir_backup(&stored, args.backup.as_deref(), key).await?;
+                    let chosen = open_datadir_backup(&stored, &args.backup, key).await?;
                     let (lock, manifest) = lock_datadir_for_reading(
                         &stored,
                         LockKind::Restore,
@@ -91,7 +92,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                     .await?;
                     download
                 }
-                None if args.backup.is_some() => anyhow::bail!(
+                None if args.backup != BackupSelector::Latest => anyhow::bail!(
                     "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
                 ),
                 None => {

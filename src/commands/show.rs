@@ -8,7 +8,7 @@ use crate::cli::{OutputFormat, ShowArgs};
 
 pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = global.open_location(&args.location, false)?;
-    let manifest = open_backup(&location, args.backup.as_deref(), None).await?;
+    let manifest = open_backup(&location, &args.backup, None).await?;
     if global.output == OutputFormat::Json {
         print_json(&manifest)?;
         return Ok(Outcome::Success);

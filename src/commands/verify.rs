@@ -17,8 +17,7 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     // under the lock, and a damaged one found either time is a finding.
     let cancel = super::cancel_on_signal();
     let opened = async {
-        let chosen =
-            open_backup(&location, args.backup.as_deref(), encryption_key.as_ref()).await?;
+        let chosen = open_backup(&location, &args.backup, encryption_key.as_ref()).await?;
         lock_for_reading(
             &location,
             LockKind::Verify,

@@ -48,12 +48,29 @@ pub enum Error {
     OnlyDatadirBackups { location: String, newest: String },
     #[error("backup {id} at {location} is a data-dir backup, not a logical one. {DATADIR_HINT}")]
     IsDatadirBackup { id: String, location: String },
-    #[error("backup {id} not found at {location}; run `kafkasnap ls {location}` to see the backups there")]
-    BackupNotFound { id: String, location: String },
+    #[error("{kind} {id} not found at {location}; run `{} {location}` to see the {kind}s there", .kind.ls_command())]
+    BackupNotFound {
+        id: String,
+        location: String,
+        kind: BackupKind,
+    },
+    /// `--backup PREFIX` that starts no complete backup's id.
+    #[error("no complete {kind} at {location} has an id starting with {prefix}; run `{} {location}` to see the ids there", .kind.ls_command())]
+    NoBackupMatches {
+        prefix: String,
+        location: String,
+        kind: BackupKind,
+    },
+    /// `--backup PREFIX` that starts more than one complete backup's id.
+    #[error("--backup {prefix} is ambiguous: {} complete {kind}s at {location} have ids starting with it: {}; give more characters of the id", .matches.len(), list_or_none_of(.matches, 10))]
+    AmbiguousBackup {
+        prefix: String,
+        location: String,
+        kind: BackupKind,
+        matches: Vec<String>,
+    },
     #[error("backup {id} at {location} is incomplete (its manifest was never published: it crashed, was stopped, or is still running) and cannot be used; leave out --backup to use the newest complete one (`kafkasnap ls {location}` lists them); `kafkasnap prune` removes it after its grace period")]
     BackupIncomplete { id: String, location: String },
-    #[error("{0:?} is not a backup id (ids look like 20261125T145443Z-3f9a1c); run `kafkasnap ls` to see them")]
-    BadBackupId(String),
     #[error("the archive failed its check before anything was written:\n{}\nrun `kafkasnap verify` (`kafkasnap datadir verify` for a data-dir backup) on the location to list every damaged object, or restore an older backup with --backup ID", .problems.join("\n"))]
     ArchiveDamaged { problems: Vec<String> },
     #[error("target topic {topic} already exists; nothing was written. If an interrupted kafkasnap restore created it, rerun the same command with --resume; otherwise use --if-exists skip to leave it alone, --if-exists append to add the records to it, or --topic-map to restore under another name")]
@@ -107,10 +124,13 @@ impl Error {
     }
 
     /// The request itself cannot be followed (a value outside its range, a topic map that
-    /// collides), so it was refused before anything was read or written. The binary exits 2
+    /// collides, a `--backup` prefix that names several backups), so it was refused before anything was read or written. The binary exits 2
     /// for these, as for a bad command line.
     pub fn is_invalid_request(&self) -> bool {
-        matches!(self, Error::TopicMap(_) | Error::BadLevel(_))
+        matches!(
+            self,
+            Error::TopicMap(_) | Error::BadLevel(_) | Error::AmbiguousBackup { .. }
+        )
     }
 }
 
@@ -142,11 +162,42 @@ fn selection_hint(selection: &str) -> String {
     }
 }
 
+/// Which kind of backup an error is about: they are listed by different commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupKind {
+    Logical,
+    Datadir,
+}
+
+impl BackupKind {
+    /// The command that lists backups of this kind.
+    pub fn ls_command(self) -> &'static str {
+        match self {
+            BackupKind::Logical => "kafkasnap ls",
+            BackupKind::Datadir => "kafkasnap datadir ls",
+        }
+    }
+}
+
+impl std::fmt::Display for BackupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackupKind::Logical => "backup",
+            BackupKind::Datadir => "data-dir backup",
+        })
+    }
+}
+
 fn list_or_none(names: &[String]) -> String {
+    list_or_none_of(names, 20)
+}
+
+/// At most `limit` of `names`, then how many more there are.
+fn list_or_none_of(names: &[String], limit: usize) -> String {
     if names.is_empty() {
         return "none".into();
     }
-    let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+    let shown: Vec<&str> = names.iter().take(limit).map(String::as_str).collect();
     let more = names.len().saturating_sub(shown.len());
     if more > 0 {
         format!("{} and {more} more", shown.join(", "))

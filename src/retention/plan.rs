@@ -6,7 +6,9 @@ use std::time::SystemTime;
 
 use super::policy::{decide, Candidate, LeftAlone, Policy, Reason};
 use super::RetentionError;
-use crate::archive::{BackupId, EncryptionKey, KeyFit, Manifest, CLOCK_SKEW_ALLOWANCE};
+use crate::archive::{
+    BackupId, BackupSelector, EncryptionKey, KeyFit, Manifest, CLOCK_SKEW_ALLOWANCE,
+};
 use crate::store::{backup_of_key, BackupListing, Location, LockInfo, LockListing, StoredObject};
 use crate::Error;
 
@@ -259,7 +261,9 @@ async fn datadir_unauthenticated(
     id: &BackupId,
     key: &EncryptionKey,
 ) -> Result<Option<String>, RetentionError> {
-    match crate::read::open_datadir_backup(location, Some(&id.to_string()), Some(key)).await {
+    match crate::read::open_datadir_backup(location, &BackupSelector::Exact(id.clone()), Some(key))
+        .await
+    {
         Ok(manifest) => Ok(match KeyFit::of(manifest.encryption.as_ref(), Some(key)) {
             KeyFit::NotEncrypted => Some(
                 "its manifest is not encrypted, so it cannot be authenticated under the given key"

@@ -78,7 +78,14 @@ fn bad_selections_locations_and_ids_are_named() {
         &["restore", "-b", &broker.bootstrap, "--from", to],
         "no complete backup",
     );
-    fails_with(&["show", to, "--backup", "../etc"], "is not a backup id");
+    let not_an_id = kafkasnap(&["show", to, "--backup", "../etc"], &[]);
+    assert_eq!(
+        not_an_id.status.code(),
+        Some(2),
+        "{}",
+        stderr_of(&not_an_id)
+    );
+    assert!(stderr_of(&not_an_id).contains("is not a backup id"));
     fails_with(
         &["show", to, "--backup", "20261125T145443Z-abcdef"],
         "backup 20261125T145443Z-abcdef not found",

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kafkasnap::archive::{Manifest, TimestampType};
+use kafkasnap::archive::{BackupSelector, Manifest, TimestampType};
 use kafkasnap::read::{open_backup, read_segment};
 use kafkasnap::store::Location;
 
@@ -78,7 +78,9 @@ pub async fn read_backup(location: &str, topic: &str) -> (Manifest, Vec<Vec<Test
 }
 
 pub async fn read_backup_at(location: &Location, topic: &str) -> (Manifest, Vec<Vec<TestRecord>>) {
-    let manifest = open_backup(location, None, None).await.unwrap();
+    let manifest = open_backup(location, &BackupSelector::Latest, None)
+        .await
+        .unwrap();
     let entry = manifest
         .topic(topic)
         .unwrap_or_else(|| panic!("{topic} not in backup"));
