@@ -61,26 +61,52 @@ async fn list(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     }
     if entries.is_empty() {
         println!("no data-dir backups at {}", location.display());
+        return Ok(Outcome::Success);
     }
+    // A header row, then one row per backup, as `ls` prints logical ones.
+    let source =
+        |m: &DatadirManifest| format!("{}/{}:{}", m.source.namespace, m.source.pod, m.source.path);
+    let width = |column: &str, cells: &mut dyn Iterator<Item = usize>| {
+        cells.max().unwrap_or(0).max(column.len())
+    };
+    let id_width = width("ID", &mut entries.iter().map(|(l, _)| l.id.as_str().len()));
+    let made = entries.iter().filter_map(|(_, m)| m.as_ref());
+    let started_width = width("STARTED", &mut made.clone().map(|m| m.started_at.len()));
+    let source_width = width("SOURCE", &mut made.map(|m| source(m).len()));
+    let row = |id: &str, status: &str, rest: &str| {
+        println!("{id:<id_width$}  {status:<10}  {rest}");
+    };
+    let columns = |started: &str, source: &str, files: &str, stored: &str, encryption: &str| {
+        let line = format!(
+            "{started:<started_width$}  {source:<source_width$}  {files:>6}  {stored:>10}  {encryption}"
+        );
+        line.trim_end().to_string()
+    };
+    row(
+        "ID",
+        "STATUS",
+        &columns("STARTED", "SOURCE", "FILES", "STORED", "ENCRYPTION"),
+    );
     for (listing, manifest) in &entries {
         match manifest {
-            None => println!(
-                "{}  INCOMPLETE  (no manifest: crashed or still running)",
-                listing.id
+            None => row(
+                listing.id.as_str(),
+                "INCOMPLETE",
+                "(no manifest: crashed or still running)",
             ),
-            Some(m) => println!(
-                "{}  complete  {}  {}/{}:{}  {} files  {}{}",
-                listing.id,
-                m.started_at,
-                m.source.namespace,
-                m.source.pod,
-                m.source.path,
-                m.files.len(),
-                human_bytes(m.archive.stored_bytes),
-                match &m.encryption {
-                    Some(e) => format!("  encrypted (key id {})", e.key_id),
-                    None => String::new(),
-                }
+            Some(m) => row(
+                listing.id.as_str(),
+                "complete",
+                &columns(
+                    &m.started_at,
+                    &source(m),
+                    &m.files.len().to_string(),
+                    &human_bytes(m.archive.stored_bytes),
+                    &match &m.encryption {
+                        Some(e) => format!("encrypted (key id {})", e.key_id),
+                        None => "-".to_string(),
+                    },
+                ),
             ),
         }
     }

@@ -1,4 +1,4 @@
-//! `kafkasnap ls`: the backups at a location, newest first.
+//! `kafkasnap ls`: the backups at a location, newest first, under a header row.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,8 @@ struct Entry {
     topics: Option<u64>,
     records: Option<u64>,
     stored_bytes: Option<u64>,
+    /// The backup an incremental one builds on; `None` for a full backup.
+    parent: Option<String>,
     /// Why a published backup's manifest could not be read (then `complete` is false).
     error: Option<String>,
     /// For one shard's part of a sharded run: the shard, and the backup that holds the run
@@ -57,6 +59,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             topics: None,
             records: None,
             stored_bytes: None,
+            parent: None,
             error: None,
             shard: None,
         };
@@ -68,6 +71,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                     entry.topics = Some(manifest.totals.topics);
                     entry.records = Some(manifest.totals.records);
                     entry.stored_bytes = Some(manifest.totals.stored_bytes);
+                    entry.parent = manifest.parent.as_ref().map(ToString::to_string);
                     for part in manifest.sharding.iter().flat_map(|s| &s.parts) {
                         part_of.insert(part.to_string(), listing.id.to_string());
                     }
@@ -92,48 +96,66 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     }
     match global.output {
         OutputFormat::Json => print_json(&entries)?,
-        OutputFormat::Text => {
-            if entries.is_empty() {
-                println!("no backups at {}", location.display());
-            }
-            for e in &entries {
-                match (&e.error, e.complete, &e.shard) {
-                    (Some(err), _, _) if e.damaged => println!("{}  DAMAGED  {err}", e.backup_id),
-                    (Some(err), _, _) => println!("{}  UNREADABLE  {err}", e.backup_id),
-                    (None, false, Some(shard)) => {
-                        let (index, count, run) = (shard.index, shard.count, &shard.run);
-                        match (&shard.part_of, &shard.run_published_as) {
-                            (Some(backup), _) => println!(
-                                "{}  part  (shard {index}/{count} of run {run}: its records are in backup {backup})",
-                                e.backup_id
-                            ),
-                            (None, Some(backup)) => println!(
-                                "{}  INCOMPLETE  unused part (shard {index}/{count} of run {run}, a retried shard's part the run, published as {backup}, did not use; prune removes it)",
-                                e.backup_id
-                            ),
-                            (None, None) => println!(
-                                "{}  INCOMPLETE  (shard {index}/{count} of run {run}: the other shards have not all stored their parts)",
-                                e.backup_id
-                            ),
-                        }
-                    }
-                    (None, false, None) => println!(
-                        "{}  INCOMPLETE  (no manifest: crashed or still running)",
-                        e.backup_id
-                    ),
-                    (None, true, _) => println!(
-                        "{}  complete  {}  {} topics  {} records  {}",
-                        e.backup_id,
-                        e.started_at.as_deref().unwrap_or("-"),
-                        e.topics.unwrap_or(0),
-                        e.records.unwrap_or(0),
-                        human_bytes(e.stored_bytes.unwrap_or(0))
-                    ),
-                }
-            }
+        OutputFormat::Text if entries.is_empty() => {
+            println!("no backups at {}", location.display())
         }
+        OutputFormat::Text => print_table(&entries),
     }
     Ok(Outcome::Success)
+}
+
+/// The text listing: a header row, then one row per backup. Complete backups fill every
+/// column; any other row has its id, its status and a note on what it is.
+fn print_table(entries: &[Entry]) {
+    let id_width = entries.iter().map(|e| e.backup_id.len()).max().unwrap_or(0);
+    let started_width = entries
+        .iter()
+        .filter_map(|e| e.started_at.as_deref().map(str::len))
+        .max()
+        .unwrap_or(0)
+        .max("STARTED".len());
+    let row = |id: &str, status: &str, rest: &str| {
+        println!("{id:<id_width$}  {status:<10}  {rest}");
+    };
+    let columns = |started: &str, topics: &str, records: &str, stored: &str, parent: &str| {
+        format!("{started:<started_width$}  {topics:>6}  {records:>10}  {stored:>10}  {parent}")
+    };
+    let header = columns("STARTED", "TOPICS", "RECORDS", "STORED", "PARENT");
+    row("ID", "STATUS", &header);
+    for e in entries {
+        let id = e.backup_id.as_str();
+        match (&e.error, e.complete, &e.shard) {
+            (Some(err), _, _) if e.damaged => row(id, "DAMAGED", err),
+            (Some(err), _, _) => row(id, "UNREADABLE", err),
+            (None, false, Some(shard)) => {
+                let (index, count, run) = (shard.index, shard.count, &shard.run);
+                match (&shard.part_of, &shard.run_published_as) {
+                    (Some(backup), _) => row(id, "part", &format!(
+                        "(shard {index}/{count} of run {run}: its records are in backup {backup})"
+                    )),
+                    (None, Some(backup)) => row(id, "INCOMPLETE", &format!(
+                        "unused part (shard {index}/{count} of run {run}, a retried shard's part the run, published as {backup}, did not use; prune removes it)"
+                    )),
+                    (None, None) => row(id, "INCOMPLETE", &format!(
+                        "(shard {index}/{count} of run {run}: the other shards have not all stored their parts)"
+                    )),
+                }
+            }
+            (None, false, None) => row(id, "INCOMPLETE", "(no manifest: crashed or still running)"),
+            (None, true, _) => row(
+                id,
+                "complete",
+                columns(
+                    e.started_at.as_deref().unwrap_or("-"),
+                    &e.topics.unwrap_or(0).to_string(),
+                    &e.records.unwrap_or(0).to_string(),
+                    &human_bytes(e.stored_bytes.unwrap_or(0)),
+                    e.parent.as_deref().unwrap_or("-"),
+                )
+                .trim_end(),
+            ),
+        }
+    }
 }
 
 /// For a part no published backup holds: the run's newest published backup, when the part is

@@ -18,6 +18,9 @@ pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
         "backup {} ({:?}, format {})",
         manifest.backup_id, manifest.kind, manifest.format_version
     );
+    if let Some(parent) = &manifest.parent {
+        println!("  incremental: builds on parent backup {parent}");
+    }
     println!(
         "  taken {} .. {} from {}",
         manifest.started_at, manifest.finished_at, manifest.source.bootstrap_servers

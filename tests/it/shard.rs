@@ -133,7 +133,7 @@ fn two_shards_make_one_backup_that_restores_exactly() {
     let listing = kafkasnap_ok(&["ls", to], &[]);
     assert!(
         listing.contains(&format!(
-            "{other_id}  part  (shard {other_index}/2 of run nightly-1: its records are in backup {backup_id})"
+            "{other_id}  part        (shard {other_index}/2 of run nightly-1: its records are in backup {backup_id})"
         )),
         "{listing}"
     );
@@ -169,8 +169,8 @@ fn two_shards_make_one_backup_that_restores_exactly() {
     let listing = kafkasnap_ok(&["ls", to], &[]);
     assert_eq!(
         listing.lines().count(),
-        2,
-        "the backup and its other part: {listing}"
+        3,
+        "a header, the backup and its other part: {listing}"
     );
     assert!(!listing.contains(&backup_id), "{listing}");
 }
