@@ -25,6 +25,7 @@ mod refusals;
 mod restore;
 mod restore_datadir;
 mod resume;
+mod selectors;
 mod shard;
 mod signals;
 mod stops;
