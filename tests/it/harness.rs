@@ -634,6 +634,23 @@ pub fn backup_in_flight_to(
     watch: &Path,
     extra: &[&str],
 ) -> Child {
+    backup_in_flight_until(broker, to, env, extra, || {
+        watch.exists()
+            && files_under(watch)
+                .iter()
+                .any(|f| f.to_string_lossy().contains(".kseg"))
+    })
+}
+
+/// Starts a slow backup (small gzip-9 segments) of `broker` into `to` and returns once
+/// `segment_seen` says a segment of it is stored, so the run is known to be mid-backup.
+pub fn backup_in_flight_until(
+    broker: &Broker,
+    to: &str,
+    env: &[(&str, String)],
+    extra: &[&str],
+    segment_seen: impl Fn() -> bool,
+) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
     command
         .args(["backup", "-b", &broker.bootstrap, "--to", to])
@@ -653,11 +670,7 @@ pub fn backup_in_flight_to(
     }
     let mut child = command.spawn().expect("start kafkasnap");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !watch.exists()
-        || !files_under(watch)
-            .iter()
-            .any(|f| f.to_string_lossy().contains(".kseg"))
-    {
+    while !segment_seen() {
         assert!(Instant::now() < deadline, "no segment was ever written");
         assert!(
             child.try_wait().unwrap().is_none(),

@@ -1,18 +1,20 @@
 //! The store matrix: every location the README promises (local dir, S3 through s3s-fs and
 //! through moto, Azure through Azurite, GCS through fake-gcs-server), each through the same
 //! round trip: backup with a multipart-sized segment, ls, show, cat, verify, an exact restore,
-//! an incremental and a prune, a damaged object that verify names, and no credential in any
+//! an incremental and a prune, a damaged object that verify names, a backup stopped mid-run
+//! (its location lock kept a prune off it; it published nothing), and no credential in any
 //! output or object.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode};
 
+use crate::faults::wait_bounded;
 use crate::harness::{
-    contents, create_topic, fidelity_record, kafkasnap, kafkasnap_ok, produce, read_all, stderr_of,
-    Broker, S3Server, TestRecord, S3_SECRET,
+    backup_in_flight_until, contents, create_topic, fidelity_record, fill_bulk, kafkasnap,
+    kafkasnap_ok, produce, read_all, stderr_of, Broker, S3Server, TestRecord, S3_SECRET,
 };
 use crate::stores_harness::{Emulator, Kind};
 
@@ -263,8 +265,88 @@ async fn round_trip(name: &str, target: Target, prefix: &str) {
     target.store.put(&path, original.into()).await.unwrap();
     run_ok(&target, &["verify", &target.url]);
 
+    interrupted_backup_publishes_nothing(&source, &target, prefix);
     assert_no_secret_in_objects(&target).await;
     eprintln!("store matrix: {name} took {:?}", started.elapsed());
+}
+
+/// The ids of the complete backups `ls` lists.
+fn complete_backups(target: &Target) -> Vec<String> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&run_ok(target, &["ls", &target.url, "--output", "json"])).unwrap();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["complete"] == true)
+        .map(|b| b["backup_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the test sees of the store, from a synchronous wait loop.
+fn objects_now(store: &Arc<dyn ObjectStore>) -> Vec<(String, u64)> {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(objects(store)))
+}
+
+/// A backup stopped with SIGTERM mid-run, with a prune run beside it: the prune sees the
+/// backup's location lock (written create-only on this store) and removes nothing; the backup
+/// exits 130, publishes nothing and takes its lock away; what was published before still
+/// verifies.
+fn interrupted_backup_publishes_nothing(source: &Broker, target: &Target, prefix: &str) {
+    fill_bulk(source, "bulk", 2, 60_000);
+    let published = complete_backups(target);
+    let extra = ["--include", "^bulk$", "--parallelism", "1"];
+    let child = backup_in_flight_until(source, &target.url, &target.env, &extra, || {
+        objects_now(&target.store)
+            .iter()
+            .any(|(key, _)| key.contains("/bulk") && key.contains(".kseg"))
+    });
+    let pruned: serde_json::Value = serde_json::from_str(&run_ok(
+        target,
+        &[
+            "prune",
+            &target.url,
+            "--keep-last",
+            "1",
+            "--grace",
+            "0s",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let in_use = |kept: &serde_json::Value| {
+        kept["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("in use by a running backup"))
+    };
+    assert!(
+        pruned["removed"].as_array().unwrap().is_empty()
+            && pruned["kept"].as_array().unwrap().iter().any(in_use),
+        "a prune beside a running backup: {pruned}"
+    );
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopped = wait_bounded(child, Duration::from_secs(30));
+    let stderr = stderr_of(&stopped);
+    assert_eq!(stopped.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; nothing was published"),
+        "{stderr}"
+    );
+    assert_eq!(complete_backups(target), published);
+    let locks: Vec<_> = objects_now(&target.store)
+        .into_iter()
+        .filter(|(key, _)| key.starts_with(&format!("{prefix}locks/")))
+        .collect();
+    assert!(locks.is_empty(), "locks left behind: {locks:?}");
+    run_ok(target, &["verify", &target.url]);
 }
 
 /// The store refuses a create-only put over an existing manifest (what publishing relies on:
@@ -348,6 +430,17 @@ fn emulated(emulator: &Emulator, prefix: &str) -> Target {
 async fn store_matrix_s3_through_moto() {
     let moto = Emulator::start(Kind::Moto, "backups");
     round_trip("matrix-moto", emulated(&moto, "nightly"), "nightly/").await;
+}
+
+/// The README's advice for an S3-compatible server without `If-None-Match: *`:
+/// `AWS_CONDITIONAL_PUT=disabled` makes object_store refuse create-only puts as not
+/// implemented, and kafkasnap looks before it puts instead. The whole round trip still holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_matrix_s3_through_moto_without_conditional_put() {
+    let moto = Emulator::start(Kind::Moto, "backups");
+    let mut target = emulated(&moto, "nightly");
+    target.env.push(("AWS_CONDITIONAL_PUT", "disabled".into()));
+    round_trip("matrix-moto-look-first", target, "nightly/").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
