@@ -171,19 +171,23 @@ fn assert_kept_as_in_use(summaries: &[serde_json::Value]) {
             "{summary}"
         );
         let kept = summary["kept"].as_array().unwrap();
-        let in_use = kept.iter().any(|k| {
-            k["reasons"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r.as_str().unwrap().contains("in use by a running backup"))
-        });
         // A prune that ran after the backup published sees it as complete (kept, last 1).
         assert!(
-            in_use || kept.iter().any(|k| k["complete"] == true),
+            kept_one_in_use(summary) || kept.iter().any(|k| k["complete"] == true),
             "{summary}"
         );
     }
+}
+
+/// Whether a prune's JSON summary kept some backup because a running backup holds it.
+pub(crate) fn kept_one_in_use(summary: &serde_json::Value) -> bool {
+    summary["kept"].as_array().unwrap().iter().any(|k| {
+        k["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("in use by a running backup"))
+    })
 }
 
 #[test]
