@@ -107,8 +107,19 @@ pub(crate) fn encode_record<'h>(
     }
 }
 
-#[cfg(test)]
 impl RecordRef<'_> {
+    /// The size of this record's frame in a segment, length prefix included: what it
+    /// added to the segment's raw bytes when it was backed up.
+    pub(crate) fn raw_len(&self) -> usize {
+        let header_bytes: usize = self
+            .headers
+            .iter()
+            .map(|h| 8 + h.name.len() + bytes_len(h.value))
+            .sum();
+        4 + FIXED_PART + bytes_len(self.key) + bytes_len(self.value) + header_bytes
+    }
+
+    #[cfg(test)]
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         encode_record(
             out,
@@ -275,6 +286,19 @@ mod tests {
                     value: Some(b"\x00\xff"),
                 },
             ],
+        }
+    }
+
+    #[test]
+    fn raw_len_is_the_encoded_frame_size() {
+        let with_key = RecordRef {
+            key: Some(b"a key"),
+            ..sample()
+        };
+        for record in [sample(), with_key] {
+            let mut buf = Vec::new();
+            record.encode_into(&mut buf);
+            assert_eq!(record.raw_len(), buf.len());
         }
     }
 

@@ -259,9 +259,6 @@ async fn backup_under_lock(
         }
         None => vec![None; tasks.len()],
     };
-    progress
-        .partitions_total
-        .store(tasks.len() as u64, Ordering::Relaxed);
     let expected: i64 = tasks
         .iter()
         .map(|t| (t.listed_end - t.start_offset).max(0))
@@ -269,6 +266,10 @@ async fn backup_under_lock(
     progress
         .records_expected
         .store(expected as u64, Ordering::Relaxed);
+    // Last: a total of partitions tells the reporter the plan is complete.
+    progress
+        .partitions_total
+        .store(tasks.len() as u64, Ordering::Relaxed);
     tracing::info!(backup_id = %backup_id, topics = selected.len(), partitions = tasks.len(), groups = groups.len(), "backup started");
     if let Some(key) = &options.encryption_key {
         tracing::info!(key_id = key.id(), "segments are encrypted with aes-256-gcm");

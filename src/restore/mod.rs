@@ -257,13 +257,18 @@ async fn write_plan(
             });
         }
     }
-    progress
-        .partitions_total
-        .store(jobs.len() as u64, Ordering::Relaxed);
     progress.records_expected.store(
         jobs.iter().map(|j| j.partition.records).sum(),
         Ordering::Relaxed,
     );
+    progress.bytes_expected.store(
+        jobs.iter().map(|j| j.partition.raw_bytes).sum(),
+        Ordering::Relaxed,
+    );
+    // Last: a total of partitions tells the reporter the plan is complete.
+    progress
+        .partitions_total
+        .store(jobs.len() as u64, Ordering::Relaxed);
 
     // Ends of appended-to and resumed partitions before we write (new topics start at 0).
     let mut start_ends =

@@ -207,7 +207,7 @@ pub(super) fn replay_partition(
                     err => err.into(),
                 })?;
             let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
-            context.progress.add_record(size as u64);
+            context.progress.add_record(record.raw_len() as u64);
             result.written += 1;
             result.bytes += size as u64;
         }
