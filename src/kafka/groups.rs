@@ -31,6 +31,18 @@ pub(crate) fn read_group_offsets(
     if partitions.is_empty() {
         return Ok(Vec::new());
     }
+    let mut all = Vec::new();
+    for group in group_names(settings)? {
+        let offsets = committed_offsets(settings, &group, partitions)?;
+        if !offsets.is_empty() {
+            all.push(GroupOffsets { group, offsets });
+        }
+    }
+    Ok(all)
+}
+
+/// The names of the cluster's consumer groups, sorted (blocking).
+pub(crate) fn group_names(settings: &ClientSettings) -> Result<Vec<String>, KafkaError> {
     let lister = metadata_consumer(settings)?;
     let list = lister
         .fetch_group_list(None, settings.request_timeout)
@@ -38,36 +50,39 @@ pub(crate) fn read_group_offsets(
     let mut names: Vec<String> = list.groups().iter().map(|g| g.name().to_string()).collect();
     names.sort();
     names.dedup();
+    Ok(names)
+}
+
+/// `group`'s committed offsets on the given partitions (blocking); partitions it has no
+/// commit on are left out.
+pub(crate) fn committed_offsets(
+    settings: &ClientSettings,
+    group: &str,
+    partitions: &[(String, i32)],
+) -> Result<Vec<CommittedOffset>, KafkaError> {
     let mut wanted = TopicPartitionList::with_capacity(partitions.len());
     for (topic, partition) in partitions {
         wanted.add_partition(topic, *partition);
     }
-    let mut all = Vec::new();
-    for group in names {
-        let consumer = group_consumer(settings, &group)?;
-        let committed = consumer
-            .committed_offsets(wanted.clone(), settings.request_timeout)
-            .map_err(KafkaError::client(format!(
-                "reading committed offsets of group {group}"
-            )))?;
-        let offsets: Vec<CommittedOffset> = committed
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(offset) => Some(CommittedOffset {
-                    topic: e.topic().to_string(),
-                    partition: e.partition(),
-                    offset,
-                    metadata: Some(e.metadata().to_string()).filter(|m| !m.is_empty()),
-                }),
-                _ => None,
-            })
-            .collect();
-        if !offsets.is_empty() {
-            all.push(GroupOffsets { group, offsets });
-        }
-    }
-    Ok(all)
+    let consumer = group_consumer(settings, group)?;
+    let committed = consumer
+        .committed_offsets(wanted, settings.request_timeout)
+        .map_err(KafkaError::client(format!(
+            "reading committed offsets of group {group}"
+        )))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some(CommittedOffset {
+                topic: e.topic().to_string(),
+                partition: e.partition(),
+                offset,
+                metadata: Some(e.metadata().to_string()).filter(|m| !m.is_empty()),
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Commits `offsets` for `group` (blocking). The group must have no active members.

@@ -1,8 +1,10 @@
 //! Everything that talks to Kafka through rdkafka: client settings, the metadata, config and
-//! group-offset snapshot, the partition reader and prober, topic creation and the restoring producer.
+//! group-offset snapshot, the partition reader and prober, topic creation and the restoring
+//! producer, and deleting topics and groups (a drill's clean-up).
 
 mod client;
 mod configs;
+mod delete;
 mod groups;
 mod headers;
 mod live_hash;
@@ -13,7 +15,8 @@ mod writer;
 
 pub use client::{parse_properties_file, ClientSettings};
 pub(crate) use configs::explicitly_set_configs;
-pub(crate) use groups::{commit_group_offsets, read_group_offsets};
+pub(crate) use delete::{delete_groups, delete_topics, Deleted};
+pub(crate) use groups::{commit_group_offsets, committed_offsets, group_names, read_group_offsets};
 pub(crate) use live_hash::hash_live_partitions;
 pub(crate) use probe::{probe_partitions, ProbeRequest, ProbeResult};
 pub(crate) use reader::{
