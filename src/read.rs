@@ -296,6 +296,48 @@ pub async fn download_datadir_archive(
     file.flush().map_err(io_error)
 }
 
+/// The backup of either kind that `selector` names at `location`: for `latest` the newest
+/// complete one, logical or data-dir; for an id or the start of one, the backup of the kind
+/// that has it (see [`resolve_id`]). A prefix that names a backup of each kind is ambiguous.
+pub async fn resolve_backup_of_any_kind(
+    location: &Location,
+    selector: &BackupSelector,
+) -> Result<(BackupKind, archive::BackupId), Error> {
+    let logical = location.list_backups().await?;
+    let datadir = location.list_datadir_backups().await?;
+    if *selector == BackupSelector::Latest {
+        let newest_logical = newest_plausible(&logical).map(|id| (BackupKind::Logical, id));
+        let newest_datadir = newest_plausible(&datadir).map(|id| (BackupKind::Datadir, id));
+        return [newest_logical, newest_datadir]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.1.cmp(&b.1))
+            .ok_or_else(|| Error::NoBackups {
+                location: location.display().to_string(),
+            });
+    }
+    let as_logical = resolve_id(location, &logical, selector, BackupKind::Logical);
+    let as_datadir = resolve_id(location, &datadir, selector, BackupKind::Datadir);
+    let absent = |err: &Error| {
+        matches!(
+            err,
+            Error::BackupNotFound { .. } | Error::NoBackupMatches { .. }
+        )
+    };
+    match (as_logical, as_datadir) {
+        (Ok(logical), Ok(datadir)) => Err(Error::AmbiguousBackup {
+            prefix: selector.to_string(),
+            location: location.display().to_string(),
+            kind: BackupKind::Logical,
+            matches: vec![logical.to_string(), datadir.to_string()],
+        }),
+        (Ok(id), Err(_)) => Ok((BackupKind::Logical, id)),
+        (Err(_), Ok(id)) => Ok((BackupKind::Datadir, id)),
+        (Err(logical), Err(datadir)) if absent(&logical) && !absent(&datadir) => Err(datadir),
+        (Err(logical), Err(_)) => Err(logical),
+    }
+}
+
 /// The one backup of `listing` that `selector` names: the newest complete one for `latest`
 /// (whose id is not dated in the future past [`archive::CLOCK_SKEW_ALLOWANCE`]: no backup
 /// begun yet has such an id, and a planted manifest must not be taken for the newest); the

@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kafkasnap::archive::BackupSelector;
-use kafkasnap::datadir::extract_archive;
-use kafkasnap::physical::archive_datadir;
+use kafkasnap::physical::{stage_datadir_as_archive, stage_datadir_backup};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
-use kafkasnap::read::{download_datadir_archive, open_backup, open_datadir_backup};
+use kafkasnap::read::{open_backup, open_datadir_backup};
 use kafkasnap::restore::{
-    check_archive, connect_writer, plan_restore, run_restore, IfExists, RestoreOptions, RestorePlan,
+    check_archive, connect_writer, plan_restore, run_restore, GroupNames, IfExists, RestoreOptions,
+    RestorePlan,
 };
 use kafkasnap::selection::TopicSelection;
 use kafkasnap::store::{Location, LockKind};
@@ -37,6 +37,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
             cli::IfExists::Append => IfExists::Append,
         },
         skip_groups: args.skip_groups,
+        group_names: GroupNames::Same,
         parallelism: args.parallelism as usize,
         resume: args.resume,
         encryption_key: load_key_file(&args.key)?,
@@ -68,7 +69,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
             scratch = tempfile::Builder::new()
                 .prefix("kafkasnap-datadir-")
                 .tempdir()?;
-            let source = match stored_datadir(source, global)? {
+            let staged = match stored_datadir(source, global)? {
                 Some(stored) => {
                     let key = options.encryption_key.as_ref();
                     let chosen = open_datadir_backup(&stored, &args.backup, key).await?;
@@ -81,16 +82,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                     )
                     .await?;
                     read_lock = Some(lock);
-                    let download = scratch.path().join("archive.download");
-                    tracing::info!(backup_id = %manifest.backup_id, bytes = manifest.archive.stored_bytes, "downloading the data-dir backup");
-                    download_datadir_archive(
-                        &stored,
-                        &manifest,
-                        options.encryption_key.as_ref(),
-                        &download,
-                    )
-                    .await?;
-                    download
+                    stage_datadir_backup(&stored, &manifest, key, scratch.path()).await?
                 }
                 None if args.backup != BackupSelector::Latest => anyhow::bail!(
                     "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
@@ -99,27 +91,13 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                     if options.encryption_key.is_some() {
                         tracing::warn!("{source} is not a backup location: the key file is not used");
                     }
-                    PathBuf::from(source)
+                    stage_datadir_as_archive(PathBuf::from(source), scratch.path()).await?
                 }
             };
             // The key was for the stored archive; what is restored is its plaintext
             // conversion in the scratch directory.
             options.encryption_key = None;
-            let archive_dir = scratch.path().join("archive");
-            let location = global.open_location(&archive_dir.display().to_string(), true)?;
-            let (unpack_into, converted) = (scratch.path().join("data"), location.clone());
-            let manifest = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                // A tarball (.tar, .tar.gz, .tar.zst) is unpacked into the scratch directory first.
-                let data_dir = if source.is_file() {
-                    extract_archive(&source, &unpack_into)?
-                } else {
-                    source
-                };
-                Ok(archive_datadir(&data_dir, &converted)?)
-            })
-            .await??;
-            tracing::info!(records = manifest.totals.records, "read the data directory");
-            (location, manifest)
+            staged
         }
         (None, None) => anyhow::bail!("give --from LOCATION or --from-datadir DIR"),
     };

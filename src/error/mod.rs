@@ -163,7 +163,8 @@ fn selection_hint(selection: &str) -> String {
 }
 
 /// Which kind of backup an error is about: they are listed by different commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackupKind {
     Logical,
     Datadir,

@@ -9,6 +9,7 @@ mod chunk_reader;
 mod datadir_backup;
 mod datadir_restore;
 mod restore_stream;
+mod staged;
 mod stopped;
 mod tar_index;
 mod tar_rewrite;
@@ -16,6 +17,7 @@ mod to_archive;
 
 pub use datadir_backup::{backup_datadir, DatadirBackupOptions};
 pub use datadir_restore::{restore_datadir, DatadirRestoreOptions, RestoreReport};
+pub use staged::{stage_datadir_as_archive, stage_datadir_backup};
 pub use stopped::{backup_datadir_stopped, StoppedBackupOptions};
 pub use tar_rewrite::ClusterIdRewriter;
 pub use to_archive::archive_datadir;

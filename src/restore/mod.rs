@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 pub(crate) use crate::error::{RestoreStop, TopicWritten, WritePhase, Written};
 use offsets::translate_groups;
 use outcome::{check_stop, flush, unless_cancelled, Stage, StallWatch};
-pub use plan::{check_archive, plan_restore};
+pub use plan::{archive_problems, check_archive, plan_restore};
 use replay::{in_window, replay, ReplayResults};
 use resume::{append_start_ends, check_resume_points, resume_points};
 
@@ -38,7 +38,8 @@ use crate::archive::{
 use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate};
 use crate::progress::Progress;
 use crate::read::{
-    check_segments, decode_fetched, fetch_segment, key_for_backup, read_segment, SegmentCheck,
+    check_segments, decode_fetched, fetch_segment, key_for_backup, read_segment, ObjectProblem,
+    SegmentCheck,
 };
 use crate::selection::TopicSelection;
 use crate::store::Location;
@@ -64,6 +65,8 @@ pub struct RestoreOptions {
     pub until: Option<i64>,
     pub if_exists: IfExists,
     pub skip_groups: bool,
+    /// What the restored consumer groups are called in the target.
+    pub group_names: GroupNames,
     pub parallelism: usize,
     /// Continue an interrupted restore: target topics that exist are continued (after
     /// checking that they hold exactly the backup's first records), the others created.
@@ -74,6 +77,28 @@ pub struct RestoreOptions {
     pub stall_timeout: Duration,
     /// Set on Ctrl-C / SIGTERM: every phase stops within a fraction of a second.
     pub cancel: Arc<AtomicBool>,
+}
+
+/// What a restored consumer group is called in the target. Its committed offsets are
+/// translated either way (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GroupNames {
+    /// Each group under its own name (`restore`).
+    #[default]
+    Same,
+    /// Each group under this prefix followed by its own name (`drill`): the target's own
+    /// groups are never touched.
+    Prefixed(String),
+}
+
+impl GroupNames {
+    /// The name backup group `group` gets in the target.
+    pub fn target(&self, group: &str) -> String {
+        match self {
+            GroupNames::Same => group.to_string(),
+            GroupNames::Prefixed(prefix) => format!("{prefix}{group}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -315,6 +340,7 @@ async fn write_plan(
         stage.groups_total = translated.len();
         for (group, offsets) in translated {
             let client = options.client.clone();
+            let group = options.group_names.target(&group);
             let commit = tokio::task::spawn_blocking(move || {
                 kafka::commit_group_offsets(&client, &group, &offsets)
             });

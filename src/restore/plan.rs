@@ -145,13 +145,7 @@ pub async fn check_archive(
     plan: &RestorePlan,
     parallelism: usize,
 ) -> Result<(), Error> {
-    let segments = plan
-        .topics
-        .iter()
-        .filter(|t| t.action != TopicAction::Skip)
-        .filter_map(|t| manifest.topic(&t.source))
-        .flat_map(|t| t.partitions.iter().flat_map(|p| p.segments.iter()));
-    let problems = check_segments(location, segments, SegmentCheck::Stored, parallelism).await;
+    let problems = archive_problems(location, manifest, plan, parallelism).await;
     if problems.is_empty() {
         Ok(())
     } else {
@@ -162,4 +156,21 @@ pub async fn check_archive(
                 .collect(),
         })
     }
+}
+
+/// The objects the plan will read that are missing or differ in size or checksum from the
+/// manifest (none: the archive is intact).
+pub async fn archive_problems(
+    location: &Location,
+    manifest: &Manifest,
+    plan: &RestorePlan,
+    parallelism: usize,
+) -> Vec<ObjectProblem> {
+    let segments = plan
+        .topics
+        .iter()
+        .filter(|t| t.action != TopicAction::Skip)
+        .filter_map(|t| manifest.topic(&t.source))
+        .flat_map(|t| t.partitions.iter().flat_map(|p| p.segments.iter()));
+    check_segments(location, segments, SegmentCheck::Stored, parallelism).await
 }
