@@ -1,12 +1,14 @@
 //! kafkasnap: back up an Apache Kafka cluster and restore it, exactly.
 //!
 //! The data flows one way: `kafka` reads records and metadata, `archive` frames them,
-//! `store` puts them somewhere; `backup`, `restore` and `verify` wire those together.
+//! `store` puts them somewhere; `backup`, `restore` and `verify` wire those together, and
+//! `drill` restores into a scratch cluster and checks the result with them.
 //! The library never prints; the binary's `commands` do.
 
 pub mod archive;
 pub mod backup;
 pub mod datadir;
+pub mod drill;
 mod error;
 pub mod k8s;
 pub mod kafka;

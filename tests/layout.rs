@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["read", "write", "selection"],
     &["backup", "restore", "verify", "retention", "physical"],
+    &["drill"],
 ];
 
 /// Non-test lines a source file may hold.

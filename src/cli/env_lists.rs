@@ -28,6 +28,7 @@ impl Cli {
             Command::Backup(args) => (Some(&mut args.selection), None),
             Command::Restore(args) => (Some(&mut args.selection), Some(&mut args.topic_map)),
             Command::Verify(args) => (None, Some(&mut args.topic_map)),
+            Command::Drill(args) => (Some(&mut args.selection), None),
             _ => (None, None),
         };
         let plain = |item: &str| Ok(item.to_string());

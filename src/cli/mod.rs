@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafkasnap::archive::BackupSelector;
 
+mod drill_args;
 mod env_lists;
 mod values;
+
+pub use drill_args::DrillArgs;
 
 pub use values::parse_time;
 use values::{parse_key_value, parse_log_filter, parse_timeout};
@@ -80,6 +83,10 @@ pub enum Command {
     Datadir(DatadirArgs),
     /// Delete the backups a retention policy does not keep (and old unpublished leftovers).
     Prune(PruneArgs),
+    /// Restore drill: restore a backup (the newest by default) into a scratch cluster under a
+    /// prefix, check every record and group offset against it, delete what it created, and
+    /// report the recovery time and the backup's age. Exit code 3 if it is not exact.
+    Drill(Box<DrillArgs>),
 }
 
 /// How to reach a Kafka cluster.

@@ -4,6 +4,7 @@
 mod backup;
 mod cat;
 mod datadir;
+mod drill;
 mod ls;
 mod prune;
 mod restore;
@@ -47,6 +48,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<InvalidRequest>().is_some() {
         return EXIT_INVALID;
     }
+    if let Some(drill) = err.downcast_ref::<kafkasnap::drill::DrillError>() {
+        return match drill.is_invalid_request() {
+            true => EXIT_INVALID,
+            false => EXIT_FAILURE,
+        };
+    }
     match err.downcast_ref::<kafkasnap::Error>() {
         Some(err) if err.is_invalid_request() => EXIT_INVALID,
         _ => EXIT_FAILURE,
@@ -56,7 +63,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 /// How a command that did not fail ended.
 pub enum Outcome {
     Success,
-    /// verify found damage or differences, or datadir inspect found corruption (exit code 3).
+    /// verify or drill found damage or differences, or datadir inspect found corruption
+    /// (exit code 3).
     ProblemsFound,
     /// A shard stored its part and the run still waits for other shards (exit code 4).
     ShardRunWaiting,
@@ -131,6 +139,7 @@ async fn dispatch(command: Command, global: &Global) -> anyhow::Result<Outcome> 
         Command::Cat(args) => cat::run(args, global).await,
         Command::Datadir(args) => datadir::run(args, global).await,
         Command::Prune(args) => prune::run(args, global).await,
+        Command::Drill(args) => drill::run(*args, global).await,
     }
 }
 
@@ -183,6 +192,11 @@ impl StopPolicy {
                 DatadirCommand::Restore(_) => ("stopping the data-dir restore", None, ""),
                 _ => ("stopping", Some(STOP_GRACE), "nothing was changed"),
             },
+            Command::Drill(_) => (
+                "stopping the drill; it deletes the topics and groups it created first",
+                None,
+                "",
+            ),
             Command::Ls(_) | Command::Show(_) | Command::Cat(_) => {
                 ("stopping", Some(STOP_GRACE), "nothing was changed")
             }
@@ -207,6 +221,9 @@ pub fn is_interrupted(err: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<kafkasnap::Error>()
                 .is_some_and(kafkasnap::Error::is_interrupted)
+            || cause
+                .downcast_ref::<kafkasnap::drill::DrillError>()
+                .is_some_and(kafkasnap::drill::DrillError::is_interrupted)
     })
 }
 

@@ -4,6 +4,7 @@
 mod backup;
 mod datadir;
 mod datadir_encryption;
+mod drill;
 mod encryption;
 mod errors;
 mod faults;

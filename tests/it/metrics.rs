@@ -9,10 +9,10 @@ use crate::fixture::path_str;
 use crate::harness::{create_topic, fidelity_record, kafkasnap, produce, Broker};
 
 /// (method, path, body) of every request received.
-type Requests = Arc<Mutex<Vec<(String, String, String)>>>;
+pub(crate) type Requests = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// A minimal HTTP/1.1 server that records requests and answers 200.
-fn pushgateway() -> (String, Requests) {
+pub(crate) fn pushgateway() -> (String, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let requests: Requests = Arc::default();

@@ -55,7 +55,7 @@ impl Drop for SilentBroker {
     }
 }
 
-fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
         .args(args)
         .arg("--no-progress")
@@ -66,7 +66,7 @@ fn spawn(args: &[&str]) -> Child {
         .expect("start kafkasnap")
 }
 
-fn signal(pid: u32, name: &str) {
+pub(crate) fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
         .status()
@@ -75,7 +75,7 @@ fn signal(pid: u32, name: &str) {
 }
 
 /// Waits for `child` at most `limit` (killing it and failing the test after that).
-fn wait_at_most(mut child: Child, limit: Duration, what: &str) -> Output {
+pub(crate) fn wait_at_most(mut child: Child, limit: Duration, what: &str) -> Output {
     let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() >= deadline {
