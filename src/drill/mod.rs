@@ -127,6 +127,12 @@ async fn drill_locked(
     report.backup_age_seconds = report::age_seconds(&opened.started_at, id, drill_started);
 
     let restore_options = restore_options(&opened, options, &prefix);
+    let topic_targets: Vec<&str> = restore_options
+        .topic_map
+        .iter()
+        .map(|(_, target)| target.as_str())
+        .collect();
+    source::refuse_leftovers(&options.client, &scratch_cluster, &topic_targets, &[]).await?;
     let plan = plan_restore(&opened.manifest, &restore_options).await?;
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
@@ -142,7 +148,8 @@ async fn drill_locked(
         .iter()
         .map(|g| RenamedName::new(g, &groups.target(g)))
         .collect();
-    source::refuse_leftovers(&options.client, &scratch_cluster, &report).await?;
+    let group_targets: Vec<&str> = report.groups.iter().map(|g| g.target.as_str()).collect();
+    source::refuse_leftovers(&options.client, &scratch_cluster, &[], &group_targets).await?;
     let writer = connect_writer(&restore_options).await?;
     let problems = archive_problems(
         &opened.location,

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use super::report::{DrillError, DrillReport, DrillStep};
+use super::report::{DrillError, DrillStep};
 use super::{until_cancelled, CleanupReport, DrillOptions};
 use crate::archive::{DatadirManifest, Manifest};
 use crate::kafka::{self, ClientSettings};
@@ -128,31 +128,30 @@ pub(super) fn refuse_source(
     })
 }
 
-/// Refuses when the scratch cluster already holds a topic or group the drill would create:
-/// the drill deletes what it creates, and never what it found.
+/// Refuses when the scratch cluster already holds one of `topics` or `groups` (names the
+/// drill would create): the drill deletes what it creates, and never what it found.
 pub(super) async fn refuse_leftovers(
     client: &ClientSettings,
     scratch: &ScratchCluster,
-    report: &DrillReport,
+    topics: &[&str],
+    groups: &[&str],
 ) -> Result<(), DrillError> {
-    let mut names: Vec<String> = report
-        .topics
+    let mut names: Vec<String> = topics
         .iter()
-        .filter(|t| scratch.topics.contains(&t.target))
-        .map(|t| format!("topic {}", t.target))
+        .filter(|t| scratch.topics.iter().any(|existing| existing == *t))
+        .map(|t| format!("topic {t}"))
         .collect();
-    if !report.groups.is_empty() {
+    if !groups.is_empty() {
         let settings = client.clone();
         let existing = tokio::task::spawn_blocking(move || kafka::group_names(&settings))
             .await
             .expect("group listing does not panic")
             .map_err(Error::from)?;
         names.extend(
-            report
-                .groups
+            groups
                 .iter()
-                .filter(|g| existing.contains(&g.target))
-                .map(|g| format!("consumer group {}", g.target)),
+                .filter(|g| existing.iter().any(|e| e == *g))
+                .map(|g| format!("consumer group {g}")),
         );
     }
     if names.is_empty() {

@@ -1,10 +1,10 @@
 //! `kafkasnap drill` on two tansu brokers: a good backup drills exact (every record, a positive
 //! recovery time, metrics pushed) and leaves no topic or group in the scratch cluster, whose
 //! own topics it never touches; `--keep` leaves a restore an independent reader finds exact
-//! (records and translated group offsets); a flipped byte is found (exit 3, the object
-//! named) before anything is created; SIGINT mid-restore cleans up (exit 130); the source
-//! cluster is refused (exit 2) unless allowed; a data-dir backup of a real broker's data
-//! directory drills too.
+//! (records and translated group offsets) and a later drill refuses to reuse (exit 2); a
+//! flipped byte is found (exit 3, the object named) before anything is created; SIGINT
+//! mid-restore cleans up (exit 130); the source cluster is refused (exit 2) unless allowed; a
+//! data-dir backup of a real broker's data directory drills too.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -166,6 +166,29 @@ fn a_good_backup_drills_exact_and_leaves_nothing_behind() {
     );
     let expected: Vec<Option<i64>> = source.committed.iter().map(|(_, o)| Some(*o)).collect();
     assert_eq!(committed, expected);
+
+    // What the kept drill left is never taken over or deleted by another drill.
+    let (code, _, stderr) = drill_json(&[
+        "--from",
+        location,
+        "-b",
+        &scratch.bootstrap,
+        "--prefix",
+        "kept.",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("already has topic kept.order.created"),
+        "{stderr}"
+    );
+    assert_eq!(
+        contents(&read_all(
+            &scratch.bootstrap,
+            "kept.order.created",
+            ORDERS_PARTITIONS
+        )),
+        contents(&source.orders)
+    );
 }
 
 #[test]

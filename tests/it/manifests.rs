@@ -395,6 +395,42 @@ fn the_sharded_cronjob_publishes_one_backup_from_its_shards() {
     );
 }
 
+/// The weekly drill CronJob's command line, with the ConfigMap's environment: it drills the
+/// newest backup into the scratch cluster the ConfigMap names, exactly, and leaves nothing there;
+/// it never reads the backed-up cluster's KAFKASNAP_BOOTSTRAP_SERVERS.
+#[test]
+fn the_drill_cronjob_drills_the_newest_backup_into_the_scratch_cluster() {
+    let source = Broker::start("manifests-drill-source");
+    create_topic(&source.bootstrap, TOPIC, PARTITIONS, &[]);
+    let records: Vec<TestRecord> = (0..300)
+        .map(|i| fidelity_record(i as i32 % PARTITIONS, i))
+        .collect();
+    produce(&source.bootstrap, TOPIC, &records);
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().to_str().unwrap();
+    crate::harness::backup_to(&source.bootstrap, dir.path(), &[]);
+
+    let scratch = Broker::start("manifests-drill-scratch");
+    let cronjob = manifest("cronjob-drill.yaml");
+    let args = block_list(&cronjob, "args");
+    assert_eq!(args.first().map(String::as_str), Some("drill"));
+    let mut env = pod_env(&cronjob, &source.bootstrap, location);
+    assert!(
+        env.contains_key("KAFKASNAP_DRILL_BOOTSTRAP_SERVERS"),
+        "the ConfigMap names no scratch cluster"
+    );
+    env.insert(
+        "KAFKASNAP_DRILL_BOOTSTRAP_SERVERS".into(),
+        scratch.bootstrap.clone(),
+    );
+    let report = run_workload(&args, &env);
+    assert_eq!(report["exact"], true, "{report}");
+    assert_eq!(report["records_checked"], records.len() as u64, "{report}");
+    assert_eq!(report["scratch_cluster"], scratch.bootstrap.as_str());
+    assert!(topic_names(&scratch.bootstrap).is_empty());
+    assert_eq!(topic_names(&source.bootstrap), [TOPIC]);
+}
+
 /// Every pod-running manifest: the image's uid, no token, and the hardening a schema cannot
 /// require (it only checks that the fields are well-formed).
 #[test]
@@ -413,6 +449,7 @@ fn the_pods_run_hardened_as_the_images_user() {
         "cronjob-sharded.yaml",
         "cronjob-prune.yaml",
         "cronjob-datadir.yaml",
+        "cronjob-drill.yaml",
         "restore-job.yaml",
     ] {
         let yaml = manifest(name);
