@@ -22,6 +22,7 @@ pub use cleanup::CleanupReport;
 pub use report::{Difference, DrillError, DrillReport, DrillStep, RenamedName};
 
 use crate::archive::{BackupId, BackupSelector, EncryptionKey, Manifest};
+use crate::error::BackupKind;
 use crate::kafka::ClientSettings;
 use crate::progress::Progress;
 use crate::read::{open_datadir_backup, read_manifest, resolve_backup_of_any_kind, ObjectProblem};
@@ -31,7 +32,7 @@ use crate::restore::{
 };
 use crate::selection::TopicSelection;
 use crate::store::{Location, LocationLock, LockKind};
-use crate::{BackupKind, Error};
+use crate::Error;
 
 /// What a drill does, and where.
 #[derive(Debug, Clone)]

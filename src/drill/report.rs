@@ -5,9 +5,10 @@ use std::time::SystemTime;
 
 use super::cleanup::CleanupReport;
 use crate::archive::BackupId;
+use crate::error::BackupKind;
 use crate::read::ObjectProblem;
 use crate::restore::RestoreStop;
-use crate::{BackupKind, Error};
+use crate::Error;
 
 /// A name in the backup and the name it got in the scratch cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
