@@ -16,6 +16,7 @@ use crate::harness::{
     backup_to, client, committed_offsets, contents, create_topic, fidelity_record, files_under,
     fill_bulk, kafkasnap, produce, read_all, stderr_of, topic_names, Broker,
 };
+use crate::resume::end_offsets_of;
 
 /// The consumer groups the broker lists.
 fn group_names(bootstrap: &str) -> Vec<String> {
@@ -238,18 +239,6 @@ fn a_flipped_byte_is_found_before_anything_is_created() {
     assert_nothing_left(&scratch, "kafkasnap-drill-");
 }
 
-/// The end offsets of `topic`'s partitions (to see a restore's progress).
-fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
-    let consumer: BaseConsumer = client(bootstrap).create().unwrap();
-    (0..partitions)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .map_or(0, |(_, high)| high)
-        })
-        .sum()
-}
-
 #[test]
 fn an_interrupted_drill_cleans_up() {
     let source = Broker::start("drill-interrupt-source");
@@ -272,7 +261,11 @@ fn an_interrupted_drill_cleans_up() {
     ]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut drill = drill;
-    while end_offsets(&scratch.bootstrap, "drill.bulk", 2) < 20_000 {
+    while end_offsets_of(&scratch.bootstrap, "drill.bulk", 2)
+        .iter()
+        .sum::<i64>()
+        < 20_000
+    {
         assert!(
             Instant::now() < deadline,
             "the drill's restore never got going"

@@ -18,11 +18,16 @@ pub(crate) const RECORDS: usize = 160_000;
 
 /// ListOffsets ends (tansu may under-report these: used only to see progress).
 pub(crate) fn end_offsets(bootstrap: &str) -> Vec<i64> {
+    end_offsets_of(bootstrap, TOPIC, PARTITIONS)
+}
+
+/// [`end_offsets`] of any topic.
+pub(crate) fn end_offsets_of(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
     let consumer: BaseConsumer = client(bootstrap).create().unwrap();
-    (0..PARTITIONS)
+    (0..partitions)
         .map(|p| {
             consumer
-                .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
                 .map_or(0, |(_, high)| high)
         })
         .collect()
