@@ -47,15 +47,17 @@ pub struct DrillArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Put before the name of every topic and consumer group the drill creates (default
-    /// kafkasnap-drill-<backup id>.), so it never touches the scratch cluster's own.
+    /// kafkasnap-drill-<backup id>-<random run suffix>.), so it never touches the scratch
+    /// cluster's own.
     #[arg(long, env = "KAFKASNAP_DRILL_PREFIX")]
     pub prefix: Option<String>,
     /// Leave the restored topics and groups in the scratch cluster for inspection.
     #[arg(long, env = "KAFKASNAP_DRILL_KEEP")]
     pub keep: bool,
     /// Drill even when the scratch cluster is the backup's own source cluster (same
-    /// cluster id); refused without.
-    #[arg(long, env = "KAFKASNAP_ALLOW_SOURCE_CLUSTER")]
+    /// cluster id); refused without. A command-line flag only (no environment variable), so
+    /// a stray setting never lifts the refusal.
+    #[arg(long)]
     pub allow_source_cluster: bool,
     /// Partitions written at the same time.
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]

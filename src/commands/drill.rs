@@ -8,7 +8,9 @@ use kafkasnap::metrics::{push_drill, DrillMetrics};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 
-use super::{cancel_on_signal, load_key_file, print_json, settings_from, Global, Outcome};
+use super::{
+    cancel_on_signal, exit_code, load_key_file, print_json, settings_from, Global, Outcome,
+};
 use crate::cli::{DrillArgs, OutputFormat};
 
 pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -43,7 +45,24 @@ pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
             tracing::warn!("{err}");
         }
     }
-    let report = result?;
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            let err = anyhow::Error::from(err);
+            if let OutputFormat::Json = global.output {
+                // The last stdout line is the result also when the drill did not finish.
+                let drill = err
+                    .downcast_ref::<DrillError>()
+                    .expect("the drill's own error");
+                print_json(&Unfinished {
+                    report: drill.report(),
+                    error: format!("{err:#}"),
+                    exit_code: exit_code(&err),
+                })?;
+            }
+            return Err(err);
+        }
+    };
     match global.output {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print_text(&report),
@@ -55,11 +74,20 @@ pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
     })
 }
 
+/// `--output json` of a drill that ended in an error: what its report says so far (when it
+/// got as far as one), the error, and the exit code.
+#[derive(serde::Serialize)]
+struct Unfinished<'a> {
+    #[serde(flatten)]
+    report: Option<&'a DrillReport>,
+    error: String,
+    exit_code: u8,
+}
+
 fn metrics_of(result: &Result<DrillReport, DrillError>) -> DrillMetrics {
     let report = match result {
         Ok(report) => Some(report),
-        Err(DrillError::CleanupFailed { report }) => Some(&**report),
-        Err(_) => None,
+        Err(err) => err.report(),
     };
     let seconds = |s: Option<f64>| s.map(Duration::from_secs_f64);
     DrillMetrics {

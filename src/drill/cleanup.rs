@@ -1,12 +1,14 @@
-//! Deleting what a drill created in the scratch cluster: its prefixed consumer groups, then
-//! its prefixed topics (waiting until the cluster's metadata no longer lists them). Runs when
-//! the drill ends, fails or is interrupted; `--keep` leaves everything for inspection.
+//! Deleting what a drill created in the scratch cluster, and nothing else: the consumer
+//! groups it committed offsets for, then the topics the cluster created for it (a topic that
+//! already existed is never one of them), waiting until the cluster's metadata no longer
+//! lists them. Runs when the drill ends, fails or is interrupted; `--keep` leaves everything
+//! for inspection.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::report::DrillReport;
 use crate::kafka::{self, ClientSettings, Deleted, KafkaError};
+use crate::restore::Created;
 
 /// What the drill left in the scratch cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -15,8 +17,18 @@ pub struct CleanupReport {
     pub kept: bool,
     pub topics_deleted: Vec<String>,
     pub groups_deleted: Vec<String>,
+    /// Created by the drill, but already gone when it came to delete them.
+    pub topics_already_absent: Vec<String>,
+    pub groups_already_absent: Vec<String>,
     /// Topics and groups that could not be deleted, and why: delete them by hand.
     pub left_behind: Vec<String>,
+}
+
+fn counted(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 impl fmt::Display for CleanupReport {
@@ -28,34 +40,53 @@ impl fmt::Display for CleanupReport {
                 self.left_behind.join(", ")
             );
         }
-        let (topics, groups) = (self.topics_deleted.len(), self.groups_deleted.len());
-        match (self.kept, topics + groups) {
-            (true, _) => write!(
+        if self.kept {
+            return write!(
                 f,
                 "what it created is left in the scratch cluster for inspection (--keep)"
-            ),
-            (false, 0) => write!(f, "nothing was left in the scratch cluster"),
-            (false, _) => write!(
-                f,
-                "it deleted the {topics} topics and {groups} consumer groups it created"
-            ),
+            );
         }
+        let (topics, groups) = (self.topics_deleted.len(), self.groups_deleted.len());
+        let absent = self.topics_already_absent.len() + self.groups_already_absent.len();
+        if topics + groups + absent == 0 {
+            return write!(f, "it had created nothing in the scratch cluster");
+        }
+        write!(
+            f,
+            "it deleted the {} and {} it created",
+            counted(topics, "topic"),
+            counted(groups, "consumer group")
+        )?;
+        if absent > 0 {
+            let names: Vec<&str> = self
+                .topics_already_absent
+                .iter()
+                .chain(&self.groups_already_absent)
+                .map(String::as_str)
+                .collect();
+            write!(
+                f,
+                "; {} it created {} already gone ({})",
+                counted(absent, "name"),
+                if absent == 1 { "was" } else { "were" },
+                names.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// Deletes the report's (target) groups and topics from the scratch cluster, unless `keep`.
+/// Deletes the groups and topics this run `created` from the scratch cluster, unless `keep`.
 /// Never fails: what could not be deleted is listed in [`CleanupReport::left_behind`].
 pub(super) async fn clean_up(
     client: &ClientSettings,
-    report: &DrillReport,
+    created: &Created,
     keep: bool,
 ) -> CleanupReport {
-    let topics: Vec<String> = report.topics.iter().map(|t| t.target.clone()).collect();
-    let groups: Vec<String> = report.groups.iter().map(|g| g.target.clone()).collect();
     if keep {
         tracing::info!(
-            topics = topics.len(),
-            groups = groups.len(),
+            topics = created.topics.len(),
+            groups = created.groups.len(),
             "--keep: leaving what the drill created in the scratch cluster"
         );
         return CleanupReport {
@@ -64,10 +95,14 @@ pub(super) async fn clean_up(
         };
     }
     let mut cleanup = CleanupReport::default();
-    let deleted_groups = kafka::delete_groups(client, &groups).await;
-    cleanup.groups_deleted = sort(deleted_groups, &groups, "group", &mut cleanup.left_behind);
-    let deleted_topics = kafka::delete_topics(client, &topics).await;
-    cleanup.topics_deleted = sort(deleted_topics, &topics, "topic", &mut cleanup.left_behind);
+    let groups = &created.groups;
+    let deleted_groups = kafka::delete_groups(client, groups).await;
+    (cleanup.groups_deleted, cleanup.groups_already_absent) =
+        sort(deleted_groups, groups, "group", &mut cleanup.left_behind);
+    let topics = &created.topics;
+    let deleted_topics = kafka::delete_topics(client, topics).await;
+    (cleanup.topics_deleted, cleanup.topics_already_absent) =
+        sort(deleted_topics, topics, "topic", &mut cleanup.left_behind);
     match still_listed(client, &cleanup.topics_deleted).await {
         Ok(listed) => {
             for topic in listed {
@@ -83,25 +118,26 @@ pub(super) async fn clean_up(
     cleanup
 }
 
-/// The names deleted; those that were not go to `left_behind` as `WHAT NAME (WHY)`.
+/// The names deleted and those already absent; those that could not be deleted go to
+/// `left_behind` as `WHAT NAME (WHY)`.
 fn sort(
     result: Result<Deleted, KafkaError>,
     asked: &[String],
     what: &str,
     left_behind: &mut Vec<String>,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
     match result {
         Ok(outcome) => {
             for (name, why) in outcome.failed {
                 left_behind.push(format!("{what} {name} ({why})"));
             }
-            outcome.deleted
+            (outcome.deleted, outcome.absent)
         }
         Err(err) => {
             for name in asked {
                 left_behind.push(format!("{what} {name} ({err})"));
             }
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     }
 }
@@ -131,5 +167,56 @@ async fn still_listed(
             return Ok(listed);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn the_message_counts_only_what_was_deleted_and_names_what_was_already_gone() {
+        let mut cleanup = CleanupReport {
+            topics_deleted: names(&["p.a", "p.b"]),
+            groups_deleted: names(&["p.g"]),
+            ..CleanupReport::default()
+        };
+        assert_eq!(
+            cleanup.to_string(),
+            "it deleted the 2 topics and 1 consumer group it created"
+        );
+        cleanup.topics_deleted = names(&["p.a"]);
+        cleanup.topics_already_absent = names(&["p.b"]);
+        assert_eq!(
+            cleanup.to_string(),
+            "it deleted the 1 topic and 1 consumer group it created; 1 name it created was already gone (p.b)"
+        );
+        assert_eq!(
+            CleanupReport::default().to_string(),
+            "it had created nothing in the scratch cluster"
+        );
+    }
+
+    #[test]
+    fn names_already_absent_are_kept_apart_from_those_deleted() {
+        let mut left_behind = Vec::new();
+        let outcome = Deleted {
+            deleted: names(&["p.a"]),
+            absent: names(&["p.b"]),
+            failed: vec![("p.c".into(), "refused".into())],
+        };
+        let (deleted, absent) = sort(
+            Ok(outcome),
+            &names(&["p.a", "p.b", "p.c"]),
+            "topic",
+            &mut left_behind,
+        );
+        assert_eq!(deleted, ["p.a"]);
+        assert_eq!(absent, ["p.b"]);
+        assert_eq!(left_behind, ["topic p.c (refused)"]);
     }
 }

@@ -27,7 +27,7 @@ use crate::kafka::ClientSettings;
 use crate::progress::Progress;
 use crate::read::{open_datadir_backup, read_manifest, resolve_backup_of_any_kind, ObjectProblem};
 use crate::restore::{
-    archive_problems, connect_writer, plan_restore, run_restore, GroupNames, IfExists,
+    archive_problems, connect_writer, plan_restore, run_restore, Created, GroupNames, IfExists,
     RestoreOptions, RestoreStop,
 };
 use crate::selection::TopicSelection;
@@ -55,9 +55,26 @@ pub struct DrillOptions {
     pub cancel: Arc<AtomicBool>,
 }
 
-/// The prefix a drill of backup `id` uses unless told another.
+/// The prefix a drill of backup `id` uses unless told another: the backup's id and a random
+/// run suffix (24 bits, from the operating system), so drills of one backup running at the
+/// same time never share a name.
 pub fn default_prefix(id: &BackupId) -> String {
-    format!("kafkasnap-drill-{id}.")
+    let mut random = [0u8; 4];
+    let run = match getrandom::fill(&mut random) {
+        Ok(()) => u32::from_le_bytes(random),
+        // No OS randomness (never seen on Linux): the clock and the pid.
+        Err(_) => {
+            let since_epoch = SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            since_epoch.subsec_nanos() ^ std::process::id().rotate_left(16)
+        }
+    };
+    prefix_of_run(id, run)
+}
+
+fn prefix_of_run(id: &BackupId, run: u32) -> String {
+    format!("kafkasnap-drill-{id}-{:06x}.", run & 0x00ff_ffff)
 }
 
 /// Runs a drill of the backup `selector` names at `location` (see the module docs). A damaged
@@ -115,12 +132,17 @@ async fn drill_locked(
     let prefix = options.prefix.clone().unwrap_or_else(|| default_prefix(id));
     report::check_prefix(&prefix)?;
     report.prefix = prefix.clone();
-    let scratch_cluster = source::describe(&options.client, &options.cancel).await?;
+    let Some(scratch_cluster) = source::describe(&options.client, &options.cancel).await? else {
+        return Err(nothing_created(DrillStep::Reading, report, drill_started));
+    };
     let opened = match open(location, kind, id, options, &scratch_cluster).await {
         Ok(opened) => opened,
         Err(Found::Damage(problem)) => {
             report.damaged.push(problem);
             return Ok(report.finish(drill_started, None));
+        }
+        Err(Found::Interrupted) => {
+            return Err(nothing_created(DrillStep::Reading, report, drill_started))
         }
         Err(Found::Error(err)) => return Err(err),
     };
@@ -152,13 +174,15 @@ async fn drill_locked(
     let group_targets: Vec<&str> = report.groups.iter().map(|g| g.target.as_str()).collect();
     source::refuse_leftovers(&options.client, &scratch_cluster, &[], &group_targets).await?;
     let writer = connect_writer(&restore_options).await?;
-    let problems = archive_problems(
+    let checking_archive = archive_problems(
         &opened.location,
         &opened.manifest,
         &plan,
         options.parallelism,
-    )
-    .await;
+    );
+    let Some(problems) = until_cancelled(&options.cancel, checking_archive).await else {
+        return Err(nothing_created(DrillStep::Reading, report, drill_started));
+    };
     if !problems.is_empty() {
         report.damaged = problems;
         return Ok(report.finish(drill_started, None));
@@ -178,13 +202,17 @@ async fn drill_locked(
     let summary = match restored {
         Ok(summary) => summary,
         Err(err) => {
-            let why = match err {
-                Error::RestoreIncomplete { why, .. } => why,
-                other => RestoreStop::from(other),
+            let (why, created) = stop_of(err);
+            let stopped = Stopped {
+                step: DrillStep::Restoring,
+                why,
+                created: &created,
+                drill_started,
             };
-            return Err(unfinished(DrillStep::Restoring, why, options, &report).await);
+            return Err(stopped.clean_up(options, report).await);
         }
     };
+    let created = summary.created.clone();
     report.restore_seconds = Some(restore_seconds);
     report.records_restored = summary.records_written;
     report.bytes_restored = summary.bytes_written;
@@ -198,13 +226,18 @@ async fn drill_locked(
     let checking = check::check_restore(&opened, &plan, options, &groups);
     let checked = match until_cancelled(&options.cancel, checking).await {
         Some(Ok(checked)) => checked,
-        Some(Err(err)) => {
-            let why = RestoreStop::from(err);
-            return Err(unfinished(DrillStep::Checking, why, options, &report).await);
-        }
-        None => {
-            let why = RestoreStop::Interrupted;
-            return Err(unfinished(DrillStep::Checking, why, options, &report).await);
+        failed => {
+            let why = match failed {
+                Some(Err(err)) => RestoreStop::from(err),
+                _ => RestoreStop::Interrupted,
+            };
+            let stopped = Stopped {
+                step: DrillStep::Checking,
+                why,
+                created: &created,
+                drill_started,
+            };
+            return Err(stopped.clean_up(options, report).await);
         }
     };
     report.check_seconds = Some(check_clock.elapsed().as_secs_f64());
@@ -213,7 +246,7 @@ async fn drill_locked(
     report.group_offsets_checked = checked.group_offsets;
     report.differences = checked.differences;
 
-    report.cleanup = cleanup::clean_up(&options.client, &report, options.keep).await;
+    report.cleanup = cleanup::clean_up(&options.client, &created, options.keep).await;
     let report = report.finish(drill_started, Some(restore_seconds));
     if report.cleanup.left_behind.is_empty() {
         Ok(report)
@@ -224,9 +257,11 @@ async fn drill_locked(
     }
 }
 
-/// What opening the backup found that is not an error: a damaged manifest or archive.
+/// What opening the backup found that is not an error: a damaged manifest or archive, or
+/// an interrupt.
 enum Found {
     Damage(ObjectProblem),
+    Interrupted,
     Error(DrillError),
 }
 
@@ -304,12 +339,7 @@ async fn open(
                     }),
                     other => Found::from(other),
                 })?,
-                None => {
-                    return Err(Found::Error(DrillError::Interrupted {
-                        step: DrillStep::Reading,
-                        cleanup: CleanupReport::default(),
-                    }))
-                }
+                None => return Err(Found::Interrupted),
             };
             Ok(Opened {
                 location: converted,
@@ -350,18 +380,42 @@ fn restore_options(opened: &Opened, options: &DrillOptions, prefix: &str) -> Res
     }
 }
 
-/// The drill stopped in `step` after it may have created topics and groups: those are
-/// deleted (unless `--keep`), and the error says why it stopped and what is left.
-async fn unfinished(
+/// The drill was interrupted in `step`, before it created anything.
+fn nothing_created(step: DrillStep, report: DrillReport, drill_started: SystemTime) -> DrillError {
+    DrillError::Interrupted {
+        step,
+        report: Box::new(report.stopped(drill_started)),
+    }
+}
+
+/// Why a restore stopped, and what it had created by then (nothing, when it failed before it
+/// began to create topics).
+fn stop_of(err: Error) -> (RestoreStop, Created) {
+    match err {
+        Error::RestoreIncomplete { why, written } => (why, written.created().clone()),
+        other => (RestoreStop::from(other), Created::default()),
+    }
+}
+
+/// A drill that stopped in `step` (`why`) after it may have created topics and groups.
+struct Stopped<'a> {
     step: DrillStep,
     why: RestoreStop,
-    options: &DrillOptions,
-    report: &DrillReport,
-) -> DrillError {
-    let cleanup = cleanup::clean_up(&options.client, report, options.keep).await;
-    match why {
-        RestoreStop::Interrupted => DrillError::Interrupted { step, cleanup },
-        why => DrillError::Unfinished { step, why, cleanup },
+    created: &'a Created,
+    drill_started: SystemTime,
+}
+
+impl Stopped<'_> {
+    /// Deletes what the drill created (unless `--keep`); the error says why it stopped and
+    /// what is left.
+    async fn clean_up(self, options: &DrillOptions, mut report: DrillReport) -> DrillError {
+        report.cleanup = cleanup::clean_up(&options.client, self.created, options.keep).await;
+        let report = Box::new(report.stopped(self.drill_started));
+        let step = self.step;
+        match self.why {
+            RestoreStop::Interrupted => DrillError::Interrupted { step, report },
+            why => DrillError::Unfinished { step, why, report },
+        }
     }
 }
 
@@ -379,5 +433,48 @@ async fn until_cancelled<T>(
             done = &mut work => return Some(done),
             () = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{WritePhase, Written};
+    use crate::kafka::KafkaError;
+
+    #[test]
+    fn the_default_prefix_differs_per_run() {
+        let id = BackupId::parse("20261201T100000Z-abcdef").unwrap();
+        assert_eq!(
+            prefix_of_run(&id, 0x1234_5678),
+            "kafkasnap-drill-20261201T100000Z-abcdef-345678."
+        );
+        assert!(report::check_prefix(&prefix_of_run(&id, u32::MAX)).is_ok());
+        assert_ne!(default_prefix(&id), default_prefix(&id));
+    }
+
+    #[test]
+    fn only_what_the_restore_created_is_deleted_after_it_stops() {
+        // Creating topics failed (one already existed): the clean-up gets the topics the
+        // cluster created for this run, never the planned ones.
+        let mut written = Written::nothing(false);
+        written.phase = WritePhase::CreatingTopics;
+        written.created.topics = vec!["p.ours".into()];
+        let refused = Error::from(KafkaError::Broker {
+            action: "creating topic".into(),
+            resource: "p.theirs".into(),
+            code: rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+        });
+        let (why, created) = stop_of(Error::RestoreIncomplete {
+            why: RestoreStop::from(refused),
+            written,
+        });
+        assert!(why.to_string().contains("p.theirs"), "{why}");
+        assert_eq!(created.topics, ["p.ours"]);
+        assert!(created.groups.is_empty());
+
+        // A restore refused before it created anything: nothing to delete.
+        let (_, created) = stop_of(Error::Interrupted);
+        assert_eq!(created, Created::default());
     }
 }

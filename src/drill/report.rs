@@ -111,6 +111,13 @@ impl DrillReport {
         self
     }
 
+    /// The report of a drill that stopped before its verdict: never exact.
+    pub(super) fn stopped(self, drill_started: SystemTime) -> DrillReport {
+        let mut report = self.finish(drill_started, None);
+        report.exact = false;
+        report
+    }
+
     /// Damaged objects and differences found.
     pub fn findings(&self) -> usize {
         self.damaged.len() + self.differences.len()
@@ -204,16 +211,17 @@ pub enum DrillError {
     },
     #[error("the scratch cluster {scratch} already has {}; nothing was written. An earlier drill run with --keep leaves its topics and groups: delete them, or give another --prefix", .names.join(", "))]
     AlreadyThere { scratch: String, names: Vec<String> },
-    #[error("the drill was interrupted while {step}; {cleanup}")]
+    /// `report` says how far the drill got and what it deleted.
+    #[error("the drill was interrupted while {step}; {}", .report.cleanup)]
     Interrupted {
         step: DrillStep,
-        cleanup: CleanupReport,
+        report: Box<DrillReport>,
     },
-    #[error("the drill failed while {step}: {}; {cleanup}", stop_reason(.why))]
+    #[error("the drill failed while {step}: {}; {}", stop_reason(.why), .report.cleanup)]
     Unfinished {
         step: DrillStep,
         why: RestoreStop,
-        cleanup: CleanupReport,
+        report: Box<DrillReport>,
     },
     #[error("the drill found the restore {}, but {}", verdict(.report), .report.cleanup)]
     CleanupFailed { report: Box<DrillReport> },
@@ -234,6 +242,16 @@ fn verdict(report: &DrillReport) -> String {
 }
 
 impl DrillError {
+    /// The drill's report, when it got as far as one: how far it got and what it deleted.
+    pub fn report(&self) -> Option<&DrillReport> {
+        match self {
+            DrillError::Interrupted { report, .. }
+            | DrillError::Unfinished { report, .. }
+            | DrillError::CleanupFailed { report } => Some(report),
+            _ => None,
+        }
+    }
+
     /// True when the drill stopped because it was asked to (Ctrl-C / SIGTERM).
     pub fn is_interrupted(&self) -> bool {
         match self {

@@ -4,8 +4,8 @@
 
 use std::sync::atomic::AtomicBool;
 
-use super::report::{DrillError, DrillStep};
-use super::{until_cancelled, CleanupReport, DrillOptions};
+use super::report::DrillError;
+use super::{until_cancelled, DrillOptions};
 use crate::archive::{DatadirManifest, Manifest};
 use crate::kafka::{self, ClientSettings};
 use crate::Error;
@@ -65,28 +65,26 @@ fn split_addresses(bootstrap: &str) -> Vec<String> {
 }
 
 /// Reads the scratch cluster's id, brokers and topics.
+/// `None`: interrupted.
 pub(super) async fn describe(
     client: &ClientSettings,
     cancel: &AtomicBool,
-) -> Result<ScratchCluster, DrillError> {
+) -> Result<Option<ScratchCluster>, DrillError> {
     let settings = client.clone();
     let reading = tokio::task::spawn_blocking(move || kafka::describe_cluster(&settings));
     let Some(described) = until_cancelled(cancel, reading).await else {
-        return Err(DrillError::Interrupted {
-            step: DrillStep::Reading,
-            cleanup: CleanupReport::default(),
-        });
+        return Ok(None);
     };
     let cluster = described
         .expect("metadata reads do not panic")
         .map_err(Error::from)?;
     let mut addresses = split_addresses(&client.bootstrap_servers);
     addresses.extend(cluster.brokers.iter().map(|b| address(&b.host, b.port)));
-    Ok(ScratchCluster {
+    Ok(Some(ScratchCluster {
         cluster_id: cluster.cluster_id,
         addresses,
         topics: cluster.topics.into_iter().map(|t| t.name).collect(),
-    })
+    }))
 }
 
 /// Why the scratch cluster is the backup's source, if it is: the same cluster id, or (when

@@ -6,6 +6,7 @@ use crate::kafka::KafkaError;
 use crate::store::StoreError;
 
 mod restore_incomplete;
+pub use restore_incomplete::Created;
 pub(crate) use restore_incomplete::{RestoreStop, TopicWritten, WritePhase, Written};
 
 #[derive(Debug, thiserror::Error)]

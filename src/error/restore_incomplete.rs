@@ -68,6 +68,15 @@ pub(crate) struct TopicWritten {
     pub(crate) in_backup: u64,
 }
 
+/// What a restore made in the target: the topics the cluster created for it (not those that
+/// were there already) and the consumer groups it committed offsets for (target names). A
+/// restore drill deletes exactly these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Created {
+    pub topics: Vec<String>,
+    pub groups: Vec<String>,
+}
+
 /// What an unfinished restore had written: the second half of its error message.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -77,6 +86,7 @@ pub struct Written {
     pub(crate) topics: Vec<TopicWritten>,
     pub(crate) groups_committed: usize,
     pub(crate) groups_total: usize,
+    pub(crate) created: Created,
 }
 
 const RESUME: &str = "rerun the same command with --resume to continue: it checks what each target partition holds and writes only the rest";
@@ -125,6 +135,11 @@ impl fmt::Display for Written {
 }
 
 impl Written {
+    /// What the restore had made in the target when it stopped.
+    pub fn created(&self) -> &Created {
+        &self.created
+    }
+
     /// Stopped before changing anything in the target.
     pub(crate) fn nothing(resuming: bool) -> Written {
         Written {
@@ -133,6 +148,7 @@ impl Written {
             topics: Vec::new(),
             groups_committed: 0,
             groups_total: 0,
+            created: Created::default(),
         }
     }
 
@@ -186,6 +202,7 @@ mod tests {
             topics: vec![topic("a", 10, 5, 100), topic("b", 0, 0, 7)],
             groups_committed: 0,
             groups_total: 2,
+            created: Created::default(),
         };
         assert_eq!(
             written.to_string(),

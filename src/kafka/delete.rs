@@ -1,5 +1,5 @@
 //! Deleting topics and consumer groups (the admin API): what a restore drill created in a
-//! scratch cluster goes again. One that is already gone counts as deleted.
+//! scratch cluster goes again. One that is already gone is told apart from one deleted.
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -7,10 +7,11 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::{ClientSettings, KafkaError};
 
-/// What was deleted, and what could not be (name and why).
+/// What was deleted, what was already gone, and what could not be deleted (name and why).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Deleted {
     pub(crate) deleted: Vec<String>,
+    pub(crate) absent: Vec<String>,
     pub(crate) failed: Vec<(String, String)>,
 }
 
@@ -21,7 +22,7 @@ fn admin(settings: &ClientSettings) -> Result<AdminClient<DefaultClientContext>,
         .map_err(|source| KafkaError::BadSetting { source })
 }
 
-/// Sorts each result into deleted (also when `gone` says it did not exist) or failed.
+/// Sorts each result into deleted, absent (`gone`: it did not exist) or failed.
 fn sort_results(
     results: Vec<Result<String, (String, RDKafkaErrorCode)>>,
     gone: RDKafkaErrorCode,
@@ -30,7 +31,7 @@ fn sort_results(
     for result in results {
         match result {
             Ok(name) => outcome.deleted.push(name),
-            Err((name, code)) if code == gone => outcome.deleted.push(name),
+            Err((name, code)) if code == gone => outcome.absent.push(name),
             Err((name, code)) => outcome.failed.push((name, code.to_string())),
         }
     }
@@ -83,7 +84,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_name_counts_as_deleted_and_other_refusals_are_kept() {
+    fn a_missing_name_is_absent_not_deleted_and_other_refusals_are_kept() {
         let outcome = sort_results(
             vec![
                 Ok("a".into()),
@@ -92,7 +93,8 @@ mod tests {
             ],
             RDKafkaErrorCode::GroupIdNotFound,
         );
-        assert_eq!(outcome.deleted, ["a", "b"]);
+        assert_eq!(outcome.deleted, ["a"]);
+        assert_eq!(outcome.absent, ["b"]);
         assert_eq!(outcome.failed.len(), 1);
         assert_eq!(outcome.failed[0].0, "c");
     }

@@ -26,7 +26,7 @@ pub(crate) use reader::{
 pub(crate) use snapshot::{
     describe_cluster, describe_topic_configs, metadata_consumer, partition_bounds, TopicInfo,
 };
-pub(crate) use writer::{create_topics, RecordWriter, TopicToCreate};
+pub(crate) use writer::{create_topics, wait_for_topics, RecordWriter, TopicToCreate};
 
 use std::time::Duration;
 

@@ -27,18 +27,33 @@ pub(crate) struct TopicToCreate {
     pub(crate) configs: Vec<(String, String)>,
 }
 
-/// Creates the topics and waits until the cluster's metadata shows all their partitions.
+/// What a topic-creation request did: the topics the cluster created, and the first it
+/// refused (or the request's own failure). A topic that already existed is a refusal, never
+/// counted as created: a restore drill deletes exactly what it created.
+#[derive(Debug, Default)]
+pub(crate) struct TopicsCreated {
+    pub(crate) created: Vec<String>,
+    pub(crate) refused: Option<KafkaError>,
+}
+
+/// Asks the cluster to create `topics` (one request, answered within the request timeout).
+/// Call [`wait_for_topics`] next.
 pub(crate) async fn create_topics(
     settings: &ClientSettings,
     topics: &[TopicToCreate],
-) -> Result<(), KafkaError> {
+) -> TopicsCreated {
     if topics.is_empty() {
-        return Ok(());
+        return TopicsCreated::default();
     }
-    let admin: AdminClient<DefaultClientContext> = settings
-        .config(&[], &[])
-        .create()
-        .map_err(|source| KafkaError::BadSetting { source })?;
+    let admin: AdminClient<DefaultClientContext> = match settings.config(&[], &[]).create() {
+        Ok(admin) => admin,
+        Err(source) => {
+            return TopicsCreated {
+                created: Vec::new(),
+                refused: Some(KafkaError::BadSetting { source }),
+            }
+        }
+    };
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -53,19 +68,43 @@ pub(crate) async fn create_topics(
             new
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(settings.request_timeout));
-    let results = admin
-        .create_topics(&new_topics, &options)
-        .await
-        .map_err(KafkaError::client("creating topics"))?;
+    let options = AdminOptions::new()
+        .operation_timeout(Some(settings.request_timeout))
+        .request_timeout(Some(settings.request_timeout));
+    match admin.create_topics(&new_topics, &options).await {
+        Ok(results) => sort_created(results),
+        Err(err) => TopicsCreated {
+            created: Vec::new(),
+            refused: Some(KafkaError::client("creating topics")(err)),
+        },
+    }
+}
+
+/// Sorts the broker's answer per topic into created and the first refusal.
+fn sort_created(results: Vec<Result<String, (String, RDKafkaErrorCode)>>) -> TopicsCreated {
+    let mut outcome = TopicsCreated::default();
     for result in results {
-        if let Err((topic, code)) = result {
-            return Err(KafkaError::Broker {
-                action: "creating topic".into(),
-                resource: topic,
-                code,
-            });
+        match result {
+            Ok(topic) => outcome.created.push(topic),
+            Err((topic, code)) => {
+                outcome.refused.get_or_insert(KafkaError::Broker {
+                    action: "creating topic".into(),
+                    resource: topic,
+                    code,
+                });
+            }
         }
+    }
+    outcome
+}
+
+/// Waits until the cluster's metadata shows all the partitions of `topics`.
+pub(crate) async fn wait_for_topics(
+    settings: &ClientSettings,
+    topics: &[TopicToCreate],
+) -> Result<(), KafkaError> {
+    if topics.is_empty() {
+        return Ok(());
     }
     let settings = settings.clone();
     let wanted: Vec<(String, usize)> = topics
@@ -334,5 +373,27 @@ impl RecordWriter {
         self.producer
             .flush(timeout)
             .map_err(KafkaError::client("flushing the producer"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_that_already_existed_is_refused_not_created() {
+        let outcome = sort_created(vec![
+            Ok("p.a".into()),
+            Err(("p.b".into(), RDKafkaErrorCode::TopicAlreadyExists)),
+            Ok("p.c".into()),
+        ]);
+        assert_eq!(outcome.created, ["p.a", "p.c"]);
+        match outcome.refused {
+            Some(KafkaError::Broker { resource, code, .. }) => {
+                assert_eq!(resource, "p.b");
+                assert_eq!(code, RDKafkaErrorCode::TopicAlreadyExists);
+            }
+            other => panic!("expected the refusal of p.b, got {other:?}"),
+        }
     }
 }

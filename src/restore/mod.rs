@@ -25,10 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::error::Created;
 pub(crate) use crate::error::{RestoreStop, TopicWritten, WritePhase, Written};
 use offsets::translate_groups;
 use outcome::{check_stop, flush, unless_cancelled, Stage, StallWatch};
-pub use plan::{archive_problems, check_archive, plan_restore};
+pub(crate) use plan::archive_problems;
+pub use plan::{check_archive, plan_restore};
 use replay::{in_window, replay, ReplayResults};
 use resume::{append_start_ends, check_resume_points, resume_points};
 
@@ -75,7 +77,9 @@ pub struct RestoreOptions {
     pub encryption_key: Option<EncryptionKey>,
     /// Fail when records wait and the target acknowledges none of them for this long.
     pub stall_timeout: Duration,
-    /// Set on Ctrl-C / SIGTERM: every phase stops within a fraction of a second.
+    /// Set on Ctrl-C / SIGTERM: every phase stops within a fraction of a second, except that
+    /// a topic-creation request or a group commit in flight is answered first (within the
+    /// request timeout), so what the run created is known.
     pub cancel: Arc<AtomicBool>,
 }
 
@@ -147,6 +151,9 @@ pub struct RestoreSummary {
     pub records_resumed: u64,
     pub groups_committed: usize,
     pub duration_seconds: f64,
+    /// The topics created and the groups committed to (a drill deletes exactly these).
+    #[serde(skip)]
+    pub created: Created,
 }
 
 /// One partition to replay and the committed offsets that need translating on it.
@@ -220,6 +227,7 @@ pub async fn run_restore(
                 records_resumed: results.iter().map(|r| r.resumed).sum(),
                 groups_committed: stage.groups_committed,
                 duration_seconds: clock.elapsed().as_secs_f64(),
+                created: stage.created.clone(),
                 plan,
             })
         }
@@ -315,7 +323,14 @@ async fn write_plan(
     .await??;
     if !to_create.is_empty() {
         stage.phase = Some(WritePhase::CreatingTopics);
-        unless_cancelled(cancel, kafka::create_topics(&options.client, &to_create)).await??;
+        // Awaited even when interrupted (one request, answered within the request timeout):
+        // its answer says which topics this run created, the only ones a drill deletes.
+        let answer = kafka::create_topics(&options.client, &to_create).await;
+        stage.created.topics = answer.created;
+        if let Some(refused) = answer.refused {
+            return Err(refused.into());
+        }
+        unless_cancelled(cancel, kafka::wait_for_topics(&options.client, &to_create)).await??;
     }
     stage.phase = Some(WritePhase::Records);
     let mut watch = StallWatch::new(options.stall_timeout, Instant::now());
@@ -339,14 +354,20 @@ async fn write_plan(
         let translated = translate_groups(manifest, plan, &results, writer, &start_ends);
         stage.groups_total = translated.len();
         for (group, offsets) in translated {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(RestoreStop::Interrupted);
+            }
             let client = options.client.clone();
             let group = options.group_names.target(&group);
-            let commit = tokio::task::spawn_blocking(move || {
-                kafka::commit_group_offsets(&client, &group, &offsets)
-            });
-            unless_cancelled(cancel, commit)
-                .await?
-                .expect("commits do not panic")?;
+            let named = group.clone();
+            // Awaited even when interrupted (within the request timeout): a drill deletes
+            // only the groups this run committed offsets for.
+            tokio::task::spawn_blocking(move || {
+                kafka::commit_group_offsets(&client, &named, &offsets)
+            })
+            .await
+            .expect("commits do not panic")?;
+            stage.created.groups.push(group);
             stage.groups_committed += 1;
         }
     }

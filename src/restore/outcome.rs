@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{RestorePlan, RestoreStop, TopicAction, TopicWritten, WritePhase, Written};
+use super::{Created, RestorePlan, RestoreStop, TopicAction, TopicWritten, WritePhase, Written};
 use crate::kafka::RecordWriter;
 
 /// Awaits `work`, or gives up soon after `cancel` is set ([`RestoreStop::Interrupted`]). A
@@ -37,6 +37,8 @@ pub(super) struct Stage {
     pub(super) resumed: HashMap<String, u64>,
     pub(super) groups_committed: usize,
     pub(super) groups_total: usize,
+    /// Topics the cluster created for this run, and groups it committed offsets for.
+    pub(super) created: Created,
 }
 
 impl Stage {
@@ -62,6 +64,7 @@ impl Stage {
                 .collect(),
             groups_committed: self.groups_committed,
             groups_total: self.groups_total,
+            created: self.created.clone(),
         }
     }
 }

@@ -3,8 +3,10 @@
 //! own topics it never touches; `--keep` leaves a restore an independent reader finds exact
 //! (records and translated group offsets) and a later drill refuses to reuse (exit 2); a
 //! flipped byte is found (exit 3, the object named) before anything is created; SIGINT
-//! mid-restore cleans up (exit 130); the source cluster is refused (exit 2) unless allowed; a
-//! data-dir backup of a real broker's data directory drills too.
+//! mid-restore cleans up (exit 130, the JSON result still printed); the source cluster is
+//! refused (exit 2) unless allowed, and not by an environment variable; a data-dir backup of
+//! a real broker's data directory drills too; a restore stopped by a target topic another
+//! run created counts only the topics it created.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -79,11 +81,19 @@ fn a_good_backup_drills_exact_and_leaves_nothing_behind() {
         &url,
     ]);
     assert_eq!(code, Some(0), "{stderr}\n{report}");
-    let prefix = format!("kafkasnap-drill-{id}.");
+    // The default prefix: the backup's id and a random run suffix.
+    let prefix = report["prefix"].as_str().unwrap().to_string();
+    let suffix = prefix
+        .strip_prefix(&format!("kafkasnap-drill-{id}-"))
+        .and_then(|rest| rest.strip_suffix('.'))
+        .unwrap_or_else(|| panic!("default prefix {prefix}"));
+    assert!(
+        suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{prefix}"
+    );
     assert_eq!(report["exact"], true, "{report}");
     assert_eq!(report["backup_id"], id.as_str());
     assert_eq!(report["backup_kind"], "logical");
-    assert_eq!(report["prefix"], prefix.as_str());
     assert_eq!(report["records_restored"], total as u64, "{report}");
     assert_eq!(report["records_checked"], total as u64, "{report}");
     assert_eq!(
@@ -250,6 +260,8 @@ fn an_interrupted_drill_cleans_up() {
     let scratch = Broker::start("drill-interrupt-scratch");
     let drill = crate::stops::spawn(&[
         "drill",
+        "--output",
+        "json",
         "--from",
         path_str(dir.path()),
         "-b",
@@ -280,11 +292,92 @@ fn an_interrupted_drill_cleans_up() {
     let output = crate::stops::wait_at_most(drill, Duration::from_secs(30), "an interrupted drill");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(130), "{stderr}");
+    // Interrupted while writing records: the topic was created, no group committed yet.
     assert!(
-        stderr.contains("the drill was interrupted while restoring into the scratch cluster; it deleted the 1 topics and 1 consumer groups it created"),
+        stderr.contains("the drill was interrupted while restoring into the scratch cluster; it deleted the 1 topic and 0 consumer groups it created"),
         "{stderr}"
     );
+    // The last stdout line is the JSON result also for a drill that did not finish.
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let last = stdout.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|err| {
+        panic!("the last stdout line is not JSON ({err}): {stdout}");
+    });
+    assert_eq!(report["exit_code"], 130, "{report}");
+    assert_eq!(report["exact"], false, "{report}");
+    assert_eq!(report["prefix"], "drill.", "{report}");
+    assert_eq!(
+        report["cleanup"]["topics_deleted"],
+        serde_json::json!(["drill.bulk"]),
+        "{report}"
+    );
+    assert_eq!(report["cleanup"]["groups_deleted"], serde_json::json!([]));
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the drill was interrupted"),
+        "{report}"
+    );
     assert_nothing_left(&scratch, "drill.");
+}
+
+/// What a drill deletes after a failed restore is what the restore says it created: a target
+/// topic that appeared after the plan (another drill's) is refused as already there, never
+/// counted as created, and keeps its records.
+#[test]
+fn a_restore_counts_as_created_only_the_topics_the_cluster_created_for_it() {
+    use kafkasnap::restore::{plan_restore, run_restore, GroupNames, IfExists, RestoreOptions};
+
+    let source = Broker::start("drill-created-source");
+    create_topic(&source.bootstrap, "a", 1, &[]);
+    create_topic(&source.bootstrap, "b", 1, &[]);
+    produce(&source.bootstrap, "a", &[fidelity_record(0, 1)]);
+    produce(&source.bootstrap, "b", &[fidelity_record(0, 2)]);
+    let dir = tempfile::tempdir().unwrap();
+    backup_to(&source.bootstrap, dir.path(), &[]);
+    let id =
+        kafkasnap::archive::BackupId::parse(&crate::harness::only_backup_id(dir.path())).unwrap();
+    let location = kafkasnap::store::Location::open(path_str(dir.path()), false).unwrap();
+
+    let scratch = Broker::start("drill-created-scratch");
+    let options = RestoreOptions {
+        client: kafkasnap::kafka::ClientSettings::new(scratch.bootstrap.clone()),
+        selection: kafkasnap::selection::TopicSelection::new(&[], &[], false).unwrap(),
+        topic_map: vec![("a".into(), "p.a".into()), ("b".into(), "p.b".into())],
+        from_time: None,
+        until: None,
+        if_exists: IfExists::Fail,
+        skip_groups: false,
+        group_names: GroupNames::Prefixed("p.".into()),
+        parallelism: 1,
+        resume: false,
+        encryption_key: None,
+        stall_timeout: Duration::from_secs(60),
+        cancel: Default::default(),
+    };
+    let restored = crate::harness::block_on(async {
+        let manifest = kafkasnap::read::read_manifest(&location, &id, None)
+            .await
+            .unwrap();
+        let plan = plan_restore(&manifest, &options).await.unwrap();
+        // Between the plan and the restore, another drill creates one of the targets.
+        create_topic(&scratch.bootstrap, "p.b", 1, &[]);
+        produce(&scratch.bootstrap, "p.b", &[fidelity_record(0, 424_242)]);
+        let writer = kafkasnap::restore::connect_writer(&options).await.unwrap();
+        let progress = std::sync::Arc::default();
+        run_restore(&location, &manifest, plan, &options, writer, progress).await
+    });
+    let written = match restored {
+        Err(kafkasnap::Error::RestoreIncomplete { written, .. }) => written,
+        other => panic!("expected a restore stopped creating topics, got {other:?}"),
+    };
+    assert_eq!(written.created().topics, ["p.a"]);
+    assert!(written.created().groups.is_empty());
+    assert_eq!(
+        contents(&read_all(&scratch.bootstrap, "p.b", 1)),
+        contents(&[vec![fidelity_record(0, 424_242)]])
+    );
 }
 
 #[test]
@@ -306,6 +399,13 @@ fn the_source_cluster_is_refused_unless_allowed() {
         "{stderr}"
     );
     assert_eq!(topic_names(&source.bootstrap), ["t"]);
+
+    // Only the command-line flag lifts the refusal, never the environment.
+    let refused = kafkasnap(
+        &["drill", "--from", location, "-b", &source.bootstrap],
+        &[("KAFKASNAP_ALLOW_SOURCE_CLUSTER", "true".into())],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr_of(&refused));
 
     let (code, report, stderr) = drill_json(&[
         "--from",
