@@ -18,7 +18,7 @@ use crate::kafka;
 use crate::read::{key_for_backup, read_segment};
 use crate::restore::{GroupNames, RestorePlan};
 use crate::store::Location;
-use crate::verify::compare_with_cluster;
+use crate::verify::{compare_with_cluster, PartitionComparison};
 use crate::Error;
 
 /// What the check covered, and what differed.
@@ -60,24 +60,10 @@ pub(super) async fn check_restore(
         if comparison.partition >= 0 {
             checked.partitions += 1;
         }
-        if comparison.matches {
-            checked.records += comparison.backup_records;
-            continue;
+        match difference_of(comparison) {
+            None => checked.records += comparison.backup_records,
+            Some(difference) => checked.differences.push(difference),
         }
-        let subject = match comparison.partition {
-            -1 => comparison.topic.clone(),
-            partition => format!("{}/{partition}", comparison.topic),
-        };
-        let detail = comparison.note.clone().unwrap_or_else(|| {
-            format!(
-                "the backup holds {} records, the scratch cluster {}: contents differ",
-                comparison.backup_records,
-                comparison
-                    .live_records
-                    .map_or("none".into(), |n| n.to_string())
-            )
-        });
-        checked.differences.push(Difference { subject, detail });
     }
     let key = key_for_backup(&restored, key)?;
     let expected =
@@ -108,6 +94,27 @@ pub(super) async fn check_restore(
         }
     }
     Ok(checked)
+}
+
+/// The difference a partition's (or, partition -1, a topic's) comparison found, if any.
+fn difference_of(comparison: &PartitionComparison) -> Option<Difference> {
+    if comparison.matches {
+        return None;
+    }
+    let subject = match comparison.partition {
+        -1 => comparison.topic.clone(),
+        partition => format!("{}/{partition}", comparison.topic),
+    };
+    let detail = comparison.note.clone().unwrap_or_else(|| {
+        format!(
+            "the backup holds {} records, the scratch cluster {}: contents differ",
+            comparison.backup_records,
+            comparison
+                .live_records
+                .map_or("none".into(), |n| n.to_string())
+        )
+    });
+    Some(Difference { subject, detail })
 }
 
 /// What is wrong with the committed offset `got` where `want` was expected, if anything.
@@ -257,6 +264,99 @@ mod tests {
             offset,
             metadata: metadata.map(String::from),
         }
+    }
+
+    fn comparison(partition: i32, live: Option<u64>, matches: bool) -> PartitionComparison {
+        PartitionComparison {
+            topic: "p.t".into(),
+            partition,
+            backup_records: 5,
+            live_records: live,
+            backup_hash: "h1".into(),
+            live_hash: live.map(|_| "h2".into()),
+            matches,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_partition_that_does_not_match_is_a_difference() {
+        assert_eq!(difference_of(&comparison(0, Some(5), true)), None);
+        assert_eq!(
+            difference_of(&comparison(1, Some(4), false)),
+            Some(Difference {
+                subject: "p.t/1".into(),
+                detail: "the backup holds 5 records, the scratch cluster 4: contents differ".into(),
+            })
+        );
+        let missing = difference_of(&comparison(2, None, false)).unwrap();
+        assert!(
+            missing.detail.contains("the scratch cluster none"),
+            "{missing:?}"
+        );
+        let mut noted = comparison(-1, None, false);
+        noted.note = Some("topic missing".into());
+        assert_eq!(
+            difference_of(&noted),
+            Some(Difference {
+                subject: "p.t".into(),
+                detail: "topic missing".into(),
+            })
+        );
+    }
+
+    /// Stores a segment of records at `offsets` and returns its entry.
+    async fn stored_segment(location: &Location, offsets: &[i64]) -> crate::archive::SegmentRef {
+        let mut builder = crate::archive::SegmentBuilder::new(4096);
+        for &offset in offsets {
+            builder.push(
+                offset,
+                1000 + offset,
+                crate::archive::TimestampType::CreateTime,
+                None,
+                Some(offset.to_string().as_bytes()),
+                std::iter::empty(),
+            );
+        }
+        let stored = builder
+            .seal()
+            .unwrap()
+            .compress(crate::archive::Compression::Zstd, 1)
+            .unwrap();
+        let key = format!("segments/t/0/{:020}.kseg.zst", offsets[0]);
+        let entry = stored.to_ref(key.clone());
+        location.put(&key, stored.bytes).await.unwrap();
+        entry
+    }
+
+    #[tokio::test]
+    async fn records_below_counts_from_the_start_offset_across_a_gap() {
+        let location = Location::open("memory://", false).unwrap();
+        // The first segment begins below the start offset (records 8 and 9 are not in the
+        // backup); offsets 13..=19 are a gap in the log; the second segment lies wholly below
+        // the largest committed offset and is counted from the manifest.
+        let first = stored_segment(&location, &[8, 9, 10, 11, 12]).await;
+        let second = stored_segment(&location, &[20, 21, 22]).await;
+        let third = stored_segment(&location, &[30, 31]).await;
+        let partition = PartitionBackup {
+            partition: 0,
+            start_offset: 10,
+            end_offset: 32,
+            high_watermark: 32,
+            records: 8,
+            raw_bytes: 0,
+            stored_bytes: 0,
+            first_timestamp: None,
+            last_timestamp: None,
+            segments: vec![first, second, third],
+        };
+        let offsets = [0, 10, 11, 13, 19, 20, 22, 25, 31, 40];
+        let counts = records_below(&location, &partition, None, &offsets)
+            .await
+            .unwrap();
+        // Below 10 nothing; the gap 13..=20 maps to 3 (records 10, 11, 12 below it); past
+        // the end, all 8 records.
+        assert_eq!(counts, [0, 0, 1, 3, 3, 3, 5, 6, 7, 8]);
     }
 
     #[test]

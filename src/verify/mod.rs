@@ -14,7 +14,7 @@ use crate::Error;
 
 mod live;
 
-pub use live::compare_with_cluster;
+pub use live::{compare_with_cluster, PartitionComparison};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ArchiveReport {
