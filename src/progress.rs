@@ -1,5 +1,6 @@
 //! Progress of a long run: counters the library updates, and a reporter that shows them as
-//! a progress bar on a terminal or as periodic log lines otherwise (a CronJob has no terminal).
+//! a progress bar on a terminal or as periodic log lines otherwise (a CronJob has no terminal);
+//! and how sizes and times are shown to people.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,9 +143,30 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Epoch milliseconds as RFC 3339 in UTC (`2026-11-25T14:00:00Z`, milliseconds only when
+/// there are any); a time before 1970 as its number of milliseconds.
+pub fn human_time(epoch_ms: i64) -> String {
+    let Ok(since_epoch) = u64::try_from(epoch_ms) else {
+        return format!("{epoch_ms} (epoch ms)");
+    };
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(since_epoch);
+    if since_epoch % 1000 == 0 {
+        humantime::format_rfc3339_seconds(time).to_string()
+    } else {
+        humantime::format_rfc3339_millis(time).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::{human_bytes, human_time};
+
+    #[test]
+    fn times_are_shown_as_rfc3339() {
+        assert_eq!(human_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(human_time(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
+        assert_eq!(human_time(-5), "-5 (epoch ms)");
+    }
 
     #[test]
     fn bytes_are_shown_in_binary_units() {

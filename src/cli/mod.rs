@@ -11,7 +11,9 @@ mod env_lists;
 mod values;
 
 pub use values::parse_time;
-use values::{parse_key_value, parse_log_filter, parse_timeout};
+use values::{
+    parse_bootstrap, parse_key_value, parse_log_filter, parse_pushgateway, parse_timeout,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +92,7 @@ pub struct ClientArgs {
         short = 'b',
         long = "bootstrap-servers",
         visible_alias = "bootstrap",
+        value_parser = parse_bootstrap,
         env = "KAFKASNAP_BOOTSTRAP_SERVERS"
     )]
     pub bootstrap_servers: String,
@@ -141,7 +144,7 @@ pub struct KeyArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Where to write: a directory, file://, s3://bucket/prefix, gs://, az://, memory://.
+    /// Where to write: a directory, file:///abs/path, s3://bucket/prefix, gs://, az://.
     #[arg(long, env = "KAFKASNAP_TO")]
     pub to: String,
     #[command(flatten)]
@@ -160,7 +163,7 @@ pub struct BackupArgs {
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
     pub parallelism: u16,
     /// Push run metrics to this Prometheus Pushgateway (e.g. http://pushgateway:9091).
-    #[arg(long, value_name = "URL", env = "KAFKASNAP_PUSHGATEWAY")]
+    #[arg(long, value_name = "URL", value_parser = parse_pushgateway, env = "KAFKASNAP_PUSHGATEWAY")]
     pub pushgateway: Option<String>,
     /// Store only what is new since the newest complete backup at --to (its manifest names
     /// that backup as parent); a full backup when there is none.
@@ -287,7 +290,7 @@ pub struct VerifyArgs {
     )]
     pub backup: BackupSelector,
     /// Also compare the backup with this live cluster (bootstrap servers).
-    #[arg(long, value_name = "BOOTSTRAP", env = "KAFKASNAP_AGAINST")]
+    #[arg(long, value_name = "BOOTSTRAP", value_parser = parse_bootstrap, env = "KAFKASNAP_AGAINST")]
     pub against: Option<String>,
     /// Compare topic OLD in the backup with topic NEW in the cluster (repeatable). When not
     /// given, read from KAFKASNAP_TOPIC_MAP (OLD=NEW pairs separated by commas).
@@ -424,7 +427,7 @@ pub struct DatadirBackupArgs {
     /// The data directory inside the container (the broker's log.dirs).
     #[arg(long, default_value = "/var/lib/kafka/data", env = "KAFKASNAP_PATH")]
     pub path: String,
-    /// Where to write: a directory, file://, s3://bucket/prefix, gs://, az://, memory://.
+    /// Where to write: a directory, file:///abs/path, s3://bucket/prefix, gs://, az://.
     #[arg(long, env = "KAFKASNAP_TO")]
     pub to: String,
     /// Archive compression: zstd or gzip.

@@ -9,30 +9,41 @@ use kafkasnap::metrics::{push, RunMetrics};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 
-use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
+use super::{
+    cancel_on_signal, client_settings, load_key_file, print_json, Global, InvalidRequest, Outcome,
+};
 use crate::cli::{BackupArgs, OutputFormat};
 
-/// The shard this process is, from --shard, or --shards with $JOB_COMPLETION_INDEX.
-fn shard_spec(args: &BackupArgs) -> anyhow::Result<Option<ShardSpec>> {
+/// The shard this process is, from --shard, or --shards with $JOB_COMPLETION_INDEX. Every
+/// problem here is a request that cannot be followed (exit 2).
+fn shard_spec(args: &BackupArgs) -> Result<Option<ShardSpec>, InvalidRequest> {
+    fn invalid(err: impl std::fmt::Display) -> InvalidRequest {
+        InvalidRequest(err.to_string())
+    }
     let run = args.shard_run.as_deref();
     let spec = match (&args.shard, args.shards, run) {
         (None, None, None) => return Ok(None),
-        (None, None, Some(_)) => anyhow::bail!(
-            "--shard-run is only meaningful with --shard INDEX/COUNT or --shards COUNT"
-        ),
-        (Some(spec), _, Some(run)) => ShardSpec::parse(spec, run)?,
+        (None, None, Some(_)) => {
+            return Err(InvalidRequest(
+                "--shard-run is only meaningful with --shard INDEX/COUNT or --shards COUNT".into(),
+            ))
+        }
+        (Some(spec), _, Some(run)) => ShardSpec::parse(spec, run).map_err(invalid)?,
         (None, Some(count), Some(run)) => {
             let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
-                anyhow::anyhow!("--shards {count} takes the shard index from $JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job), which is not set; outside an Indexed Job use --shard INDEX/{count}")
+                InvalidRequest(format!("--shards {count} takes the shard index from $JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job), which is not set; outside an Indexed Job use --shard INDEX/{count}"))
             })?;
             let index: u32 = index.trim().parse().map_err(|_| {
-                anyhow::anyhow!("$JOB_COMPLETION_INDEX is {index:?}, not a shard index (a whole number below {count}); outside an Indexed Job use --shard INDEX/{count}")
+                InvalidRequest(format!("$JOB_COMPLETION_INDEX is {index:?}, not a shard index (a whole number below {count}); outside an Indexed Job use --shard INDEX/{count}"))
             })?;
-            ShardSpec::new(index, count, run)?
+            ShardSpec::new(index, count, run).map_err(invalid)?
         }
-        (_, _, None) => anyhow::bail!(
-            "a sharded backup needs --shard-run NAME, the same for every shard of the run"
-        ),
+        (_, _, None) => {
+            return Err(InvalidRequest(
+                "a sharded backup needs --shard-run NAME, the same for every shard of the run"
+                    .into(),
+            ))
+        }
     };
     Ok(Some(spec))
 }
@@ -67,6 +78,10 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let result = run_backup(&location, options, progress).await;
     drop(reporter);
+    if result.is_err() {
+        // A backup that failed before it stored anything leaves no new empty directory.
+        location.remove_if_created_and_empty();
+    }
     if let Some(url) = &args.pushgateway {
         let summary = result.as_ref().ok();
         let metrics = RunMetrics {

@@ -181,7 +181,9 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
     let compression: Compression = args.compression.parse()?;
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.to, true)?;
-    let client = default_client().await?;
+    let client = default_client()
+        .await
+        .inspect_err(|_| location.remove_if_created_and_empty())?;
     let cancel = cancel_on_signal();
     let manifest = match args.mode {
         DatadirBackupMode::Live => {
@@ -231,6 +233,8 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
             backup_datadir_stopped(client, &location, &options).await
         }
     }
+    // A backup that failed before it stored anything leaves no new empty directory.
+    .inspect_err(|_| location.remove_if_created_and_empty())
     .map_err(interrupted)?;
     for warning in &manifest.warnings {
         tracing::warn!("{warning}");

@@ -72,7 +72,14 @@ pub struct Global {
 impl Global {
     /// Opens a backup location with the store options from the command line.
     pub fn open_location(&self, target: &str, create: bool) -> anyhow::Result<Location> {
-        Ok(Location::open_with(target, create, &self.store)?)
+        if target.trim().to_ascii_lowercase().starts_with("memory:") {
+            return Err(InvalidRequest(format!(
+                "{target} cannot hold backups from the command line: it is this process's memory, emptied when the command ends; give a directory or an s3://, gs:// or az:// URL"
+            ))
+            .into());
+        }
+        Location::open_with(target, create, &self.store)
+            .map_err(|err| kafkasnap::Error::from(err).into())
     }
 }
 
@@ -250,8 +257,9 @@ pub fn load_key_file(args: &KeyArgs) -> anyhow::Result<Option<EncryptionKey>> {
     let contents = std::fs::read(path)
         .map(Zeroizing::new)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
-    let key = EncryptionKey::parse(&contents)
-        .map_err(|err| anyhow::anyhow!("key file {} is not a key: {err}", path.display()))?;
+    let key = EncryptionKey::parse(&contents).map_err(|err| {
+        InvalidRequest(format!("key file {} is not a key: {err}", path.display()))
+    })?;
     tracing::debug!(key_id = key.id(), "key file read");
     Ok(Some(match args.allow_unsealed {
         true => key.allowing_unsealed_manifests(),
@@ -262,15 +270,17 @@ pub fn load_key_file(args: &KeyArgs) -> anyhow::Result<Option<EncryptionKey>> {
 /// Client settings from flags: `--config` file first, then `-X` in order.
 pub fn client_settings(args: &ClientArgs) -> anyhow::Result<ClientSettings> {
     settings_from(
-        &args.bootstrap_servers,
+        ("-b", &args.bootstrap_servers),
         args.config_file.as_deref(),
         &args.properties,
         args.timeout,
     )
 }
 
+/// `bootstrap` is the flag that gave the addresses and its value; no property may give
+/// them a second time.
 pub fn settings_from(
-    bootstrap: &str,
+    (flag, bootstrap): (&str, &str),
     config_file: Option<&std::path::Path>,
     properties: &[(String, String)],
     timeout: std::time::Duration,
@@ -279,9 +289,32 @@ pub fn settings_from(
     settings.request_timeout = timeout;
     if let Some(path) = config_file {
         settings.properties = parse_properties_file(path)?;
+        refuse_second_bootstrap(
+            &settings.properties,
+            flag,
+            &format!("--config {}", path.display()),
+        )?;
     }
+    refuse_second_bootstrap(properties, flag, "-X")?;
     settings.properties.extend(properties.iter().cloned());
     Ok(settings)
+}
+
+/// librdkafka's names for the addresses `-b` gives: one of them as well would leave two
+/// answers to which cluster is meant.
+fn refuse_second_bootstrap(
+    properties: &[(String, String)],
+    flag: &str,
+    source: &str,
+) -> anyhow::Result<()> {
+    const NAMES: [&str; 2] = ["bootstrap.servers", "metadata.broker.list"];
+    match properties.iter().find(|(key, _)| NAMES.contains(&key.as_str())) {
+        Some((key, _)) => Err(InvalidRequest(format!(
+            "{source} sets {key}, and {flag} gives the bootstrap servers too: give them once, with {flag}"
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// The flag that turns true on Ctrl-C or SIGTERM (a CronJob being stopped), shared by every

@@ -16,7 +16,7 @@ use kafkasnap::store::{Location, LockKind};
 
 use super::{
     cancel_on_signal, client_settings, load_key_file, lock_datadir_for_reading, lock_for_reading,
-    print_json, Global, Outcome,
+    print_json, Global, InvalidRequest, Outcome,
 };
 use crate::cli::{self, OutputFormat, RestoreArgs};
 
@@ -43,6 +43,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         stall_timeout: args.stall_timeout,
         cancel: cancel_on_signal(),
     };
+    options.check()?;
     // A data directory is first turned into a temporary logical archive, so both kinds of
     // source take the same restore path.
     let scratch;
@@ -92,9 +93,12 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                     .await?;
                     download
                 }
-                None if args.backup != BackupSelector::Latest => anyhow::bail!(
-                    "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
-                ),
+                None if args.backup != BackupSelector::Latest => {
+                    return Err(InvalidRequest(format!(
+                        "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
+                    ))
+                    .into())
+                }
                 None => {
                     if options.encryption_key.is_some() {
                         tracing::warn!("{source} is not a backup location: the key file is not used");

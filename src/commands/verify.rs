@@ -12,6 +12,16 @@ use crate::cli::{OutputFormat, VerifyArgs};
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
+    // Checked before anything is read.
+    let client = match &args.against {
+        None => None,
+        Some(bootstrap) => Some(settings_from(
+            ("--against", bootstrap),
+            args.config_file.as_deref(),
+            &args.properties,
+            args.timeout,
+        )?),
+    };
     let location = global.open_location(&args.location, false)?;
     // Held while verify reads: a prune keeps the backup meanwhile. The manifest is read again
     // under the lock, and a damaged one found either time is a finding.
@@ -49,26 +59,18 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         }
     };
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
-    let comparisons = match &args.against {
+    let comparisons = match &client {
         None => None,
-        Some(bootstrap) => {
-            let client = settings_from(
-                bootstrap,
-                args.config_file.as_deref(),
-                &args.properties,
-                args.timeout,
-            )?;
-            Some(
-                compare_with_cluster(
-                    &location,
-                    &manifest,
-                    encryption_key.as_ref(),
-                    &client,
-                    &args.topic_map,
-                )
-                .await?,
+        Some(client) => Some(
+            compare_with_cluster(
+                &location,
+                &manifest,
+                encryption_key.as_ref(),
+                client,
+                &args.topic_map,
             )
-        }
+            .await?,
+        ),
     };
     let differences: Vec<_> = comparisons
         .iter()
