@@ -143,6 +143,25 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// `count(1, "segment")` -> `1 segment`, `count(3, "batch")` -> `3 batches`: a number of
+/// things with the noun agreeing.
+pub fn count(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    if n == "1" {
+        return format!("1 {noun}");
+    }
+    let consonant_y = noun
+        .strip_suffix('y')
+        .filter(|stem| stem.chars().last().is_some_and(|c| !"aeiou".contains(c)));
+    match consonant_y {
+        Some(stem) => format!("{n} {stem}ies"),
+        None if ["s", "x", "ch", "sh"].iter().any(|end| noun.ends_with(end)) => {
+            format!("{n} {noun}es")
+        }
+        None => format!("{n} {noun}s"),
+    }
+}
+
 /// Epoch milliseconds as RFC 3339 in UTC (`2026-11-25T14:00:00Z`, milliseconds only when
 /// there are any); a time before 1970 as its number of milliseconds.
 pub fn human_time(epoch_ms: i64) -> String {
@@ -159,7 +178,19 @@ pub fn human_time(epoch_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{human_bytes, human_time};
+    use super::{count, human_bytes, human_time};
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(1, "segment"), "1 segment");
+        assert_eq!(count(0, "segment"), "0 segments");
+        assert_eq!(count(2usize, "group"), "2 groups");
+        assert_eq!(count(3u64, "batch"), "3 batches");
+        assert_eq!(count(1, "batch"), "1 batch");
+        assert_eq!(count(2, "entry"), "2 entries");
+        assert_eq!(count(2, "key"), "2 keys");
+        assert_eq!(count(-1, "offset"), "-1 offsets");
+    }
 
     #[test]
     fn times_are_shown_as_rfc3339() {

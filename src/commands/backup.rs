@@ -6,7 +6,7 @@ use kafkasnap::archive::Compression;
 use kafkasnap::archive::ShardSpec;
 use kafkasnap::backup::{run_backup, BackupOptions};
 use kafkasnap::metrics::{push, RunMetrics};
-use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
+use kafkasnap::progress::{count, human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 
 use super::{
@@ -105,14 +105,14 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     match (global.output, &summary.shard) {
         (OutputFormat::Json, _) => print_json(&summary)?,
         (OutputFormat::Text, Some(shard)) if !shard.published => println!(
-            "shard {}/{} of run {} stored as {} at {}: {} partitions, {} records, {} stored; backup not published yet: waiting for shards {}",
+            "shard {}/{} of run {} stored as {} at {}: {}, {}, {} stored; backup not published yet: waiting for shards {}",
             shard.index,
             shard.count,
             shard.run,
             shard.part_id,
             summary.location,
-            summary.partitions,
-            summary.records,
+            count(summary.partitions, "partition"),
+            count(summary.records, "record"),
             human_bytes(summary.stored_bytes),
             shard
                 .waiting_for
@@ -122,26 +122,26 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
                 .join(", "),
         ),
         (OutputFormat::Text, Some(shard)) => println!(
-            "shard {}/{} of run {} stored as {} ({} partitions, {} records); backup {} published at {}",
+            "shard {}/{} of run {} stored as {} ({}, {}); backup {} published at {}",
             shard.index,
             shard.count,
             shard.run,
             shard.part_id,
-            summary.partitions,
-            summary.records,
+            count(summary.partitions, "partition"),
+            count(summary.records, "record"),
             summary.backup_id,
             summary.location,
         ),
         (OutputFormat::Text, None) => println!(
-            "backup {} complete at {}: {} topics, {} partitions, {} records, {} raw, {} stored, {} groups, {:.1}s ({}/s)",
+            "backup {} complete at {}: {}, {}, {}, {} raw, {} stored, {}, {:.1}s ({}/s)",
             summary.backup_id,
             summary.location,
-            summary.topics,
-            summary.partitions,
-            summary.records,
+            count(summary.topics, "topic"),
+            count(summary.partitions, "partition"),
+            count(summary.records, "record"),
             human_bytes(summary.raw_bytes),
             human_bytes(summary.stored_bytes),
-            summary.groups,
+            count(summary.groups, "group"),
             summary.duration_seconds,
             human_bytes((summary.raw_bytes as f64 / summary.duration_seconds.max(0.001)) as u64),
         ),

@@ -1,5 +1,6 @@
 //! `kafkasnap verify`: check every object of a backup; with --against, compare it with a cluster.
 
+use kafkasnap::progress::count;
 use kafkasnap::read::open_backup;
 use kafkasnap::verify::{compare_with_cluster, verify_archive, ArchiveReport};
 
@@ -86,7 +87,7 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         }))?,
         OutputFormat::Text => {
             let records = if report.records_decoded {
-                format!("{} records checked", report.records)
+                format!("{} checked", count(report.records, "record"))
             } else if report.records > 0 {
                 format!(
                     "{} of {} records checked (the others are in objects that failed)",
@@ -98,10 +99,10 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                 format!("0 of {} records checked", report.records_in_manifest)
             };
             println!(
-                "backup {}: {} objects, {records}, {} problems",
+                "backup {}: {}, {records}, {}",
                 report.backup_id,
-                report.objects_checked,
-                report.problems.len()
+                count(report.objects_checked, "object"),
+                count(report.problems.len(), "problem")
             );
             if encryption_key.is_none() {
                 if let Some(encryption) = &manifest.encryption {
@@ -116,8 +117,8 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             }
             if let Some(comparisons) = &comparisons {
                 println!(
-                    "compared {} partitions with the cluster: {} differ",
-                    comparisons.len(),
+                    "compared {} with the cluster: {} differ",
+                    count(comparisons.len(), "partition"),
                     differences.len()
                 );
                 for diff in &differences {
@@ -127,8 +128,10 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                         .clone()
                         .unwrap_or_else(|| "contents differ".into());
                     println!(
-                        "  DIFF {}/{}: backup {} records, cluster {live}: {why}",
-                        diff.topic, diff.partition, diff.backup_records
+                        "  DIFF {}/{}: backup {}, cluster {live}: {why}",
+                        diff.topic,
+                        diff.partition,
+                        count(diff.backup_records, "record")
                     );
                 }
             }

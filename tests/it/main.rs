@@ -20,6 +20,7 @@ mod manifest_seal;
 mod manifests;
 mod metrics;
 mod mock_k8s;
+mod output_text;
 mod prune;
 mod refusals;
 mod restore;
