@@ -44,7 +44,7 @@ fn commands_print_no_debug_text_and_counts_agree() {
     let broker = Broker::start("plainoutput");
     create_topic(&broker.bootstrap, "orders", 1, &[]);
     let record = fidelity_record(0, 4);
-    produce(&broker.bootstrap, "orders", &[record.clone()]);
+    produce(&broker.bootstrap, "orders", std::slice::from_ref(&record));
     commit_offsets(&broker.bootstrap, "billing", "orders", &[(0, 1)]);
     let dir = tempfile::tempdir().unwrap();
     let to = path_str(dir.path());
