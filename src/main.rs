@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     limit_heap_fragmentation();
     let cli = cli::Cli::parse_with_env();
     init_logging(&cli.log_level);
+    let json_output = cli.output == cli::OutputFormat::Json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,7 +34,11 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(exit_code(err))
+            let code = exit_code(err);
+            if json_output {
+                print_json_error(err, code);
+            }
+            ExitCode::from(code)
         }
     };
     match result {
@@ -66,6 +71,22 @@ fn init_logging(filter: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+}
+
+/// With `--output json`, a failure is also a JSON object on stdout, so a script that reads
+/// stdout sees it: `{"error": {"message", "causes", "kind"}, "exit_code"}`.
+fn print_json_error(err: &anyhow::Error, code: u8) {
+    let kind = match code {
+        commands::EXIT_INVALID => "invalid_request",
+        commands::EXIT_INTERRUPTED => "interrupted",
+        _ => "failure",
+    };
+    let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+    let error = serde_json::json!({
+        "error": { "message": err.to_string(), "causes": causes, "kind": kind },
+        "exit_code": code,
+    });
+    println!("{error}");
 }
 
 /// `kafkasnap cat ... | head` closing the pipe early is not a failure.

@@ -24,8 +24,10 @@ use values::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Output format of the final result.
+    /// Output format of the final result; with json, a failure prints
+    /// {"error": {...}, "exit_code": N} on stdout too.
     #[arg(
+        short = 'o',
         long,
         global = true,
         value_enum,
@@ -82,6 +84,13 @@ pub enum Command {
     Datadir(DatadirArgs),
     /// Delete the backups a retention policy does not keep (and old unpublished leftovers).
     Prune(PruneArgs),
+    /// Print a shell completion script: `source <(kafkasnap completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `kafkasnap man | man -l -`.
+    Man,
 }
 
 /// How to reach a Kafka cluster.
@@ -376,10 +385,10 @@ pub struct CatArgs {
     )]
     pub backup: BackupSelector,
     /// The topic to print.
-    #[arg(long, env = "KAFKASNAP_TOPIC")]
+    #[arg(short = 't', long, env = "KAFKASNAP_TOPIC")]
     pub topic: String,
     /// Only this partition.
-    #[arg(long, env = "KAFKASNAP_PARTITION")]
+    #[arg(short = 'p', long, env = "KAFKASNAP_PARTITION")]
     pub partition: Option<i32>,
     #[command(flatten)]
     pub key: KeyArgs,
@@ -416,7 +425,12 @@ pub enum DatadirCommand {
 #[derive(Debug, Args)]
 pub struct DatadirBackupArgs {
     /// Namespace of the broker's pod.
-    #[arg(long, default_value = "messaging", env = "KAFKASNAP_NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long,
+        default_value = "messaging",
+        env = "KAFKASNAP_NAMESPACE"
+    )]
     pub namespace: String,
     /// The broker's pod.
     #[arg(long, default_value = "kafka-0", env = "KAFKASNAP_POD")]
@@ -509,7 +523,12 @@ pub struct DatadirRestoreArgs {
     )]
     pub backup: BackupSelector,
     /// Namespace of the broker and its PVC.
-    #[arg(long, default_value = "messaging", env = "KAFKASNAP_NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long,
+        default_value = "messaging",
+        env = "KAFKASNAP_NAMESPACE"
+    )]
     pub namespace: String,
     /// The broker pod that mounts the PVC; it must not be running.
     #[arg(long, default_value = "kafka-0", env = "KAFKASNAP_POD")]

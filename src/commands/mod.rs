@@ -4,6 +4,7 @@
 mod backup;
 mod cat;
 mod datadir;
+mod generated;
 mod ls;
 mod prune;
 mod restore;
@@ -138,6 +139,8 @@ async fn dispatch(command: Command, global: &Global) -> anyhow::Result<Outcome> 
         Command::Cat(args) => cat::run(args, global).await,
         Command::Datadir(args) => datadir::run(args, global).await,
         Command::Prune(args) => prune::run(args, global).await,
+        Command::Completions { shell } => generated::completions(shell),
+        Command::Man => generated::man_page(),
     }
 }
 
@@ -190,7 +193,11 @@ impl StopPolicy {
                 DatadirCommand::Restore(_) => ("stopping the data-dir restore", None, ""),
                 _ => ("stopping", Some(STOP_GRACE), "nothing was changed"),
             },
-            Command::Ls(_) | Command::Show(_) | Command::Cat(_) => {
+            Command::Ls(_)
+            | Command::Show(_)
+            | Command::Cat(_)
+            | Command::Completions { .. }
+            | Command::Man => {
                 ("stopping", Some(STOP_GRACE), "nothing was changed")
             }
         };

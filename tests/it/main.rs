@@ -2,6 +2,7 @@
 //! emulators (moto, fake-gcs-server, Azurite).
 
 mod backup;
+mod conventions;
 mod datadir;
 mod datadir_encryption;
 mod encryption;
