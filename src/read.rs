@@ -25,7 +25,7 @@ pub async fn open_backup(
     let listing = location.list_backups().await?;
     let id = match resolve_id(location, &listing, selector, BackupKind::Logical) {
         Ok(id) => id,
-        Err(err) => return Err(name_datadir_backups(location, err).await),
+        Err(err) => return Err(name_other_kind(location, err, BackupKind::Logical).await),
     };
     read_manifest(location, &id, encryption_key).await
 }
@@ -154,43 +154,32 @@ fn check_size_and_structure(bytes: &[u8]) -> Result<Manifest, archive::ArchiveEr
     }
 }
 
-/// A logical backup that was not found may be a data-dir one (named by its whole id or the
-/// start of it), or the location may hold only data-dir backups: say so, with what to run
-/// instead. Any other error is returned as it is.
-async fn name_datadir_backups(location: &Location, err: Error) -> Error {
-    let Ok(datadir) = location.list_datadir_backups().await else {
+/// A backup of the kind `looked_for` that was not found may be one of the other kind (named
+/// by its whole id or the start of it), or the location may hold only the other kind: say
+/// so, with what to run instead. Any other error is returned as it is.
+async fn name_other_kind(location: &Location, err: Error, looked_for: BackupKind) -> Error {
+    let other = match looked_for {
+        BackupKind::Logical => location.list_datadir_backups().await,
+        BackupKind::Datadir => location.list_backups().await,
+    };
+    let Ok(other) = other else {
         return err;
     };
-    let place = location.display().to_string();
-    match of_other_kind(&err, &datadir) {
-        Some(OtherKind::Only(newest)) => Error::OnlyDatadirBackups {
-            location: place,
-            newest,
-        },
-        Some(OtherKind::Named(id)) => Error::IsDatadirBackup {
-            id,
-            location: place,
-        },
-        None => err,
-    }
-}
-
-/// [`name_datadir_backups`] the other way round: a data-dir backup that was not found.
-async fn name_logical_backups(location: &Location, err: Error) -> Error {
-    let Ok(logical) = location.list_backups().await else {
-        return err;
-    };
-    let place = location.display().to_string();
-    match of_other_kind(&err, &logical) {
-        Some(OtherKind::Only(newest)) => Error::OnlyLogicalBackups {
-            location: place,
-            newest,
-        },
-        Some(OtherKind::Named(id)) => Error::IsLogicalBackup {
-            id,
-            location: place,
-        },
-        None => err,
+    let location = location.display().to_string();
+    match (of_other_kind(&err, &other), looked_for) {
+        (Some(OtherKind::Only(newest)), BackupKind::Logical) => {
+            Error::OnlyDatadirBackups { location, newest }
+        }
+        (Some(OtherKind::Named(id)), BackupKind::Logical) => {
+            Error::IsDatadirBackup { id, location }
+        }
+        (Some(OtherKind::Only(newest)), BackupKind::Datadir) => {
+            Error::OnlyLogicalBackups { location, newest }
+        }
+        (Some(OtherKind::Named(id)), BackupKind::Datadir) => {
+            Error::IsLogicalBackup { id, location }
+        }
+        (None, _) => err,
     }
 }
 
@@ -236,7 +225,7 @@ pub async fn open_datadir_backup(
     let listing = location.list_datadir_backups().await?;
     let id = match resolve_id(location, &listing, selector, BackupKind::Datadir) {
         Ok(id) => id,
-        Err(err) => return Err(name_logical_backups(location, err).await),
+        Err(err) => return Err(name_other_kind(location, err, BackupKind::Datadir).await),
     };
     let bytes = location.read_datadir_manifest(&id).await?;
     let key = location.datadir_manifest_key(&id);
