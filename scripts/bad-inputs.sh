@@ -66,6 +66,18 @@ row prune ./loc --keep-last 0
 row cat ./loc --topic no-such-topic
 row show ./loc --backup not-an-id
 row bogus-subcommand
+row backup -b "$SRC" --to ./x --shard 3/2 --shard-run r
+row restore -b "$DST" --from ./loc --resume --if-exists skip
+row restore -b "$DST" --from ./loc --from-time 2026-01-02T00:00:00Z --until 2026-01-01T00:00:00Z
+row backup -b '' --to ./x
+row backup -b 'kafka:port' --to ./x
+row backup -b "$SRC" -X bootstrap.servers=127.0.0.1:1 --to ./x
+row backup -b "$SRC" --to memory://
+row backup -b "$SRC" --to file://relative/x
+row backup -b "$SRC" --to ./key
+row backup -b 127.0.0.1:1 --to ./never-created --timeout 2s; [ -e ./never-created ] && echo "./never-created was left behind"
+row datadir verify ./loc
+(unset $(env | grep -o '^AWS_[A-Z_]*'); row backup -b "$SRC" --to s3://bucket/x)
 sig backup -b 127.0.0.1:$BHP --to ./y
 sig restore -b 127.0.0.1:$BHP --from ./loc
 sig verify ./loc --against 127.0.0.1:$BHP

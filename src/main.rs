@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     limit_heap_fragmentation();
     let cli = cli::Cli::parse_with_env();
     init_logging(&cli.log_level);
+    let json_output = cli.output == cli::OutputFormat::Json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,7 +34,11 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(exit_code(err))
+            let code = exit_code(err);
+            if json_output && !commands::error_printed() {
+                println!("{}", commands::json_error(err, code));
+            }
+            ExitCode::from(code)
         }
     };
     match result {

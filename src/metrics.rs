@@ -195,6 +195,22 @@ impl RunMetrics {
     }
 }
 
+/// A Pushgateway's base URL: http:// or https://. Checked before a run starts, so a typo
+/// is not found only once the run is over.
+pub fn check_pushgateway_url(base_url: &str) -> Result<url::Url, MetricsError> {
+    let base = url::Url::parse(base_url).map_err(|err| MetricsError::BadUrl {
+        url: base_url.into(),
+        reason: err.to_string(),
+    })?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(MetricsError::BadUrl {
+            url: base_url.into(),
+            reason: "use an http:// or https:// URL".into(),
+        });
+    }
+    Ok(base)
+}
+
 /// Pushes `metrics` to the Pushgateway at `base_url`, in group `job="kafkasnap", command=...`.
 pub async fn push(base_url: &str, metrics: &RunMetrics) -> Result<(), MetricsError> {
     push_text(
@@ -214,16 +230,7 @@ async fn push_text(
     succeeded: bool,
     body: String,
 ) -> Result<(), MetricsError> {
-    let base = url::Url::parse(base_url).map_err(|err| MetricsError::BadUrl {
-        url: base_url.into(),
-        reason: err.to_string(),
-    })?;
-    if !matches!(base.scheme(), "http" | "https") {
-        return Err(MetricsError::BadUrl {
-            url: base_url.into(),
-            reason: "use an http:// or https:// URL".into(),
-        });
-    }
+    let base = check_pushgateway_url(base_url)?;
     let url = format!(
         "{}/metrics/job/kafkasnap/command/{}",
         base.as_str().trim_end_matches('/'),

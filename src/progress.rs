@@ -1,7 +1,7 @@
 //! Progress of a long run: counters the library updates, and a reporter that shows them as
 //! a progress bar on a terminal (log lines print above it, never through it) or as log lines
 //! otherwise (a CronJob has no terminal): one when the work is known, one every interval,
-//! one at the end.
+//! one at the end; and how sizes, counts and times are shown to people.
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
@@ -308,8 +308,8 @@ fn plan_line(snapshot: &Snapshot) -> String {
     };
     format!(
         "{} in {}{bytes} to go",
-        plural(snapshot.records_expected, "record"),
-        plural(snapshot.partitions_total, "partition"),
+        count(snapshot.records_expected, "record"),
+        count(snapshot.partitions_total, "partition"),
     )
 }
 
@@ -319,7 +319,7 @@ fn progress_line(snapshot: &Snapshot, rates: &Rates) -> String {
     let percent = (done * 100).checked_div(total).unwrap_or(100);
     format!(
         "{percent}%: {} of about {}, {}, partitions {}/{}, {}, ETA {}",
-        plural(snapshot.records, "record"),
+        count(snapshot.records, "record"),
         snapshot.records_expected.max(snapshot.records),
         human_bytes(snapshot.bytes),
         snapshot.partitions_done,
@@ -336,7 +336,7 @@ fn end_line(snapshot: &Snapshot, elapsed: Duration) -> String {
     let average = snapshot.bytes as f64 / elapsed.as_secs_f64().max(0.001);
     format!(
         "{}, {} in {} ({}/s), partitions {}/{} done",
-        plural(snapshot.records, "record"),
+        count(snapshot.records, "record"),
         human_bytes(snapshot.bytes),
         human_duration(elapsed),
         human_bytes(average as u64),
@@ -345,21 +345,13 @@ fn end_line(snapshot: &Snapshot, elapsed: Duration) -> String {
     )
 }
 
-/// `1 record`, `2 records`.
-pub fn plural(count: u64, noun: &str) -> String {
-    match count {
-        1 => format!("1 {noun}"),
-        n => format!("{n} {noun}s"),
-    }
-}
-
 /// `950`, `45.6k`, `12.0M`, `3.2G`.
-fn human_count(count: u64) -> String {
-    match count {
-        0..=999 => count.to_string(),
-        1_000..=999_999 => format!("{:.1}k", count as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1}M", count as f64 / 1e6),
-        _ => format!("{:.1}G", count as f64 / 1e9),
+fn human_count(n: u64) -> String {
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.1}G", n as f64 / 1e9),
     }
 }
 
@@ -389,9 +381,61 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// `count(1, "segment")` -> `1 segment`, `count(3, "batch")` -> `3 batches`: a number of
+/// things with the noun agreeing.
+pub fn count(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    if n == "1" {
+        return format!("1 {noun}");
+    }
+    let consonant_y = noun
+        .strip_suffix('y')
+        .filter(|stem| stem.chars().last().is_some_and(|c| !"aeiou".contains(c)));
+    match consonant_y {
+        Some(stem) => format!("{n} {stem}ies"),
+        None if ["s", "x", "ch", "sh"].iter().any(|end| noun.ends_with(end)) => {
+            format!("{n} {noun}es")
+        }
+        None => format!("{n} {noun}s"),
+    }
+}
+
+/// Epoch milliseconds as RFC 3339 in UTC (`2026-11-25T14:00:00Z`, milliseconds only when
+/// there are any); a time before 1970 as its number of milliseconds.
+pub fn human_time(epoch_ms: i64) -> String {
+    let Ok(since_epoch) = u64::try_from(epoch_ms) else {
+        return format!("{epoch_ms} (epoch ms)");
+    };
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(since_epoch);
+    if since_epoch % 1000 == 0 {
+        humantime::format_rfc3339_seconds(time).to_string()
+    } else {
+        humantime::format_rfc3339_millis(time).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(1, "segment"), "1 segment");
+        assert_eq!(count(0, "segment"), "0 segments");
+        assert_eq!(count(2usize, "group"), "2 groups");
+        assert_eq!(count(3u64, "batch"), "3 batches");
+        assert_eq!(count(1, "batch"), "1 batch");
+        assert_eq!(count(2, "entry"), "2 entries");
+        assert_eq!(count(2, "key"), "2 keys");
+        assert_eq!(count(-1, "offset"), "-1 offsets");
+    }
+
+    #[test]
+    fn times_are_shown_as_rfc3339() {
+        assert_eq!(human_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(human_time(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
+        assert_eq!(human_time(-5), "-5 (epoch ms)");
+    }
 
     #[test]
     fn bytes_are_shown_in_binary_units() {
@@ -409,8 +453,8 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(45)), "45s");
         assert_eq!(human_duration(Duration::from_secs(187)), "3m07s");
         assert_eq!(human_duration(Duration::from_secs(7500)), "2h05m");
-        assert_eq!(plural(1, "partition"), "1 partition");
-        assert_eq!(plural(0, "record"), "0 records");
+        assert_eq!(count(1, "partition"), "1 partition");
+        assert_eq!(count(0, "record"), "0 records");
     }
 
     fn running(records: u64, bytes: u64) -> Snapshot {

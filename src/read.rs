@@ -25,7 +25,7 @@ pub async fn open_backup(
     let listing = location.list_backups().await?;
     let id = match resolve_id(location, &listing, selector, BackupKind::Logical) {
         Ok(id) => id,
-        Err(err) => return Err(name_datadir_backups(location, err).await),
+        Err(err) => return Err(name_other_kind(location, err, BackupKind::Logical).await),
     };
     read_manifest(location, &id, encryption_key).await
 }
@@ -154,36 +154,61 @@ fn check_size_and_structure(bytes: &[u8]) -> Result<Manifest, archive::ArchiveEr
     }
 }
 
-/// A logical backup that was not found may be a data-dir one (named by its whole id or the
-/// start of it), or the location may hold only data-dir backups: say so, with what to run
-/// instead. Any other error is returned as it is.
-async fn name_datadir_backups(location: &Location, err: Error) -> Error {
-    let named = match &err {
-        Error::NoBackups { .. } => None,
-        Error::BackupNotFound { id, .. } => Some(id.clone()),
-        Error::NoBackupMatches { prefix, .. } => Some(prefix.clone()),
-        _ => return err,
+/// A backup of the kind `looked_for` that was not found may be one of the other kind (named
+/// by its whole id or the start of it), or the location may hold only the other kind: say
+/// so, with what to run instead. Any other error is returned as it is.
+async fn name_other_kind(location: &Location, err: Error, looked_for: BackupKind) -> Error {
+    let other = match looked_for {
+        BackupKind::Logical => location.list_datadir_backups().await,
+        BackupKind::Datadir => location.list_backups().await,
     };
-    let Ok(datadir) = location.list_datadir_backups().await else {
+    let Ok(other) = other else {
         return err;
     };
     let location = location.display().to_string();
+    match (of_other_kind(&err, &other), looked_for) {
+        (Some(OtherKind::Only(newest)), BackupKind::Logical) => {
+            Error::OnlyDatadirBackups { location, newest }
+        }
+        (Some(OtherKind::Named(id)), BackupKind::Logical) => {
+            Error::IsDatadirBackup { id, location }
+        }
+        (Some(OtherKind::Only(newest)), BackupKind::Datadir) => {
+            Error::OnlyLogicalBackups { location, newest }
+        }
+        (Some(OtherKind::Named(id)), BackupKind::Datadir) => {
+            Error::IsLogicalBackup { id, location }
+        }
+        (None, _) => err,
+    }
+}
+
+/// What backups of the other kind (`other`) say about `err`, a backup not found.
+enum OtherKind {
+    /// There was none of the kind looked for; this is the newest complete one of the other.
+    Only(String),
+    /// The id or prefix given names this one backup of the other kind.
+    Named(String),
+}
+
+fn of_other_kind(err: &Error, other: &[BackupListing]) -> Option<OtherKind> {
+    let named = match err {
+        Error::NoBackups { .. } => None,
+        Error::BackupNotFound { id, .. } => Some(id),
+        Error::NoBackupMatches { prefix, .. } => Some(prefix),
+        _ => return None,
+    };
     match named {
-        None => match datadir.iter().rev().find(|b| b.complete) {
-            Some(newest) => Error::OnlyDatadirBackups {
-                location,
-                newest: newest.id.to_string(),
-            },
-            None => err,
-        },
+        None => other
+            .iter()
+            .rev()
+            .find(|b| b.complete)
+            .map(|newest| OtherKind::Only(newest.id.to_string())),
         Some(text) => {
-            let mut matching = datadir.iter().filter(|b| b.id.as_str().starts_with(&text));
+            let mut matching = other.iter().filter(|b| b.id.as_str().starts_with(text));
             match (matching.next(), matching.next()) {
-                (Some(only), None) => Error::IsDatadirBackup {
-                    id: only.id.to_string(),
-                    location,
-                },
-                _ => err,
+                (Some(only), None) => Some(OtherKind::Named(only.id.to_string())),
+                _ => None,
             }
         }
     }
@@ -198,7 +223,10 @@ pub async fn open_datadir_backup(
     encryption_key: Option<&EncryptionKey>,
 ) -> Result<DatadirManifest, Error> {
     let listing = location.list_datadir_backups().await?;
-    let id = resolve_id(location, &listing, selector, BackupKind::Datadir)?;
+    let id = match resolve_id(location, &listing, selector, BackupKind::Datadir) {
+        Ok(id) => id,
+        Err(err) => return Err(name_other_kind(location, err, BackupKind::Datadir).await),
+    };
     let bytes = location.read_datadir_manifest(&id).await?;
     let key = location.datadir_manifest_key(&id);
     let manifest = DatadirManifest::from_json(&bytes).map_err(|source| Error::Archive {
@@ -683,6 +711,34 @@ mod tests {
         let datadir = resolve_id(&location, &listing, &selector, BackupKind::Datadir);
         let err = datadir.unwrap_err().to_string();
         assert!(err.contains("`kafkasnap datadir ls memory://"), "{err}");
+    }
+
+    #[test]
+    fn a_backup_of_the_other_kind_is_named() {
+        let (published, unfinished) = ("20261202T125301Z-aaaaaa", "20261202T125302Z-bbbbbb");
+        let other = [listed(published), unpublished(unfinished)];
+        let none = Error::NoBackups {
+            location: "x".into(),
+        };
+        assert!(
+            matches!(of_other_kind(&none, &other), Some(OtherKind::Only(id)) if id == published)
+        );
+        assert!(of_other_kind(&none, &[unpublished(unfinished)]).is_none());
+        let prefix = Error::NoBackupMatches {
+            prefix: "20261202T125301".into(),
+            location: "x".into(),
+            kind: BackupKind::Datadir,
+        };
+        assert!(
+            matches!(of_other_kind(&prefix, &other), Some(OtherKind::Named(id)) if id == published)
+        );
+        let ambiguous = Error::NoBackupMatches {
+            prefix: "2026".into(),
+            location: "x".into(),
+            kind: BackupKind::Datadir,
+        };
+        assert!(of_other_kind(&ambiguous, &other).is_none());
+        assert!(of_other_kind(&Error::Interrupted, &other).is_none());
     }
 
     #[test]

@@ -19,9 +19,10 @@ impl TopicSelection {
         include_internal: bool,
     ) -> Result<Self, Error> {
         let compile = |pattern: &String| {
-            Regex::new(&format!("^(?:{pattern})$")).map_err(|source| Error::BadPattern {
+            Regex::new(&format!("^(?:{pattern})$")).map_err(|anchored| Error::BadPattern {
                 pattern: pattern.clone(),
-                source,
+                // Reported on the text as written, not on the anchored form.
+                problem: Regex::new(pattern).err().unwrap_or(anchored).to_string(),
             })
         };
         Ok(TopicSelection {

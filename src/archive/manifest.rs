@@ -23,6 +23,15 @@ pub enum ArchiveKind {
     Logical,
 }
 
+impl std::fmt::Display for ArchiveKind {
+    /// As in the manifest (`logical`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ArchiveKind::Logical => "logical",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format_version: u64,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use kafkasnap::archive::BackupSelector;
 
-use super::values::{parse_key_value, parse_timeout};
+use super::values::{parse_bootstrap, parse_key_value, parse_pushgateway, parse_timeout};
 use super::{KeyArgs, SelectionArgs};
 
 #[derive(Debug, Args)]
@@ -20,6 +20,7 @@ pub struct DrillArgs {
         long = "bootstrap-servers",
         visible_alias = "bootstrap",
         value_name = "SCRATCH_BOOTSTRAP",
+        value_parser = parse_bootstrap,
         env = "KAFKASNAP_DRILL_BOOTSTRAP_SERVERS"
     )]
     pub bootstrap_servers: String,
@@ -66,7 +67,7 @@ pub struct DrillArgs {
     #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
     pub stall_timeout: std::time::Duration,
     /// Push the drill's metrics (kafkasnap_drill_*) to this Prometheus Pushgateway.
-    #[arg(long, value_name = "URL", env = "KAFKASNAP_PUSHGATEWAY")]
+    #[arg(long, value_name = "URL", value_parser = parse_pushgateway, env = "KAFKASNAP_PUSHGATEWAY")]
     pub pushgateway: Option<String>,
     #[command(flatten)]
     pub key: KeyArgs,

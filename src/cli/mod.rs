@@ -14,7 +14,9 @@ mod values;
 pub use drill_args::DrillArgs;
 
 pub use values::parse_time;
-use values::{parse_key_value, parse_log_filter, parse_timeout};
+use values::{
+    parse_bootstrap, parse_key_value, parse_log_filter, parse_pushgateway, parse_timeout,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,8 +27,10 @@ use values::{parse_key_value, parse_log_filter, parse_timeout};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Output format of the final result.
+    /// Output format of the final result; with json, a failure prints
+    /// {"error": {...}, "exit_code": N} on stdout too.
     #[arg(
+        short = 'o',
         long,
         global = true,
         value_enum,
@@ -87,6 +91,13 @@ pub enum Command {
     /// prefix, check every record and group offset against it, delete what it created, and
     /// report the recovery time and the backup's age. Exit code 3 if it is not exact.
     Drill(Box<DrillArgs>),
+    /// Print a shell completion script: `source <(kafkasnap completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `kafkasnap man | man -l -`.
+    Man,
 }
 
 /// How to reach a Kafka cluster.
@@ -97,6 +108,7 @@ pub struct ClientArgs {
         short = 'b',
         long = "bootstrap-servers",
         visible_alias = "bootstrap",
+        value_parser = parse_bootstrap,
         env = "KAFKASNAP_BOOTSTRAP_SERVERS"
     )]
     pub bootstrap_servers: String,
@@ -148,7 +160,7 @@ pub struct KeyArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Where to write: a directory, file://, s3://bucket/prefix, gs://, az://, memory://.
+    /// Where to write: a directory, file:///abs/path, s3://bucket/prefix, gs://, az://.
     #[arg(long, env = "KAFKASNAP_TO")]
     pub to: String,
     #[command(flatten)]
@@ -167,7 +179,7 @@ pub struct BackupArgs {
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
     pub parallelism: u16,
     /// Push run metrics to this Prometheus Pushgateway (e.g. http://pushgateway:9091).
-    #[arg(long, value_name = "URL", env = "KAFKASNAP_PUSHGATEWAY")]
+    #[arg(long, value_name = "URL", value_parser = parse_pushgateway, env = "KAFKASNAP_PUSHGATEWAY")]
     pub pushgateway: Option<String>,
     /// Store only what is new since the newest complete backup at --to (its manifest names
     /// that backup as parent); a full backup when there is none.
@@ -294,7 +306,7 @@ pub struct VerifyArgs {
     )]
     pub backup: BackupSelector,
     /// Also compare the backup with this live cluster (bootstrap servers).
-    #[arg(long, value_name = "BOOTSTRAP", env = "KAFKASNAP_AGAINST")]
+    #[arg(long, value_name = "BOOTSTRAP", value_parser = parse_bootstrap, env = "KAFKASNAP_AGAINST")]
     pub against: Option<String>,
     /// Compare topic OLD in the backup with topic NEW in the cluster (repeatable). When not
     /// given, read from KAFKASNAP_TOPIC_MAP (OLD=NEW pairs separated by commas).
@@ -380,10 +392,10 @@ pub struct CatArgs {
     )]
     pub backup: BackupSelector,
     /// The topic to print.
-    #[arg(long, env = "KAFKASNAP_TOPIC")]
+    #[arg(short = 't', long, env = "KAFKASNAP_TOPIC")]
     pub topic: String,
     /// Only this partition.
-    #[arg(long, env = "KAFKASNAP_PARTITION")]
+    #[arg(short = 'p', long, env = "KAFKASNAP_PARTITION")]
     pub partition: Option<i32>,
     #[command(flatten)]
     pub key: KeyArgs,
@@ -420,7 +432,12 @@ pub enum DatadirCommand {
 #[derive(Debug, Args)]
 pub struct DatadirBackupArgs {
     /// Namespace of the broker's pod.
-    #[arg(long, default_value = "messaging", env = "KAFKASNAP_NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long,
+        default_value = "messaging",
+        env = "KAFKASNAP_NAMESPACE"
+    )]
     pub namespace: String,
     /// The broker's pod.
     #[arg(long, default_value = "kafka-0", env = "KAFKASNAP_POD")]
@@ -431,7 +448,7 @@ pub struct DatadirBackupArgs {
     /// The data directory inside the container (the broker's log.dirs).
     #[arg(long, default_value = "/var/lib/kafka/data", env = "KAFKASNAP_PATH")]
     pub path: String,
-    /// Where to write: a directory, file://, s3://bucket/prefix, gs://, az://, memory://.
+    /// Where to write: a directory, file:///abs/path, s3://bucket/prefix, gs://, az://.
     #[arg(long, env = "KAFKASNAP_TO")]
     pub to: String,
     /// Archive compression: zstd or gzip.
@@ -513,7 +530,12 @@ pub struct DatadirRestoreArgs {
     )]
     pub backup: BackupSelector,
     /// Namespace of the broker and its PVC.
-    #[arg(long, default_value = "messaging", env = "KAFKASNAP_NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long,
+        default_value = "messaging",
+        env = "KAFKASNAP_NAMESPACE"
+    )]
     pub namespace: String,
     /// The broker pod that mounts the PVC; it must not be running.
     #[arg(long, default_value = "kafka-0", env = "KAFKASNAP_POD")]

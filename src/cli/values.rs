@@ -1,5 +1,6 @@
 //! Value parsers for flags that clap cannot check on its own: log filters, KEY=VALUE pairs,
-//! timeouts that must be above zero, and times (RFC 3339 or epoch milliseconds).
+//! bootstrap servers, timeouts that must be above zero, and times (RFC 3339 or epoch
+//! milliseconds).
 
 /// `--log-level`: level names, or `target=level` directives, comma-separated. tracing would
 /// read any other word as a target's name and so log nothing at all.
@@ -23,6 +24,64 @@ pub(super) fn parse_key_value(text: &str) -> Result<(String, String), String> {
         }
         _ => Err("expected KEY=VALUE".to_string()),
     }
+}
+
+/// `-b` / `--against`: `HOST:PORT` (or `HOST`, port 9092), comma-separated, each optionally
+/// after a listener name (`SASL_SSL://`); an IPv6 address in brackets. librdkafka would
+/// accept anything and only fail, unclearly, when connecting.
+pub(super) fn parse_bootstrap(text: &str) -> Result<String, String> {
+    const FORM: &str =
+        "give HOST:PORT, several separated by commas (e.g. kafka.messaging.svc:9092)";
+    if text.trim().is_empty() {
+        return Err(format!("no bootstrap servers: {FORM}"));
+    }
+    for server in text.split(',') {
+        check_server(server.trim()).map_err(|problem| {
+            format!("{server:?} is not a bootstrap server: {problem}; {FORM}")
+        })?;
+    }
+    Ok(text.to_string())
+}
+
+fn check_server(server: &str) -> Result<(), &'static str> {
+    let address = server.split_once("://").map_or(server, |(_, rest)| rest);
+    if address.is_empty() {
+        return Err("it is empty");
+    }
+    if address.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err("it holds a space or a '/'");
+    }
+    let (host, port) = match address.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, rest) = bracketed
+                .split_once(']')
+                .ok_or("an IPv6 address needs its closing ']'")?;
+            match rest {
+                "" => (host, None),
+                _ => (host, Some(rest.strip_prefix(':').ok_or("text after ']'")?)),
+            }
+        }
+        None => match address.split_once(':') {
+            Some((_, rest)) if rest.contains(':') => {
+                return Err("more than one ':' (write an IPv6 address as [ADDRESS]:PORT)")
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (address, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("the host is missing");
+    }
+    match port.map(str::parse::<u16>) {
+        Some(Ok(0) | Err(_)) => Err("the port is not a number from 1 to 65535"),
+        _ => Ok(()),
+    }
+}
+
+/// `--pushgateway`: an http:// or https:// URL.
+pub(super) fn parse_pushgateway(text: &str) -> Result<String, String> {
+    kafkasnap::metrics::check_pushgateway_url(text).map_err(|err| err.to_string())?;
+    Ok(text.to_string())
 }
 
 /// A timeout that must be more than zero (`0s` would fail at the first wait).
@@ -117,6 +176,38 @@ mod tests {
             parse_log_filter("banana").unwrap_err(),
             "\"banana\" is not a log level: use off, error, warn, info, debug or trace, or target=level directives (e.g. info,kafkasnap=debug)"
         );
+    }
+
+    #[test]
+    fn bootstrap_servers_are_host_and_port() {
+        for good in [
+            "kafka:9092",
+            "kafka",
+            "a:9092,b:9093",
+            "a:9092, b:9093",
+            "SASL_SSL://broker.example.com:9096",
+            "[::1]:9092",
+            "[fe80::1]",
+        ] {
+            assert_eq!(parse_bootstrap(good), Ok(good.to_string()), "{good}");
+        }
+        for (bad, problem) in [
+            ("", "no bootstrap servers"),
+            ("  ", "no bootstrap servers"),
+            ("a:9092,", "\"\" is not a bootstrap server: it is empty"),
+            ("a:b:c", "more than one ':'"),
+            ("kafka:port", "the port is not a number from 1 to 65535"),
+            ("kafka:0", "the port is not a number"),
+            ("kafka:70000", "the port is not a number"),
+            (":9092", "the host is missing"),
+            ("kafka 9092", "a space"),
+            ("[::1:9092", "closing ']'"),
+            ("http://kafka:9092/", "a space or a '/'"),
+        ] {
+            let err = parse_bootstrap(bad).unwrap_err();
+            assert!(err.contains(problem), "{bad:?}: {err}");
+            assert!(err.contains("HOST:PORT"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

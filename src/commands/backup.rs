@@ -6,33 +6,44 @@ use kafkasnap::archive::Compression;
 use kafkasnap::archive::ShardSpec;
 use kafkasnap::backup::{run_backup, BackupOptions};
 use kafkasnap::metrics::{push, RunMetrics};
-use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
+use kafkasnap::progress::{count, human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 
-use super::{cancel_on_signal, client_settings, load_key_file, print_json, Global, Outcome};
+use super::{
+    cancel_on_signal, client_settings, load_key_file, print_json, Global, InvalidRequest, Outcome,
+};
 use crate::cli::{BackupArgs, OutputFormat};
 
-/// The shard this process is, from --shard, or --shards with $JOB_COMPLETION_INDEX.
-fn shard_spec(args: &BackupArgs) -> anyhow::Result<Option<ShardSpec>> {
+/// The shard this process is, from --shard, or --shards with $JOB_COMPLETION_INDEX. Every
+/// problem here is a request that cannot be followed (exit 2).
+fn shard_spec(args: &BackupArgs) -> Result<Option<ShardSpec>, InvalidRequest> {
+    fn invalid(err: impl std::fmt::Display) -> InvalidRequest {
+        InvalidRequest(err.to_string())
+    }
     let run = args.shard_run.as_deref();
     let spec = match (&args.shard, args.shards, run) {
         (None, None, None) => return Ok(None),
-        (None, None, Some(_)) => anyhow::bail!(
-            "--shard-run is only meaningful with --shard INDEX/COUNT or --shards COUNT"
-        ),
-        (Some(spec), _, Some(run)) => ShardSpec::parse(spec, run)?,
+        (None, None, Some(_)) => {
+            return Err(InvalidRequest(
+                "--shard-run is only meaningful with --shard INDEX/COUNT or --shards COUNT".into(),
+            ))
+        }
+        (Some(spec), _, Some(run)) => ShardSpec::parse(spec, run).map_err(invalid)?,
         (None, Some(count), Some(run)) => {
             let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
-                anyhow::anyhow!("--shards {count} takes the shard index from $JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job), which is not set; outside an Indexed Job use --shard INDEX/{count}")
+                InvalidRequest(format!("--shards {count} takes the shard index from $JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job), which is not set; outside an Indexed Job use --shard INDEX/{count}"))
             })?;
             let index: u32 = index.trim().parse().map_err(|_| {
-                anyhow::anyhow!("$JOB_COMPLETION_INDEX is {index:?}, not a shard index (a whole number below {count}); outside an Indexed Job use --shard INDEX/{count}")
+                InvalidRequest(format!("$JOB_COMPLETION_INDEX is {index:?}, not a shard index (a whole number below {count}); outside an Indexed Job use --shard INDEX/{count}"))
             })?;
-            ShardSpec::new(index, count, run)?
+            ShardSpec::new(index, count, run).map_err(invalid)?
         }
-        (_, _, None) => anyhow::bail!(
-            "a sharded backup needs --shard-run NAME, the same for every shard of the run"
-        ),
+        (_, _, None) => {
+            return Err(InvalidRequest(
+                "a sharded backup needs --shard-run NAME, the same for every shard of the run"
+                    .into(),
+            ))
+        }
     };
     Ok(Some(spec))
 }
@@ -67,6 +78,10 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let result = run_backup(&location, options, progress).await;
     drop(reporter);
+    if result.is_err() {
+        // A backup that failed before it stored anything leaves no new empty directory.
+        location.remove_if_created_and_empty();
+    }
     if let Some(url) = &args.pushgateway {
         let summary = result.as_ref().ok();
         let metrics = RunMetrics {
@@ -90,14 +105,14 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     match (global.output, &summary.shard) {
         (OutputFormat::Json, _) => print_json(&summary)?,
         (OutputFormat::Text, Some(shard)) if !shard.published => println!(
-            "shard {}/{} of run {} stored as {} at {}: {} partitions, {} records, {} stored; backup not published yet: waiting for shards {}",
+            "shard {}/{} of run {} stored as {} at {}: {}, {}, {} stored; backup not published yet: waiting for shards {}",
             shard.index,
             shard.count,
             shard.run,
             shard.part_id,
             summary.location,
-            summary.partitions,
-            summary.records,
+            count(summary.partitions, "partition"),
+            count(summary.records, "record"),
             human_bytes(summary.stored_bytes),
             shard
                 .waiting_for
@@ -107,26 +122,26 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
                 .join(", "),
         ),
         (OutputFormat::Text, Some(shard)) => println!(
-            "shard {}/{} of run {} stored as {} ({} partitions, {} records); backup {} published at {}",
+            "shard {}/{} of run {} stored as {} ({}, {}); backup {} published at {}",
             shard.index,
             shard.count,
             shard.run,
             shard.part_id,
-            summary.partitions,
-            summary.records,
+            count(summary.partitions, "partition"),
+            count(summary.records, "record"),
             summary.backup_id,
             summary.location,
         ),
         (OutputFormat::Text, None) => println!(
-            "backup {} complete at {}: {} topics, {} partitions, {} records, {} raw, {} stored, {} groups, {:.1}s ({}/s)",
+            "backup {} complete at {}: {}, {}, {}, {} raw, {} stored, {}, {:.1}s ({}/s)",
             summary.backup_id,
             summary.location,
-            summary.topics,
-            summary.partitions,
-            summary.records,
+            count(summary.topics, "topic"),
+            count(summary.partitions, "partition"),
+            count(summary.records, "record"),
             human_bytes(summary.raw_bytes),
             human_bytes(summary.stored_bytes),
-            summary.groups,
+            count(summary.groups, "group"),
             summary.duration_seconds,
             human_bytes((summary.raw_bytes as f64 / summary.duration_seconds.max(0.001)) as u64),
         ),

@@ -11,7 +11,7 @@ use kafkasnap::physical::{
     backup_datadir, backup_datadir_stopped, restore_datadir, DatadirBackupOptions,
     DatadirRestoreOptions, PhysicalError, StoppedBackupOptions,
 };
-use kafkasnap::progress::human_bytes;
+use kafkasnap::progress::{count, human_bytes, human_time};
 use kafkasnap::read::{key_for_datadir_backup, open_datadir_backup};
 use kafkasnap::verify::verify_datadir_archive;
 
@@ -181,7 +181,9 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
     let compression: Compression = args.compression.parse()?;
     let encryption_key = load_key_file(&args.key)?;
     let location = global.open_location(&args.to, true)?;
-    let client = default_client().await?;
+    let client = default_client()
+        .await
+        .inspect_err(|_| location.remove_if_created_and_empty())?;
     let cancel = cancel_on_signal();
     let manifest = match args.mode {
         DatadirBackupMode::Live => {
@@ -231,6 +233,8 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
             backup_datadir_stopped(client, &location, &options).await
         }
     }
+    // A backup that failed before it stored anything leaves no new empty directory.
+    .inspect_err(|_| location.remove_if_created_and_empty())
     .map_err(interrupted)?;
     for warning in &manifest.warnings {
         tracing::warn!("{warning}");
@@ -239,22 +243,22 @@ async fn backup(args: DatadirBackupArgs, global: &Global) -> anyhow::Result<Outc
         print_json(&manifest)?;
     } else {
         println!(
-            "data-dir backup {} ({}) of pod {}/{}: {} files, {} tar, {} stored as {} (sha256 {})",
+            "data-dir backup {} ({}) of pod {}/{}: {}, {} tar, {} stored as {} (sha256 {})",
             manifest.backup_id,
             manifest.source.mode,
             manifest.source.namespace,
             manifest.source.pod,
-            manifest.files.len(),
+            count(manifest.files.len(), "file"),
             human_bytes(manifest.archive.tar_bytes),
             human_bytes(manifest.archive.stored_bytes),
             manifest.archive.key,
             manifest.archive.sha256
         );
         println!(
-            "  cluster id {}, node id {}; {} warnings{}",
+            "  cluster id {}, node id {}; {}{}",
             manifest.cluster_id.as_deref().unwrap_or("unknown"),
             opt(manifest.node_id),
-            manifest.warnings.len(),
+            count(manifest.warnings.len(), "warning"),
             match &manifest.encryption {
                 Some(e) => format!("; encrypted ({}, key id {})", e.cipher, e.key_id),
                 None => String::new(),
@@ -320,11 +324,11 @@ async fn restore(args: DatadirRestoreArgs, global: &Global) -> anyhow::Result<Ou
         print_json(&report)?;
     } else {
         println!(
-            "restored data-dir backup {} into PVC {}/{}: {} files, {} tar; cluster id {}{}",
+            "restored data-dir backup {} into PVC {}/{}: {}, {} tar; cluster id {}{}",
             report.backup_id,
             report.namespace,
             report.pvc,
-            report.files,
+            count(report.files, "file"),
             human_bytes(report.tar_bytes),
             report.cluster_id.as_deref().unwrap_or("unknown"),
             match report.rewritten_meta_properties {
@@ -400,12 +404,12 @@ fn print_text(args: &DatadirInspectArgs, report: &Report) {
         opt(report.node_id)
     );
     println!(
-        "  {} topics, {} partitions, {} segments, {} batches, {} records, {}",
-        report.topics.len(),
-        t.partitions,
-        t.segments,
-        t.batches,
-        t.records,
+        "  {}, {}, {}, {}, {}, {}",
+        count(report.topics.len(), "topic"),
+        count(t.partitions, "partition"),
+        count(t.segments, "segment"),
+        count(t.batches, "batch"),
+        count(t.records, "record"),
         human_bytes(t.bytes)
     );
     for feature in &report.features {
@@ -429,16 +433,16 @@ fn print_text(args: &DatadirInspectArgs, report: &Report) {
     for p in &report.partitions {
         let codecs: Vec<&str> = p.codecs.iter().map(|c| c.name()).collect();
         println!(
-            "partition {}-{}: {} segments, {} batches, {} records, offsets {}..{}, timestamps {}..{}, codecs [{}]",
+            "partition {}-{}: {}, {}, {}, offsets {}..{}, timestamps {} .. {}, codecs [{}]",
             p.topic,
             p.partition,
-            p.segments,
-            p.batches,
-            p.records,
+            count(p.segments, "segment"),
+            count(p.batches, "batch"),
+            count(p.records, "record"),
             opt(p.first_offset),
             opt(p.last_offset),
-            opt(p.first_timestamp),
-            opt(p.last_timestamp),
+            opt(p.first_timestamp.map(human_time)),
+            opt(p.last_timestamp.map(human_time)),
             codecs.join(", ")
         );
         let mut notes = Vec::new();
@@ -449,15 +453,17 @@ fn print_text(args: &DatadirInspectArgs, report: &Report) {
             notes.push("truncated tail".to_string());
         }
         if p.legacy_message_sets > 0 {
-            notes.push(format!("{} legacy message sets", p.legacy_message_sets));
+            notes.push(count(p.legacy_message_sets, "legacy message set"));
         }
         if !p.index_problems.is_empty() {
-            notes.push(format!("{} index problems", p.index_problems.len()));
+            notes.push(count(p.index_problems.len(), "index problem"));
         }
         if p.control_batches > 0 {
             notes.push(format!(
-                "{} control batches ({} commits, {} aborts)",
-                p.control_batches, p.commit_markers, p.abort_markers
+                "{} ({}, {})",
+                count(p.control_batches, "control batch"),
+                count(p.commit_markers, "commit"),
+                count(p.abort_markers, "abort")
             ));
         }
         if let Some(hw) = p.high_watermark {

@@ -9,14 +9,15 @@ use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 
 use super::{
-    cancel_on_signal, exit_code, load_key_file, print_json, settings_from, Global, Outcome,
+    cancel_on_signal, exit_code, json_error, load_key_file, print_json, print_json_error,
+    settings_from, Global, Outcome,
 };
 use crate::cli::{DrillArgs, OutputFormat};
 
 pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
     let options = DrillOptions {
         client: settings_from(
-            &args.bootstrap_servers,
+            ("-b", &args.bootstrap_servers),
             args.config_file.as_deref(),
             &args.properties,
             args.timeout,
@@ -50,15 +51,20 @@ pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
         Err(err) => {
             let err = anyhow::Error::from(err);
             if let OutputFormat::Json = global.output {
-                // The last stdout line is the result also when the drill did not finish.
+                // The last stdout line is the result also when the drill did not finish:
+                // the error object every command prints, with the report so far beside it.
                 let drill = err
                     .downcast_ref::<DrillError>()
                     .expect("the drill's own error");
-                print_json(&Unfinished {
-                    report: drill.report(),
-                    error: format!("{err:#}"),
-                    exit_code: exit_code(&err),
-                })?;
+                let mut result = json_error(&err, exit_code(&err));
+                if let (Some(report), Some(fields)) = (drill.report(), result.as_object_mut()) {
+                    if let serde_json::Value::Object(report) = serde_json::to_value(report)? {
+                        for (name, value) in report {
+                            fields.entry(name).or_insert(value);
+                        }
+                    }
+                }
+                print_json_error(&result)?;
             }
             return Err(err);
         }
@@ -72,16 +78,6 @@ pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
     } else {
         Outcome::ProblemsFound
     })
-}
-
-/// `--output json` of a drill that ended in an error: what its report says so far (when it
-/// got as far as one), the error, and the exit code.
-#[derive(serde::Serialize)]
-struct Unfinished<'a> {
-    #[serde(flatten)]
-    report: Option<&'a DrillReport>,
-    error: String,
-    exit_code: u8,
 }
 
 fn metrics_of(result: &Result<DrillReport, DrillError>) -> DrillMetrics {

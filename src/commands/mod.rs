@@ -5,6 +5,7 @@ mod backup;
 mod cat;
 mod datadir;
 mod drill;
+mod generated;
 mod ls;
 mod prune;
 mod restore;
@@ -39,6 +40,37 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidRequest(pub String);
+
+/// With `--output json`, a failure is also a JSON object on stdout, so a script that reads
+/// stdout sees it: `{"error": {"message", "causes", "kind"}, "exit_code"}`. A command may
+/// print it itself, with what it had done so far beside it (see [`error_printed`]).
+pub fn json_error(err: &anyhow::Error, code: u8) -> serde_json::Value {
+    let kind = match code {
+        EXIT_INVALID => "invalid_request",
+        EXIT_INTERRUPTED => "interrupted",
+        _ => "failure",
+    };
+    let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+    serde_json::json!({
+        "error": { "message": err.to_string(), "causes": causes, "kind": kind },
+        "exit_code": code,
+    })
+}
+
+/// Set once a command has printed its failure as JSON itself (see [`json_error`]).
+static ERROR_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the command has printed its failure as JSON already, so it is not printed twice.
+pub fn error_printed() -> bool {
+    ERROR_PRINTED.load(Ordering::Relaxed)
+}
+
+/// Prints `value` (a [`json_error`], maybe with more fields) as the command's JSON result.
+fn print_json_error(value: &serde_json::Value) -> anyhow::Result<()> {
+    print_json(value)?;
+    ERROR_PRINTED.store(true, Ordering::Relaxed);
+    Ok(())
+}
 
 /// The exit code of a command that failed with `err`.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -80,7 +112,14 @@ pub struct Global {
 impl Global {
     /// Opens a backup location with the store options from the command line.
     pub fn open_location(&self, target: &str, create: bool) -> anyhow::Result<Location> {
-        Ok(Location::open_with(target, create, &self.store)?)
+        if target.trim().to_ascii_lowercase().starts_with("memory:") {
+            return Err(InvalidRequest(format!(
+                "{target} cannot hold backups from the command line: it is this process's memory, emptied when the command ends; give a directory or an s3://, gs:// or az:// URL"
+            ))
+            .into());
+        }
+        Location::open_with(target, create, &self.store)
+            .map_err(|err| kafkasnap::Error::from(err).into())
     }
 }
 
@@ -140,6 +179,8 @@ async fn dispatch(command: Command, global: &Global) -> anyhow::Result<Outcome> 
         Command::Datadir(args) => datadir::run(args, global).await,
         Command::Prune(args) => prune::run(args, global).await,
         Command::Drill(args) => drill::run(*args, global).await,
+        Command::Completions { shell } => generated::completions(shell),
+        Command::Man => generated::man_page(),
     }
 }
 
@@ -197,7 +238,11 @@ impl StopPolicy {
                 None,
                 "",
             ),
-            Command::Ls(_) | Command::Show(_) | Command::Cat(_) => {
+            Command::Ls(_)
+            | Command::Show(_)
+            | Command::Cat(_)
+            | Command::Completions { .. }
+            | Command::Man => {
                 ("stopping", Some(STOP_GRACE), "nothing was changed")
             }
         };
@@ -267,8 +312,9 @@ pub fn load_key_file(args: &KeyArgs) -> anyhow::Result<Option<EncryptionKey>> {
     let contents = std::fs::read(path)
         .map(Zeroizing::new)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
-    let key = EncryptionKey::parse(&contents)
-        .map_err(|err| anyhow::anyhow!("key file {} is not a key: {err}", path.display()))?;
+    let key = EncryptionKey::parse(&contents).map_err(|err| {
+        InvalidRequest(format!("key file {} is not a key: {err}", path.display()))
+    })?;
     tracing::debug!(key_id = key.id(), "key file read");
     Ok(Some(match args.allow_unsealed {
         true => key.allowing_unsealed_manifests(),
@@ -279,15 +325,17 @@ pub fn load_key_file(args: &KeyArgs) -> anyhow::Result<Option<EncryptionKey>> {
 /// Client settings from flags: `--config` file first, then `-X` in order.
 pub fn client_settings(args: &ClientArgs) -> anyhow::Result<ClientSettings> {
     settings_from(
-        &args.bootstrap_servers,
+        ("-b", &args.bootstrap_servers),
         args.config_file.as_deref(),
         &args.properties,
         args.timeout,
     )
 }
 
+/// `bootstrap` is the flag that gave the addresses and its value; no property may give
+/// them a second time.
 pub fn settings_from(
-    bootstrap: &str,
+    (flag, bootstrap): (&str, &str),
     config_file: Option<&std::path::Path>,
     properties: &[(String, String)],
     timeout: std::time::Duration,
@@ -296,9 +344,32 @@ pub fn settings_from(
     settings.request_timeout = timeout;
     if let Some(path) = config_file {
         settings.properties = parse_properties_file(path)?;
+        refuse_second_bootstrap(
+            &settings.properties,
+            flag,
+            &format!("--config {}", path.display()),
+        )?;
     }
+    refuse_second_bootstrap(properties, flag, "-X")?;
     settings.properties.extend(properties.iter().cloned());
     Ok(settings)
+}
+
+/// librdkafka's names for the addresses `-b` gives: one of them as well would leave two
+/// answers to which cluster is meant.
+fn refuse_second_bootstrap(
+    properties: &[(String, String)],
+    flag: &str,
+    source: &str,
+) -> anyhow::Result<()> {
+    const NAMES: [&str; 2] = ["bootstrap.servers", "metadata.broker.list"];
+    match properties.iter().find(|(key, _)| NAMES.contains(&key.as_str())) {
+        Some((key, _)) => Err(InvalidRequest(format!(
+            "{source} sets {key}, and {flag} gives the bootstrap servers too: give them once, with {flag}"
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// The flag that turns true on Ctrl-C or SIGTERM (a CronJob being stopped), shared by every

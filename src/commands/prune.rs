@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use kafkasnap::archive::EncryptionKey;
-use kafkasnap::progress::human_bytes;
+use kafkasnap::progress::{count, human_bytes};
 use kafkasnap::retention::{self, PlannedBackup, Policy, PrunePlan};
 use kafkasnap::store::{list_locks, Location, LocationLock, LockListing};
 
@@ -177,11 +177,11 @@ fn print_text(summary: &Summary) {
         }
         for entry in removed {
             println!(
-                "{remove:<12}  {kind}{}  {:<10}  {}  ({} objects, {})",
+                "{remove:<12}  {kind}{}  {:<10}  {}  ({}, {})",
                 entry.backup_id,
                 state(entry.complete),
                 entry.reasons.join(", "),
-                entry.objects.unwrap_or(0),
+                count(entry.objects.unwrap_or(0), "object"),
                 human_bytes(entry.bytes.unwrap_or(0))
             );
         }
@@ -199,14 +199,16 @@ fn print_text(summary: &Summary) {
         human_bytes(summary.freed_bytes),
         summary.freed_bytes
     );
+    let (kept, removed, objects) = (
+        count(kept, "backup"),
+        count(removed, "backup"),
+        count(objects, "object"),
+    );
     if summary.dry_run {
         println!(
-            "dry run: kept {kept} backups; would remove {removed} backups ({objects} objects), \
-             freeing {freed}; nothing was deleted"
+            "dry run: kept {kept}; would remove {removed} ({objects}), freeing {freed}; nothing was deleted"
         );
     } else {
-        println!(
-            "kept {kept} backups; removed {removed} backups ({objects} objects), freed {freed}"
-        );
+        println!("kept {kept}; removed {removed} ({objects}), freed {freed}");
     }
 }

@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use kafkasnap::archive::BackupSelector;
 use kafkasnap::physical::{stage_datadir_as_archive, stage_datadir_backup};
-use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
+use kafkasnap::progress::{count, human_bytes, human_time, Progress, ProgressReporter};
 use kafkasnap::read::{open_backup, open_datadir_backup};
 use kafkasnap::restore::{
     check_archive, connect_writer, plan_restore, run_restore, GroupNames, IfExists, RestoreOptions,
-    RestorePlan,
+    RestorePlan, TopicAction,
 };
 use kafkasnap::selection::TopicSelection;
 use kafkasnap::store::{Location, LockKind};
 
 use super::{
     cancel_on_signal, client_settings, load_key_file, lock_datadir_for_reading, lock_for_reading,
-    print_json, Global, Outcome,
+    print_json, Global, InvalidRequest, Outcome,
 };
 use crate::cli::{self, OutputFormat, RestoreArgs};
 
@@ -44,6 +44,7 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         stall_timeout: args.stall_timeout,
         cancel: cancel_on_signal(),
     };
+    options.check()?;
     // A data directory is first turned into a temporary logical archive, so both kinds of
     // source take the same restore path.
     let scratch;
@@ -84,9 +85,12 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                     read_lock = Some(lock);
                     stage_datadir_backup(&stored, &manifest, key, scratch.path()).await?
                 }
-                None if args.backup != BackupSelector::Latest => anyhow::bail!(
-                    "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
-                ),
+                None if args.backup != BackupSelector::Latest => {
+                    return Err(InvalidRequest(format!(
+                        "--backup picks a data-dir backup at a location, but {source} is a data directory or a tarball"
+                    ))
+                    .into())
+                }
                 None => {
                     if options.encryption_key.is_some() {
                         tracing::warn!("{source} is not a backup location: the key file is not used");
@@ -131,18 +135,34 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
     let summary = result?;
     match global.output {
         OutputFormat::Json => print_json(&summary)?,
-        OutputFormat::Text => println!(
-            "restored backup {} into {}: {} topics, {} records ({}), {} already there from the interrupted run, {} outside the time window, {} groups, {:.1}s",
-            summary.plan.backup_id,
-            summary.plan.target,
-            summary.plan.topics.len(),
-            summary.records_written,
-            human_bytes(summary.bytes_written),
-            summary.records_resumed,
-            summary.records_filtered,
-            summary.groups_committed,
-            summary.duration_seconds
-        ),
+        OutputFormat::Text => {
+            let mut details = vec![format!(
+                "{} ({})",
+                count(summary.records_written, "record"),
+                human_bytes(summary.bytes_written)
+            )];
+            if args.resume {
+                details.push(format!(
+                    "{} already there from the interrupted run",
+                    summary.records_resumed
+                ));
+            }
+            if summary.plan.from_time.is_some() || summary.plan.until.is_some() {
+                details.push(format!(
+                    "{} outside the time window",
+                    summary.records_filtered
+                ));
+            }
+            details.push(count(summary.groups_committed, "group"));
+            println!(
+                "restored backup {} into {}: {}, {}, {:.1}s",
+                summary.plan.backup_id,
+                summary.plan.target,
+                topics_restored(&summary.plan),
+                details.join(", "),
+                summary.duration_seconds
+            )
+        }
     }
     Ok(Outcome::Success)
 }
@@ -158,6 +178,21 @@ fn stored_datadir(source: &str, global: &Global) -> anyhow::Result<Option<Locati
     Ok(Some(global.open_location(source, false)?))
 }
 
+/// `3 topics`, or `3 topics (1 skipped: it already exists, --if-exists skip)`.
+fn topics_restored(plan: &RestorePlan) -> String {
+    let total = count(plan.topics.len(), "topic");
+    match plan
+        .topics
+        .iter()
+        .filter(|topic| topic.action == TopicAction::Skip)
+        .count()
+    {
+        0 => total,
+        1 => format!("{total} (1 skipped: it already exists, --if-exists skip)"),
+        skipped => format!("{total} ({skipped} skipped: they already exist, --if-exists skip)"),
+    }
+}
+
 fn print_plan(plan: &RestorePlan) {
     println!(
         "dry run: restore backup {} into {} would:",
@@ -169,24 +204,39 @@ fn print_plan(plan: &RestorePlan) {
         } else {
             format!(" (from {})", topic.source)
         };
+        let action = match topic.action {
+            TopicAction::Create => "create",
+            TopicAction::Append => "append to",
+            TopicAction::Skip => "skip (it exists; --if-exists skip)",
+            TopicAction::Resume => "resume",
+        };
         println!(
-            "  {:?} topic {}{rename}: {} partitions, replication factor {}, {} records, {}",
-            topic.action,
+            "  {action} topic {}{rename}: {}, replication factor {}, {}, {}",
             topic.target,
-            topic.partitions,
+            count(topic.partitions, "partition"),
             topic.replication_factor,
-            topic.records,
+            count(topic.records, "record"),
             human_bytes(topic.bytes)
         );
         for (key, value) in &topic.configs {
             println!("      config {key}={value}");
         }
     }
-    if plan.from_time.is_some() || plan.until.is_some() {
-        println!(
-            "  only records with timestamps in {:?}..={:?} (epoch ms)",
-            plan.from_time, plan.until
-        );
+    match (plan.from_time, plan.until) {
+        (Some(from), Some(until)) => println!(
+            "  only records with timestamps from {} to {} (both included)",
+            human_time(from),
+            human_time(until)
+        ),
+        (Some(from), None) => println!(
+            "  only records with timestamps at or after {}",
+            human_time(from)
+        ),
+        (None, Some(until)) => println!(
+            "  only records with timestamps at or before {}",
+            human_time(until)
+        ),
+        (None, None) => {}
     }
     for group in &plan.groups {
         println!("  commit translated offsets of consumer group {group}");

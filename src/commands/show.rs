@@ -1,6 +1,6 @@
 //! `kafkasnap show`: what one backup holds.
 
-use kafkasnap::progress::human_bytes;
+use kafkasnap::progress::{count, human_bytes, human_time};
 use kafkasnap::read::open_backup;
 
 use super::{print_json, Global, Outcome};
@@ -15,7 +15,7 @@ pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
     }
     let t = &manifest.totals;
     println!(
-        "backup {} ({:?}, format {})",
+        "backup {} ({} backup, format version {})",
         manifest.backup_id, manifest.kind, manifest.format_version
     );
     if let Some(parent) = &manifest.parent {
@@ -30,11 +30,11 @@ pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
         manifest.source.cluster_id.as_deref().unwrap_or("unknown")
     );
     println!(
-        "  {} topics, {} partitions, {} segments, {} records, {} raw, {} stored ({})",
-        t.topics,
-        t.partitions,
-        t.segments,
-        t.records,
+        "  {}, {}, {}, {}, {} raw, {} stored ({})",
+        count(t.topics, "topic"),
+        count(t.partitions, "partition"),
+        count(t.segments, "segment"),
+        count(t.records, "record"),
         human_bytes(t.raw_bytes),
         human_bytes(t.stored_bytes),
         manifest.compression
@@ -63,15 +63,19 @@ pub async fn run(args: ShowArgs, global: &Global) -> anyhow::Result<Outcome> {
         }
         for p in &topic.partitions {
             println!(
-                "    partition {}: offsets {}..{} (high watermark {}), {} records, {} segments, timestamps {:?}..{:?}",
+                "    partition {}: offsets {}..{} (high watermark {}), {}, {}{}",
                 p.partition,
                 p.start_offset,
                 p.end_offset,
                 p.high_watermark,
-                p.records,
-                p.segments.len(),
-                p.first_timestamp,
-                p.last_timestamp
+                count(p.records, "record"),
+                count(p.segments.len(), "segment"),
+                match (p.first_timestamp, p.last_timestamp) {
+                    (Some(first), Some(last)) => {
+                        format!(", timestamps {} .. {}", human_time(first), human_time(last))
+                    }
+                    _ => String::new(),
+                }
             );
         }
     }

@@ -1,5 +1,6 @@
 //! `kafkasnap verify`: check every object of a backup; with --against, compare it with a cluster.
 
+use kafkasnap::progress::count;
 use kafkasnap::read::open_backup;
 use kafkasnap::verify::{compare_with_cluster, verify_archive, ArchiveReport};
 
@@ -12,6 +13,16 @@ use crate::cli::{OutputFormat, VerifyArgs};
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     let encryption_key = load_key_file(&args.key)?;
+    // Checked before anything is read.
+    let client = match &args.against {
+        None => None,
+        Some(bootstrap) => Some(settings_from(
+            ("--against", bootstrap),
+            args.config_file.as_deref(),
+            &args.properties,
+            args.timeout,
+        )?),
+    };
     let location = global.open_location(&args.location, false)?;
     // Held while verify reads: a prune keeps the backup meanwhile. The manifest is read again
     // under the lock, and a damaged one found either time is a finding.
@@ -49,26 +60,18 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         }
     };
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
-    let comparisons = match &args.against {
+    let comparisons = match &client {
         None => None,
-        Some(bootstrap) => {
-            let client = settings_from(
-                bootstrap,
-                args.config_file.as_deref(),
-                &args.properties,
-                args.timeout,
-            )?;
-            Some(
-                compare_with_cluster(
-                    &location,
-                    &manifest,
-                    encryption_key.as_ref(),
-                    &client,
-                    &args.topic_map,
-                )
-                .await?,
+        Some(client) => Some(
+            compare_with_cluster(
+                &location,
+                &manifest,
+                encryption_key.as_ref(),
+                client,
+                &args.topic_map,
             )
-        }
+            .await?,
+        ),
     };
     let differences: Vec<_> = comparisons
         .iter()
@@ -84,7 +87,7 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         }))?,
         OutputFormat::Text => {
             let records = if report.records_decoded {
-                format!("{} records checked", report.records)
+                format!("{} checked", count(report.records, "record"))
             } else if report.records > 0 {
                 format!(
                     "{} of {} records checked (the others are in objects that failed)",
@@ -96,10 +99,10 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                 format!("0 of {} records checked", report.records_in_manifest)
             };
             println!(
-                "backup {}: {} objects, {records}, {} problems",
+                "backup {}: {}, {records}, {}",
                 report.backup_id,
-                report.objects_checked,
-                report.problems.len()
+                count(report.objects_checked, "object"),
+                count(report.problems.len(), "problem")
             );
             if encryption_key.is_none() {
                 if let Some(encryption) = &manifest.encryption {
@@ -114,8 +117,8 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             }
             if let Some(comparisons) = &comparisons {
                 println!(
-                    "compared {} partitions with the cluster: {} differ",
-                    comparisons.len(),
+                    "compared {} with the cluster: {} differ",
+                    count(comparisons.len(), "partition"),
                     differences.len()
                 );
                 for diff in &differences {
@@ -125,8 +128,10 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                         .clone()
                         .unwrap_or_else(|| "contents differ".into());
                     println!(
-                        "  DIFF {}/{}: backup {} records, cluster {live}: {why}",
-                        diff.topic, diff.partition, diff.backup_records
+                        "  DIFF {}/{}: backup {}, cluster {live}: {why}",
+                        diff.topic,
+                        diff.partition,
+                        count(diff.backup_records, "record")
                     );
                 }
             }

@@ -35,12 +35,9 @@ pub enum Error {
         selection: String,
         available: Vec<String>,
     },
-    #[error("invalid regular expression {pattern:?}: {source}")]
-    BadPattern {
-        pattern: String,
-        #[source]
-        source: regex::Error,
-    },
+    /// `problem` is the regex crate's report, which shows where in `pattern` it fails.
+    #[error("invalid regular expression {pattern:?} in --include/--exclude (each is matched against a whole topic name): {problem}")]
+    BadPattern { pattern: String, problem: String },
     #[error(
         "no complete backup at {location}; run `kafkasnap ls {location}` to see what is there"
     )]
@@ -49,6 +46,10 @@ pub enum Error {
     OnlyDatadirBackups { location: String, newest: String },
     #[error("backup {id} at {location} is a data-dir backup, not a logical one. {DATADIR_HINT}")]
     IsDatadirBackup { id: String, location: String },
+    #[error("no data-dir backup at {location}, only logical backups (the newest is {newest}; `kafkasnap ls {location}` lists them). {LOGICAL_HINT}")]
+    OnlyLogicalBackups { location: String, newest: String },
+    #[error("backup {id} at {location} is a logical backup, not a data-dir one. {LOGICAL_HINT}")]
+    IsLogicalBackup { id: String, location: String },
     #[error("{kind} {id} not found at {location}; run `{} {location}` to see the {kind}s there", .kind.ls_command())]
     BackupNotFound {
         id: String,
@@ -78,6 +79,10 @@ pub enum Error {
     TopicExists { topic: String },
     #[error("{0}")]
     InvalidRequest(String),
+    /// Options that contradict each other or a value that cannot be followed, found before
+    /// anything was read, connected to or written (exit 2, like a bad command line).
+    #[error("{0}")]
+    InvalidOptions(String),
     #[error(transparent)]
     TopicMap(#[from] crate::topic_map::TopicMapError),
     #[error(transparent)]
@@ -125,13 +130,21 @@ impl Error {
     }
 
     /// The request itself cannot be followed (a value outside its range, a topic map that
-    /// collides, a `--backup` prefix that names several backups), so it was refused before anything was read or written. The binary exits 2
-    /// for these, as for a bad command line.
+    /// collides, a `--backup` prefix that names several backups, a regex that does not compile,
+    /// text that names no usable location), so it was refused before anything was read or
+    /// written. The binary exits 2 for these, as for a bad command line.
     pub fn is_invalid_request(&self) -> bool {
-        matches!(
-            self,
-            Error::TopicMap(_) | Error::BadLevel(_) | Error::AmbiguousBackup { .. }
-        )
+        match self {
+            Error::Store(store) => store.is_invalid_request(),
+            other => matches!(
+                other,
+                Error::TopicMap(_)
+                    | Error::BadLevel(_)
+                    | Error::AmbiguousBackup { .. }
+                    | Error::BadPattern { .. }
+                    | Error::InvalidOptions(_)
+            ),
+        }
     }
 }
 
@@ -154,6 +167,8 @@ impl From<StoreError> for Error {
 }
 
 const DATADIR_HINT: &str = "Put a data-dir backup back into a broker's volume with `kafkasnap datadir restore --from LOCATION --backup ID`, or download its data.tar.* archive and replay its records with `kafkasnap restore --from-datadir FILE`";
+
+const LOGICAL_HINT: &str = "Restore a logical backup into a running cluster with `kafkasnap restore --from LOCATION --backup ID` and check it with `kafkasnap verify LOCATION --backup ID`";
 
 fn selection_hint(selection: &str) -> String {
     if selection.is_empty() {

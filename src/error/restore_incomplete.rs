@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::Error;
+use crate::progress::count;
 
 /// Why a restore stopped before it finished.
 #[derive(Debug)]
@@ -23,7 +24,8 @@ impl fmt::Display for RestoreStop {
             RestoreStop::Interrupted => write!(f, "restore interrupted"),
             RestoreStop::Stalled { waited, waiting } => write!(
                 f,
-                "restore stalled: {waiting} records sent to the target got no acknowledgement for {} (--stall-timeout); check that its brokers are up and reachable",
+                "restore stalled: {} sent to the target got no acknowledgement for {} (--stall-timeout); check that its brokers are up and reachable",
+                count(waiting, "record"),
                 humantime::format_duration(*waited)
             ),
             RestoreStop::Failed(err) => write!(f, "restore failed: {err}"),
@@ -109,7 +111,7 @@ impl fmt::Display for Written {
             WritePhase::Records => {
                 let held: u64 = self.topics.iter().map(|t| t.acknowledged + t.resumed).sum();
                 let resumed: u64 = self.topics.iter().map(|t| t.resumed).sum();
-                write!(f, "the target acknowledged {held} records (")?;
+                write!(f, "the target acknowledged {} (", count(held, "record"))?;
                 self.per_topic(f)?;
                 write!(f, ")")?;
                 if resumed > 0 {
@@ -122,12 +124,13 @@ impl fmt::Display for Written {
             }
             WritePhase::Groups => {
                 let held: u64 = self.topics.iter().map(|t| t.acknowledged + t.resumed).sum();
-                write!(f, "all {held} records were written (")?;
+                write!(f, "all {} were written (", count(held, "record"))?;
                 self.per_topic(f)?;
                 write!(
                     f,
-                    "), consumer-group offsets of {} of {} groups committed: rerun the same command with --resume to commit the rest",
-                    self.groups_committed, self.groups_total
+                    "), consumer-group offsets of {} of {} committed: rerun the same command with --resume to commit the rest",
+                    self.groups_committed,
+                    count(self.groups_total, "group")
                 )
             }
         }

@@ -38,7 +38,7 @@ use crate::archive::{
     CommittedOffset, ContentHasher, Encryption, EncryptionKey, Manifest, PartitionBackup, RecordRef,
 };
 use crate::kafka::{self, ClientSettings, KafkaError, RecordWriter, TopicToCreate};
-use crate::progress::Progress;
+use crate::progress::{human_time, Progress};
 use crate::read::{
     check_segments, decode_fetched, fetch_segment, key_for_backup, read_segment, ObjectProblem,
     SegmentCheck,
@@ -102,6 +102,28 @@ impl GroupNames {
             GroupNames::Same => group.to_string(),
             GroupNames::Prefixed(prefix) => format!("{prefix}{group}"),
         }
+    }
+}
+
+impl RestoreOptions {
+    /// The checks that need nothing but the options: options that contradict each other.
+    /// [`plan_restore`] makes them too; a caller makes them first to refuse before reading.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.resume && self.if_exists != IfExists::Fail {
+            return Err(Error::InvalidOptions(
+                "--resume continues the topics an interrupted restore created; it cannot be combined with --if-exists skip or append".into(),
+            ));
+        }
+        if let (Some(from), Some(until)) = (self.from_time, self.until) {
+            if from > until {
+                return Err(Error::InvalidOptions(format!(
+                    "--from-time {} is after --until {}: no record could be restored; give a window whose start is at or before its end",
+                    human_time(from),
+                    human_time(until)
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

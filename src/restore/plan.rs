@@ -13,18 +13,7 @@ pub async fn plan_restore(
     let topic_map = TopicMap::check(manifest, &options.topic_map, |topic| {
         !topic.internal && options.selection.matches(&topic.name, topic.internal)
     })?;
-    if options.resume && options.if_exists != IfExists::Fail {
-        return Err(Error::InvalidRequest(
-            "--resume continues the topics an interrupted restore created; it cannot be combined with --if-exists skip or append".into(),
-        ));
-    }
-    if let (Some(from), Some(until)) = (options.from_time, options.until) {
-        if from > until {
-            return Err(Error::InvalidRequest(format!(
-                "--from-time ({from}) is after --until ({until})"
-            )));
-        }
-    }
+    options.check()?;
     let client = options.client.clone();
     let described = tokio::task::spawn_blocking(move || -> Result<_, KafkaError> {
         let cluster = kafka::describe_cluster(&client)?;

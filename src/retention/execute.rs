@@ -2,6 +2,7 @@
 
 use super::plan::{Family, PlannedBackup, PrunePlan};
 use super::RetentionError;
+use crate::progress::count;
 use crate::store::Location;
 
 /// What [`execute`] deleted.
@@ -45,9 +46,9 @@ pub async fn execute(location: &Location, plan: &PrunePlan) -> Result<Deleted, R
         };
         let bytes: u64 = objects.iter().map(|o| o.size).sum();
         tracing::info!(
-            "deleted {what} {}: {} objects, {bytes} bytes",
+            "deleted {what} {}: {}, {bytes} bytes",
             backup.id,
-            objects.len()
+            count(objects.len(), "object")
         );
         deleted.backups += 1;
         deleted.objects += objects.len();

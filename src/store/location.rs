@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
@@ -62,6 +62,8 @@ pub struct Location {
     /// The directory of a local location: deleting a backup also removes its directories
     /// (and any staging files of interrupted writes), which object stores do not have.
     pub(super) local_root: Option<std::path::PathBuf>,
+    /// True when opening the location created its local directory.
+    created_local_root: bool,
 }
 
 impl Location {
@@ -90,7 +92,7 @@ impl Location {
         create: bool,
         options: &StoreOptions,
     ) -> Result<Location, StoreError> {
-        let bad = |reason: String| StoreError::BadLocation {
+        let bad = |reason: String| StoreError::InvalidLocation {
             location: redact(target),
             reason,
         };
@@ -105,6 +107,12 @@ impl Location {
             _ => return Self::open_local(std::path::Path::new(target), create),
         };
         let display = redact(target);
+        if url.scheme() == "file" && url.host_str().is_some_and(|host| !host.is_empty()) {
+            return Err(bad(format!(
+                "a file:// URL takes an absolute path (file:///var/backups), and this one names the host {:?}; give a relative path without file://",
+                url.host_str().unwrap_or_default()
+            )));
+        }
         let (scheme, prefix) = ObjectStoreScheme::parse(&url).map_err(|_| {
             bad(format!(
                 "unknown scheme {:?}; use a path, file://, s3://, gs://, az://, abfss:// or memory://",
@@ -123,13 +131,16 @@ impl Location {
                 return Self::open_local(&path, create);
             }
             ObjectStoreScheme::Memory => Arc::new(InMemory::new()),
-            ObjectStoreScheme::AmazonS3 => Arc::new(
-                AmazonS3Builder::from_env()
-                    .with_url(url.as_str())
-                    .with_retry(options.retry_config())
-                    .build()
-                    .map_err(open_err)?,
-            ),
+            ObjectStoreScheme::AmazonS3 => {
+                let builder = AmazonS3Builder::from_env().with_url(url.as_str());
+                s3_credentials_given(&builder).map_err(bad)?;
+                Arc::new(
+                    builder
+                        .with_retry(options.retry_config())
+                        .build()
+                        .map_err(open_err)?,
+                )
+            }
             ObjectStoreScheme::GoogleCloudStorage => Arc::new(
                 GoogleCloudStorageBuilder::from_env()
                     .with_url(url.as_str())
@@ -160,11 +171,19 @@ impl Location {
             store,
             display,
             local_root: None,
+            created_local_root: false,
         })
     }
 
     fn open_local(path: &std::path::Path, create: bool) -> Result<Location, StoreError> {
         let shown = path.display().to_string();
+        if path.exists() && !path.is_dir() {
+            return Err(StoreError::InvalidLocation {
+                location: shown,
+                reason: "it is a file, not a directory; give the directory that holds the backups (backup --to creates it when it is missing)".into(),
+            });
+        }
+        let created_local_root = create && !path.exists();
         if create {
             std::fs::create_dir_all(path).map_err(|source| StoreError::CreateDir {
                 path: shown.clone(),
@@ -192,7 +211,29 @@ impl Location {
             store: Arc::new(store),
             display: absolute.display().to_string(),
             local_root: Some(absolute),
+            created_local_root,
         })
+    }
+
+    /// After a command that wrote nothing failed: removes the local directory that opening
+    /// the location created, if it holds no file (only empty directories, such as `locks/`).
+    /// Anything else is left as it is.
+    pub fn remove_if_created_and_empty(&self) {
+        fn remove_empty(dir: &std::path::Path) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return false;
+            };
+            let mut empty = true;
+            for entry in entries.flatten() {
+                // file_type does not follow links: a link counts as content.
+                let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+                empty &= is_dir && remove_empty(&entry.path());
+            }
+            empty && std::fs::remove_dir(dir).is_ok()
+        }
+        if let (Some(root), true) = (&self.local_root, self.created_local_root) {
+            remove_empty(root);
+        }
     }
 
     /// Wraps an existing store (tests, and callers that build their own).
@@ -201,12 +242,66 @@ impl Location {
             store,
             display: display.into(),
             local_root: None,
+            created_local_root: false,
         }
     }
 
     pub fn display(&self) -> &str {
         &self.display
     }
+}
+
+/// Checks, before the client is built, that S3 credentials were given: without them
+/// object_store would ask an EC2 instance metadata service, which outside EC2 fails with a
+/// confusing error (or hangs). Asking it is opt-in: set `AWS_METADATA_ENDPOINT`.
+fn s3_credentials_given(builder: &AmazonS3Builder) -> Result<(), String> {
+    let set = |key: AmazonS3ConfigKey| {
+        builder
+            .get_config_value(&key)
+            .is_some_and(|value| !value.trim().is_empty())
+    };
+    let pair = |first: AmazonS3ConfigKey, second: AmazonS3ConfigKey, names: [&str; 2]| match (
+        set(first),
+        set(second),
+    ) {
+        (true, false) => Err(format!("{} is set but {} is not", names[0], names[1])),
+        (false, true) => Err(format!("{} is set but {} is not", names[1], names[0])),
+        (given, _) => Ok(given),
+    };
+    use AmazonS3ConfigKey as Key;
+    let static_keys = pair(
+        Key::AccessKeyId,
+        Key::SecretAccessKey,
+        ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+    )?;
+    let web_identity = pair(
+        Key::WebIdentityTokenFile,
+        Key::RoleArn,
+        ["AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"],
+    )?;
+    // object_store uses a full URI only with its token file; alone, it would fall back to
+    // the instance metadata service.
+    let eks_pod_identity = pair(
+        Key::ContainerCredentialsFullUri,
+        Key::ContainerAuthorizationTokenFile,
+        [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        ],
+    )?;
+    let skips_signing = builder
+        .get_config_value(&Key::SkipSignature)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    if static_keys
+        || web_identity
+        || skips_signing
+        || eks_pod_identity
+        || set(Key::ContainerCredentialsRelativeUri)
+        || set(Key::MetadataEndpoint)
+    {
+        return Ok(());
+    }
+    Err("no S3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and no role is (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN on EKS, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on ECS, AWS_CONTAINER_CREDENTIALS_FULL_URI with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE for EKS Pod Identity). To use an EC2 instance profile, set AWS_METADATA_ENDPOINT=http://169.254.169.254".into())
 }
 
 /// The location as safe to print: user info and query string (SAS tokens, keys) removed.
@@ -230,6 +325,99 @@ mod tests {
     fn credentials_in_urls_are_never_shown() {
         let shown = redact("az://user:secret@container/prefix?sig=topsecret");
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn s3_needs_credentials_or_a_role_before_its_client_is_built() {
+        use AmazonS3ConfigKey as Key;
+        let with = |settings: &[(Key, &str)]| {
+            let builder = settings
+                .iter()
+                .fold(AmazonS3Builder::new(), |builder, (key, value)| {
+                    builder.with_config(*key, *value)
+                });
+            s3_credentials_given(&builder)
+        };
+        let none = with(&[]).unwrap_err();
+        assert!(
+            none.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set")
+                && none.contains("AWS_WEB_IDENTITY_TOKEN_FILE"),
+            "{none}"
+        );
+        assert_eq!(
+            with(&[(Key::AccessKeyId, "id")]).unwrap_err(),
+            "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"
+        );
+        assert_eq!(
+            with(&[(Key::SecretAccessKey, "secret")]).unwrap_err(),
+            "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"
+        );
+        assert_eq!(
+            with(&[(Key::WebIdentityTokenFile, "/token")]).unwrap_err(),
+            "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not"
+        );
+        // Alone, a full URI would make object_store ask the instance metadata service.
+        assert!(with(&[(Key::ContainerCredentialsFullUri, "http://x")]).is_err());
+        for given in [
+            &[(Key::AccessKeyId, "id"), (Key::SecretAccessKey, "secret")][..],
+            &[(Key::WebIdentityTokenFile, "/token"), (Key::RoleArn, "arn")],
+            &[(Key::ContainerCredentialsRelativeUri, "/v2/credentials")],
+            &[
+                (Key::ContainerCredentialsFullUri, "http://x"),
+                (Key::ContainerAuthorizationTokenFile, "/token"),
+            ],
+            &[(Key::MetadataEndpoint, "http://127.0.0.1:1")],
+            &[(Key::SkipSignature, "true")],
+        ] {
+            assert_eq!(with(given), Ok(()), "{given:?}");
+        }
+    }
+
+    #[test]
+    fn unusable_local_locations_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        for create in [true, false] {
+            let err = Location::open(file.to_str().unwrap(), create).unwrap_err();
+            assert!(err.is_invalid_request(), "{err}");
+            assert!(
+                err.to_string().contains("it is a file, not a directory"),
+                "{err}"
+            );
+        }
+        let err = Location::open("file://relative/dir", true).unwrap_err();
+        assert!(err.is_invalid_request(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("a file:// URL takes an absolute path (file:///var/backups), and this one names the host \"relative\""),
+            "{err}"
+        );
+        assert!(!std::path::Path::new("relative").exists());
+    }
+
+    #[test]
+    fn only_a_created_directory_that_holds_no_file_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = dir.path().join("new");
+        let location = Location::open(created.to_str().unwrap(), true).unwrap();
+        std::fs::create_dir_all(created.join("locks/empty")).unwrap();
+        location.remove_if_created_and_empty();
+        assert!(!created.exists());
+
+        let location = Location::open(created.to_str().unwrap(), true).unwrap();
+        std::fs::create_dir_all(created.join("locks")).unwrap();
+        std::fs::write(created.join("locks/kept"), b"x").unwrap();
+        location.remove_if_created_and_empty();
+        assert!(created.join("locks/kept").exists());
+
+        // One that was there before is never removed, empty or not.
+        let existing = dir.path().join("existing");
+        std::fs::create_dir(&existing).unwrap();
+        Location::open(existing.to_str().unwrap(), true)
+            .unwrap()
+            .remove_if_created_and_empty();
+        assert!(existing.exists());
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub(crate) use objects::StoredObject;
 pub enum StoreError {
     #[error("cannot use backup location {location:?}: {reason}")]
     BadLocation { location: String, reason: String },
+    /// Text that cannot name a usable location (empty, an unknown scheme, a relative
+    /// `file://`, a regular file, S3 without credentials): refused before anything is read.
+    #[error("cannot use {location:?} as a backup location: {reason}")]
+    InvalidLocation { location: String, reason: String },
     #[error("cannot open backup location {location}: {source}")]
     Open {
         location: String,
@@ -89,4 +93,11 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// The location given cannot be used as one at all: a bad request (exit 2), not a failure.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, StoreError::InvalidLocation { .. })
+    }
 }

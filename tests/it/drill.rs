@@ -312,13 +312,16 @@ fn an_interrupted_drill_cleans_up() {
         "{report}"
     );
     assert_eq!(report["cleanup"]["groups_deleted"], serde_json::json!([]));
+    // The error object every command prints with --output json, the report beside it.
+    assert_eq!(report["error"]["kind"], "interrupted", "{report}");
     assert!(
-        report["error"]
+        report["error"]["message"]
             .as_str()
             .unwrap()
             .starts_with("the drill was interrupted"),
         "{report}"
     );
+    assert_eq!(stdout.lines().count(), 1, "one JSON result: {stdout}");
     assert_nothing_left(&scratch, "drill.");
 }
 

@@ -286,7 +286,7 @@ fn a_missing_wrong_or_malformed_key_is_refused_before_anything_is_written() {
     let passphrase = keys.path().join("passphrase.key");
     std::fs::write(&passphrase, "correct horse battery staple 123").unwrap();
     let malformed = restore(&["--key-file", path_str(&passphrase)]);
-    assert_eq!(malformed.status.code(), Some(1));
+    assert_eq!(malformed.status.code(), Some(2));
     let message = stderr_of(&malformed);
     assert!(
         message.contains("is not a key") && message.contains("head -c 32 /dev/urandom"),

@@ -2,6 +2,7 @@
 //! emulators (moto, fake-gcs-server, Azurite).
 
 mod backup;
+mod conventions;
 mod datadir;
 mod datadir_encryption;
 mod drill;
@@ -21,6 +22,7 @@ mod manifest_seal;
 mod manifests;
 mod metrics;
 mod mock_k8s;
+mod output_text;
 mod progress;
 mod prune;
 mod refusals;

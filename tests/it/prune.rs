@@ -368,7 +368,7 @@ async fn prune_keeps_by_rule_parent_and_grace_and_removes_the_rest() {
     args.extend(policy);
     let collected = kafkasnap_ok(&args, &[]);
     assert!(
-        collected.contains("removed 1 backups (1 objects)"),
+        collected.contains("removed 1 backup (1 object)"),
         "{collected}"
     );
     assert!(!backup_dirs(root).contains(&f1.backup_id.to_string()));
