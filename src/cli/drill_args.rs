@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::Args;
 use kafkasnap::archive::BackupSelector;
 
@@ -53,7 +54,7 @@ pub struct DrillArgs {
     #[arg(long, env = "KAFKASNAP_DRILL_PREFIX")]
     pub prefix: Option<String>,
     /// Leave the restored topics and groups in the scratch cluster for inspection.
-    #[arg(long, env = "KAFKASNAP_DRILL_KEEP")]
+    #[arg(long, env = "KAFKASNAP_DRILL_KEEP", value_parser = BoolishValueParser::new())]
     pub keep: bool,
     /// Drill even when the scratch cluster is the backup's own source cluster (same
     /// cluster id); refused without. A command-line flag only (no environment variable), so

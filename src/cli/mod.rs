@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafkasnap::archive::BackupSelector;
 
@@ -15,7 +16,8 @@ pub use drill_args::DrillArgs;
 
 pub use values::parse_time;
 use values::{
-    parse_bootstrap, parse_key_value, parse_log_filter, parse_pushgateway, parse_timeout,
+    parse_bootstrap, parse_key_value, parse_log_filter, parse_pushgateway, parse_segment_bytes,
+    parse_timeout,
 };
 
 #[derive(Debug, Parser)]
@@ -39,7 +41,7 @@ pub struct Cli {
     )]
     pub output: OutputFormat,
     /// No progress bar or progress log lines.
-    #[arg(long, global = true, env = "KAFKASNAP_NO_PROGRESS")]
+    #[arg(long, global = true, env = "KAFKASNAP_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,
     /// Log filter: off, error, warn, info, debug or trace, or tracing directives
     /// (target=level, comma-separated, e.g. info,kafkasnap=debug).
@@ -135,7 +137,7 @@ pub struct SelectionArgs {
     #[arg(long, value_name = "REGEX")]
     pub exclude: Vec<String>,
     /// Also cover internal topics (names starting with `__`).
-    #[arg(long, env = "KAFKASNAP_INCLUDE_INTERNAL")]
+    #[arg(long, env = "KAFKASNAP_INCLUDE_INTERNAL", value_parser = BoolishValueParser::new())]
     pub include_internal: bool,
 }
 
@@ -152,7 +154,7 @@ pub struct KeyArgs {
     /// With --key-file, also read encrypted backups whose manifest has no seal because an
     /// older kafkasnap wrote it (logical format version 1, data-dir format version 1), with a
     /// warning: anyone who can write to the location could have altered them. Refused without.
-    #[arg(long, env = "KAFKASNAP_ALLOW_UNSEALED", requires = "key_file")]
+    #[arg(long, env = "KAFKASNAP_ALLOW_UNSEALED", value_parser = BoolishValueParser::new(), requires = "key_file")]
     pub allow_unsealed: bool,
 }
 
@@ -172,8 +174,9 @@ pub struct BackupArgs {
     /// lz4 and none take none).
     #[arg(long, allow_negative_numbers = true, env = "KAFKASNAP_LEVEL")]
     pub level: Option<i32>,
-    /// Close a segment once it holds this many raw bytes.
-    #[arg(long, default_value = "16777216", value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824), env = "KAFKASNAP_SEGMENT_BYTES")]
+    /// Close a segment once it holds this many raw bytes: bytes or a size such as 16MiB
+    /// (KiB, MiB, GiB; KB, MB, GB), from 1KiB to 1GiB.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_segment_bytes, env = "KAFKASNAP_SEGMENT_BYTES")]
     pub segment_bytes: u64,
     /// Partitions read at the same time.
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
@@ -183,7 +186,7 @@ pub struct BackupArgs {
     pub pushgateway: Option<String>,
     /// Store only what is new since the newest complete backup at --to (its manifest names
     /// that backup as parent); a full backup when there is none.
-    #[arg(long, env = "KAFKASNAP_INCREMENTAL")]
+    #[arg(long, env = "KAFKASNAP_INCREMENTAL", value_parser = BoolishValueParser::new())]
     pub incremental: bool,
     /// Fail if a partition delivers nothing for this long, e.g. 2m.
     #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
@@ -271,17 +274,17 @@ pub struct RestoreArgs {
     #[arg(long, value_enum, default_value = "fail", env = "KAFKASNAP_IF_EXISTS")]
     pub if_exists: IfExists,
     /// Do not restore consumer-group offsets.
-    #[arg(long, env = "KAFKASNAP_SKIP_GROUPS")]
+    #[arg(long, env = "KAFKASNAP_SKIP_GROUPS", value_parser = BoolishValueParser::new())]
     pub skip_groups: bool,
     /// Print the plan and change nothing.
-    #[arg(long, env = "KAFKASNAP_DRY_RUN")]
+    #[arg(long, env = "KAFKASNAP_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
     /// Partitions written at the same time.
     #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256), env = "KAFKASNAP_PARALLELISM")]
     pub parallelism: u16,
     /// Continue an interrupted restore (same command otherwise): each existing target
     /// partition is checked to hold exactly the backup's first records, then the rest follow.
-    #[arg(long, env = "KAFKASNAP_RESUME")]
+    #[arg(long, env = "KAFKASNAP_RESUME", value_parser = BoolishValueParser::new())]
     pub resume: bool,
     /// Fail if records wait and the target acknowledges none of them for this long, e.g. 2m
     /// (a frozen or unreachable broker); what was written is reported, --resume continues.
@@ -352,7 +355,7 @@ pub struct PruneArgs {
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, env = "KAFKASNAP_GRACE")]
     pub grace: std::time::Duration,
     /// Report what would be kept and removed; delete nothing.
-    #[arg(long, env = "KAFKASNAP_DRY_RUN")]
+    #[arg(long, env = "KAFKASNAP_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
     /// With the backups' key, only backups whose manifest is sealed under it count for the
     /// rules or are removed; any other (forged, altered, plaintext, another key's) is left
@@ -552,7 +555,7 @@ pub struct DatadirRestoreArgs {
     #[arg(long, value_name = "ID", env = "KAFKASNAP_REWRITE_CLUSTER_ID")]
     pub rewrite_cluster_id: Option<String>,
     /// Write even when a pod uses the PVC or the StatefulSet is not scaled to 0.
-    #[arg(long, env = "KAFKASNAP_FORCE")]
+    #[arg(long, env = "KAFKASNAP_FORCE", value_parser = BoolishValueParser::new())]
     pub force: bool,
     /// Fail when the exec stream takes no byte for this long.
     #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]

@@ -1,6 +1,6 @@
 //! Value parsers for flags that clap cannot check on its own: log filters, KEY=VALUE pairs,
-//! bootstrap servers, timeouts that must be above zero, and times (RFC 3339 or epoch
-//! milliseconds).
+//! bootstrap servers, sizes with units, timeouts that must be above zero, and times (RFC 3339
+//! or epoch milliseconds).
 
 /// `--log-level`: level names, or `target=level` directives, comma-separated. tracing would
 /// read any other word as a target's name and so log nothing at all.
@@ -84,6 +84,44 @@ pub(super) fn parse_pushgateway(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// `--segment-bytes`: a number of bytes, alone or with a unit (KiB, MiB, GiB or K, M, G:
+/// powers of 1024; KB, MB, GB: powers of 1000), between 1 KiB and 1 GiB.
+pub(super) fn parse_segment_bytes(text: &str) -> Result<u64, String> {
+    const MIN: u64 = 1024;
+    const MAX: u64 = 1024 * 1024 * 1024;
+    let bytes = parse_size(text)?;
+    if !(MIN..=MAX).contains(&bytes) {
+        return Err(format!(
+            "{text} is {bytes} bytes; a segment holds between 1KiB and 1GiB (e.g. 16MiB)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A size: digits, then an optional unit (see [`parse_segment_bytes`]), case-insensitive.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits_end);
+    let unknown = || {
+        format!("{text:?} is not a size: give bytes, or a number with KiB, MiB, GiB (or KB, MB, GB), e.g. 16MiB")
+    };
+    let number: u64 = number.parse().map_err(|_| unknown())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kib" => 1 << 10,
+        "m" | "mi" | "mib" => 1 << 20,
+        "g" | "gi" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(unknown()),
+    };
+    number.checked_mul(multiplier).ok_or_else(unknown)
+}
+
 /// A timeout that must be more than zero (`0s` would fail at the first wait).
 pub(super) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(text) {
@@ -134,6 +172,35 @@ fn split_utc_offset(text: &str) -> Option<(&str, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_sizes_take_units() {
+        assert_eq!(parse_segment_bytes("16777216"), Ok(16 << 20));
+        assert_eq!(parse_segment_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_segment_bytes("16m"), Ok(16 << 20));
+        assert_eq!(parse_segment_bytes("64 KiB"), Ok(64 << 10));
+        assert_eq!(parse_segment_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_segment_bytes("10MB"), Ok(10_000_000));
+        assert_eq!(parse_segment_bytes("1k"), Ok(1024));
+        for bad in [
+            "",
+            "MiB",
+            "16 lemons",
+            "-5",
+            "1.5MiB",
+            "99999999999999999999",
+        ] {
+            let err = parse_segment_bytes(bad).unwrap_err();
+            assert!(err.contains("is not a size"), "{bad}: {err}");
+        }
+        for out_of_range in ["1023", "2GiB", "0"] {
+            let err = parse_segment_bytes(out_of_range).unwrap_err();
+            assert!(
+                err.contains("between 1KiB and 1GiB"),
+                "{out_of_range}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn times_parse_both_ways() {

@@ -1,7 +1,10 @@
 //! The conventions people bring from kubectl, kcat and restic: shell completions, a man
-//! page, short flags (`-o json`, `-n`, `-t`/`-p`), and failures as JSON with `--output json`.
+//! page, short flags (`-o json`, `-n`, `-t`/`-p`), failures as JSON with `--output json`, sizes
+//! with units and on/off settings in the environment as 1/0 or yes/no.
 
-use crate::harness::{kafkasnap, kafkasnap_ok, stderr_of};
+use crate::harness::{
+    create_topic, fidelity_record, kafkasnap, kafkasnap_ok, produce, stderr_of, Broker,
+};
 
 #[test]
 fn completions_and_the_man_page_name_the_real_subcommands() {
@@ -107,4 +110,54 @@ fn failures_with_output_json_print_an_error_object_on_stdout_too() {
     // Text output keeps stdout for results only.
     let text = kafkasnap(&["ls", missing], &[]);
     assert!(text.stdout.is_empty());
+}
+
+/// `--segment-bytes` takes a size with a unit, and on/off settings from the environment take
+/// the words people write in a ConfigMap (1/0, yes/no, true/false).
+#[test]
+fn sizes_take_units_and_switches_in_the_environment_take_yes_no_1_0() {
+    let broker = Broker::start("conventions-units");
+    create_topic(&broker.bootstrap, "orders", 1, &[]);
+    let records: Vec<_> = (0..40).map(|i| fidelity_record(0, i)).collect();
+    produce(&broker.bootstrap, "orders", &records);
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_str().unwrap();
+    let backup = |segment: &str, env: &[(&str, String)]| -> serde_json::Value {
+        let args = ["backup", "-b", &broker.bootstrap, "--to", to];
+        let args = [&args[..], &["--segment-bytes", segment, "-o", "json"]].concat();
+        serde_json::from_str(&kafkasnap_ok(&args, env)).unwrap()
+    };
+    let first = backup("1KiB", &[("KAFKASNAP_INCREMENTAL", "0".into())]);
+    assert!(first["parent"].is_null(), "{first}");
+    let id = first["backup_id"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(format!("backups/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    let segments = manifest["topics"][0]["partitions"][0]["segments"]
+        .as_array()
+        .unwrap()
+        .len();
+    // 40 records of a few hundred bytes each: 1KiB segments make many of them.
+    assert!(segments > 4, "{segments} segments of at most 1KiB");
+
+    let second = backup("16MiB", &[("KAFKASNAP_INCREMENTAL", "yes".into())]);
+    assert_eq!(second["parent"], first["backup_id"], "{second}");
+
+    for (value, dry) in [("1", true), ("no", false)] {
+        let pruned: serde_json::Value = serde_json::from_str(&kafkasnap_ok(
+            &["prune", to, "--keep-last", "1", "-o", "json"],
+            &[("KAFKASNAP_DRY_RUN", value.into())],
+        ))
+        .unwrap();
+        assert_eq!(
+            pruned["dry_run"], dry,
+            "KAFKASNAP_DRY_RUN={value}: {pruned}"
+        );
+    }
+    let refused = kafkasnap(
+        &["prune", to, "--keep-last", "1"],
+        &[("KAFKASNAP_DRY_RUN", "maybe".into())],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr_of(&refused));
 }
