@@ -279,6 +279,13 @@ impl FromStr for Compression {
 mod tests {
     use super::*;
 
+    const EVERY_CODEC: [Compression; 4] = [
+        Compression::Zstd,
+        Compression::Lz4,
+        Compression::Gzip,
+        Compression::None,
+    ];
+
     #[test]
     fn levels_outside_the_codecs_range_are_refused() {
         use Compression::{Gzip, None as Plain, Zstd};
@@ -349,12 +356,7 @@ mod tests {
         let raw: Vec<u8> = (0..100_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        for codec in [
-            Compression::Zstd,
-            Compression::Lz4,
-            Compression::Gzip,
-            Compression::None,
-        ] {
+        for codec in EVERY_CODEC {
             let stored = codec.compress(codec.default_level(), &raw).unwrap();
             assert_eq!(
                 codec.decompress(&stored, raw.len() as u64).unwrap(),
@@ -367,12 +369,7 @@ mod tests {
     #[test]
     fn output_longer_or_shorter_than_promised_is_corrupt() {
         let raw = vec![7u8; 10_000];
-        for codec in [
-            Compression::Zstd,
-            Compression::Lz4,
-            Compression::Gzip,
-            Compression::None,
-        ] {
+        for codec in EVERY_CODEC {
             let stored = codec.compress(codec.default_level(), &raw).unwrap();
             assert!(codec.decompress(&stored, 9_999).is_err(), "{codec} longer");
             assert!(
@@ -419,12 +416,7 @@ mod tests {
     fn decompressing_into_a_larger_reused_buffer_still_refuses_more_than_promised() {
         // Compressible (streaming path) and barely compressible (zstd's one-call path).
         for raw in [vec![7u8; 10_000], noise(10_000)] {
-            for codec in [
-                Compression::Zstd,
-                Compression::Lz4,
-                Compression::Gzip,
-                Compression::None,
-            ] {
+            for codec in EVERY_CODEC {
                 let stored = codec.compress(codec.default_level(), &raw).unwrap();
                 let roomy = || vec![1u8; 1 << 20];
                 assert!(

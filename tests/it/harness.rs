@@ -697,6 +697,13 @@ pub fn backup_to(bootstrap: &str, dir: &Path, extra: &[&str]) -> String {
     kafkasnap_ok(&args, &[])
 }
 
+/// `kafkasnap restore -b BOOTSTRAP --from FROM EXTRA...`, which must succeed; its stdout.
+pub fn restore_from(bootstrap: &str, from: &str, extra: &[&str]) -> String {
+    let mut args = vec!["restore", "-b", bootstrap, "--from", from];
+    args.extend_from_slice(extra);
+    kafkasnap_ok(&args, &[])
+}
+
 /// Every partition's record contents (offsets left out), for comparing across a restore.
 pub fn contents(partitions: &[Vec<TestRecord>]) -> Vec<Vec<Content<'_>>> {
     partitions

@@ -61,19 +61,7 @@ async fn prune_never_deletes_through_a_symbolic_link() {
     )
     .unwrap();
 
-    let out = kafkasnap_ok(
-        &[
-            "prune",
-            path_str(root),
-            "--keep-last",
-            "1",
-            "--grace",
-            "0s",
-            "--output",
-            "json",
-        ],
-        &[],
-    );
+    let out = kafkasnap_ok(&prune_to_newest(path_str(root)), &[]);
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(backup_dirs(root), vec![newest.backup_id.to_string()]);
     assert_untouched(outside_a.path());
@@ -118,19 +106,7 @@ fn prune_while_running(
             started.elapsed() < std::time::Duration::from_secs(120),
             "backup hangs"
         );
-        let output = kafkasnap(
-            &[
-                "prune",
-                to,
-                "--keep-last",
-                "1",
-                "--grace",
-                "0s",
-                "--output",
-                "json",
-            ],
-            env,
-        );
+        let output = kafkasnap(&prune_to_newest(to), env);
         assert!(output.status.success(), "{}", stderr_of(&output));
         summaries.push(serde_json::from_slice(&output.stdout).unwrap());
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -177,6 +153,21 @@ fn assert_kept_as_in_use(summaries: &[serde_json::Value]) {
             "{summary}"
         );
     }
+}
+
+/// `prune TO --keep-last 1 --grace 0s --output json`: keeps only the newest (and its
+/// chain), with no grace for unpublished leftovers.
+pub(crate) fn prune_to_newest(to: &str) -> [&str; 8] {
+    [
+        "prune",
+        to,
+        "--keep-last",
+        "1",
+        "--grace",
+        "0s",
+        "--output",
+        "json",
+    ]
 }
 
 /// Whether a prune's JSON summary kept some backup because a running backup holds it.

@@ -441,16 +441,7 @@ fn lz4_and_fast_zstd_segments_restore_exactly() {
         );
         kafkasnap_ok(&["verify", path_str(dir.path())], &[]);
         let target = Broker::start(name);
-        kafkasnap_ok(
-            &[
-                "restore",
-                "-b",
-                &target.bootstrap,
-                "--from",
-                path_str(dir.path()),
-            ],
-            &[],
-        );
+        crate::harness::restore_from(&target.bootstrap, path_str(dir.path()), &[]);
         let restored = read_all(&target.bootstrap, ORDERS, ORDERS_PARTITIONS);
         assert_eq!(
             contents(&restored),

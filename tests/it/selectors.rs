@@ -14,17 +14,9 @@ fn records(from: usize, count: usize) -> Vec<TestRecord> {
 }
 
 fn backup_id(source: &Broker, to: &str, extra: &[&str]) -> (String, serde_json::Value) {
-    let mut args = vec![
-        "backup",
-        "-b",
-        &source.bootstrap,
-        "--to",
-        to,
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let summary: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
+    let args = [&["--output", "json"], extra].concat();
+    let printed = crate::harness::backup_to(&source.bootstrap, std::path::Path::new(to), &args);
+    let summary: serde_json::Value = serde_json::from_str(&printed).unwrap();
     (summary["backup_id"].as_str().unwrap().to_string(), summary)
 }
 
@@ -94,18 +86,7 @@ fn backups_are_named_by_latest_or_a_unique_start_of_their_id() {
     let verified: serde_json::Value = serde_json::from_str(&verified).unwrap();
     assert!(verified.to_string().contains(&older), "{verified}");
     let target = Broker::start("selectors-target");
-    kafkasnap_ok(
-        &[
-            "restore",
-            "-b",
-            &target.bootstrap,
-            "--from",
-            to,
-            "--backup",
-            prefix,
-        ],
-        &[],
-    );
+    crate::harness::restore_from(&target.bootstrap, to, &["--backup", prefix]);
     let restored = crate::harness::read_all(&target.bootstrap, "orders", 1);
     assert_eq!(restored[0].len(), 10, "the older backup's records");
 

@@ -16,7 +16,7 @@ use crate::harness::{
     backup_in_flight_until, contents, create_topic, fidelity_record, fill_bulk, kafkasnap,
     kafkasnap_ok, produce, read_all, stderr_of, Broker, S3Server, TestRecord, S3_SECRET,
 };
-use crate::location_safety::kept_one_in_use;
+use crate::location_safety::{kept_one_in_use, prune_to_newest};
 use crate::stores_harness::{Emulator, Kind};
 
 /// Above object_store's multipart threshold as kafkasnap uses it (8 MiB).
@@ -302,20 +302,8 @@ fn interrupted_backup_publishes_nothing(source: &Broker, target: &Target, prefix
             .iter()
             .any(|(key, _)| key.contains("/bulk") && key.contains(".kseg"))
     });
-    let pruned: serde_json::Value = serde_json::from_str(&run_ok(
-        target,
-        &[
-            "prune",
-            &target.url,
-            "--keep-last",
-            "1",
-            "--grace",
-            "0s",
-            "--output",
-            "json",
-        ],
-    ))
-    .unwrap();
+    let pruned: serde_json::Value =
+        serde_json::from_str(&run_ok(target, &prune_to_newest(&target.url))).unwrap();
     assert!(
         pruned["removed"].as_array().unwrap().is_empty() && kept_one_in_use(&pruned),
         "a prune beside a running backup: {pruned}"
