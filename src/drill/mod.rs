@@ -14,7 +14,7 @@ mod cleanup;
 mod report;
 mod source;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,8 +27,8 @@ use crate::kafka::ClientSettings;
 use crate::progress::Progress;
 use crate::read::{open_datadir_backup, read_manifest, resolve_backup_of_any_kind, ObjectProblem};
 use crate::restore::{
-    archive_problems, connect_writer, plan_restore, run_restore, Created, GroupNames, IfExists,
-    RestoreOptions, RestoreStop,
+    archive_problems, connect_writer, plan_restore, run_restore, unless_cancelled, Created,
+    GroupNames, IfExists, RestoreOptions, RestoreStop,
 };
 use crate::selection::TopicSelection;
 use crate::store::{Location, LocationLock, LockKind};
@@ -133,17 +133,15 @@ async fn drill_locked(
     report::check_prefix(&prefix)?;
     report.prefix = prefix.clone();
     let Some(scratch_cluster) = source::describe(&options.client, &options.cancel).await? else {
-        return Err(nothing_created(DrillStep::Reading, report, drill_started));
+        return Err(nothing_created(DrillStep::Reading, report));
     };
     let opened = match open(location, kind, id, options, &scratch_cluster).await {
         Ok(opened) => opened,
         Err(Found::Damage(problem)) => {
             report.damaged.push(problem);
-            return Ok(report.finish(drill_started, None));
+            return Ok(report.finish(None));
         }
-        Err(Found::Interrupted) => {
-            return Err(nothing_created(DrillStep::Reading, report, drill_started))
-        }
+        Err(Found::Interrupted) => return Err(nothing_created(DrillStep::Reading, report)),
         Err(Found::Error(err)) => return Err(err),
     };
     report.backup_started_at = opened.started_at.clone();
@@ -180,12 +178,15 @@ async fn drill_locked(
         &plan,
         options.parallelism,
     );
-    let Some(problems) = until_cancelled(&options.cancel, checking_archive).await else {
-        return Err(nothing_created(DrillStep::Reading, report, drill_started));
+    let Some(problems) = unless_cancelled(&options.cancel, checking_archive)
+        .await
+        .ok()
+    else {
+        return Err(nothing_created(DrillStep::Reading, report));
     };
     if !problems.is_empty() {
         report.damaged = problems;
-        return Ok(report.finish(drill_started, None));
+        return Ok(report.finish(None));
     }
 
     // From here on the scratch cluster may hold what the drill created.
@@ -207,7 +208,6 @@ async fn drill_locked(
                 step: DrillStep::Restoring,
                 why,
                 created: &created,
-                drill_started,
             };
             return Err(stopped.clean_up(options, report).await);
         }
@@ -224,7 +224,7 @@ async fn drill_locked(
 
     let check_clock = Instant::now();
     let checking = check::check_restore(&opened, &plan, options, &groups);
-    let checked = match until_cancelled(&options.cancel, checking).await {
+    let checked = match unless_cancelled(&options.cancel, checking).await.ok() {
         Some(Ok(checked)) => checked,
         failed => {
             let why = match failed {
@@ -235,7 +235,6 @@ async fn drill_locked(
                 step: DrillStep::Checking,
                 why,
                 created: &created,
-                drill_started,
             };
             return Err(stopped.clean_up(options, report).await);
         }
@@ -247,7 +246,7 @@ async fn drill_locked(
     report.differences = checked.differences;
 
     report.cleanup = cleanup::clean_up(&options.client, &created, options.keep).await;
-    let report = report.finish(drill_started, Some(restore_seconds));
+    let report = report.finish(Some(restore_seconds));
     if report.cleanup.left_behind.is_empty() {
         Ok(report)
     } else {
@@ -330,7 +329,8 @@ async fn open(
                 })?;
             let staging =
                 crate::physical::stage_datadir_backup(location, &stored, key, scratch.path());
-            let (converted, manifest) = match until_cancelled(&options.cancel, staging).await {
+            let (converted, manifest) = match unless_cancelled(&options.cancel, staging).await.ok()
+            {
                 Some(staged) => staged.map_err(|err| match err {
                     // The archive's own key names the damaged object.
                     Error::ArchiveDamaged { problems } => Found::Damage(ObjectProblem {
@@ -381,10 +381,10 @@ fn restore_options(opened: &Opened, options: &DrillOptions, prefix: &str) -> Res
 }
 
 /// The drill was interrupted in `step`, before it created anything.
-fn nothing_created(step: DrillStep, report: DrillReport, drill_started: SystemTime) -> DrillError {
+fn nothing_created(step: DrillStep, report: DrillReport) -> DrillError {
     DrillError::Interrupted {
         step,
-        report: Box::new(report.stopped(drill_started)),
+        report: Box::new(report.stopped()),
     }
 }
 
@@ -402,7 +402,6 @@ struct Stopped<'a> {
     step: DrillStep,
     why: RestoreStop,
     created: &'a Created,
-    drill_started: SystemTime,
 }
 
 impl Stopped<'_> {
@@ -410,28 +409,11 @@ impl Stopped<'_> {
     /// what is left.
     async fn clean_up(self, options: &DrillOptions, mut report: DrillReport) -> DrillError {
         report.cleanup = cleanup::clean_up(&options.client, self.created, options.keep).await;
-        let report = Box::new(report.stopped(self.drill_started));
+        let report = Box::new(report.stopped());
         let step = self.step;
         match self.why {
             RestoreStop::Interrupted => DrillError::Interrupted { step, report },
             why => DrillError::Unfinished { step, why, report },
-        }
-    }
-}
-
-/// `work`, or `None` as soon as `cancel` is set (checked every 50 ms).
-async fn until_cancelled<T>(
-    cancel: &AtomicBool,
-    work: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    tokio::pin!(work);
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return None;
-        }
-        tokio::select! {
-            done = &mut work => return Some(done),
-            () = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
 }

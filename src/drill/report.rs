@@ -95,14 +95,7 @@ impl DrillReport {
     }
 
     /// Fills in the verdict and the throughput over `restore_seconds`.
-    pub(super) fn finish(
-        mut self,
-        drill_started: SystemTime,
-        restore_seconds: Option<f64>,
-    ) -> DrillReport {
-        if self.backup_age_seconds.is_none() && !self.backup_started_at.is_empty() {
-            self.backup_age_seconds = age_of(&self.backup_started_at, drill_started);
-        }
+    pub(super) fn finish(mut self, restore_seconds: Option<f64>) -> DrillReport {
         if let Some(seconds) = restore_seconds.filter(|s| *s > 0.0) {
             self.records_per_second = Some(self.records_restored as f64 / seconds);
             self.bytes_per_second = Some(self.bytes_restored as f64 / seconds);
@@ -112,8 +105,8 @@ impl DrillReport {
     }
 
     /// The report of a drill that stopped before its verdict: never exact.
-    pub(super) fn stopped(self, drill_started: SystemTime) -> DrillReport {
-        let mut report = self.finish(drill_started, None);
+    pub(super) fn stopped(self) -> DrillReport {
+        let mut report = self.finish(None);
         report.exact = false;
         report
     }

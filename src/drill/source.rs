@@ -5,9 +5,10 @@
 use std::sync::atomic::AtomicBool;
 
 use super::report::DrillError;
-use super::{until_cancelled, DrillOptions};
+use super::DrillOptions;
 use crate::archive::{DatadirManifest, Manifest};
 use crate::kafka::{self, ClientSettings};
+use crate::restore::unless_cancelled;
 use crate::Error;
 
 /// The scratch cluster as the drill found it before writing.
@@ -72,7 +73,7 @@ pub(super) async fn describe(
 ) -> Result<Option<ScratchCluster>, DrillError> {
     let settings = client.clone();
     let reading = tokio::task::spawn_blocking(move || kafka::describe_cluster(&settings));
-    let Some(described) = until_cancelled(cancel, reading).await else {
+    let Some(described) = unless_cancelled(cancel, reading).await.ok() else {
         return Ok(None);
     };
     let cluster = described

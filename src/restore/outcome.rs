@@ -13,7 +13,7 @@ use crate::kafka::RecordWriter;
 
 /// Awaits `work`, or gives up soon after `cancel` is set ([`RestoreStop::Interrupted`]). A
 /// blocking Kafka call given up on ends on its own (within its timeout), its result unused.
-pub(super) async fn unless_cancelled<F: Future>(
+pub(crate) async fn unless_cancelled<F: Future>(
     cancel: &AtomicBool,
     work: F,
 ) -> Result<F::Output, RestoreStop> {
