@@ -35,7 +35,7 @@ fn main() -> ExitCode {
                 eprintln!("  caused by: {cause}");
             }
             let code = exit_code(err);
-            if json_output && !commands::error_printed() {
+            if json_output {
                 println!("{}", commands::json_error(err, code));
             }
             ExitCode::from(code)

@@ -8,10 +8,7 @@ use kafkasnap::metrics::{push_drill, DrillMetrics};
 use kafkasnap::progress::{human_bytes, Progress, ProgressReporter};
 use kafkasnap::selection::TopicSelection;
 
-use super::{
-    cancel_on_signal, exit_code, json_error, load_key_file, print_json, print_json_error,
-    settings_from, Global, Outcome,
-};
+use super::{cancel_on_signal, load_key_file, print_json, settings_from, Global, Outcome};
 use crate::cli::{DrillArgs, OutputFormat};
 
 pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -46,29 +43,9 @@ pub async fn run(args: DrillArgs, global: &Global) -> anyhow::Result<Outcome> {
             tracing::warn!("{err}");
         }
     }
-    let report = match result {
-        Ok(report) => report,
-        Err(err) => {
-            let err = anyhow::Error::from(err);
-            if let OutputFormat::Json = global.output {
-                // The last stdout line is the result also when the drill did not finish:
-                // the error object every command prints, with the report so far beside it.
-                let drill = err
-                    .downcast_ref::<DrillError>()
-                    .expect("the drill's own error");
-                let mut result = json_error(&err, exit_code(&err));
-                if let (Some(report), Some(fields)) = (drill.report(), result.as_object_mut()) {
-                    if let serde_json::Value::Object(report) = serde_json::to_value(report)? {
-                        for (name, value) in report {
-                            fields.entry(name).or_insert(value);
-                        }
-                    }
-                }
-                print_json_error(&result)?;
-            }
-            return Err(err);
-        }
-    };
+    // A drill that did not finish: with --output json, main prints the error object with
+    // the report so far beside it (`json_error`).
+    let report = result?;
     match global.output {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print_text(&report),

@@ -42,8 +42,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub struct InvalidRequest(pub String);
 
 /// With `--output json`, a failure is also a JSON object on stdout, so a script that reads
-/// stdout sees it: `{"error": {"message", "causes", "kind"}, "exit_code"}`. A command may
-/// print it itself, with what it had done so far beside it (see [`error_printed`]).
+/// stdout sees it: `{"error": {"message", "causes", "kind"}, "exit_code"}`; a drill that
+/// stopped has its report so far beside them.
 pub fn json_error(err: &anyhow::Error, code: u8) -> serde_json::Value {
     let kind = match code {
         EXIT_INVALID => "invalid_request",
@@ -51,25 +51,22 @@ pub fn json_error(err: &anyhow::Error, code: u8) -> serde_json::Value {
         _ => "failure",
     };
     let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
-    serde_json::json!({
+    let mut result = serde_json::json!({
         "error": { "message": err.to_string(), "causes": causes, "kind": kind },
         "exit_code": code,
-    })
-}
-
-/// Set once a command has printed its failure as JSON itself (see [`json_error`]).
-static ERROR_PRINTED: AtomicBool = AtomicBool::new(false);
-
-/// Whether the command has printed its failure as JSON already, so it is not printed twice.
-pub fn error_printed() -> bool {
-    ERROR_PRINTED.load(Ordering::Relaxed)
-}
-
-/// Prints `value` (a [`json_error`], maybe with more fields) as the command's JSON result.
-fn print_json_error(value: &serde_json::Value) -> anyhow::Result<()> {
-    print_json(value)?;
-    ERROR_PRINTED.store(true, Ordering::Relaxed);
-    Ok(())
+    });
+    let report = err
+        .downcast_ref::<kafkasnap::drill::DrillError>()
+        .and_then(|drill| drill.report())
+        .and_then(|report| serde_json::to_value(report).ok());
+    if let (Some(serde_json::Value::Object(report)), Some(fields)) =
+        (report, result.as_object_mut())
+    {
+        for (name, value) in report {
+            fields.entry(name).or_insert(value);
+        }
+    }
+    result
 }
 
 /// The exit code of a command that failed with `err`.
