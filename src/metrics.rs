@@ -139,13 +139,12 @@ pub async fn push_drill(base_url: &str, metrics: &DrillMetrics) -> Result<(), Me
 impl RunMetrics {
     /// The Prometheus text exposition of these metrics.
     pub(crate) fn to_text(&self) -> String {
-        let seconds = epoch_seconds;
         let mut text = String::new();
         gauge(
             &mut text,
             "kafkasnap_last_run_timestamp_seconds",
             "When the last run ended.",
-            seconds(self.finished_at),
+            epoch_seconds(self.finished_at),
         );
         gauge(
             &mut text,
@@ -164,7 +163,7 @@ impl RunMetrics {
                 &mut text,
                 "kafkasnap_last_success_timestamp_seconds",
                 "When the last successful run ended.",
-                seconds(self.finished_at),
+                epoch_seconds(self.finished_at),
             );
             if let Some(records) = self.records {
                 gauge(

@@ -58,7 +58,7 @@ pub struct DrillOptions {
 /// The prefix a drill of backup `id` uses unless told another: the backup's id and a random
 /// run suffix (24 bits, from the operating system), so drills of one backup running at the
 /// same time never share a name.
-pub fn default_prefix(id: &BackupId) -> String {
+fn default_prefix(id: &BackupId) -> String {
     let mut random = [0u8; 4];
     let run = match getrandom::fill(&mut random) {
         Ok(()) => u32::from_le_bytes(random),
