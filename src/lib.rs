@@ -10,6 +10,7 @@ pub mod backup;
 pub mod datadir;
 pub mod drill;
 mod error;
+pub mod follow;
 pub mod k8s;
 pub mod kafka;
 pub mod metrics;

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["read", "write", "selection"],
     &["backup", "restore", "verify", "retention", "physical"],
-    &["drill"],
+    &["drill", "follow"],
 ];
 
 /// Non-test lines a source file may hold.

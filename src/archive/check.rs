@@ -314,6 +314,8 @@ mod tests {
             totals: Totals::default(),
             warnings: vec![],
             sharding: None,
+            delta: None,
+            chain_depth: 0,
         }
     }
 

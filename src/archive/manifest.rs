@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ArchiveError, BackupId, Compression, Encryption};
 
-/// The archive format version this code writes and the only one it reads.
-/// The manifest format version this code writes. Version 2 added the seal of encrypted
-/// manifests (`manifest.seal`); version 1 manifests are still read.
+/// The manifest format version this code writes for a manifest that lists every segment.
+/// Version 2 added the seal of encrypted manifests (`manifest.seal`); version 1 manifests are
+/// still read. Delta manifests are version 3 ([`super::DELTA_FORMAT_VERSION`]).
 pub const FORMAT_VERSION: u64 = 2;
 /// The oldest manifest format version this code reads.
 pub(crate) const OLDEST_FORMAT_VERSION: u64 = 1;
@@ -61,6 +61,15 @@ pub struct Manifest {
     /// Set when the backup was taken by several shards; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharding: Option<Sharding>,
+    /// Set on a delta manifest (format version 3): its partitions list only the segments it
+    /// stored, after the parent's ones this says it keeps. Readers fold it away
+    /// ([`super::fold_delta`]) before anything else sees the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<super::DeltaListing>,
+    /// How many delta manifests lead from the nearest complete listing to this backup, this
+    /// one included (0: its manifest lists every segment). Not stored: taken from `delta`.
+    #[serde(skip)]
+    pub chain_depth: u64,
 }
 
 /// What the writer of a new logical backup knows of it; [`Manifest::assemble`] adds the rest.
@@ -117,6 +126,8 @@ impl Manifest {
             groups,
             warnings,
             sharding: None,
+            delta: None,
+            chain_depth: 0,
         }
     }
 }
@@ -300,7 +311,22 @@ impl Manifest {
     /// Parses manifest bytes, checking `format_version` before anything else so that a
     /// newer archive gets "unsupported version", not a confusing field error.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
-        parse_versioned(bytes, OLDEST_FORMAT_VERSION, FORMAT_VERSION)
+        let mut manifest: Manifest =
+            parse_versioned(bytes, OLDEST_FORMAT_VERSION, super::DELTA_FORMAT_VERSION)?;
+        manifest.chain_depth = manifest.delta.as_ref().map_or(0, |d| d.depth);
+        let delta_version = manifest.format_version >= super::DELTA_FORMAT_VERSION;
+        if manifest.delta.is_some() != delta_version {
+            return Err(ArchiveError::Delta {
+                backup_id: manifest.backup_id.to_string(),
+                problem: format!(
+                    "format version {} {} a delta listing (version {} manifests, and only they, are deltas)",
+                    manifest.format_version,
+                    if manifest.delta.is_some() { "with" } else { "without" },
+                    super::DELTA_FORMAT_VERSION
+                ),
+            });
+        }
+        Ok(manifest)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -374,6 +400,8 @@ mod tests {
             totals: Totals::default(),
             warnings: vec![],
             sharding: None,
+            delta: None,
+            chain_depth: 0,
         }
     }
 

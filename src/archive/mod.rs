@@ -7,6 +7,7 @@ mod check;
 mod compression;
 mod content_hash;
 mod datadir_manifest;
+mod delta;
 mod encryption;
 mod manifest;
 mod manifest_seal;
@@ -26,6 +27,7 @@ pub use datadir_manifest::{
     DATADIR_FORMAT_VERSION,
 };
 pub(crate) use datadir_manifest::{DatadirFile, DATADIR_SEALED_FROM_FORMAT_VERSION};
+pub use delta::{fold_delta, CarriedSegments, DeltaListing, DELTA_FORMAT_VERSION, MAX_DELTA_DEPTH};
 pub use encryption::EncryptionKey;
 pub(crate) use encryption::{Encryption, KeyFit};
 pub(crate) use manifest::parse_versioned;
@@ -68,6 +70,8 @@ pub enum ArchiveError {
         oldest: u64,
         newest: u64,
     },
+    #[error("backup {backup_id} is a checkpoint that lists only what it added to its parent, and {problem}")]
+    Delta { backup_id: String, problem: String },
     #[error("manifest is structurally unsound:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Structure(Vec<StructureProblem>),
     #[error("manifest is {size} bytes, above the largest accepted ({MAX_MANIFEST_BYTES})")]

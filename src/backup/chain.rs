@@ -38,6 +38,8 @@ pub(crate) struct Carried {
     /// Records of `segments` at or above `log_start`.
     pub(crate) records: u64,
     pub(crate) first_timestamp: Option<i64>,
+    /// Offsets retention deleted between the parent's end and this backup's log start.
+    pub(crate) gap: u64,
 }
 
 /// Refuses to continue from `parent` with `encryption_key` unless the key fits it (both
@@ -212,6 +214,7 @@ pub(crate) async fn continue_from(
             segments,
             records,
             first_timestamp,
+            gap: (log_start - previous.end_offset).max(0) as u64,
         }));
     }
     Ok(carried)
@@ -367,6 +370,8 @@ mod tests {
             totals: Totals::default(),
             warnings: vec![],
             sharding: None,
+            delta: None,
+            chain_depth: 0,
         }
     }
 

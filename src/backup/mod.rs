@@ -11,36 +11,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
-
 use crate::archive::ShardSpec;
 use crate::archive::{
     ArchiveError, BackupId, Compression, EncryptionKey, Manifest, ManifestParts, PartitionBackup,
-    SealedSegment, SegmentRef, SourceCluster, TopicBackup, TopicConfig,
+    SourceCluster, TopicBackup, TopicConfig,
 };
 use crate::kafka::{
-    self, ClientSettings, ConsumedRecord, KafkaError, PartitionOutcome, PartitionTask, ReadOptions,
-    RecordSink, SinkError,
+    self, ClientSettings, FinishEarly, KafkaError, PartitionOutcome, PartitionTask,
 };
 use crate::progress::Progress;
-use crate::read::{open_backup, publish_manifest};
+use crate::read::open_backup;
 use crate::selection::TopicSelection;
 use crate::store::{Location, LocationLock, LockKind};
-use crate::write::{SegmentBuffers, SegmentCutter, SegmentWriter};
 use crate::Error;
 use chain::{
     check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
 };
 
 mod chain;
+mod pipeline;
 mod publish;
 pub mod shard;
 mod shard_run;
 
-use publish::check_before_publishing;
+use pipeline::{read_and_store, StoredSegments};
+use publish::{publish, PublishAs};
 pub(crate) use shard_run::ShardSummary;
-use shard_run::{store_part_and_merge, ShardWait};
 
 /// What to back up and how.
 #[derive(Debug, Clone)]
@@ -65,10 +61,16 @@ pub struct BackupOptions {
     pub encryption_key: Option<EncryptionKey>,
     /// Set to stop (Ctrl-C): the backup then fails and publishes nothing.
     pub cancel: Arc<AtomicBool>,
+    /// Write the manifest as a delta of its parent (a follower's checkpoint, format version
+    /// 3) while the chain of deltas stays shorter than this; `None`: list every segment.
+    pub delta_chain_limit: Option<u64>,
+    /// End the read where it stands once this is due, and publish what was read (a
+    /// follower's checkpoint); `None`: read every partition to the end captured at the start.
+    pub finish_early: Option<FinishEarly>,
 }
 
 /// What a finished backup reports.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BackupSummary {
     pub backup_id: String,
     pub location: String,
@@ -88,6 +90,31 @@ pub struct BackupSummary {
     pub groups: usize,
     pub duration_seconds: f64,
     pub warnings: Vec<String>,
+    /// Raw and stored bytes of the segments this run wrote (the chain's are `raw_bytes`, `stored_bytes`).
+    #[serde(skip)]
+    pub raw_bytes_read: u64,
+    #[serde(skip)]
+    pub stored_bytes_written: u64,
+    /// Where each partition's read ended and the end it aimed for (a follower's lag).
+    #[serde(skip)]
+    pub positions: Vec<PartitionPosition>,
+    /// Offsets retention deleted from the cluster after the parent and before this backup
+    /// read them (named in `warnings`).
+    #[serde(skip)]
+    pub offsets_lost_to_retention: u64,
+    /// Whether the manifest was written as a delta of its parent.
+    #[serde(skip)]
+    pub delta: bool,
+}
+
+/// One partition of a finished backup: every record below `end_offset` is in it;
+/// `high_watermark` is the end the read aimed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub end_offset: i64,
+    pub high_watermark: i64,
 }
 
 /// Runs one backup into `location`. On any error nothing is published: the data objects
@@ -234,6 +261,7 @@ async fn backup_under_lock(
     } else {
         None
     };
+    let parent_depth = parent.as_ref().map(|p| p.chain_depth);
     if let Some(parent) = &parent {
         check_parent_key(parent, options.encryption_key.as_ref())?;
         lock.protect(parent.backup_id.clone()).await?;
@@ -285,6 +313,23 @@ async fn backup_under_lock(
     .await?;
 
     warnings.extend(outcomes.values().filter_map(|o| o.note.clone()));
+    let offsets_lost_to_retention = carried.iter().flatten().map(|c| c.gap).sum();
+    let positions = tasks
+        .iter()
+        .enumerate()
+        .map(|(index, task)| PartitionPosition {
+            topic: task.topic.clone(),
+            partition: task.partition,
+            end_offset: outcomes[&index].end_offset,
+            high_watermark: outcomes[&index].high_watermark,
+        })
+        .collect();
+    let (raw_bytes_read, stored_bytes_written) = segments
+        .values()
+        .flatten()
+        .fold((0, 0), |(raw, stored), s| {
+            (raw + s.raw_bytes, stored + s.stored_bytes)
+        });
     let topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes, carried);
     for topic in &selected {
         if topic.replication_factor == 0 {
@@ -313,26 +358,33 @@ async fn backup_under_lock(
         warnings: warnings.clone(),
     });
     let totals = manifest.totals.clone();
+    let groups_count = manifest.groups.len();
     if options.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
     lock.check_held("the backup was not published").await?;
-    check_before_publishing(location, &manifest).await?;
-    let (published_id, shard) = match &options.shard {
-        None => {
-            publish_manifest(location, &manifest, options.encryption_key.as_ref()).await?;
-            tracing::info!(backup_id = %backup_id, records = totals.records, "backup published");
-            (backup_id.clone(), None)
-        }
-        Some(spec) => {
-            let key = options.encryption_key.as_ref();
-            let waiting = ShardWait {
-                up_to: options.wait_for_run,
-                cancel: &options.cancel,
-            };
-            store_part_and_merge(location, spec, manifest.clone(), key, waiting).await?
-        }
+    let delta_depth = match (&options.delta_chain_limit, &parent_depth) {
+        (Some(limit), Some(depth)) if depth + 1 < *limit => Some(depth + 1),
+        _ => None,
     };
+    let publish_as = match (&options.shard, delta_depth) {
+        (Some(spec), _) => PublishAs::ShardPart {
+            spec,
+            wait_for_run: options.wait_for_run,
+            cancel: &options.cancel,
+        },
+        (None, Some(depth)) => PublishAs::Delta { depth },
+        (None, None) => PublishAs::Complete,
+    };
+    let delta = matches!(publish_as, PublishAs::Delta { .. });
+    let parent_id = manifest.parent.clone();
+    let (published_id, shard) = publish(
+        location,
+        manifest,
+        options.encryption_key.as_ref(),
+        publish_as,
+    )
+    .await?;
     Ok(BackupSummary {
         backup_id: published_id.to_string(),
         location: location.display().to_string(),
@@ -341,13 +393,18 @@ async fn backup_under_lock(
         segments: totals.segments,
         records: totals.records,
         records_read: progress.records.load(Ordering::Relaxed),
-        parent: manifest.parent.as_ref().map(ToString::to_string),
+        parent: parent_id.as_ref().map(ToString::to_string),
         shard,
         raw_bytes: totals.raw_bytes,
         stored_bytes: totals.stored_bytes,
-        groups: manifest.groups.len(),
+        groups: groups_count,
         duration_seconds: 0.0,
         warnings,
+        raw_bytes_read,
+        stored_bytes_written,
+        positions,
+        offsets_lost_to_retention,
+        delta,
     })
 }
 
@@ -357,167 +414,6 @@ async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(work)
         .await
         .expect("Kafka client calls do not panic")?)
-}
-
-enum Job {
-    Segment {
-        task: usize,
-        sealed: SealedSegment,
-    },
-    Done {
-        task: usize,
-        outcome: PartitionOutcome,
-    },
-}
-
-/// Feeds records into per-partition segment cutters and hands full segments on.
-struct SegmentingSink {
-    cutters: Vec<SegmentCutter>,
-    jobs: mpsc::Sender<Job>,
-    progress: Arc<Progress>,
-}
-
-impl SegmentingSink {
-    fn send(&self, job: Job) -> Result<(), SinkError> {
-        self.jobs
-            .blocking_send(job)
-            .map_err(|_| SinkError("the upload pipeline stopped".into()))
-    }
-}
-
-impl RecordSink for SegmentingSink {
-    fn record(&mut self, task: usize, record: ConsumedRecord<'_>) -> Result<(), SinkError> {
-        let (added, sealed) = self.cutters[task].push(|segment| {
-            segment.push(
-                record.offset,
-                record.timestamp,
-                record.timestamp_type,
-                record.key,
-                record.value,
-                record.headers,
-            )
-        });
-        self.progress.add_record(added as u64);
-        match sealed {
-            Some(sealed) => self.send(Job::Segment { task, sealed }),
-            None => Ok(()),
-        }
-    }
-
-    fn partition_done(&mut self, task: usize, outcome: PartitionOutcome) -> Result<(), SinkError> {
-        if let Some(sealed) = self.cutters[task].finish() {
-            self.send(Job::Segment { task, sealed })?;
-        }
-        self.progress
-            .partitions_done
-            .fetch_add(1, Ordering::Relaxed);
-        self.send(Job::Done { task, outcome })
-    }
-}
-
-type StoredSegments = BTreeMap<usize, Vec<SegmentRef>>;
-
-/// Runs the reader and the compress+upload pipeline; returns each task's segments and outcome.
-async fn read_and_store(
-    location: &Location,
-    backup_id: &BackupId,
-    options: &BackupOptions,
-    tasks: Vec<PartitionTask>,
-    progress: Arc<Progress>,
-) -> Result<(StoredSegments, BTreeMap<usize, PartitionOutcome>), Error> {
-    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(1);
-    let read_options = ReadOptions {
-        parallelism: options.parallelism,
-        stall_timeout: options.stall_timeout,
-        cancel: Arc::clone(&options.cancel),
-        ..ReadOptions::default()
-    };
-    let reader_tasks = tasks.clone();
-    let client = options.client.clone();
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let upload_slots = cores.min(options.parallelism.max(1));
-    let uploads = Arc::new(Semaphore::new(upload_slots));
-    // Enough free buffers for every partition being read and every segment being stored.
-    let buffers = SegmentBuffers::new(options.segment_bytes, options.parallelism + upload_slots);
-    let mut sink = SegmentingSink {
-        cutters: (0..tasks.len())
-            .map(|_| SegmentCutter::new(&buffers))
-            .collect(),
-        jobs: jobs_tx,
-        progress,
-    };
-    let writer = SegmentWriter {
-        location: location.clone(),
-        backup_id: backup_id.clone(),
-        compression: options.compression,
-        level: options.level,
-        encryption_key: options.encryption_key.clone(),
-        buffers,
-    };
-    let reader = tokio::task::spawn_blocking(move || {
-        kafka::read_partitions(&client, &reader_tasks, &read_options, &mut sink)
-    });
-
-    let mut in_flight: JoinSet<Result<(usize, SegmentRef), Error>> = JoinSet::new();
-    let mut segments: StoredSegments = BTreeMap::new();
-    let mut outcomes = BTreeMap::new();
-    let mut failure: Option<Error> = None;
-
-    while let Some(job) = jobs_rx.recv().await {
-        match job {
-            Job::Done { task, outcome } => {
-                outcomes.insert(task, outcome);
-            }
-            Job::Segment { .. } if failure.is_some() => {}
-            Job::Segment { task, sealed } => {
-                let permit = Arc::clone(&uploads)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closes");
-                let (writer, topic, partition) = (
-                    writer.clone(),
-                    tasks[task].topic.clone(),
-                    tasks[task].partition,
-                );
-                in_flight.spawn(async move {
-                    let entry = writer.store(topic, partition, sealed).await?;
-                    drop(permit);
-                    Ok((task, entry))
-                });
-            }
-        }
-        while let Some(done) = in_flight.try_join_next() {
-            if let Err(err) = collect(done, &mut segments) {
-                failure.get_or_insert(err);
-                options.cancel.store(true, Ordering::Relaxed);
-                jobs_rx.close();
-            }
-        }
-    }
-    while let Some(done) = in_flight.join_next().await {
-        if let Err(err) = collect(done, &mut segments) {
-            failure.get_or_insert(err);
-        }
-    }
-    let read_result = reader.await.expect("the reader does not panic");
-    if let Some(err) = failure {
-        return Err(err);
-    }
-    match read_result {
-        Err(KafkaError::Interrupted) => return Err(Error::Interrupted),
-        Err(err) => return Err(err.into()),
-        Ok(()) => {}
-    }
-    Ok((segments, outcomes))
-}
-
-fn collect(
-    done: Result<Result<(usize, SegmentRef), Error>, tokio::task::JoinError>,
-    segments: &mut StoredSegments,
-) -> Result<(), Error> {
-    let (task, entry) = done.expect("upload tasks do not panic")?;
-    segments.entry(task).or_default().push(entry);
-    Ok(())
 }
 
 fn assemble_topics(

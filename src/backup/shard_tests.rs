@@ -62,6 +62,8 @@ fn part(index: u32, count: u32, id: &str, partitions: &[i32]) -> ShardPart {
         totals: Totals::default(),
         warnings: vec![format!("note from {index}")],
         sharding: None,
+        delta: None,
+        chain_depth: 0,
     };
     ShardPart {
         format_version: PART_FORMAT_VERSION,

@@ -10,9 +10,11 @@ use kafkasnap::archive::BackupSelector;
 
 mod drill_args;
 mod env_lists;
+mod follow_args;
 mod values;
 
 pub use drill_args::DrillArgs;
+pub use follow_args::{FollowArgs, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FULL_EVERY};
 
 pub use values::parse_time;
 use values::{
@@ -219,6 +221,8 @@ pub struct BackupArgs {
     pub wait_for_run: std::time::Duration,
     #[command(flatten)]
     pub key: KeyArgs,
+    #[command(flatten)]
+    pub follow: FollowArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

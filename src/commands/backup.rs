@@ -71,8 +71,13 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
         wait_for_run: args.wait_for_run,
         encryption_key: load_key_file(&args.key)?,
         cancel: cancel_on_signal(),
+        delta_chain_limit: None,
+        finish_early: None,
     };
     let location = global.open_location(&args.to, true)?;
+    if args.follow.follow {
+        return super::follow::run(options, &args.follow, location, global).await;
+    }
     let progress = Arc::new(Progress::default());
     let reporter = ProgressReporter::start("backup", Arc::clone(&progress), global.progress);
     let started = std::time::Instant::now();

@@ -6,7 +6,7 @@ use kafkasnap::archive::BackupId;
 use kafkasnap::archive::ShardSpec;
 use kafkasnap::backup::shard::{newest_published, run_state, PublishedRun, RunState};
 use kafkasnap::progress::human_bytes;
-use kafkasnap::read::read_manifest;
+use kafkasnap::read::read_manifest_as_stored;
 use kafkasnap::store::BackupListing;
 
 use super::{print_json, Global, Outcome};
@@ -64,7 +64,17 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             shard: None,
         };
         if listing.complete {
-            match read_manifest(&location, &listing.id, None).await {
+            match read_manifest_as_stored(&location, &listing.id, None).await {
+                Ok(manifest)
+                    if manifest.delta.is_some() && !parent_complete(&manifest, &listings) =>
+                {
+                    entry.complete = false;
+                    entry.damaged = true;
+                    entry.error = Some(format!(
+                        "checkpoint that lists only what it added to {}, which is gone or incomplete: it cannot be restored",
+                        manifest.parent.as_ref().map_or_else(|| "its parent".to_string(), ToString::to_string)
+                    ));
+                }
                 Ok(manifest) => {
                     finished.insert(listing.id.to_string(), manifest.finished_at.clone());
                     entry.started_at = Some(manifest.started_at);
@@ -102,6 +112,18 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
         OutputFormat::Text => print_table(&entries),
     }
     Ok(Outcome::Success)
+}
+
+/// Whether the backup a delta manifest builds on is listed as published (the rest of its
+/// chain is checked when it is read: `verify`, `restore`).
+fn parent_complete(
+    manifest: &kafkasnap::archive::Manifest,
+    listings: &[kafkasnap::store::BackupListing],
+) -> bool {
+    manifest
+        .parent
+        .as_ref()
+        .is_some_and(|parent| listings.iter().any(|l| &l.id == parent && l.complete))
 }
 
 /// The text listing: a header row, then one row per backup. Complete backups fill every

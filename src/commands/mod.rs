@@ -5,6 +5,7 @@ mod backup;
 mod cat;
 mod datadir;
 mod drill;
+mod follow;
 mod generated;
 mod ls;
 mod prune;
@@ -134,12 +135,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     };
     let policy = StopPolicy::of(&cli.command);
     // Registered before the command starts, so a signal at any moment is caught.
-    let signals = Signals::register();
+    let mut signals = Signals::register();
     let command = dispatch(cli.command, &global);
     tokio::pin!(command);
     tokio::select! {
         result = &mut command => return release_locks_after(result).await,
         () = signals.received() => {}
+    }
+    if let Some(finish_within) = policy.finish_within {
+        // A follower publishes a last checkpoint; a second signal, or no end in time, stops it hard.
+        tracing::warn!("stop requested: publishing a last checkpoint of what was read (a second Ctrl-C stops at once, publishing nothing more)");
+        finish_on_signal().store(true, Ordering::Relaxed);
+        tokio::select! {
+            result = tokio::time::timeout(finish_within, &mut command) => {
+                if let Ok(result) = result {
+                    return release_locks_after(result).await;
+                }
+                tracing::warn!("the last checkpoint took longer than {}s", finish_within.as_secs());
+            }
+            () = signals.received() => {}
+        }
     }
     tracing::warn!("stop requested: {}", policy.notice);
     cancel_on_signal().store(true, Ordering::Relaxed);
@@ -187,6 +202,10 @@ const LOCK_RELEASE_LIMIT: std::time::Duration = std::time::Duration::from_millis
 /// How long a command may take to end by itself once stopped, before it is cut off.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// How long a follower may take to publish its last checkpoint once stopped (inside the 30 s
+/// a Kubernetes pod gets by default).
+const FOLLOW_FINISH_WITHIN: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// What Ctrl-C / SIGTERM means for one command.
 struct StopPolicy {
     /// Logged when the signal arrives.
@@ -195,6 +214,9 @@ struct StopPolicy {
     grace: Option<std::time::Duration>,
     /// The error when it was cut off after the grace period.
     unfinished: &'static str,
+    /// Set for a follower: the first signal asks it to finish (publish a last checkpoint)
+    /// within this long; only a second signal, or the time running out, stops it as above.
+    finish_within: Option<std::time::Duration>,
 }
 
 impl StopPolicy {
@@ -243,10 +265,15 @@ impl StopPolicy {
                 ("stopping", Some(STOP_GRACE), "nothing was changed")
             }
         };
+        let finish_within = match command {
+            Command::Backup(args) if args.follow.follow => Some(FOLLOW_FINISH_WITHIN),
+            _ => None,
+        };
         StopPolicy {
             notice,
             grace,
             unfinished,
+            finish_within,
         }
     }
 }
@@ -284,7 +311,7 @@ impl Signals {
         }
     }
 
-    async fn received(mut self) {
+    async fn received(&mut self) {
         async fn on(signal: Option<&mut tokio::signal::unix::Signal>) {
             match signal {
                 Some(signal) => {
@@ -367,6 +394,13 @@ fn refuse_second_bootstrap(
         .into()),
         None => Ok(()),
     }
+}
+
+/// The flag a follower (`backup --follow`) watches: true on the first Ctrl-C or SIGTERM, when
+/// it publishes a last checkpoint and ends ([`cancel_on_signal`] then stays false).
+pub fn finish_on_signal() -> Arc<AtomicBool> {
+    static FINISH: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    Arc::clone(FINISH.get_or_init(|| Arc::new(AtomicBool::new(false))))
 }
 
 /// The flag that turns true on Ctrl-C or SIGTERM (a CronJob being stopped), shared by every

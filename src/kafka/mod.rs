@@ -19,6 +19,7 @@ pub(crate) use delete::{delete_groups, delete_topics, Deleted};
 pub(crate) use groups::{commit_group_offsets, committed_offsets, group_names, read_group_offsets};
 pub(crate) use live_hash::hash_live_partitions;
 pub(crate) use probe::{probe_partitions, ProbeRequest, ProbeResult};
+pub use reader::FinishEarly;
 pub(crate) use reader::{
     read_partitions, ConsumedRecord, MessageHeaders, PartitionOutcome, PartitionTask, ReadOptions,
     RecordSink, SinkError,

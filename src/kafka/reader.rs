@@ -80,6 +80,25 @@ pub(crate) struct ReadOptions {
     pub(crate) eof_grace: Duration,
     /// Set from outside to stop reading (Ctrl-C, a failed upload).
     pub(crate) cancel: Arc<AtomicBool>,
+    /// Ends the read early but cleanly (a follower's checkpoint).
+    pub(crate) finish_early: Option<FinishEarly>,
+}
+
+/// When a read ends where it stands rather than at the captured ends: once `now` is set (a
+/// follower asked to stop) or `at` has passed (its checkpoint is due). Every partition being
+/// read then finishes after the last record it delivered, and every partition not started
+/// yet finishes at its start offset, so what was read can be published and the next read
+/// continues from there. Checked with the timers (not per record).
+#[derive(Debug, Clone)]
+pub struct FinishEarly {
+    pub now: Arc<AtomicBool>,
+    pub at: Instant,
+}
+
+impl FinishEarly {
+    fn due(&self) -> bool {
+        self.now.load(Ordering::Relaxed) || Instant::now() >= self.at
+    }
 }
 
 impl Default for ReadOptions {
@@ -89,6 +108,7 @@ impl Default for ReadOptions {
             stall_timeout: Duration::from_secs(120),
             eof_grace: Duration::from_secs(2),
             cancel: Arc::new(AtomicBool::new(false)),
+            finish_early: None,
         }
     }
 }
@@ -212,8 +232,52 @@ pub(crate) fn read_partitions<S: RecordSink>(
         if check_now {
             records_since_check = 0;
             check_timers(&consumer, tasks, &mut active, options, sink)?;
+            if options.finish_early.as_ref().is_some_and(FinishEarly::due) {
+                return finish_where_they_stand(&consumer, tasks, active, pending, sink);
+            }
         }
     }
+}
+
+/// Ends the read early ([`FinishEarly`]): each active partition after the last record it
+/// delivered, each pending one at its start offset (nothing read).
+fn finish_where_they_stand<S: RecordSink>(
+    consumer: &BaseConsumer,
+    tasks: &[PartitionTask],
+    active: Vec<ActivePartition>,
+    pending: VecDeque<usize>,
+    sink: &mut S,
+) -> Result<(), KafkaError> {
+    tracing::debug!(
+        reading = active.len(),
+        not_started = pending.len(),
+        "read ended early"
+    );
+    for entry in active {
+        let t = &tasks[entry.task];
+        consumer
+            .incremental_unassign(&single(t, Offset::Invalid)?)
+            .map_err(KafkaError::client(format!(
+                "unassigning {}/{}",
+                t.topic, t.partition
+            )))?;
+        let outcome = PartitionOutcome {
+            end_offset: entry.next_offset,
+            high_watermark: entry.end,
+            note: None,
+        };
+        sink.partition_done(entry.task, outcome)?;
+    }
+    for task in pending {
+        let t = &tasks[task];
+        let outcome = PartitionOutcome {
+            end_offset: t.start_offset,
+            high_watermark: t.listed_end.max(t.start_offset),
+            note: None,
+        };
+        sink.partition_done(task, outcome)?;
+    }
+    Ok(())
 }
 
 /// Applies one end-of-partition event. librdkafka names only the partition number, and

@@ -15,6 +15,7 @@ use crate::error::BackupKind;
 use crate::store::{Location, StoreError};
 use crate::Error;
 
+mod fold;
 mod select;
 
 pub use select::resolve_backup_of_any_kind;
@@ -35,7 +36,8 @@ pub async fn open_backup(
     read_manifest(location, &id, encryption_key).await
 }
 
-/// The parsed manifest of published backup `id`. One that does not parse is
+/// The parsed manifest of published backup `id`, complete: a checkpoint's delta manifest
+/// comes folded onto its chain (see [`fold`]). One that does not parse is
 /// [`Error::ManifestDamaged`]; one of a format version this kafkasnap does not read is
 /// [`Error::Archive`] (the backup may be fine; a newer kafkasnap reads it). Given the key
 /// of an encrypted backup, its manifest must carry a matching seal (format version 2 on;
@@ -44,6 +46,22 @@ pub async fn open_backup(
 /// [`Error::ManifestDamaged`]. Without a key (ls, show)
 /// nothing is authenticated.
 pub async fn read_manifest(
+    location: &Location,
+    id: &archive::BackupId,
+    encryption_key: Option<&EncryptionKey>,
+) -> Result<Manifest, Error> {
+    let manifest = read_manifest_as_stored(location, id, encryption_key).await?;
+    if manifest.delta.is_none() {
+        return Ok(manifest);
+    }
+    fold::fold_chain(location, manifest, encryption_key).await
+}
+
+/// The manifest of published backup `id` as stored, checked as [`read_manifest`] says: a
+/// delta manifest's partitions list only its own segments (their totals and offsets are the
+/// whole backup's). Enough for listings; anything that reads segments takes
+/// [`read_manifest`].
+pub async fn read_manifest_as_stored(
     location: &Location,
     id: &archive::BackupId,
     encryption_key: Option<&EncryptionKey>,
@@ -144,13 +162,20 @@ pub(crate) async fn publish_manifest(
 
 /// Parses manifest bytes and refuses them when they exceed [`archive::MAX_MANIFEST_BYTES`]
 /// or fail the structural check (docs/FORMAT.md, "Structural checks"), before any segment
-/// is read.
+/// is read. A delta manifest's structure is checked once it is folded.
 fn check_size_and_structure(bytes: &[u8]) -> Result<Manifest, archive::ArchiveError> {
     let size = bytes.len() as u64;
     if size > archive::MAX_MANIFEST_BYTES {
         return Err(archive::ArchiveError::ManifestTooLarge { size });
     }
     let manifest = Manifest::from_json(bytes)?;
+    if manifest.delta.is_some() {
+        return Ok(manifest);
+    }
+    check_structure(manifest)
+}
+
+fn check_structure(manifest: Manifest) -> Result<Manifest, archive::ArchiveError> {
     let problems = archive::check_manifest(&manifest, &crate::store::segment_key_matches);
     if problems.is_empty() {
         Ok(manifest)

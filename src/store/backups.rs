@@ -309,6 +309,34 @@ impl Location {
         })
     }
 
+    /// [`Self::check_publishable`] for a delta manifest (docs/FORMAT.md, "Delta manifests"):
+    /// its own objects (`wanted`), and its parent's manifest. What the parent builds on was
+    /// checked when the parent was published, and the running backup's lock names the parent,
+    /// so a prune keeps it with its whole chain: the check costs the same at every checkpoint.
+    pub(crate) async fn check_delta_publishable(
+        &self,
+        id: &BackupId,
+        wanted: &[(String, u64)],
+        parent: &BackupId,
+    ) -> Result<(), StoreError> {
+        let mut problems = self.missing_or_changed(wanted).await?;
+        let parent_manifest = manifest_key(parent);
+        let listed = self.list_objects_under(&backup_prefix(parent)).await?;
+        if !listed.iter().any(|object| object.key == parent_manifest) {
+            problems.push(format!(
+                "{parent_manifest} (the parent's manifest) is missing"
+            ));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::NotPublishable {
+            location: self.display.clone(),
+            backup_id: id.to_string(),
+            problems,
+        })
+    }
+
     /// What is wrong with the objects of `wanted`: one line per object that is missing or
     /// has another size. Lists each backup prefix once.
     async fn missing_or_changed(

@@ -86,6 +86,11 @@ pub(crate) struct LockInfo {
     /// Data-dir backups (`datadir/<id>/`) this run writes or reads.
     #[serde(default)]
     pub(crate) datadir_backups: BTreeSet<BackupId>,
+    /// Set on a follower's lock (`backup --follow`, kind `backup`), held for its whole run:
+    /// a second follower refuses to start beside it. Older readers ignore the field and see
+    /// a shared backup lock, which is what it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) follower: bool,
 }
 
 impl LockInfo {
@@ -140,6 +145,8 @@ pub enum LockError {
     PruneRunning { location: String, other: String },
     #[error("a prune has held {location} for longer than {waited} ({other}); nothing was written. Run again once it has ended; if it crashed, its lock goes stale {stale} after its last refresh", waited = humantime::format_duration(PRUNE_WAIT), stale = humantime::format_duration(STALE_AFTER))]
     PruneTooLong { location: String, other: String },
+    #[error("another follower (backup --follow) is running at {location} ({other}): two would each publish a chain of checkpoints of their own; stop that one first (if it crashed, its lock goes stale {stale} after its last refresh)", stale = humantime::format_duration(STALE_AFTER))]
+    FollowerRunning { location: String, other: String },
     #[error("interrupted while waiting for a prune at {location} to finish; nothing was written")]
     Interrupted { location: String },
     #[error("the lock {key} at {location} could not be refreshed for {for_how_long}: a prune may have taken this run for crashed; {what} (run it again)")]
@@ -209,7 +216,45 @@ impl LocationLock {
         cancel: &AtomicBool,
     ) -> Result<LocationLock, LockError> {
         debug_assert!(!kind.exclusive());
-        let lock = Self::write(location, kind, backups, datadir_backups).await?;
+        let lock = Self::write(location, kind, backups, datadir_backups, false).await?;
+        lock.wait_for_prunes(cancel).await
+    }
+
+    /// Takes a follower's lock (a shared backup lock, for the follower's whole run), refusing
+    /// when another follower's lock is live at `location`; then waits for prunes as
+    /// [`Self::shared`] does. Two followers that start together both refuse.
+    pub async fn follower(
+        location: &Location,
+        cancel: &AtomicBool,
+    ) -> Result<LocationLock, LockError> {
+        let lock = Self::write(location, LockKind::Backup, [], [], true).await?;
+        let listing = match list_locks(location, SystemTime::now()).await {
+            Ok(listing) => listing,
+            Err(err) => {
+                lock.release().await;
+                return Err(err.into());
+            }
+        };
+        let other = listing
+            .live
+            .iter()
+            .find(|l| l.key != lock.key && l.info.as_ref().is_some_and(|info| info.follower));
+        if let Some(other) = other {
+            let other = other.describe();
+            lock.release().await;
+            return Err(LockError::FollowerRunning {
+                location: location.display().to_string(),
+                other,
+            });
+        }
+        lock.wait_for_prunes(cancel).await
+    }
+
+    /// Waits while a live prune holds the location (see [`Self::shared`]); on failure the
+    /// lock is released.
+    async fn wait_for_prunes(self, cancel: &AtomicBool) -> Result<LocationLock, LockError> {
+        let lock = self;
+        let location = &lock.location.clone();
         let waited_since = std::time::Instant::now();
         let mut told = false;
         loop {
@@ -252,7 +297,7 @@ impl LocationLock {
     /// Takes the exclusive lock of a prune. Refuses when another prune is live. Returns the
     /// live shared locks: what they name must be kept.
     pub async fn exclusive(location: &Location) -> Result<(LocationLock, LockListing), LockError> {
-        let lock = Self::write(location, LockKind::Prune, [], []).await?;
+        let lock = Self::write(location, LockKind::Prune, [], [], false).await?;
         let mut listing = match list_locks(location, SystemTime::now()).await {
             Ok(listing) => listing,
             Err(err) => {
@@ -277,6 +322,7 @@ impl LocationLock {
         kind: LockKind,
         backups: impl IntoIterator<Item = BackupId>,
         datadir_backups: impl IntoIterator<Item = BackupId>,
+        follower: bool,
     ) -> Result<LocationLock, StoreError> {
         let holder = Holder::this_process();
         let now = SystemTime::now();
@@ -294,6 +340,7 @@ impl LocationLock {
             refreshed_at: stamp,
             backups: backups.into_iter().collect(),
             datadir_backups: datadir_backups.into_iter().collect(),
+            follower,
         };
         let key = lock_key(&lock_id);
         location.put(&key, to_json(&info)).await?;
@@ -322,6 +369,17 @@ impl LocationLock {
     /// Adds `id` to the logical backups this lock protects, and rewrites the lock now.
     pub(crate) async fn protect(&self, id: BackupId) -> Result<(), StoreError> {
         self.info.lock().expect("lock info").backups.insert(id);
+        self.refresh().await
+    }
+
+    /// Makes `id` the only logical backup this lock protects (a follower's newest
+    /// checkpoint, which its next one builds on), and rewrites the lock now.
+    pub(crate) async fn protect_only(&self, id: BackupId) -> Result<(), StoreError> {
+        {
+            let mut info = self.info.lock().expect("lock info");
+            info.backups.clear();
+            info.backups.insert(id);
+        }
         self.refresh().await
     }
 

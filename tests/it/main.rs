@@ -10,6 +10,7 @@ mod encryption;
 mod errors;
 mod faults;
 mod fixture;
+mod follow;
 mod fuzz_regressions;
 mod harness;
 mod incremental;

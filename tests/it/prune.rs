@@ -98,6 +98,8 @@ pub(crate) async fn write_backup(
         groups: vec![],
         warnings: vec![],
         sharding: None,
+        delta: None,
+        chain_depth: 0,
     };
     if publish {
         location

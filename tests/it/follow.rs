@@ -1,0 +1,382 @@
+//! Continuous backup (`backup --follow`) against a real broker while a producer writes: a
+//! follower killed mid-run and started again loses and duplicates nothing, picks up a topic
+//! created while it runs, serves lag that falls to 0, publishes a last checkpoint on SIGTERM
+//! and exits 0; a second follower is refused; a long chain of delta checkpoints keeps each
+//! manifest small and restores exactly; the same over S3.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fixture::path_str;
+use crate::harness::{
+    commit_offsets, committed_offsets, contents, create_topic, fidelity_record, free_port,
+    kafkasnap, kafkasnap_ok, produce, read_all, restore_from, stderr_of, Broker, S3Server,
+    TestRecord,
+};
+
+/// Starts `kafkasnap backup --follow` of `bootstrap` into `to` with `extra` flags.
+fn start_follower(bootstrap: &str, to: &str, env: &[(&str, String)], extra: &[&str]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
+    command
+        .args([
+            "backup",
+            "-b",
+            bootstrap,
+            "--to",
+            to,
+            "--follow",
+            "--no-progress",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().expect("start the follower")
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The body of `GET path` on 127.0.0.1:`port`, with its status code.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+/// `ls -o json` of `to`: the complete backups' (id, records), oldest first.
+fn complete_backups(to: &str, env: &[(&str, String)]) -> Vec<(String, u64)> {
+    let out = kafkasnap_ok(&["ls", to, "-o", "json"], env);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let mut complete: Vec<(String, u64)> = entries
+        .iter()
+        .filter(|e| e["complete"] == true)
+        .map(|e| {
+            (
+                e["backup_id"].as_str().unwrap().to_string(),
+                e["records"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    complete.sort();
+    complete
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `batches` batches of `per_batch` fidelity records to `topic` (2 partitions), one batch
+/// every `pause`, on a thread; returns what was produced, per partition in order.
+fn produce_steadily(
+    bootstrap: &str,
+    topic: &'static str,
+    batches: usize,
+    per_batch: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<Vec<TestRecord>> {
+    let bootstrap = bootstrap.to_string();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for batch in 0..batches {
+            let records: Vec<TestRecord> = (0..per_batch)
+                .map(|i| {
+                    let n = batch * per_batch + i;
+                    fidelity_record((n % 2) as i32, n)
+                })
+                .collect();
+            produce(&bootstrap, topic, &records);
+            all.extend(records);
+            std::thread::sleep(pause);
+        }
+        all
+    })
+}
+
+fn by_partition(records: &[TestRecord], partitions: i32) -> Vec<Vec<TestRecord>> {
+    (0..partitions)
+        .map(|p| {
+            records
+                .iter()
+                .filter(|r| r.partition == p)
+                .cloned()
+                .collect()
+        })
+        .collect()
+}
+
+fn manifest_versions(dir: &Path) -> Vec<u64> {
+    let mut versions = Vec::new();
+    for entry in std::fs::read_dir(dir.join("backups")).unwrap() {
+        let manifest = entry.unwrap().path().join("manifest.json");
+        if let Ok(bytes) = std::fs::read(&manifest) {
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            versions.push(json["format_version"].as_u64().unwrap());
+        }
+    }
+    versions
+}
+
+#[test]
+fn a_killed_follower_restarted_loses_and_duplicates_nothing() {
+    let source = Broker::start("follow-src");
+    create_topic(&source.bootstrap, "orders", 2, &[("retention.ms", "-1")]);
+    commit_offsets(&source.bootstrap, "billing", "orders", &[(0, 3), (1, 5)]);
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path()).to_string();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let follow_flags = [
+        "--checkpoint-interval",
+        "1s",
+        "--full-every",
+        "3",
+        "--metrics-listen",
+        &listen,
+    ];
+    let producer = produce_steadily(
+        &source.bootstrap,
+        "orders",
+        30,
+        40,
+        Duration::from_millis(150),
+    );
+
+    // The first follower publishes a few checkpoints and is killed without warning.
+    let mut first = start_follower(&source.bootstrap, &to, &[], &follow_flags);
+    wait_until("three checkpoints", Duration::from_secs(60), || {
+        complete_backups(&to, &[]).len() >= 3
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // A topic created while no follower runs, and one created while the next one runs.
+    create_topic(&source.bootstrap, "early", 1, &[]);
+    produce(&source.bootstrap, "early", &[fidelity_record(0, 1)]);
+    let second = start_follower(&source.bootstrap, &to, &[], &follow_flags);
+    wait_until("the metrics endpoint", Duration::from_secs(30), || {
+        http_get(port, "/healthz").is_some_and(|(code, _)| code == 200)
+    });
+    let late: Vec<TestRecord> = (0..25).map(|i| fidelity_record(0, 1000 + i)).collect();
+    create_topic(&source.bootstrap, "late", 1, &[]);
+    produce(&source.bootstrap, "late", &late);
+
+    // A second follower on the same location is refused while this one runs.
+    let refused = kafkasnap(
+        &["backup", "-b", &source.bootstrap, "--to", &to, "--follow"],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr_of(&refused));
+    assert!(
+        stderr_of(&refused).contains("another follower (backup --follow) is running"),
+        "{}",
+        stderr_of(&refused)
+    );
+
+    let produced = producer.join().unwrap();
+    let stopped_producing = Instant::now();
+    let expected_total = (produced.len() + 1 + late.len()) as u64;
+    wait_until(
+        "a checkpoint holding every record",
+        Duration::from_secs(15),
+        || complete_backups(&to, &[]).last().unwrap().1 == expected_total,
+    );
+    let caught_up_after = stopped_producing.elapsed();
+    assert!(
+        caught_up_after < Duration::from_secs(1 + 5),
+        "the checkpoint holding every record came {caught_up_after:?} after the producer stopped"
+    );
+    let (code, metrics) = http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    for topic in ["orders", "early", "late"] {
+        assert!(
+            metrics.contains(&format!(
+                "kafkasnap_follow_partition_lag_records{{topic=\"{topic}\",partition=\"0\"}} 0\n"
+            )),
+            "{topic} not caught up:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("kafkasnap_follow_recovery_point_age_seconds "),
+        "{metrics}"
+    );
+
+    // SIGTERM: a last checkpoint, exit 0, well inside a pod's 30 s.
+    let asked = Instant::now();
+    signal(&second, "TERM");
+    let output = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("stopped following:"), "{stdout}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let versions = manifest_versions(dir.path());
+    assert!(
+        versions.contains(&2) && versions.contains(&3),
+        "{versions:?}"
+    );
+
+    // The newest checkpoint restores exactly: every record once, in order, and the offsets.
+    kafkasnap_ok(&["verify", &to, "--backup", "latest"], &[]);
+    let target = Broker::start("follow-dst");
+    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
+    let expected = by_partition(&produced, 2);
+    let restored = read_all(&target.bootstrap, "orders", 2);
+    assert_eq!(contents(&restored), contents(&expected));
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "late", 1)),
+        contents(&[late])
+    );
+    assert_eq!(read_all(&target.bootstrap, "early", 1)[0].len(), 1);
+    assert_eq!(
+        committed_offsets(&target.bootstrap, "billing", "orders", 2),
+        vec![Some(3), Some(5)]
+    );
+}
+
+#[test]
+fn a_hundred_delta_checkpoints_stay_small_and_restore_exactly() {
+    let source = Broker::start("follow-long");
+    create_topic(&source.bootstrap, "ticks", 2, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path()).to_string();
+    let producer = produce_steadily(
+        &source.bootstrap,
+        "ticks",
+        60,
+        4,
+        Duration::from_millis(200),
+    );
+    let follower = start_follower(
+        &source.bootstrap,
+        &to,
+        &[],
+        &["--checkpoint-interval", "100ms", "--full-every", "1000"],
+    );
+    wait_until("100 checkpoints", Duration::from_secs(240), || {
+        complete_backups(&to, &[]).len() >= 100
+    });
+    let produced = producer.join().unwrap();
+    wait_until("every record checkpointed", Duration::from_secs(15), || {
+        complete_backups(&to, &[]).last().unwrap().1 == produced.len() as u64
+    });
+    signal(&follower, "TERM");
+    let output = follower.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+
+    // Only the first lists every segment. A delta lists only what it stored (at most one
+    // segment per partition), so the last ones are no larger than the first few, however
+    // many came before them (a few bytes for longer numbers), and all stay small.
+    let backups = complete_backups(&to, &[]);
+    let sizes: Vec<u64> = backups
+        .iter()
+        .map(|(id, _)| {
+            std::fs::metadata(dir.path().join("backups").join(id).join("manifest.json"))
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(
+        manifest_versions(dir.path())
+            .iter()
+            .filter(|&&v| v == 2)
+            .count(),
+        1
+    );
+    let early = *sizes[1..11].iter().max().unwrap();
+    let late = *sizes[sizes.len() - 50..].iter().max().unwrap();
+    assert!(
+        late <= early + 100,
+        "early deltas up to {early} bytes, late ones {late}: {sizes:?}"
+    );
+    assert!(late < 4096, "{sizes:?}");
+    let segments_listed = |id: &str| {
+        let bytes =
+            std::fs::read(dir.path().join("backups").join(id).join("manifest.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        json["totals"]["segments"].as_u64().unwrap()
+    };
+    let newest = &backups.last().unwrap().0;
+    assert!(
+        segments_listed(newest) > 60,
+        "the newest checkpoint's chain holds {} segments",
+        segments_listed(newest)
+    );
+
+    let target = Broker::start("follow-long-dst");
+    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "ticks", 2)),
+        contents(&by_partition(&produced, 2))
+    );
+}
+
+#[test]
+fn a_follower_over_s3_stops_on_sigterm_with_a_last_checkpoint() {
+    let s3 = S3Server::start("follow");
+    let env = s3.env();
+    let source = Broker::start("follow-s3");
+    create_topic(&source.bootstrap, "orders", 2, &[]);
+    let to = "s3://follow/continuous";
+    let producer = produce_steadily(
+        &source.bootstrap,
+        "orders",
+        10,
+        30,
+        Duration::from_millis(100),
+    );
+    let follower = start_follower(
+        &source.bootstrap,
+        to,
+        &env,
+        &["--checkpoint-interval", "500ms", "--full-every", "4"],
+    );
+    let produced = producer.join().unwrap();
+    wait_until("two checkpoints", Duration::from_secs(60), || {
+        complete_backups(to, &env).len() >= 2
+    });
+    signal(&follower, "TERM");
+    let output = follower.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let backups = complete_backups(to, &env);
+    assert_eq!(
+        backups.last().unwrap().1,
+        produced.len() as u64,
+        "{backups:?}"
+    );
+    kafkasnap_ok(&["verify", to, "--backup", "latest"], &env);
+    let target = Broker::start("follow-s3-dst");
+    let mut args = vec!["restore", "-b", &target.bootstrap, "--from", to];
+    args.extend(["--backup", "latest"]);
+    kafkasnap_ok(&args, &env);
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "orders", 2)),
+        contents(&by_partition(&produced, 2))
+    );
+}
