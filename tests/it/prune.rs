@@ -479,9 +479,9 @@ async fn prune_keep_within_keeps_the_newest_checkpoints_and_their_chain() {
     // and the full backup at 10:00 as parents.
     // (Older ones also list "segments used by" the newer ones: an incremental manifest lists
     // its parents' segments.)
-    assert_eq!(reasons_of(ids[4]), [within.clone()]);
-    for n in 0..4 {
-        let reasons = reasons_of(ids[n]);
+    assert_eq!(reasons_of(ids[4]), vec![within.clone()]);
+    for (n, id) in ids.iter().enumerate().take(4) {
+        let reasons = reasons_of(id);
         assert!(reasons.contains(&parent_of(n + 1)), "{n}: {reasons:?}");
         let by_rule = reasons.iter().filter(|r| **r == within).count();
         assert_eq!(by_rule, usize::from(n >= 2), "{n}: {reasons:?}");
