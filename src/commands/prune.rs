@@ -31,6 +31,8 @@ struct Summary {
 #[derive(serde::Serialize)]
 struct PolicyJson {
     keep_last: u32,
+    keep_within_seconds: u64,
+    keep_hourly: u32,
     keep_daily: u32,
     keep_weekly: u32,
     grace_seconds: u64,
@@ -63,6 +65,8 @@ impl Entry {
 pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
     let policy = Policy {
         keep_last: args.keep_last.unwrap_or(0),
+        keep_within: args.keep_within.unwrap_or_default(),
+        keep_hourly: args.keep_hourly.unwrap_or(0),
         keep_daily: args.keep_daily.unwrap_or(0),
         keep_weekly: args.keep_weekly.unwrap_or(0),
         grace: args.grace,
@@ -98,6 +102,8 @@ pub async fn run(args: PruneArgs, global: &Global) -> anyhow::Result<Outcome> {
         dry_run: args.dry_run,
         policy: PolicyJson {
             keep_last: policy.keep_last,
+            keep_within_seconds: policy.keep_within.as_secs(),
+            keep_hourly: policy.keep_hourly,
             keep_daily: policy.keep_daily,
             keep_weekly: policy.keep_weekly,
             grace_seconds: policy.grace.as_secs(),

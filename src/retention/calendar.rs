@@ -1,18 +1,30 @@
-//! Calendar arithmetic for retention: UTC days and ISO weeks (a backup id's time is
+//! Calendar arithmetic for retention: UTC hours, days and ISO weeks (a backup id's time is
 //! `BackupId::started_at`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Days since 1970-01-01 (UTC), rounding towards the past.
-fn epoch_days(time: SystemTime) -> i64 {
-    let seconds = match time.duration_since(UNIX_EPOCH) {
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Whole seconds since 1970-01-01T00:00:00Z, rounding towards the past.
+fn epoch_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
         Ok(after) => after.as_secs() as i64,
         Err(before) => {
             let before = before.duration();
             -(before.as_secs() as i64) - i64::from(before.subsec_nanos() > 0)
         }
-    };
-    seconds.div_euclid(86_400)
+    }
+}
+
+/// Days since 1970-01-01 (UTC), rounding towards the past.
+fn epoch_days(time: SystemTime) -> i64 {
+    epoch_seconds(time).div_euclid(SECONDS_PER_DAY)
+}
+
+/// The UTC hour of `time`, `YYYY-MM-DDTHHZ` (ISO 8601 to the hour).
+pub(super) fn utc_hour(time: SystemTime) -> String {
+    let hour = epoch_seconds(time).rem_euclid(SECONDS_PER_DAY) / 3_600;
+    format!("{}T{hour:02}Z", utc_day(time))
 }
 
 /// `YYYY-MM-DD` of `time` in UTC.
@@ -72,7 +84,7 @@ mod tests {
     }
 
     #[test]
-    fn calendar_buckets_are_utc_days_and_iso_weeks() {
+    fn calendar_buckets_are_utc_hours_days_and_iso_weeks() {
         let cases: &[(&str, &str, &str)] = &[
             ("1970-01-01T00:00:00Z", "1970-01-01", "1970-W01"),
             ("2020-12-31T23:59:59Z", "2020-12-31", "2020-W53"),
@@ -89,6 +101,18 @@ mod tests {
             assert_eq!(utc_day(time), *day);
             assert_eq!(iso_week(time), *week, "{day}");
         }
+        let hours: &[(&str, &str)] = &[
+            ("1970-01-01T00:00:00Z", "1970-01-01T00Z"),
+            ("2020-12-31T23:59:59Z", "2020-12-31T23Z"),
+            ("2024-02-29T08:59:59Z", "2024-02-29T08Z"),
+            ("2024-02-29T09:00:00Z", "2024-02-29T09Z"),
+        ];
+        for (time, hour) in hours {
+            assert_eq!(utc_hour(humantime::parse_rfc3339(time).unwrap()), *hour);
+        }
+        // Before the epoch, a fraction of a second rounds towards the past.
+        let just_before = UNIX_EPOCH - Duration::from_millis(1);
+        assert_eq!(utc_hour(just_before), "1969-12-31T23Z");
         for days in [-800_000, -1, 0, 59, 365, 11_016, 20_000, 2_932_896] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);

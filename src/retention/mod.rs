@@ -23,8 +23,9 @@ use crate::store::{LockError, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
     #[error(
-        "no retention rule: give at least one of --keep-last N, --keep-daily N, --keep-weekly N \
-         with N above 0 (prune never deletes every backup)"
+        "no retention rule: give at least one of --keep-last N, --keep-hourly N, --keep-daily N, \
+         --keep-weekly N with N above 0, or --keep-within DURATION above 0s (e.g. 24h); prune \
+         never deletes every backup"
     )]
     NoKeepRule,
     #[error(transparent)]

@@ -4,16 +4,21 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use super::calendar::{iso_week, utc_day};
+use super::calendar::{iso_week, utc_day, utc_hour};
 use super::RetentionError;
 use crate::archive::BackupId;
 
-/// What to keep. A count of 0 turns its rule off; at least one rule must be on, so a
-/// policy can never mean "delete everything".
+/// What to keep. A count of 0 (or a `keep_within` of 0s) turns its rule off; at least one
+/// rule must be on, so a policy can never mean "delete everything".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// The N newest complete backups.
     pub keep_last: u32,
+    /// Every complete backup whose id time is less than this before the newest complete
+    /// backup's (restic's `--keep-within`: measured from the newest backup, not from now).
+    pub keep_within: Duration,
+    /// For each of the last N UTC hours that have complete backups, the newest of that hour.
+    pub keep_hourly: u32,
     /// For each of the last N UTC days that have complete backups, the newest of that day.
     pub keep_daily: u32,
     /// For each of the last N ISO weeks (UTC) that have complete backups, the newest of that week.
@@ -26,7 +31,13 @@ pub struct Policy {
 impl Policy {
     /// Refuses a policy without any rule that keeps something.
     pub fn validate(&self) -> Result<(), RetentionError> {
-        if self.keep_last == 0 && self.keep_daily == 0 && self.keep_weekly == 0 {
+        let counts = [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+        ];
+        if counts.iter().all(|&n| n == 0) && self.keep_within.is_zero() {
             return Err(RetentionError::NoKeepRule);
         }
         Ok(())
@@ -73,6 +84,10 @@ pub enum LeftAlone {
 pub enum Reason {
     /// Among the `n` newest complete backups (`--keep-last n`).
     Last(u32),
+    /// Less than this before the newest complete backup (`--keep-within`).
+    Within(Duration),
+    /// The newest backup of this UTC hour, `YYYY-MM-DDTHHZ`.
+    Hourly(String),
     /// The newest backup of this UTC day, `YYYY-MM-DD`.
     Daily(String),
     /// The newest backup of this ISO week, `YYYY-Www`.
@@ -97,6 +112,12 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Last(n) => write!(f, "last {n}"),
+            Reason::Within(within) => write!(
+                f,
+                "within {} of the newest",
+                humantime::format_duration(*within)
+            ),
+            Reason::Hourly(hour) => write!(f, "hourly {hour}"),
             Reason::Daily(day) => write!(f, "daily {day}"),
             Reason::Weekly(week) => write!(f, "weekly {week}"),
             Reason::ParentOf(child) => write!(f, "parent of {child}"),
@@ -135,9 +156,11 @@ pub(crate) struct Decision {
 
 /// Applies `policy` to `candidates` at time `now`; the decisions come newest first.
 ///
-/// Rules (restic's `forget`): keep-last N keeps the N newest complete backups; keep-daily N,
-/// for each of the last N UTC days that have complete backups, the newest backup of that
-/// day; keep-weekly N the same per ISO week. A backup kept by any rule is kept. Every backup
+/// Rules (restic's `forget`): keep-last N keeps the N newest complete backups; keep-within D
+/// every complete backup whose id time is less than D before the newest complete one's;
+/// keep-hourly N, for each of the last N UTC hours that have complete backups, the newest
+/// backup of that hour; keep-daily N the same per UTC day, keep-weekly N per ISO week. A
+/// backup kept by any rule is kept. Every backup
 /// a kept one builds on (its parent chain, and backups holding segments it lists) is kept
 /// too. Unpublished backups count for no rule and are removed only once older than the
 /// grace period. A backup a live run's lock names is kept, whatever its age or state.
@@ -162,6 +185,26 @@ pub(crate) fn decide(
     for &i in complete.iter().take(policy.keep_last as usize) {
         reasons[i].push(Reason::Last(policy.keep_last));
     }
+    if let (false, Some(&newest)) = (policy.keep_within.is_zero(), complete.first()) {
+        let newest = candidates[newest].started_at;
+        for &i in &complete {
+            // Newest first: the first one outside the window ends it.
+            let before_newest = newest
+                .duration_since(candidates[i].started_at)
+                .unwrap_or_default();
+            if before_newest >= policy.keep_within {
+                break;
+            }
+            reasons[i].push(Reason::Within(policy.keep_within));
+        }
+    }
+    keep_newest_per_bucket(
+        &complete,
+        policy.keep_hourly,
+        |i| utc_hour(candidates[i].started_at),
+        Reason::Hourly,
+        &mut reasons,
+    );
     keep_newest_per_bucket(
         &complete,
         policy.keep_daily,

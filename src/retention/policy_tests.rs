@@ -52,6 +52,8 @@ fn unpublished(seconds: u64) -> Candidate {
 fn policy(last: u32, daily: u32, weekly: u32) -> Policy {
     Policy {
         keep_last: last,
+        keep_within: Duration::ZERO,
+        keep_hourly: 0,
         keep_daily: daily,
         keep_weekly: weekly,
         grace: Duration::from_secs(DAY),
@@ -98,6 +100,20 @@ fn a_policy_without_rules_is_refused() {
     assert!(matches!(err, RetentionError::NoKeepRule));
     assert!(err.to_string().contains("--keep-last"), "{err}");
     assert!(policy(0, 0, 1).validate().is_ok());
+    let within = |seconds| Policy {
+        keep_within: Duration::from_secs(seconds),
+        ..policy(0, 0, 0)
+    };
+    assert!(within(1).validate().is_ok());
+    assert!(matches!(
+        within(0).validate(),
+        Err(RetentionError::NoKeepRule)
+    ));
+    let hourly = Policy {
+        keep_hourly: 1,
+        ..policy(0, 0, 0)
+    };
+    assert!(hourly.validate().is_ok());
 }
 
 #[test]
@@ -421,4 +437,176 @@ fn a_left_alone_backup_takes_no_rule_slot_and_keeps_what_it_builds_on() {
     assert!(reasons(now + DAY).starts_with("left alone"));
     assert_eq!(reasons(now - HOUR), "last 1");
     assert!(reasons(MONDAY).contains(&format!("parent of {}", id(now + DAY))));
+}
+
+const MINUTE: u64 = 60;
+
+/// A follower's checkpoints: a full backup at `full_at`, then `count` incremental
+/// checkpoints a minute apart, each naming the one before as its parent. (Whether a
+/// checkpoint's manifest also lists its ancestors' segments changes nothing here: those
+/// ancestors are kept as parents already; `segments_stored_under_another_backup_keep_it`
+/// covers that rule.)
+fn checkpoint_chain(full_at: u64, count: u64) -> Vec<Candidate> {
+    let mut chain = vec![full(full_at)];
+    chain.extend((1..=count).map(|n| child(full_at + n * MINUTE, full_at + (n - 1) * MINUTE)));
+    chain
+}
+
+fn within(seconds: u64) -> Policy {
+    Policy {
+        keep_within: Duration::from_secs(seconds),
+        ..policy(0, 0, 0)
+    }
+}
+
+#[test]
+fn keep_within_keeps_the_newest_checkpoints_and_every_ancestor() {
+    // An old nightly full backup (a chain of its own), then a follower's full backup at
+    // 10:00 and ten checkpoints, 10:01 ... 10:10.
+    let start = MONDAY + 10 * HOUR;
+    let nightly = MONDAY + HOUR;
+    let mut candidates = checkpoint_chain(start, 10);
+    candidates.push(full(nightly));
+    let newest = start + 10 * MINUTE;
+    let rule = || "within 3m of the newest".to_string();
+    let parent_of = |t: u64| format!("parent of {}", id(t));
+    // The newest three by the rule (exactly 3 minutes before the newest is outside the
+    // window, as in restic); every older checkpoint and the full backup as a parent.
+    let mut expected: Kept = vec![
+        (id(newest), vec![rule()]),
+        (id(newest - MINUTE), vec![rule(), parent_of(newest)]),
+        (
+            id(newest - 2 * MINUTE),
+            vec![rule(), parent_of(newest - MINUTE)],
+        ),
+    ];
+    expected.extend((0..8).rev().map(|n| {
+        let at = start + n * MINUTE;
+        (id(at), vec![parent_of(at + MINUTE)])
+    }));
+    // Measured from the newest backup, not from now: a day later the window is the same.
+    for now in [newest + 5, newest + DAY] {
+        let (kept, removed) = verdict(&candidates, &within(3 * MINUTE), now);
+        assert_eq!(kept, expected, "now {now}");
+        assert_eq!(removed, ids(&[nightly]), "now {now}");
+    }
+    // A window that reaches back to the nightly backup keeps it by the rule.
+    let (kept, removed) = verdict(&candidates, &within(DAY), newest);
+    assert!(removed.is_empty(), "{removed:?}");
+    assert_eq!(kept.len(), 12);
+    assert!(kept
+        .iter()
+        .all(|(_, r)| r[0] == "within 1day of the newest"));
+}
+
+#[test]
+fn keep_within_counts_only_complete_backups_that_are_not_left_alone() {
+    let now = MONDAY + 10 * DAY;
+    // The newest complete backup is the reference: neither a running backup nor one dated
+    // in the future moves the window.
+    let running = unpublished(now - MINUTE);
+    let fast_clock = Candidate {
+        left_alone: Some(LeftAlone::NotARealTime),
+        ..full(now + DAY)
+    };
+    let newest = now - 2 * HOUR;
+    let candidates = [
+        full(newest),
+        full(newest - 59 * MINUTE),
+        full(newest - HOUR),
+        running,
+        fast_clock,
+    ];
+    let (kept, removed) = verdict(&candidates, &within(HOUR), now);
+    let by_rule: Vec<&BackupId> = kept
+        .iter()
+        .filter(|(_, r)| r.contains(&"within 1h of the newest".to_string()))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(by_rule, vec![&id(newest), &id(newest - 59 * MINUTE)]);
+    assert_eq!(removed, ids(&[newest - HOUR]));
+}
+
+#[test]
+fn keep_hourly_keeps_each_hours_newest_checkpoint_with_its_chain() {
+    // Checkpoints every 20 minutes from 08:00 to 11:40 (one chain), and no backup in the
+    // 12:00 hour; then a full backup at 13:30 starting a new chain, with a checkpoint at 13:50.
+    let start = MONDAY + 8 * HOUR;
+    let mut candidates = vec![full(start)];
+    candidates
+        .extend((1..12).map(|n| child(start + n * 20 * MINUTE, start + (n - 1) * 20 * MINUTE)));
+    let restart = MONDAY + 13 * HOUR + 30 * MINUTE;
+    candidates.push(full(restart));
+    candidates.push(child(restart + 20 * MINUTE, restart));
+    let now = restart + DAY;
+    let hourly = |n| Policy {
+        keep_hourly: n,
+        ..policy(0, 0, 0)
+    };
+
+    // The last two hours with backups are 13:00 and 11:00 (12:00 had none): 13:50 and 11:40
+    // by the rule, 13:30 as 13:50's parent, and 11:40's whole chain back to 08:00.
+    let (kept, removed) = verdict(&candidates, &hourly(2), now);
+    let rules: Vec<(BackupId, Vec<String>)> = kept
+        .iter()
+        .filter(|(_, r)| r[0].starts_with("hourly"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        rules,
+        vec![
+            (
+                id(restart + 20 * MINUTE),
+                vec!["hourly 2025-03-03T13Z".to_string()]
+            ),
+            (
+                id(start + 3 * HOUR + 40 * MINUTE),
+                vec!["hourly 2025-03-03T11Z".to_string()]
+            ),
+        ]
+    );
+    assert_eq!(kept.len(), candidates.len());
+    assert!(removed.is_empty());
+
+    // Keep-hourly 1: only the new chain stays; the old one, nothing builds on, goes.
+    let (kept, removed) = verdict(&candidates, &hourly(1), now);
+    assert_eq!(
+        kept,
+        vec![
+            (
+                id(restart + 20 * MINUTE),
+                vec!["hourly 2025-03-03T13Z".to_string()]
+            ),
+            (
+                id(restart),
+                vec![format!("parent of {}", id(restart + 20 * MINUTE))]
+            ),
+        ]
+    );
+    assert_eq!(removed.len(), 12);
+    assert_eq!(removed[0], id(start + 3 * HOUR + 40 * MINUTE));
+    assert_eq!(removed[11], id(start));
+
+    // With keep-within beside it, a backup keeps every rule that selects it, in order.
+    let both = Policy {
+        keep_last: 1,
+        keep_within: Duration::from_secs(30 * MINUTE),
+        ..hourly(1)
+    };
+    let (kept, _) = verdict(&candidates, &both, now);
+    assert_eq!(
+        kept[0].1,
+        [
+            "last 1",
+            "within 30m of the newest",
+            "hourly 2025-03-03T13Z"
+        ]
+    );
+    assert_eq!(
+        kept[1].1,
+        [
+            "within 30m of the newest".to_string(),
+            format!("parent of {}", id(restart + 20 * MINUTE))
+        ]
+    );
 }

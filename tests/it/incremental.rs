@@ -1,9 +1,11 @@
 //! Incremental backups: a chain of three, with new records and a new topic, restores exactly
-//! the cluster as it was at each backup; prune keeps the chain a kept backup needs.
+//! the cluster as it was at each backup; prune keeps the chain a kept backup needs (by
+//! `--keep-last` and by `--keep-within`, as for a follower's checkpoints).
 
 use crate::fixture::{path_str, read_backup};
 use crate::harness::{
-    contents, create_topic, fidelity_record, kafkasnap_ok, produce, read_all, Broker, TestRecord,
+    backup_to, contents, create_topic, fidelity_record, kafkasnap_ok, produce, read_all,
+    restore_from, Broker, TestRecord,
 };
 
 fn batch(partitions: i32, from: usize, count: usize) -> Vec<TestRecord> {
@@ -184,4 +186,90 @@ fn an_incremental_after_the_log_was_replaced_backs_it_up_in_full() {
     assert_eq!(third["parent"], second["backup_id"]);
     assert_eq!(third["records_read"], 50, "{third}");
     assert_eq!(third["warnings"], serde_json::json!([]), "{third}");
+}
+
+/// A follower's location in small: a chain of incremental backups (as checkpoints are) beside an
+/// older full backup of its own. `prune --keep-within 1s` keeps the newest by the rule and its
+/// whole chain as parents, removes only the unrelated backup, and the newest still verifies and
+/// restores exactly.
+#[test]
+fn prune_keep_within_keeps_the_newest_incremental_and_its_chain() {
+    let source = Broker::start("within");
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path());
+    create_topic(&source.bootstrap, "orders", 2, &[]);
+    // Each backup starts over a second after the one before ended, so that the ids' times (to
+    // the second) are a second or more apart and a 1 s window holds the newest only.
+    let next_second = || std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let full = |n: usize| {
+        produce(&source.bootstrap, "orders", &batch(2, n * 1_000, 300));
+        let out = backup_to(&source.bootstrap, dir.path(), &["--output", "json"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let unrelated = full(0);
+    next_second();
+    let base = full(1);
+    assert!(base["parent"].is_null(), "{base}");
+    let mut chain = vec![base];
+    for n in 2..4 {
+        next_second();
+        produce(&source.bootstrap, "orders", &batch(2, n * 1_000, 200));
+        let checkpoint = backup(&source, to);
+        assert_eq!(checkpoint["parent"], chain.last().unwrap()["backup_id"]);
+        chain.push(checkpoint);
+    }
+    let id_of = |summary: &serde_json::Value| summary["backup_id"].as_str().unwrap().to_string();
+
+    let pruned = kafkasnap_ok(
+        &[
+            "prune",
+            to,
+            "--keep-within",
+            "1s",
+            "--grace",
+            "0s",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let pruned: serde_json::Value = serde_json::from_str(&pruned).unwrap();
+    let reasons: Vec<(String, Vec<String>)> = pruned["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let id = e["backup_id"].as_str().unwrap().to_string();
+            (id, serde_json::from_value(e["reasons"].clone()).unwrap())
+        })
+        .collect();
+    let newest_first: Vec<String> = chain.iter().rev().map(id_of).collect();
+    let kept: Vec<&String> = reasons.iter().map(|(id, _)| id).collect();
+    assert_eq!(kept, newest_first.iter().collect::<Vec<_>>(), "{pruned}");
+    assert_eq!(reasons[0].1, ["within 1s of the newest"], "{pruned}");
+    for pair in reasons.windows(2) {
+        let (child, (parent, why)) = (&pair[0].0, &pair[1]);
+        assert!(
+            why.contains(&format!("parent of {child}")),
+            "{parent}: {why:?}"
+        );
+        assert!(!why.iter().any(|r| r.starts_with("within")), "{why:?}");
+    }
+    let removed = pruned["removed"].as_array().unwrap();
+    assert_eq!(removed.len(), 1, "{pruned}");
+    assert_eq!(removed[0]["backup_id"], unrelated["backup_id"]);
+    assert_eq!(removed[0]["reasons"][0], "no keep rule matches");
+    let listing = kafkasnap_ok(&["ls", to], &[]);
+    assert!(!listing.contains(&id_of(&unrelated)), "{listing}");
+
+    // The newest (`latest`) reads its whole chain: every object checked, every record back.
+    let verified = kafkasnap_ok(&["verify", to], &[]);
+    assert!(verified.contains("OK"), "{verified}");
+    let target = Broker::start("within-target");
+    restore_from(&target.bootstrap, to, &[]);
+    assert_eq!(
+        read_all(&target.bootstrap, "orders", 2),
+        read_all(&source.bootstrap, "orders", 2),
+        "records, offsets included"
+    );
 }

@@ -247,6 +247,12 @@ fn the_cronjobs_and_the_restore_job_run_as_written() {
         assert_eq!(pruned["dry_run"], false, "{pruned}");
         assert_eq!(pruned["policy"]["keep_last"], number("KAFKASNAP_KEEP_LAST"));
         assert_eq!(
+            pruned["policy"]["keep_hourly"],
+            number("KAFKASNAP_KEEP_HOURLY")
+        );
+        let within = humantime::parse_duration(&prune_env["KAFKASNAP_KEEP_WITHIN"]).unwrap();
+        assert_eq!(pruned["policy"]["keep_within_seconds"], within.as_secs());
+        assert_eq!(
             pruned["policy"]["keep_daily"],
             number("KAFKASNAP_KEEP_DAILY")
         );
@@ -451,6 +457,7 @@ fn the_pods_run_hardened_as_the_images_user() {
         "cronjob-datadir.yaml",
         "cronjob-drill.yaml",
         "restore-job.yaml",
+        "deployment-follow.yaml",
     ] {
         let yaml = manifest(name);
         let value_of = |key: &str| -> Vec<String> {
@@ -479,7 +486,13 @@ fn the_pods_run_hardened_as_the_images_user() {
         };
         expect("automountServiceAccountToken", token);
         expect("serviceAccountName", "kafkasnap");
-        expect("restartPolicy", "Never");
+        // A Deployment's pods restart (the only policy it allows); a Job's pods are retried anew.
+        let restart = if name.starts_with("deployment") {
+            "Always"
+        } else {
+            "Never"
+        };
+        expect("restartPolicy", restart);
         expect("readOnlyRootFilesystem", "true");
         expect("allowPrivilegeEscalation", "false");
         expect("drop", "[\"ALL\"]");
@@ -545,6 +558,7 @@ fn the_pods_run_hardened_as_the_images_user() {
         "secret.example.yaml",
         "restore-job.yaml",
         "cronjob-sharded.yaml",
+        "deployment-follow.yaml",
     ] {
         assert!(
             !resources.iter().any(|r| r == outside),

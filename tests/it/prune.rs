@@ -430,6 +430,73 @@ async fn prune_refuses_without_a_rule_or_with_an_unreadable_manifest() {
         .exists());
 }
 
+/// A follower's checkpoints: `--keep-within` keeps the newest few by the rule and their chain
+/// as parents, from the JSON summary to the disk; a duration that does not parse, or a 0s
+/// window alone, is refused (exit 2) before anything at the location is touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_keep_within_keeps_the_newest_checkpoints_and_their_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let url = path_str(root);
+    let location = Location::open(url, true).unwrap();
+    let nightly = write_backup(&location, utc("2025-03-05T01:15:00Z"), None, true).await;
+    let mut chain = vec![write_backup(&location, utc("2025-03-05T10:00:00Z"), None, true).await];
+    for minute in 1..=4 {
+        let at = utc("2025-03-05T10:00:00Z") + Duration::from_secs(60 * minute);
+        let checkpoint = write_backup(&location, at, chain.last(), true).await;
+        chain.push(checkpoint);
+    }
+    let files_before = files_under(root);
+
+    for (args, error) in [
+        (vec!["--keep-within", "90 minutes please"], "--keep-within"),
+        (vec!["--keep-within", "24x"], "--keep-within"),
+        (vec!["--keep-within", "0s"], "no retention rule"),
+    ] {
+        let mut command = vec!["prune", url, "--grace", "0s"];
+        command.extend(args);
+        let output = kafkasnap(&command, &[]);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(stderr.contains(error), "{command:?}: {stderr}");
+        assert_eq!(files_under(root), files_before, "{command:?}");
+    }
+
+    let args = ["prune", url, "--keep-within", "150s", "--output", "json"];
+    let pruned: serde_json::Value = serde_json::from_str(&kafkasnap_ok(&args, &[])).unwrap();
+    assert_eq!(pruned["policy"]["keep_within_seconds"], 150);
+    let reasons_of = |id: &BackupId| -> Vec<String> {
+        let entry = pruned["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["backup_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} not kept: {pruned}"));
+        serde_json::from_value(entry["reasons"].clone()).unwrap()
+    };
+    let ids: Vec<&BackupId> = chain.iter().map(|m| &m.backup_id).collect();
+    let within = "within 2m 30s of the newest".to_string();
+    let parent_of = |n: usize| format!("parent of {}", ids[n]);
+    // 10:04, 10:03 and 10:02 (120 s before the newest) by the rule; 10:01 (180 s before)
+    // and the full backup at 10:00 as parents.
+    // (Older ones also list "segments used by" the newer ones: an incremental manifest lists
+    // its parents' segments.)
+    assert_eq!(reasons_of(ids[4]), vec![within.clone()]);
+    for (n, id) in ids.iter().enumerate().take(4) {
+        let reasons = reasons_of(id);
+        assert!(reasons.contains(&parent_of(n + 1)), "{n}: {reasons:?}");
+        let by_rule = reasons.iter().filter(|r| **r == within).count();
+        assert_eq!(by_rule, usize::from(n >= 2), "{n}: {reasons:?}");
+    }
+    assert_eq!(ids_of(&pruned["removed"]), [nightly.backup_id.to_string()]);
+    assert_eq!(pruned["removed"][0]["reasons"][0], "no keep rule matches");
+    let mut remaining = ids.clone();
+    remaining.reverse();
+    assert_eq!(backup_dirs(root), sorted(&remaining));
+    let verified = kafkasnap_ok(&["verify", url], &[]);
+    assert!(verified.contains("OK"), "{verified}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_deletes_through_s3() {
     let s3 = crate::harness::S3Server::start("bucket");
