@@ -436,11 +436,20 @@ mod tests {
     #[test]
     fn unknown_version_is_refused_by_name() {
         let mut json: serde_json::Value = serde_json::from_slice(&minimal().to_json()).unwrap();
-        json["format_version"] = 3.into();
-        json["topics"] = "a shape version 2 never had".into();
+        json["format_version"] = 4.into();
+        json["topics"] = "a shape version 3 never had".into();
         let err = Manifest::from_json(json.to_string().as_bytes()).unwrap_err();
         assert!(
-            matches!(err, ArchiveError::UnsupportedVersion { found: 3, .. }),
+            matches!(err, ArchiveError::UnsupportedVersion { found: 4, .. }),
+            "{err}"
+        );
+        // Version 3 is the delta manifest: one without a delta listing is refused too.
+        json["format_version"] = 3.into();
+        json["topics"] = serde_json::json!([]);
+        let err = Manifest::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("format version 3 without a delta listing"),
             "{err}"
         );
     }

@@ -97,7 +97,9 @@ pub async fn plan(
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            parent = manifest.parent;
+            // Only a delta needs its parent to be read; a manifest that lists every segment
+            // needs just the backups holding them (`uses`).
+            parent = manifest.parent.filter(|_| manifest.delta.is_some());
         } else {
             let (objects, newest) = location.unpublished_backup_objects(&listing.id).await?;
             last_written = newest;
@@ -166,7 +168,9 @@ async fn read_published(
             unauthenticated: None,
         });
     };
-    match crate::read::read_manifest(location, id, Some(key)).await {
+    // As stored: a delta's own segments and its parent are what it builds on (folding every
+    // checkpoint's chain would read each manifest once per later delta).
+    match crate::read::read_manifest_as_stored(location, id, Some(key)).await {
         Ok(manifest) => {
             let unauthenticated = match KeyFit::of(manifest.encryption.as_ref(), Some(key)) {
                 KeyFit::NotEncrypted => Some("its manifest is not encrypted, so it cannot be authenticated under the given key (prune without --key-file applies the rules to it)".to_string()),

@@ -60,7 +60,9 @@ pub(crate) struct Candidate {
     /// an id dated in the future or not a real time, or a manifest that cannot be
     /// authenticated under the key prune was given. `None`: the rules apply.
     pub(crate) left_alone: Option<LeftAlone>,
-    /// The backup it builds on (incremental backups).
+    /// The backup it cannot be read without: a delta manifest's parent (docs/FORMAT.md,
+    /// "Delta manifests"). `None` for a manifest that lists every segment, whatever parent
+    /// it names: it needs only the backups holding its segments (`uses`).
     pub(crate) parent: Option<BackupId>,
     /// Other backups whose prefixes hold segments its manifest lists.
     pub(crate) uses: Vec<BackupId>,
@@ -161,7 +163,7 @@ pub(crate) struct Decision {
 /// keep-hourly N, for each of the last N UTC hours that have complete backups, the newest
 /// backup of that hour; keep-daily N the same per UTC day, keep-weekly N per ISO week. A
 /// backup kept by any rule is kept. Every backup
-/// a kept one builds on (its parent chain, and backups holding segments it lists) is kept
+/// a kept one builds on (a delta's parent chain, and backups holding segments it lists) is kept
 /// too. Unpublished backups count for no rule and are removed only once older than the
 /// grace period. A backup a live run's lock names is kept, whatever its age or state.
 pub(crate) fn decide(

@@ -380,3 +380,59 @@ fn a_follower_over_s3_stops_on_sigterm_with_a_last_checkpoint() {
         contents(&by_partition(&produced, 2))
     );
 }
+
+#[test]
+fn prune_frees_checkpoints_no_kept_one_needs() {
+    let source = Broker::start("follow-prune");
+    create_topic(&source.bootstrap, "orders", 2, &[]);
+    let records: Vec<TestRecord> = (0..40)
+        .map(|i| fidelity_record(i % 2, i as usize))
+        .collect();
+    produce(&source.bootstrap, "orders", &records);
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path()).to_string();
+    let follower = start_follower(
+        &source.bootstrap,
+        &to,
+        &[],
+        &["--checkpoint-interval", "200ms", "--full-every", "4"],
+    );
+    wait_until("twelve checkpoints", Duration::from_secs(60), || {
+        complete_backups(&to, &[]).len() >= 12
+    });
+    signal(&follower, "TERM");
+    let output = follower.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let before = complete_backups(&to, &[]);
+
+    // Keeping the newest keeps the deltas back to the last complete listing, and the first
+    // checkpoint (it holds every segment); the idle checkpoints in between go.
+    let out = kafkasnap_ok(
+        &[
+            "prune",
+            &to,
+            "--keep-last",
+            "1",
+            "--grace",
+            "0s",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let after = complete_backups(&to, &[]);
+    assert!(after.len() < before.len(), "nothing was pruned: {out}");
+    assert!(after.len() <= 1 + 3 + 1, "{after:?}\n{out}");
+    assert_eq!(
+        after[0], before[0],
+        "the checkpoint holding the segments went"
+    );
+    assert_eq!(after.last(), before.last());
+    kafkasnap_ok(&["verify", &to, "--backup", "latest"], &[]);
+    let target = Broker::start("follow-prune-dst");
+    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "orders", 2)),
+        contents(&by_partition(&records, 2))
+    );
+}

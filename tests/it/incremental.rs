@@ -250,7 +250,7 @@ fn prune_keep_within_keeps_the_newest_incremental_and_its_chain() {
     for pair in reasons.windows(2) {
         let (child, (parent, why)) = (&pair[0].0, &pair[1]);
         assert!(
-            why.contains(&format!("parent of {child}")),
+            why.contains(&format!("segments used by {child}")),
             "{parent}: {why:?}"
         );
         assert!(!why.iter().any(|r| r.starts_with("within")), "{why:?}");
