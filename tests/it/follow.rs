@@ -48,7 +48,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// The body of `GET path` on 127.0.0.1:`port`, with its status code.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))

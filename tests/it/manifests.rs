@@ -437,6 +437,70 @@ fn the_drill_cronjob_drills_the_newest_backup_into_the_scratch_cluster() {
     assert_eq!(topic_names(&source.bootstrap), [TOPIC]);
 }
 
+#[test]
+fn the_follow_deployment_serves_health_and_stops_with_a_last_checkpoint() {
+    let source = Broker::start("manifests-follow");
+    create_topic(&source.bootstrap, TOPIC, PARTITIONS, &[]);
+    let records: Vec<TestRecord> = (0..200)
+        .map(|i| fidelity_record(i as i32 % PARTITIONS, i))
+        .collect();
+    produce(&source.bootstrap, TOPIC, &records);
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().to_str().unwrap();
+    let deployment = manifest("deployment-follow.yaml");
+    let env = pod_env(&deployment, &source.bootstrap, location);
+    // As written, but listening on a free loopback port instead of the pod's 0.0.0.0:9400.
+    let port = crate::harness::free_port();
+    let args: Vec<String> = block_list(&deployment, "args")
+        .iter()
+        .map(|arg| match arg.as_str() {
+            "0.0.0.0:9400" => format!("127.0.0.1:{port}"),
+            other => expand(other, &env),
+        })
+        .collect();
+    assert!(args.contains(&format!("127.0.0.1:{port}")), "{args:?}");
+    assert!(deployment.contains("containerPort: 9400"));
+    let follower = Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
+        .args(&args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while crate::follow::http_get(port, "/healthz").map(|(code, _)| code) != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz never said 200"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_, metrics) = crate::follow::http_get(port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("kafkasnap_follow_checkpoints_total 1\n"),
+        "{metrics}"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = follower.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        backup_ids(dir.path()).len(),
+        2,
+        "a first and a last checkpoint"
+    );
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    kafkasnap_ok(&["verify", location, "--backup", "latest"], &env);
+}
+
 /// Every pod-running manifest: the image's uid, no token, and the hardening a schema cannot
 /// require (it only checks that the fields are well-formed).
 #[test]
