@@ -79,8 +79,12 @@ pub struct BackupSummary {
     pub records: u64,
     /// Records read from the cluster by this run.
     pub records_read: u64,
+    /// Segments this run stored (the rest are carried from the parent).
+    pub new_segments: u64,
+    /// Bytes this run stored in them.
+    pub new_stored_bytes: u64,
     /// The backup this one continues (incremental backups).
-    pub(crate) parent: Option<String>,
+    pub parent: Option<String>,
     /// For one shard of a sharded run: which shard, and where the run stands.
     pub shard: Option<ShardSummary>,
     pub raw_bytes: u64,
@@ -313,6 +317,7 @@ async fn backup_under_lock(
         warnings: warnings.clone(),
     });
     let totals = manifest.totals.clone();
+    let own = crate::store::own_segments(&manifest);
     if options.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
@@ -341,6 +346,8 @@ async fn backup_under_lock(
         segments: totals.segments,
         records: totals.records,
         records_read: progress.records.load(Ordering::Relaxed),
+        new_segments: own.segments,
+        new_stored_bytes: own.stored_bytes,
         parent: manifest.parent.as_ref().map(ToString::to_string),
         shard,
         raw_bytes: totals.raw_bytes,
