@@ -13,6 +13,7 @@ mod fixture;
 mod fuzz_regressions;
 mod harness;
 mod incremental;
+mod json_shapes;
 mod k8s_exec;
 mod k8s_helper;
 mod k8s_restore;
