@@ -199,7 +199,7 @@ mod tests {
                 "--store-retry-timeout does nothing for `kafkasnap datadir inspect`: it reads no object store",
             ),
         ] {
-            let err = parse(refused).err().expect(refused);
+            let err = parse(refused).expect_err(refused);
             assert_eq!(err.exit_code(), 2, "{refused}");
             assert!(err.to_string().contains(message), "{refused}: {err}");
         }
