@@ -12,21 +12,21 @@ fn batch(partitions: i32, from: usize, count: usize) -> Vec<TestRecord> {
         .collect()
 }
 
+/// `backup --incremental` of `source` into `to`, with `extra` arguments; what it printed.
+fn incremental_backup(source: &Broker, to: &str, extra: &[&str]) -> String {
+    let args = [
+        "backup",
+        "-b",
+        &source.bootstrap,
+        "--to",
+        to,
+        "--incremental",
+    ];
+    kafkasnap_ok(&[&args[..], extra].concat(), &[])
+}
+
 fn backup(source: &Broker, to: &str) -> serde_json::Value {
-    let out = kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.bootstrap,
-            "--to",
-            to,
-            "--incremental",
-            "--output",
-            "json",
-        ],
-        &[],
-    );
-    serde_json::from_str(&out).unwrap()
+    serde_json::from_str(&incremental_backup(source, to, &["--output", "json"])).unwrap()
 }
 
 #[test]
@@ -157,17 +157,7 @@ fn an_incremental_chain_restores_each_point_exactly() {
         "{table}"
     );
     produce(&source.bootstrap, "orders", &batch(2, 1_700, 10));
-    let text = kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.bootstrap,
-            "--to",
-            to,
-            "--incremental",
-        ],
-        &[],
-    );
+    let text = incremental_backup(&source, to, &[]);
     assert!(
         text.contains(&format!(
             "  incremental on {}: this run read 10 records, stored ",
