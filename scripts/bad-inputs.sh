@@ -23,14 +23,14 @@ python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.li
 BH=$!; sleep 0.5; BHP=$(cat blackhole.port)
 row() {
   local t0=$(date +%s.%N)
-  out=$(timeout 60 "$K" --no-progress "$@" 2>err </dev/null); rc=$?
+  out=$(KAFKASNAP_NO_PROGRESS=1 timeout 60 "$K" "$@" 2>err </dev/null); rc=$?
   local t1=$(date +%s.%N)
   first=$(grep -m1 '^error' err); [ -z "$first" ] && first=$(grep -v '^\s*$' err | grep -v ' INFO ' | head -1); [ -z "$first" ] && first=$(printf '%s\n' "$out" | head -1)
   printf '| `kafkasnap %s` | %s | %.1f s | %s |\n' "$*" "$rc" "$(echo "$t1 - $t0" | bc)" "${first:0:200}"
 }
 sig() { # SIGINT after 1 s
   local t0=$(date +%s.%N)
-  "$K" --no-progress "$@" 2>err </dev/null & local p=$!; sleep 1; kill -INT $p; wait $p; rc=$?
+  KAFKASNAP_NO_PROGRESS=1 "$K" "$@" 2>err </dev/null & local p=$!; sleep 1; kill -INT $p; wait $p; rc=$?
   local t1=$(date +%s.%N)
   printf '| `kafkasnap %s` + SIGINT at 1 s | %s | %.1f s | %s |\n' "$*" "$rc" "$(echo "$t1 - $t0" | bc)" "$(grep -v '^\s*$' err | tail -1 | cut -c1-200)"
 }

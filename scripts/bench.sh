@@ -285,7 +285,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
         log "  tar | zstd -3: $(cat "$dir/dd-zstd.wall")s wall"
         # D2. kafkasnap datadir backup through the exec API, into a fresh directory.
         KUBECONFIG=$WORK/k8s/kubeconfig step "$dir/datadir" "$KAFKASNAP" datadir backup \
-            --path "$DATADIR" --to "$dir/dd-archive" --output json --no-progress
+            --path "$DATADIR" --to "$dir/dd-archive" --output json
         got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive"]["tar_bytes"])' "$dir/datadir.out")
         [[ $got == "$(cat "$WORK/datadir.tar-bytes")" ]] || die "datadir backup took $got tar bytes, tar makes $(cat "$WORK/datadir.tar-bytes")"
         du -sb "$dir/dd-archive" | cut -f1 >"$dir/dd-archive.du"

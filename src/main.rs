@@ -6,11 +6,16 @@ mod commands;
 
 use std::process::ExitCode;
 
-use commands::{exit_code, Outcome, EXIT_FAILURE, EXIT_PROBLEMS_FOUND, EXIT_SHARD_RUN_WAITING};
+use commands::{
+    exit_code, Outcome, EXIT_FAILURE, EXIT_INVALID, EXIT_PROBLEMS_FOUND, EXIT_SHARD_RUN_WAITING,
+};
 
 fn main() -> ExitCode {
     limit_heap_fragmentation();
-    let cli = cli::Cli::parse_with_env();
+    let cli = match cli::Cli::parse_with_env() {
+        Ok(cli) => cli,
+        Err(err) => exit_on_usage_error(err),
+    };
     init_logging(&cli.log_level);
     let json_output = cli.output == cli::OutputFormat::Json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -48,6 +53,18 @@ fn main() -> ExitCode {
         Err(_) => runtime.shutdown_background(),
     }
     code
+}
+
+/// Prints a command line clap rejected (or `--help`, `--version`) and exits: the text on
+/// stderr (help on stdout), and with `--output json` an error also as a JSON object on
+/// stdout, as any other failure.
+fn exit_on_usage_error(err: clap::Error) -> ! {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if err.use_stderr() && cli::json_output_requested(&args, |name| std::env::var(name).ok()) {
+        let message = anyhow::Error::msg(cli::usage_error_message(&err));
+        println!("{}", commands::json_error(&message, EXIT_INVALID));
+    }
+    err.exit()
 }
 
 /// Segments are multi-MiB buffers allocated and freed on many threads. glibc's default

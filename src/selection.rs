@@ -33,14 +33,14 @@ impl TopicSelection {
     }
 
     /// True if `topic` is selected. Internal topics (`__` prefix) need `include_internal`.
-    pub(crate) fn matches(&self, topic: &str, internal: bool) -> bool {
+    pub fn matches(&self, topic: &str, internal: bool) -> bool {
         (!internal || self.include_internal)
             && (self.include.is_empty() || self.include.iter().any(|re| re.is_match(topic)))
             && !self.exclude.iter().any(|re| re.is_match(topic))
     }
 
     /// The selection as the user wrote it, for messages.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let strip = |re: &Regex| re.as_str()[4..re.as_str().len() - 2].to_string();
         let mut parts = Vec::new();
         parts.extend(

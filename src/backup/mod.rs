@@ -81,8 +81,12 @@ pub struct BackupSummary {
     pub records: u64,
     /// Records read from the cluster by this run.
     pub records_read: u64,
+    /// Segments this run stored (the rest are carried from the parent).
+    pub new_segments: u64,
+    /// Bytes this run stored in them.
+    pub new_stored_bytes: u64,
     /// The backup this one continues (incremental backups).
-    pub(crate) parent: Option<String>,
+    pub parent: Option<String>,
     /// For one shard of a sharded run: which shard, and where the run stands.
     pub shard: Option<ShardSummary>,
     pub raw_bytes: u64,
@@ -90,11 +94,9 @@ pub struct BackupSummary {
     pub groups: usize,
     pub duration_seconds: f64,
     pub warnings: Vec<String>,
-    /// Raw and stored bytes of the segments this run wrote (the chain's are `raw_bytes`, `stored_bytes`).
+    /// Raw bytes of the segments this run wrote (the chain's are `raw_bytes`).
     #[serde(skip)]
     pub raw_bytes_read: u64,
-    #[serde(skip)]
-    pub stored_bytes_written: u64,
     /// Where each partition's read ended and the end it aimed for (a follower's lag).
     #[serde(skip)]
     pub positions: Vec<PartitionPosition>,
@@ -324,12 +326,7 @@ async fn backup_under_lock(
             high_watermark: outcomes[&index].high_watermark,
         })
         .collect();
-    let (raw_bytes_read, stored_bytes_written) = segments
-        .values()
-        .flatten()
-        .fold((0, 0), |(raw, stored), s| {
-            (raw + s.raw_bytes, stored + s.stored_bytes)
-        });
+    let raw_bytes_read = segments.values().flatten().map(|s| s.raw_bytes).sum();
     let topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes, carried);
     for topic in &selected {
         if topic.replication_factor == 0 {
@@ -359,6 +356,7 @@ async fn backup_under_lock(
     });
     let totals = manifest.totals.clone();
     let groups_count = manifest.groups.len();
+    let own = crate::store::own_segments(&manifest);
     if options.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
@@ -393,6 +391,8 @@ async fn backup_under_lock(
         segments: totals.segments,
         records: totals.records,
         records_read: progress.records.load(Ordering::Relaxed),
+        new_segments: own.segments,
+        new_stored_bytes: own.stored_bytes,
         parent: parent_id.as_ref().map(ToString::to_string),
         shard,
         raw_bytes: totals.raw_bytes,
@@ -401,7 +401,6 @@ async fn backup_under_lock(
         duration_seconds: 0.0,
         warnings,
         raw_bytes_read,
-        stored_bytes_written,
         positions,
         offsets_lost_to_retention,
         delta,

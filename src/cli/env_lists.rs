@@ -2,44 +2,46 @@
 //! variables: read after parsing, only when the flag was not given, and split at commas
 //! there (clap's `value_delimiter` would split the command line's values too).
 
-use clap::{CommandFactory, Parser};
-
 use super::{parse_key_value, Cli, Command};
 
 impl Cli {
-    /// The command line, with the list flags that were not given filled from their
-    /// environment variables. A bad value there exits as clap does (code 2).
-    pub fn parse_with_env() -> Cli {
-        unset_empty_kafkasnap_vars();
-        let mut cli = Cli::parse();
-        if let Err(message) = cli.lists_from_env(|name| std::env::var(name).ok()) {
-            Cli::command()
-                .error(clap::error::ErrorKind::ValueValidation, message)
-                .exit();
-        }
-        cli
-    }
-
     /// Fills `--include`, `--exclude` and `--topic-map` from `KAFKASNAP_INCLUDE`,
     /// `KAFKASNAP_EXCLUDE` and `KAFKASNAP_TOPIC_MAP` (looked up with `env`) when the command
     /// has the flag and it was not given.
-    fn lists_from_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    pub(super) fn lists_from_env(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
         let (selection, topic_map) = match &mut self.command {
-            Command::Backup(args) => (Some(&mut args.selection), None),
-            Command::Restore(args) => (Some(&mut args.selection), Some(&mut args.topic_map)),
-            Command::Verify(args) => (None, Some(&mut args.topic_map)),
-            Command::Drill(args) => (Some(&mut args.selection), None),
+            Command::Backup(args) => (Some(args.selection.lists()), None),
+            Command::Restore(args) => (Some(args.selection.lists()), Some(&mut args.topic_map)),
+            // Verify selects topics only for --against.
+            Command::Verify(args) => {
+                let selection = args
+                    .against
+                    .is_some()
+                    .then_some((&mut args.include, &mut args.exclude));
+                (selection, Some(&mut args.topic_map))
+            }
+            Command::Drill(args) => (Some(args.selection.lists()), None),
             _ => (None, None),
         };
         let plain = |item: &str| Ok(item.to_string());
-        if let Some(selection) = selection {
-            fill_from_env(&mut selection.include, "KAFKASNAP_INCLUDE", &env, plain)?;
-            fill_from_env(&mut selection.exclude, "KAFKASNAP_EXCLUDE", &env, plain)?;
+        if let Some((include, exclude)) = selection {
+            fill_from_env(include, "KAFKASNAP_INCLUDE", &env, plain)?;
+            fill_from_env(exclude, "KAFKASNAP_EXCLUDE", &env, plain)?;
         }
         if let Some(topic_map) = topic_map {
             fill_from_env(topic_map, "KAFKASNAP_TOPIC_MAP", &env, parse_key_value)?;
         }
         Ok(())
+    }
+}
+
+impl super::SelectionArgs {
+    /// `--include` and `--exclude`.
+    fn lists(&mut self) -> (&mut Vec<String>, &mut Vec<String>) {
+        (&mut self.include, &mut self.exclude)
     }
 }
 
@@ -66,7 +68,7 @@ fn fill_from_env<T>(
 /// An empty `KAFKASNAP_*` variable counts as unset (a ConfigMap's `KAFKASNAP_KEY_FILE: ""`
 /// means no key), instead of clap's "a value is required". Called first thing in `main`,
 /// before any thread exists, as `remove_var` requires.
-fn unset_empty_kafkasnap_vars() {
+pub(super) fn unset_empty_kafkasnap_vars() {
     let empty: Vec<std::ffi::OsString> = std::env::vars_os()
         .filter(|(name, value)| {
             name.to_str().is_some_and(|n| n.starts_with("KAFKASNAP_")) && value.is_empty()
@@ -83,6 +85,7 @@ mod tests {
     use super::*;
 
     fn parsed(args: &[&str], env: &[(&str, &str)]) -> Result<Cli, String> {
+        use clap::Parser;
         let mut cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
         cli.lists_from_env(|name| {
             env.iter()
@@ -134,6 +137,18 @@ mod tests {
             unreachable!()
         };
         assert_eq!(args.topic_map, pairs(&[("a", "x,y")]));
+        assert!(
+            args.include.is_empty(),
+            "verify selects topics only with --against"
+        );
+        let against = ["kafkasnap", "verify", "/x", "--against", "k:9092"];
+        let Command::Verify(args) = parsed(&against, &env).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(
+            (args.include, args.exclude),
+            (vec!["a.*".into(), "b".into()], vec!["x".into()])
+        );
 
         let err = parsed(&restore, &[("KAFKASNAP_TOPIC_MAP", "a=b,oops")])
             .err()

@@ -8,13 +8,20 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafkasnap::archive::BackupSelector;
 
+mod datadir_args;
 mod drill_args;
 mod env_lists;
 mod follow_args;
+mod parse;
 mod values;
 
+pub use datadir_args::{
+    DatadirArgs, DatadirBackupArgs, DatadirBackupMode, DatadirCommand, DatadirInspectArgs,
+    DatadirRestoreArgs, DatadirVerifyArgs, HelperPodArgs,
+};
 pub use drill_args::DrillArgs;
 pub use follow_args::{FollowArgs, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FULL_EVERY};
+pub use parse::{definition, json_output_requested, usage_error_message};
 
 pub use values::parse_time;
 use values::{
@@ -37,19 +44,21 @@ pub struct Cli {
         short = 'o',
         long,
         global = true,
+        help_heading = GLOBAL_OPTIONS,
         value_enum,
         default_value = "text",
         env = "KAFKASNAP_OUTPUT"
     )]
     pub output: OutputFormat,
-    /// No progress bar or progress log lines.
-    #[arg(long, global = true, env = "KAFKASNAP_NO_PROGRESS", value_parser = BoolishValueParser::new())]
+    /// No progress bar or progress log lines (backup, restore, drill).
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, env = "KAFKASNAP_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,
     /// Log filter: off, error, warn, info, debug or trace, or tracing directives
     /// (target=level, comma-separated, e.g. info,kafkasnap=debug).
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL_OPTIONS,
         default_value = "info",
         value_parser = parse_log_filter,
         env = "KAFKASNAP_LOG_LEVEL"
@@ -60,12 +69,17 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL_OPTIONS,
         default_value = "3m",
         value_parser = humantime::parse_duration,
         env = "KAFKASNAP_STORE_RETRY_TIMEOUT"
     )]
     pub store_retry_timeout: std::time::Duration,
 }
+
+/// The help heading of the options given before or after any subcommand; each subcommand
+/// takes (and its help lists) only those that do something for it (see `global_options`).
+pub const GLOBAL_OPTIONS: &str = "Global options";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -231,7 +245,8 @@ pub enum IfExists {
     Fail,
     /// Leave the existing topic alone and restore nothing into it.
     Skip,
-    /// Add the backup's records after the existing ones.
+    /// Add the backup's records after the existing ones, and move the restored groups'
+    /// committed offsets on those topics to the restored records (replacing the target's).
     Append,
 }
 
@@ -274,7 +289,8 @@ pub struct RestoreArgs {
     /// Only records with a timestamp at or before this (RFC 3339 or epoch milliseconds).
     #[arg(long, value_parser = parse_time, env = "KAFKASNAP_UNTIL")]
     pub until: Option<i64>,
-    /// What to do when a target topic already exists.
+    /// What to do when a target topic already exists: fail, skip it, or append to it (which
+    /// also sets the restored groups' committed offsets there to the appended records).
     #[arg(long, value_enum, default_value = "fail", env = "KAFKASNAP_IF_EXISTS")]
     pub if_exists: IfExists,
     /// Do not restore consumer-group offsets.
@@ -319,6 +335,14 @@ pub struct VerifyArgs {
     /// given, read from KAFKASNAP_TOPIC_MAP (OLD=NEW pairs separated by commas).
     #[arg(long, value_name = "OLD=NEW", value_parser = parse_key_value)]
     pub topic_map: Vec<(String, String)>,
+    /// With --against: compare only topics whose whole name matches this regex (repeatable),
+    /// e.g. after restoring only some. When not given, read from KAFKASNAP_INCLUDE.
+    #[arg(long, value_name = "REGEX", requires = "against")]
+    pub include: Vec<String>,
+    /// With --against: leave out topics whose whole name matches this regex (repeatable).
+    /// When not given, read from KAFKASNAP_EXCLUDE.
+    #[arg(long, value_name = "REGEX", requires = "against")]
+    pub exclude: Vec<String>,
     /// librdkafka property key=value for --against (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub properties: Vec<(String, String)>,
@@ -412,177 +436,17 @@ pub struct CatArgs {
     /// Only this partition.
     #[arg(short = 'p', long, env = "KAFKASNAP_PARTITION")]
     pub partition: Option<i32>,
+    /// Start at this offset in each partition printed (with -p, in that one).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..), allow_negative_numbers = true, env = "KAFKASNAP_OFFSET")]
+    pub offset: Option<i64>,
+    /// Stop after printing this many records in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), env = "KAFKASNAP_COUNT")]
+    pub count: Option<u64>,
+    /// Only records whose timestamp is at or after this (RFC 3339 or epoch milliseconds).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, env = "KAFKASNAP_FROM_TIME")]
+    pub from_time: Option<i64>,
     #[command(flatten)]
     pub key: KeyArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct DatadirArgs {
-    #[command(subcommand)]
-    pub command: DatadirCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DatadirCommand {
-    /// Read a data directory, or a tar archive of one, offline (no broker) and report its
-    /// topics, partitions, group offsets and any corruption. Exit code 3 if corruption is found.
-    Inspect(DatadirInspectArgs),
-    /// Back up a broker's data directory: `tar` through the Kubernetes exec API, compressed,
-    /// checksummed and uploaded as it streams (no temporary file). `--mode live` (default) runs
-    /// it in the running broker's pod; `--mode stopped` scales the StatefulSet to 0, reads the
-    /// PVC from a read-only helper pod and scales back (a consistent copy, with downtime).
-    /// Reaches the cluster like kubectl: $KUBECONFIG, ~/.kube/config, or in-cluster.
-    Backup(Box<DatadirBackupArgs>),
-    /// Write a data-dir backup into a broker's (empty) PVC while no broker runs on it: the
-    /// archive is checked first (checksum, entries, meta.properties cluster.id), then unpacked
-    /// by `tar x` in a helper pod fed over the exec API. Scale the StatefulSet up afterwards.
-    Restore(Box<DatadirRestoreArgs>),
-    /// List the data-dir backups at a location, newest first.
-    Ls(LsArgs),
-    /// Re-read a data-dir backup's archive and check its size and SHA-256 against its manifest
-    /// (and, encrypted, decrypt every chunk: needs --key-file). Exit code 3 if it does not match.
-    Verify(DatadirVerifyArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct DatadirBackupArgs {
-    /// Namespace of the broker's pod.
-    #[arg(
-        short = 'n',
-        long,
-        default_value = "messaging",
-        env = "KAFKASNAP_NAMESPACE"
-    )]
-    pub namespace: String,
-    /// The broker's pod.
-    #[arg(long, default_value = "kafka-0", env = "KAFKASNAP_POD")]
-    pub pod: String,
-    /// The container in the pod that mounts the data directory.
-    #[arg(long, default_value = "kafka", env = "KAFKASNAP_CONTAINER")]
-    pub container: String,
-    /// The data directory inside the container (the broker's log.dirs).
-    #[arg(long, default_value = "/var/lib/kafka/data", env = "KAFKASNAP_PATH")]
-    pub path: String,
-    /// Where to write: a directory, file:///abs/path, s3://bucket/prefix, gs://, az://.
-    #[arg(long, env = "KAFKASNAP_TO")]
-    pub to: String,
-    /// Archive compression: zstd or gzip.
-    #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip"], env = "KAFKASNAP_COMPRESSION")]
-    pub compression: String,
-    /// live: tar in the running broker's container. stopped: scale the StatefulSet to 0,
-    /// tar the PVC in a read-only helper pod, scale back to the original replica count.
-    #[arg(long, value_enum, default_value = "live", env = "KAFKASNAP_MODE")]
-    pub mode: DatadirBackupMode,
-    /// Fail when no byte comes through the exec stream for this long.
-    #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
-    pub stall_timeout: std::time::Duration,
-    #[command(flatten)]
-    pub helper: HelperPodArgs,
-    #[command(flatten)]
-    pub key: KeyArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct DatadirVerifyArgs {
-    /// The backup location.
-    #[arg(env = "KAFKASNAP_LOCATION")]
-    pub location: String,
-    /// Which data-dir backup: its id, a unique start of one (e.g. 20261202T1253), or
-    /// `latest`, the newest complete one.
-    #[arg(
-        long,
-        value_name = "ID|PREFIX|latest",
-        default_value = "latest",
-        env = "KAFKASNAP_BACKUP"
-    )]
-    pub backup: BackupSelector,
-    #[command(flatten)]
-    pub key: KeyArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DatadirBackupMode {
-    Live,
-    Stopped,
-}
-
-/// The StatefulSet, PVC and helper pod of `datadir backup --mode stopped` and `datadir restore`.
-#[derive(Debug, Args)]
-pub struct HelperPodArgs {
-    /// The broker's StatefulSet.
-    #[arg(long, default_value = "kafka", env = "KAFKASNAP_STATEFULSET")]
-    pub statefulset: String,
-    /// The broker's data PVC.
-    #[arg(long, default_value = "kafka-data-kafka-0", env = "KAFKASNAP_PVC")]
-    pub pvc: String,
-    /// Image of the helper pod that mounts the PVC; needs sh, sleep and tar.
-    #[arg(long, default_value = "busybox:1.36", env = "KAFKASNAP_HELPER_IMAGE")]
-    pub helper_image: String,
-    /// User and group id of the helper pod (non-root); for a restore, the broker's own
-    /// (the apache/kafka image runs as 1000), as the files it writes belong to it.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..), env = "KAFKASNAP_HELPER_UID")]
-    pub helper_uid: i64,
-    /// The helper pod ends on its own after this long, even if kafkasnap is killed.
-    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration, env = "KAFKASNAP_HELPER_LIFETIME")]
-    pub helper_lifetime: std::time::Duration,
-    /// How long to wait for the broker pod to go and for the helper pod to run.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, env = "KAFKASNAP_WAIT_TIMEOUT")]
-    pub wait_timeout: std::time::Duration,
-}
-
-#[derive(Debug, Args)]
-pub struct DatadirRestoreArgs {
-    /// The backup location.
-    #[arg(long, env = "KAFKASNAP_FROM")]
-    pub from: String,
-    /// Which data-dir backup: its id, a unique start of one (e.g. 20261202T1253), or
-    /// `latest`, the newest complete one.
-    #[arg(
-        long,
-        value_name = "ID|PREFIX|latest",
-        default_value = "latest",
-        env = "KAFKASNAP_BACKUP"
-    )]
-    pub backup: BackupSelector,
-    /// Namespace of the broker and its PVC.
-    #[arg(
-        short = 'n',
-        long,
-        default_value = "messaging",
-        env = "KAFKASNAP_NAMESPACE"
-    )]
-    pub namespace: String,
-    /// The broker pod that mounts the PVC; it must not be running.
-    #[arg(long, default_value = "kafka-0", env = "KAFKASNAP_POD")]
-    pub pod: String,
-    /// The target cluster's id (the StatefulSet's CLUSTER_ID); every meta.properties in the
-    /// archive must hold it.
-    #[arg(
-        long,
-        env = "KAFKASNAP_CLUSTER_ID",
-        conflicts_with = "rewrite_cluster_id"
-    )]
-    pub cluster_id: Option<String>,
-    /// Write this cluster.id into every meta.properties as the archive is restored.
-    #[arg(long, value_name = "ID", env = "KAFKASNAP_REWRITE_CLUSTER_ID")]
-    pub rewrite_cluster_id: Option<String>,
-    /// Write even when a pod uses the PVC or the StatefulSet is not scaled to 0.
-    #[arg(long, env = "KAFKASNAP_FORCE", value_parser = BoolishValueParser::new())]
-    pub force: bool,
-    /// Fail when the exec stream takes no byte for this long.
-    #[arg(long, default_value = "2m", value_parser = parse_timeout, env = "KAFKASNAP_STALL_TIMEOUT")]
-    pub stall_timeout: std::time::Duration,
-    #[command(flatten)]
-    pub helper: HelperPodArgs,
-    #[command(flatten)]
-    pub key: KeyArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct DatadirInspectArgs {
-    /// A Kafka data directory, or a .tar / .tar.gz / .tgz / .tar.zst archive of one.
-    #[arg(env = "KAFKASNAP_DATADIR")]
-    pub path: PathBuf,
 }
 
 #[cfg(test)]

@@ -137,19 +137,31 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
             summary.backup_id,
             summary.location,
         ),
-        (OutputFormat::Text, None) => println!(
-            "backup {} complete at {}: {}, {}, {}, {} raw, {} stored, {}, {:.1}s ({}/s)",
-            summary.backup_id,
-            summary.location,
-            count(summary.topics, "topic"),
-            count(summary.partitions, "partition"),
-            count(summary.records, "record"),
-            human_bytes(summary.raw_bytes),
-            human_bytes(summary.stored_bytes),
-            count(summary.groups, "group"),
-            summary.duration_seconds,
-            human_bytes((summary.raw_bytes as f64 / summary.duration_seconds.max(0.001)) as u64),
-        ),
+        (OutputFormat::Text, None) => {
+            println!(
+                "backup {} complete at {}: {}, {}, {}, {} raw, {} stored, {}, {:.1}s ({}/s)",
+                summary.backup_id,
+                summary.location,
+                count(summary.topics, "topic"),
+                count(summary.partitions, "partition"),
+                count(summary.records, "record"),
+                human_bytes(summary.raw_bytes),
+                human_bytes(summary.stored_bytes),
+                count(summary.groups, "group"),
+                summary.duration_seconds,
+                human_bytes(
+                    (summary.raw_bytes as f64 / summary.duration_seconds.max(0.001)) as u64
+                ),
+            );
+            if let Some(parent) = &summary.parent {
+                println!(
+                    "  incremental on {parent}: this run read {}, stored {} in {} (the totals above are the whole chain's)",
+                    count(summary.records_read, "record"),
+                    human_bytes(summary.new_stored_bytes),
+                    count(summary.new_segments, "new segment"),
+                );
+            }
+        }
     }
     Ok(match &summary.shard {
         Some(shard) if !shard.published => Outcome::ShardRunWaiting,

@@ -1,4 +1,5 @@
-//! `kafkasnap ls`: the backups at a location, newest first, under a header row.
+//! `kafkasnap ls`: the backups at a location, newest first, under a header row; for each,
+//! the chain's totals and what the backup stored itself (an incremental one carries the rest).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use kafkasnap::archive::ShardSpec;
 use kafkasnap::backup::shard::{newest_published, run_state, PublishedRun, RunState};
 use kafkasnap::progress::human_bytes;
 use kafkasnap::read::read_manifest_as_stored;
-use kafkasnap::store::BackupListing;
+use kafkasnap::store::{own_segments, BackupListing};
 
 use super::{print_json, Global, Outcome};
 use crate::cli::{LsArgs, OutputFormat};
@@ -23,6 +24,12 @@ struct Entry {
     topics: Option<u64>,
     records: Option<u64>,
     stored_bytes: Option<u64>,
+    segments: Option<u64>,
+    /// What the backup stored itself; an incremental one carries its other segments from
+    /// its parents, so its totals above are the chain's.
+    new_segments: Option<u64>,
+    new_records: Option<u64>,
+    new_stored_bytes: Option<u64>,
     /// The backup an incremental one builds on; `None` for a full backup.
     parent: Option<String>,
     /// Why a published backup's manifest could not be read (then `complete` is false).
@@ -59,6 +66,10 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             topics: None,
             records: None,
             stored_bytes: None,
+            segments: None,
+            new_segments: None,
+            new_records: None,
+            new_stored_bytes: None,
             parent: None,
             error: None,
             shard: None,
@@ -77,10 +88,15 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
                 }
                 Ok(manifest) => {
                     finished.insert(listing.id.to_string(), manifest.finished_at.clone());
-                    entry.started_at = Some(manifest.started_at);
+                    entry.started_at = Some(manifest.started_at.clone());
                     entry.topics = Some(manifest.totals.topics);
                     entry.records = Some(manifest.totals.records);
                     entry.stored_bytes = Some(manifest.totals.stored_bytes);
+                    entry.segments = Some(manifest.totals.segments);
+                    let own = own_segments(&manifest);
+                    entry.new_segments = Some(own.segments);
+                    entry.new_records = Some(own.records);
+                    entry.new_stored_bytes = Some(own.stored_bytes);
                     entry.parent = manifest.parent.as_ref().map(ToString::to_string);
                     for part in manifest.sharding.iter().flat_map(|s| &s.parts) {
                         part_of.insert(part.to_string(), listing.id.to_string());
@@ -139,10 +155,16 @@ fn print_table(entries: &[Entry]) {
     let row = |id: &str, status: &str, rest: &str| {
         println!("{id:<id_width$}  {status:<10}  {rest}");
     };
-    let columns = |started: &str, topics: &str, records: &str, stored: &str, parent: &str| {
-        format!("{started:<started_width$}  {topics:>6}  {records:>10}  {stored:>10}  {parent}")
+    let columns = |started: &str, [topics, records, stored, new]: [&str; 4], parent: &str| {
+        format!(
+            "{started:<started_width$}  {topics:>6}  {records:>10}  {stored:>10}  {new:>10}  {parent}"
+        )
     };
-    let header = columns("STARTED", "TOPICS", "RECORDS", "STORED", "PARENT");
+    let header = columns(
+        "STARTED",
+        ["TOPICS", "RECORDS", "STORED", "NEW STORED"],
+        "PARENT",
+    );
     row("ID", "STATUS", &header);
     for e in entries {
         let id = e.backup_id.as_str();
@@ -169,9 +191,12 @@ fn print_table(entries: &[Entry]) {
                 "complete",
                 columns(
                     e.started_at.as_deref().unwrap_or("-"),
-                    &e.topics.unwrap_or(0).to_string(),
-                    &e.records.unwrap_or(0).to_string(),
-                    &human_bytes(e.stored_bytes.unwrap_or(0)),
+                    [
+                        &e.topics.unwrap_or(0).to_string(),
+                        &e.records.unwrap_or(0).to_string(),
+                        &human_bytes(e.stored_bytes.unwrap_or(0)),
+                        &human_bytes(e.new_stored_bytes.unwrap_or(0)),
+                    ],
                     e.parent.as_deref().unwrap_or("-"),
                 )
                 .trim_end(),

@@ -125,6 +125,14 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
         }
         return Ok(Outcome::Success);
     };
+    let appended = appended_topics(&plan);
+    if !appended.is_empty() && !plan.groups.is_empty() {
+        tracing::info!(
+            "--if-exists append: restoring after the records already in {}; the committed offsets of groups {} there are set to where the restored records land, replacing the target's",
+            appended.join(", "),
+            plan.groups.join(", ")
+        );
+    }
     let progress = Arc::new(Progress::default());
     let reporter = ProgressReporter::start("restore", Arc::clone(&progress), global.progress);
     let result = run_restore(&location, &manifest, plan, &options, writer, progress).await;
@@ -153,7 +161,12 @@ pub async fn run(args: RestoreArgs, global: &Global) -> anyhow::Result<Outcome> 
                     summary.records_filtered
                 ));
             }
-            details.push(count(summary.groups_committed, "group"));
+            details.push(match summary.groups_committed {
+                0 => count(0, "group"),
+                _ if appended.is_empty() => count(summary.groups_committed, "group"),
+                1 => "1 group (its committed offsets on the topics appended to now point at the restored records)".to_string(),
+                many => format!("{many} groups (their committed offsets on the topics appended to now point at the restored records)"),
+            });
             println!(
                 "restored backup {} into {}: {}, {}, {:.1}s",
                 summary.plan.backup_id,
@@ -178,19 +191,33 @@ fn stored_datadir(source: &str, global: &Global) -> anyhow::Result<Option<Locati
     Ok(Some(global.open_location(source, false)?))
 }
 
-/// `3 topics`, or `3 topics (1 skipped: it already exists, --if-exists skip)`.
+/// `3 topics`, or `3 topics (1 skipped: it already exists, --if-exists skip)`, or with
+/// `(2 appended to: they already exist, --if-exists append)`.
 fn topics_restored(plan: &RestorePlan) -> String {
     let total = count(plan.topics.len(), "topic");
-    match plan
-        .topics
-        .iter()
-        .filter(|topic| topic.action == TopicAction::Skip)
-        .count()
-    {
-        0 => total,
-        1 => format!("{total} (1 skipped: it already exists, --if-exists skip)"),
-        skipped => format!("{total} ({skipped} skipped: they already exist, --if-exists skip)"),
+    let with_action = |action| plan.topics.iter().filter(|t| t.action == action).count();
+    let (skipped, appended) = (
+        with_action(TopicAction::Skip),
+        with_action(TopicAction::Append),
+    );
+    match (skipped, appended) {
+        (0, 0) => total,
+        (1, _) => format!("{total} (1 skipped: it already exists, --if-exists skip)"),
+        (0, 1) => format!("{total} (1 appended to: it already exists, --if-exists append)"),
+        (0, _) => {
+            format!("{total} ({appended} appended to: they already exist, --if-exists append)")
+        }
+        _ => format!("{total} ({skipped} skipped: they already exist, --if-exists skip)"),
     }
+}
+
+/// The existing topics a restore adds its records to (`--if-exists append`).
+fn appended_topics(plan: &RestorePlan) -> Vec<String> {
+    plan.topics
+        .iter()
+        .filter(|topic| topic.action == TopicAction::Append)
+        .map(|topic| topic.target.clone())
+        .collect()
 }
 
 fn print_plan(plan: &RestorePlan) {
@@ -238,8 +265,14 @@ fn print_plan(plan: &RestorePlan) {
         ),
         (None, None) => {}
     }
+    let moves = match appended_topics(plan).is_empty() {
+        true => "",
+        false => {
+            " (on the topics appended to too: this replaces the group's committed offsets there)"
+        }
+    };
     for group in &plan.groups {
-        println!("  commit translated offsets of consumer group {group}");
+        println!("  commit translated offsets of consumer group {group}{moves}");
     }
     if let Some(encryption) = &plan.encryption {
         println!(

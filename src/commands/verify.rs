@@ -1,13 +1,16 @@
 //! `kafkasnap verify`: check every object of a backup; with --against, compare it with a cluster.
 
+use kafkasnap::archive::Manifest;
 use kafkasnap::progress::count;
 use kafkasnap::read::open_backup;
+use kafkasnap::selection::TopicSelection;
 use kafkasnap::verify::{compare_with_cluster, verify_archive, ArchiveReport};
 
 use kafkasnap::store::LockKind;
 
 use super::{
-    damaged_manifest, load_key_file, lock_for_reading, print_json, settings_from, Global, Outcome,
+    damaged_manifest, load_key_file, lock_for_reading, print_json, settings_from, Global,
+    InvalidRequest, Outcome,
 };
 use crate::cli::{OutputFormat, VerifyArgs};
 
@@ -23,6 +26,7 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             args.timeout,
         )?),
     };
+    let selection = TopicSelection::new(&args.include, &args.exclude, false)?;
     let location = global.open_location(&args.location, false)?;
     // Held while verify reads: a prune keeps the backup meanwhile. The manifest is read again
     // under the lock, and a damaged one found either time is a finding.
@@ -59,6 +63,9 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             return Ok(Outcome::ProblemsFound);
         }
     };
+    if client.is_some() {
+        refuse_selecting_nothing(&manifest, &selection)?;
+    }
     let report = verify_archive(&location, &manifest, encryption_key.as_ref(), 4).await?;
     let comparisons = match &client {
         None => None,
@@ -69,6 +76,7 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                 encryption_key.as_ref(),
                 client,
                 &args.topic_map,
+                &selection,
             )
             .await?,
         ),
@@ -116,8 +124,12 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
                 println!("  BAD {}: {}", problem.key, problem.problem);
             }
             if let Some(comparisons) = &comparisons {
+                let scope = match selection.describe() {
+                    given if given.is_empty() => given,
+                    given => format!(" of the topics {given} selects"),
+                };
                 println!(
-                    "compared {} with the cluster: {} differ",
+                    "compared {}{scope} with the cluster: {} differ",
                     count(comparisons.len(), "partition"),
                     differences.len()
                 );
@@ -144,4 +156,27 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     } else {
         Outcome::ProblemsFound
     })
+}
+
+/// `--include`/`--exclude` that leave no topic of the backup to compare are a mistake (exit
+/// code 2), found before anything is read.
+fn refuse_selecting_nothing(
+    manifest: &Manifest,
+    selection: &TopicSelection,
+) -> Result<(), InvalidRequest> {
+    let topics: Vec<&str> = manifest
+        .topics
+        .iter()
+        .filter(|t| !t.internal)
+        .map(|t| t.name.as_str())
+        .collect();
+    if topics.iter().any(|name| selection.matches(name, false)) {
+        return Ok(());
+    }
+    Err(InvalidRequest(format!(
+        "{} select no topic of backup {} to compare; it holds: {}",
+        selection.describe(),
+        manifest.backup_id,
+        topics.join(", ")
+    )))
 }

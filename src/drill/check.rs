@@ -53,6 +53,7 @@ pub(super) async fn check_restore(
         key,
         &options.client,
         &topic_map,
+        &options.selection,
     )
     .await?;
     let mut checked = Checked::default();

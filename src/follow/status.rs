@@ -66,7 +66,7 @@ impl FollowStatus {
         inner.checkpoints += 1;
         inner.records_read += summary.records_read;
         inner.raw_bytes_stored += summary.raw_bytes_read;
-        inner.stored_bytes += summary.stored_bytes_written;
+        inner.stored_bytes += summary.new_stored_bytes;
         inner.offsets_lost_to_retention += summary.offsets_lost_to_retention;
         let mut seen = std::collections::BTreeSet::new();
         for position in &summary.positions {

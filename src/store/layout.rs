@@ -13,7 +13,7 @@
 //! ```
 
 use crate::archive::ShardSpec;
-use crate::archive::{BackupId, Compression};
+use crate::archive::{BackupId, Compression, Manifest};
 
 pub(crate) const BACKUPS_DIR: &str = "backups";
 pub(crate) const MANIFEST_NAME: &str = "manifest.json";
@@ -105,6 +105,32 @@ pub(crate) fn backup_of_key(key: &str) -> Option<BackupId> {
         return None;
     }
     BackupId::parse(id)
+}
+
+/// The segments a backup stored itself, as against those it carries from its parents (an
+/// incremental backup): those whose keys are under its own prefix, or a sharded run's parts'.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OwnSegments {
+    pub segments: u64,
+    pub records: u64,
+    pub stored_bytes: u64,
+}
+
+/// What `manifest`'s backup stored itself (see [`OwnSegments`]).
+pub fn own_segments(manifest: &Manifest) -> OwnSegments {
+    let parts: Vec<&BackupId> = manifest.sharding.iter().flat_map(|s| &s.parts).collect();
+    let mut own = OwnSegments::default();
+    for (_, _, segment) in manifest.segments() {
+        let Some(holder) = backup_of_key(&segment.key) else {
+            continue;
+        };
+        if holder == manifest.backup_id || parts.contains(&&holder) {
+            own.segments += 1;
+            own.records += segment.records;
+            own.stored_bytes += segment.stored_bytes;
+        }
+    }
+    own
 }
 
 /// The key of the segment of `topic`/`partition` whose first record has `first_offset`.

@@ -10,8 +10,8 @@ mod lock;
 mod objects;
 
 pub use backups::BackupListing;
-pub use layout::segment_key;
 pub(crate) use layout::{backup_of_key, segment_key_matches};
+pub use layout::{own_segments, segment_key, OwnSegments};
 pub use location::{Location, StoreOptions};
 pub use lock::{list_locks, release_held_locks, LocationLock, LockKind, LockListing};
 pub(crate) use lock::{LockError, LockInfo};

@@ -4,6 +4,7 @@
 use crate::archive::{ContentHasher, EncryptionKey, Manifest};
 use crate::kafka::{self, ClientSettings};
 use crate::read::{key_for_backup, read_segment};
+use crate::selection::TopicSelection;
 use crate::store::Location;
 use crate::topic_map::TopicMap;
 use crate::Error;
@@ -21,16 +22,20 @@ pub struct PartitionComparison {
     pub note: Option<String>,
 }
 
-/// Compares every partition of the backup with the same partition in the cluster (topics
-/// renamed through `topic_map`). Reads both sides in full.
+/// Compares every partition of the backup's topics that `selection` selects with the same
+/// partition in the cluster (topics renamed through `topic_map`). Reads both sides in full.
 pub async fn compare_with_cluster(
     location: &Location,
     manifest: &Manifest,
     encryption_key: Option<&EncryptionKey>,
     client: &ClientSettings,
     topic_map: &[(String, String)],
+    selection: &TopicSelection,
 ) -> Result<Vec<PartitionComparison>, Error> {
-    let topic_map = TopicMap::check(manifest, topic_map, |topic| !topic.internal)?;
+    let compared = |topic: &crate::archive::TopicBackup| {
+        !topic.internal && selection.matches(&topic.name, topic.internal)
+    };
+    let topic_map = TopicMap::check(manifest, topic_map, compared)?;
     let encryption_key = match manifest.encryption {
         None => None,
         Some(_) => key_for_backup(manifest, encryption_key)?,
@@ -42,7 +47,7 @@ pub async fn compare_with_cluster(
 
     let mut comparisons = Vec::new();
     let mut tasks = Vec::new();
-    for topic in manifest.topics.iter().filter(|t| !t.internal) {
+    for topic in manifest.topics.iter().filter(|t| compared(t)) {
         let target = topic_map.target(&topic.name).to_string();
         let live = cluster.topics.iter().find(|t| t.name == target);
         for partition in &topic.partitions {

@@ -67,11 +67,13 @@ fn partition<'a>(
 }
 
 fn kafkasnap(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
+    let output = Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
         .args(args)
         .env("KAFKASNAP_LOG_LEVEL", "warn")
         .output()
-        .unwrap()
+        .unwrap();
+    crate::harness::assert_no_debug_text(args, &output);
+    output
 }
 
 #[test]

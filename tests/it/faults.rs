@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::fixture::path_str;
 use crate::harness::{
-    backup_in_flight, backup_in_flight_to, create_topic, fidelity_record, files_under, fill_bulk,
-    has_manifest, kafkasnap, kafkasnap_ok, produce, stderr_of, topic_names, Broker, S3Server,
-    TestRecord, S3_SECRET,
+    assert_no_debug_text, backup_in_flight, backup_in_flight_to, create_topic, fidelity_record,
+    files_under, fill_bulk, has_manifest, kafkasnap, kafkasnap_command, kafkasnap_ok, produce,
+    stderr_of, topic_names, Broker, S3Server, TestRecord, S3_SECRET,
 };
 
 /// The `records` total a published backup's manifest reports (`show --output json`).
@@ -37,7 +37,9 @@ pub(crate) fn wait_bounded(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().unwrap()
+    let output = child.wait_with_output().unwrap();
+    assert_no_debug_text(&["(a run waited for)"], &output);
+    output
 }
 
 #[test]
@@ -86,15 +88,9 @@ fn a_broker_killed_mid_backup_and_restarted_loses_no_record() {
     // snapshot waits for it (up to --timeout) instead of failing on the first attempt.
     broker.kill();
     let again = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
-        .args([
-            "backup",
-            "-b",
-            &broker.bootstrap,
-            "--to",
-            path_str(again.path()),
-        ])
-        .args(["--no-progress", "--output", "json"])
+    let child = kafkasnap_command(&["backup", "-b", &broker.bootstrap, "--to"])
+        .arg(path_str(again.path()))
+        .args(["--output", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

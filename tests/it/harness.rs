@@ -274,14 +274,44 @@ impl Drop for S3Server {
     }
 }
 
-/// Runs the kafkasnap binary with `args` (and extra environment); returns its output.
+/// Runs the kafkasnap binary with `args` (and extra environment), without progress; returns
+/// its output, checked for Rust debug text ([`assert_no_debug_text`]).
 pub fn kafkasnap(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
-    command.args(args).arg("--no-progress").stdin(Stdio::null());
+    let mut command = kafkasnap_command(args);
+    command.stdin(Stdio::null());
     for (key, value) in env {
         command.env(key, value);
     }
-    command.output().expect("run kafkasnap")
+    let output = command.output().expect("run kafkasnap");
+    assert_no_debug_text(args, &output);
+    output
+}
+
+/// The kafkasnap binary with `args`, progress off (through its environment variable, which
+/// every command takes, where `--no-progress` is refused by those that show none).
+pub fn kafkasnap_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
+    command.args(args).env("KAFKASNAP_NO_PROGRESS", "1");
+    command
+}
+
+/// Fails the test if kafkasnap's output holds Rust debug text (`Some(..)`, `None`): every
+/// command the suite runs is checked through here.
+pub fn assert_no_debug_text(args: &[&str], output: &Output) {
+    assert_no_debug_text_in(args, &String::from_utf8_lossy(&output.stdout));
+    assert_no_debug_text_in(args, &String::from_utf8_lossy(&output.stderr));
+}
+
+/// [`assert_no_debug_text`] for text already read.
+pub fn assert_no_debug_text_in(args: &[&str], text: &str) {
+    static DEBUG_TEXT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let debug_text = DEBUG_TEXT.get_or_init(|| regex::Regex::new(r"Some\(|\bNone\b").unwrap());
+    if let Some(found) = debug_text.find(text) {
+        panic!(
+            "kafkasnap {args:?} printed Rust debug text {:?}:\n{text}",
+            found.as_str()
+        );
+    }
 }
 
 /// Like [`kafkasnap`], but fails the test (showing stderr) unless it exits 0.
@@ -651,9 +681,8 @@ pub fn backup_in_flight_until(
     extra: &[&str],
     segment_seen: impl Fn() -> bool,
 ) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
+    let mut command = kafkasnap_command(&["backup", "-b", &broker.bootstrap, "--to", to]);
     command
-        .args(["backup", "-b", &broker.bootstrap, "--to", to])
         .args([
             "--segment-bytes",
             "65536",
@@ -661,7 +690,6 @@ pub fn backup_in_flight_until(
             "gzip",
             "--level",
             "9",
-            "--no-progress",
         ])
         .args(extra)
         .stderr(Stdio::piped());

@@ -14,21 +14,21 @@ fn batch(partitions: i32, from: usize, count: usize) -> Vec<TestRecord> {
         .collect()
 }
 
+/// `backup --incremental` of `source` into `to`, with `extra` arguments; what it printed.
+fn incremental_backup(source: &Broker, to: &str, extra: &[&str]) -> String {
+    let args = [
+        "backup",
+        "-b",
+        &source.bootstrap,
+        "--to",
+        to,
+        "--incremental",
+    ];
+    kafkasnap_ok(&[&args[..], extra].concat(), &[])
+}
+
 fn backup(source: &Broker, to: &str) -> serde_json::Value {
-    let out = kafkasnap_ok(
-        &[
-            "backup",
-            "-b",
-            &source.bootstrap,
-            "--to",
-            to,
-            "--incremental",
-            "--output",
-            "json",
-        ],
-        &[],
-    );
-    serde_json::from_str(&out).unwrap()
+    serde_json::from_str(&incremental_backup(source, to, &["--output", "json"])).unwrap()
 }
 
 #[test]
@@ -118,6 +118,55 @@ fn an_incremental_chain_restores_each_point_exactly() {
             ),
         }
     }
+
+    // What each run stored itself, beside the chain's totals: in the summary and in ls.
+    for summary in [&first, &second, &third] {
+        let (new, all) = (&summary["new_stored_bytes"], &summary["stored_bytes"]);
+        assert!(new.as_u64().unwrap() > 0, "{summary}");
+        match summary["parent"].is_null() {
+            true => assert_eq!(new, all, "a full backup stores all it holds: {summary}"),
+            false => assert!(new.as_u64() < all.as_u64(), "{summary}"),
+        }
+    }
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&kafkasnap_ok(&["ls", to, "-o", "json"], &[])).unwrap();
+    for summary in [&first, &second, &third] {
+        let entry = listed
+            .iter()
+            .find(|e| e["backup_id"] == summary["backup_id"])
+            .unwrap();
+        for (listed_as, summed_as) in [
+            ("new_segments", "new_segments"),
+            ("new_stored_bytes", "new_stored_bytes"),
+            ("stored_bytes", "stored_bytes"),
+        ] {
+            assert_eq!(entry[listed_as], summary[summed_as], "{listed_as}: {entry}");
+        }
+        assert!(entry["new_segments"].as_u64() <= entry["segments"].as_u64());
+    }
+    let third_entry = listed
+        .iter()
+        .find(|e| e["backup_id"] == third["backup_id"])
+        .unwrap();
+    assert_eq!(third_entry["new_records"], 200, "{third_entry}");
+    let table = kafkasnap_ok(&["ls", to], &[]);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .contains("STORED  NEW STORED  PARENT"),
+        "{table}"
+    );
+    produce(&source.bootstrap, "orders", &batch(2, 1_700, 10));
+    let text = incremental_backup(&source, to, &[]);
+    assert!(
+        text.contains(&format!(
+            "  incremental on {}: this run read 10 records, stored ",
+            third["backup_id"].as_str().unwrap()
+        )) && text.contains(" in 2 new segments (the totals above are the whole chain's)"),
+        "{text}"
+    );
 
     // Keeping only the newest backup keeps the parents it is built on.
     kafkasnap_ok(&["prune", to, "--keep-last", "1"], &[]);

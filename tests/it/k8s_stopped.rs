@@ -424,6 +424,7 @@ async fn the_cli_takes_a_stopped_backup_and_sigterm_puts_things_back() {
     .await
     .unwrap();
     assert_eq!(output.0.code(), Some(130), "{}", output.1);
+    crate::harness::assert_no_debug_text_in(&["datadir", "backup"], &output.1);
     assert!(output.1.contains("interrupted"), "{}", output.1);
     assert_put_back(&cluster, &interrupted_to, 1);
 }

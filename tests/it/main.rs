@@ -14,6 +14,7 @@ mod follow;
 mod fuzz_regressions;
 mod harness;
 mod incremental;
+mod json_shapes;
 mod k8s_exec;
 mod k8s_helper;
 mod k8s_restore;

@@ -13,6 +13,7 @@ fn with_progress(args: &[&str]) -> (String, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run kafkasnap");
+    crate::harness::assert_no_debug_text(args, &output);
     let stderr = stderr_of(&output);
     assert!(output.status.success(), "{args:?}: {stderr}");
     (String::from_utf8(output.stdout).unwrap(), stderr)

@@ -345,14 +345,7 @@ fn s3_without_credentials_names_the_missing_variables_and_asks_nobody() {
     let run = |extra_env: &[(&str, &str)]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"));
         command
-            .args([
-                "--no-progress",
-                "backup",
-                "-b",
-                &unreachable,
-                "--to",
-                "s3://bucket/x",
-            ])
+            .args(["backup", "-b", &unreachable, "--to", "s3://bucket/x"])
             .stdin(std::process::Stdio::null());
         for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("AWS_")) {
             command.env_remove(key);
@@ -360,6 +353,7 @@ fn s3_without_credentials_names_the_missing_variables_and_asks_nobody() {
         command.envs(extra_env.iter().copied());
         let started = std::time::Instant::now();
         let output = command.output().unwrap();
+        crate::harness::assert_no_debug_text(&["backup", "--to", "s3://bucket/x"], &output);
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
         stderr_of(&output)

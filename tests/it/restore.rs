@@ -327,17 +327,26 @@ fn if_exists_skip_and_append_and_skip_groups() {
         ORDERS_PER_PARTITION * 3
     );
 
-    kafkasnap_ok(
-        &[
-            "restore",
-            "-b",
-            &target.bootstrap,
-            "--from",
-            from,
-            "--if-exists",
-            "append",
-        ],
-        &[],
+    let append = ["restore", "-b", &target.bootstrap, "--from", from];
+    let append = [&append[..], &["--if-exists", "append"]].concat();
+    // The plan, the log and the summary say that the group offsets move too.
+    let plan = kafkasnap_ok(&[&append[..], &["--dry-run"]].concat(), &[]);
+    assert!(
+        plan.contains(&format!("  append to topic {ORDERS}: 3 partitions,"))
+            && plan.contains(&format!("  commit translated offsets of consumer group {GROUP} (on the topics appended to too: this replaces the group's committed offsets there)")),
+        "{plan}"
+    );
+    let output = kafkasnap(&append, &[]);
+    let (summary, log) = (String::from_utf8_lossy(&output.stdout), stderr_of(&output));
+    assert!(output.status.success(), "{log}");
+    assert!(
+        summary.contains("1 topic (1 appended to: it already exists, --if-exists append)")
+            && summary.contains("1 group (its committed offsets on the topics appended to now point at the restored records)"),
+        "{summary}"
+    );
+    assert!(
+        log.contains(&format!("--if-exists append: restoring after the records already in {ORDERS}; the committed offsets of groups {GROUP} there are set to where the restored records land")),
+        "{log}"
     );
     let appended = read_all(&target.bootstrap, ORDERS, ORDERS_PARTITIONS);
     for (partition, records) in appended.iter().enumerate() {

@@ -22,6 +22,7 @@ fn sigterm_stops_a_backup_cleanly_and_publishes_nothing() {
         .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
+    crate::harness::assert_no_debug_text(&["backup"], &output);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(
@@ -136,6 +137,7 @@ fn a_broker_lost_mid_backup_fails_it_in_bounded_time_and_publishes_nothing() {
     broker.kill();
     let stopped = Instant::now();
     let output = child.wait_with_output().unwrap();
+    crate::harness::assert_no_debug_text(&["backup"], &output);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("bulk/0 made no progress"), "{stderr}");

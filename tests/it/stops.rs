@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    backup_to, contents, create_topic, fidelity_record, fill_bulk, has_manifest, kafkasnap_ok,
-    produce, read_all, Broker,
+    assert_no_debug_text, backup_to, contents, create_topic, fidelity_record, fill_bulk,
+    has_manifest, kafkasnap_command, kafkasnap_ok, produce, read_all, Broker,
 };
 use crate::resume::{end_offsets, PARTITIONS, RECORDS, TOPIC};
 
@@ -56,9 +56,7 @@ impl Drop for SilentBroker {
 }
 
 pub(crate) fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
-        .args(args)
-        .arg("--no-progress")
+    kafkasnap_command(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,7 +86,9 @@ pub(crate) fn wait_at_most(mut child: Child, limit: Duration, what: &str) -> Out
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    child.wait_with_output().unwrap()
+    let output = child.wait_with_output().unwrap();
+    assert_no_debug_text(&[what], &output);
+    output
 }
 
 /// Runs `args`, sends `signal` 1 s after the start, and checks it ends with 130 within 3 s.

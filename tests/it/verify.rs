@@ -278,3 +278,83 @@ fn a_damaged_manifest_is_a_damaged_backup_for_verify_and_ls() {
         "{text}"
     );
 }
+
+/// After restoring one topic of a two-topic backup, `verify --against` with `--include` that
+/// topic (or `--exclude` the other) compares only it and passes; without, it fails naming the
+/// topic the cluster lacks. A selection that leaves nothing to compare is refused (exit 2).
+#[test]
+fn verify_against_a_partial_restore_compares_the_selected_topics() {
+    use crate::harness::{create_topic, fidelity_record, produce, restore_from};
+    let source = Broker::start("verify-partial-source");
+    for (topic, partitions) in [("orders", 2), ("payments", 1)] {
+        create_topic(&source.bootstrap, topic, partitions, &[]);
+        let records: Vec<_> = (0..40)
+            .map(|i| fidelity_record(i % partitions, i as usize))
+            .collect();
+        produce(&source.bootstrap, topic, &records);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let from = path_str(dir.path());
+    crate::harness::backup_to(&source.bootstrap, dir.path(), &[]);
+    let target = Broker::start("verify-partial-target");
+    restore_from(&target.bootstrap, from, &["--include", "orders"]);
+
+    let against = [
+        "verify",
+        from,
+        "--against",
+        &target.bootstrap,
+        "--timeout",
+        "20s",
+    ];
+    let selected = kafkasnap_ok(&[&against[..], &["--include", "ord.*"]].concat(), &[]);
+    assert!(
+        selected.contains("compared 2 partitions of the topics --include ord.* selects with the cluster: 0 differ")
+            && selected.trim_end().ends_with("OK"),
+        "{selected}"
+    );
+    let excluded: serde_json::Value = serde_json::from_str(&kafkasnap_ok(
+        &[&against[..], &["--exclude", "payments", "-o", "json"]].concat(),
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(excluded["ok"], true, "{excluded}");
+    let compared: Vec<&str> = excluded["comparison"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(compared, ["orders", "orders"], "{excluded}");
+
+    let whole = kafkasnap(&against, &[]);
+    let printed = String::from_utf8_lossy(&whole.stdout);
+    assert_eq!(
+        whole.status.code(),
+        Some(3),
+        "{printed}{}",
+        stderr_of(&whole)
+    );
+    assert!(
+        printed.contains("DIFF payments/0: backup 40 records, cluster -: topic payments does not exist in the cluster")
+            && printed.contains("FAILED"),
+        "{printed}"
+    );
+
+    let nothing = kafkasnap(&[&against[..], &["--include", "refunds"]].concat(), &[]);
+    assert_eq!(nothing.status.code(), Some(2), "{}", stderr_of(&nothing));
+    assert!(
+        stderr_of(&nothing).contains("--include refunds select no topic of backup")
+            && stderr_of(&nothing).contains("it holds: orders, payments"),
+        "{}",
+        stderr_of(&nothing)
+    );
+    // Without --against the whole backup is checked: a selection there is refused.
+    let alone = kafkasnap(&["verify", from, "--include", "orders"], &[]);
+    assert_eq!(alone.status.code(), Some(2), "{}", stderr_of(&alone));
+    assert!(
+        stderr_of(&alone).contains("--against"),
+        "{}",
+        stderr_of(&alone)
+    );
+}
