@@ -29,6 +29,7 @@ use chain::{
 };
 
 mod chain;
+mod compact;
 mod pipeline;
 mod publish;
 pub mod shard;
@@ -327,7 +328,34 @@ async fn backup_under_lock(
         })
         .collect();
     let raw_bytes_read = segments.values().flatten().map(|s| s.raw_bytes).sum();
-    let topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes, carried);
+    let mut topics = assemble_topics(&selected, configs, &tasks, segments, &outcomes, carried);
+    let parent_id = parent.as_ref().map(|p| p.backup_id.clone());
+    let delta_depth = match (&options.delta_chain_limit, &parent_depth) {
+        // A reader refuses a delta whose parent's id is not smaller than its own (a clock
+        // that stepped back): list every segment then.
+        _ if parent_id.as_ref().is_some_and(|p| *p >= backup_id) => None,
+        (Some(limit), Some(depth)) if depth + 1 < *limit => Some(depth + 1),
+        _ => None,
+    };
+    if options.delta_chain_limit.is_some() && delta_depth.is_none() && parent.is_some() {
+        // A follower's checkpoint that lists every segment: its small ones merged first.
+        let writer = compact::writer_for(location, &backup_id, &options);
+        let key = options.encryption_key.as_ref();
+        let done = compact::compact_small_segments(
+            &writer,
+            &mut topics,
+            options.segment_bytes as u64,
+            key,
+        )
+        .await?;
+        if done.segments_read > 0 {
+            tracing::info!(
+                segments_read = done.segments_read,
+                segments_written = done.segments_written,
+                "small segments of earlier checkpoints merged"
+            );
+        }
+    }
     for topic in &selected {
         if topic.replication_factor == 0 {
             warnings.push(format!(
@@ -361,10 +389,6 @@ async fn backup_under_lock(
         return Err(Error::Interrupted);
     }
     lock.check_held("the backup was not published").await?;
-    let delta_depth = match (&options.delta_chain_limit, &parent_depth) {
-        (Some(limit), Some(depth)) if depth + 1 < *limit => Some(depth + 1),
-        _ => None,
-    };
     let publish_as = match (&options.shard, delta_depth) {
         (Some(spec), _) => PublishAs::ShardPart {
             spec,
@@ -375,7 +399,6 @@ async fn backup_under_lock(
         (None, None) => PublishAs::Complete,
     };
     let delta = matches!(publish_as, PublishAs::Delta { .. });
-    let parent_id = manifest.parent.clone();
     let (published_id, shard) = publish(
         location,
         manifest,

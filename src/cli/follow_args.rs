@@ -16,7 +16,7 @@ pub struct FollowArgs {
         long,
         env = "KAFKASNAP_FOLLOW",
         value_parser = BoolishValueParser::new(),
-        conflicts_with_all = ["shard", "shards", "shard_run", "pushgateway"]
+        conflicts_with_all = ["shard", "shards", "shard_run"]
     )]
     pub follow: bool,
     /// With --follow: how often to publish a checkpoint, from 100ms to 24h [default: 60s].
@@ -45,6 +45,7 @@ pub struct FollowArgs {
         long,
         value_name = "ADDRESS",
         env = "KAFKASNAP_METRICS_LISTEN",
+        value_parser = parse_listen_address,
         requires = "follow"
     )]
     pub metrics_listen: Option<String>,
@@ -63,4 +64,16 @@ fn parse_checkpoint_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
+}
+
+/// `HOST:PORT` (`[v6]:PORT` too); whether HOST resolves is found out when it is bound.
+fn parse_listen_address(text: &str) -> Result<String, String> {
+    let shape = "is not HOST:PORT (e.g. 127.0.0.1:9400, or 0.0.0.0:9400 in a pod)";
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} {shape}"))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("{text:?} {shape}"));
+    }
+    Ok(text.to_string())
 }

@@ -76,6 +76,10 @@ pub async fn run(args: BackupArgs, global: &Global) -> anyhow::Result<Outcome> {
     };
     let location = global.open_location(&args.to, true)?;
     if args.follow.follow {
+        if args.pushgateway.is_some() {
+            // From the environment too (one ConfigMap for the CronJobs and the follower).
+            tracing::warn!("--pushgateway is for one-off runs such as CronJobs and is ignored by --follow; scrape the follower's --metrics-listen address instead");
+        }
         return super::follow::run(options, &args.follow, location, global).await;
     }
     let progress = Arc::new(Progress::default());

@@ -223,6 +223,11 @@ impl StopPolicy {
     fn of(command: &Command) -> StopPolicy {
         use crate::cli::DatadirCommand;
         let (notice, grace, unfinished) = match command {
+            Command::Backup(args) if args.follow.follow => (
+                "stopping the follower; the checkpoint being taken will not be published",
+                Some(STOP_GRACE),
+                "the last checkpoint was not published; the checkpoints published before it stand, and the follower, started again, continues from the newest",
+            ),
             Command::Backup(_) => (
                 "stopping the backup; it will not be published",
                 Some(STOP_GRACE),

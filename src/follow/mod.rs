@@ -98,13 +98,23 @@ async fn follow_under_lock(
                 at: round_clock + options.checkpoint_interval,
             }
         };
+        // Each checkpoint gets a stop flag of its own, set by the hard stop: a failed upload
+        // sets it to stop its checkpoint's read, which must not stop the next checkpoint.
+        let round_cancel = Arc::new(AtomicBool::new(false));
+        let mirror = tokio::spawn(mirror_flag(
+            Arc::clone(&options.backup.cancel),
+            Arc::clone(&round_cancel),
+        ));
         let backup = BackupOptions {
             incremental: true,
             delta_chain_limit: Some(options.full_every),
             finish_early: Some(finish_early),
+            cancel: round_cancel,
             ..options.backup.clone()
         };
-        match run_backup(location, backup, Arc::new(Progress::default())).await {
+        let result = run_backup(location, backup, Arc::new(Progress::default())).await;
+        mirror.abort();
+        match result {
             Ok(checkpoint) => {
                 options
                     .status
@@ -132,7 +142,7 @@ async fn follow_under_lock(
                 summary.records_read += checkpoint.records_read;
                 summary.last_checkpoint = Some(checkpoint);
             }
-            Err(err) if err.is_interrupted() => return Err(err),
+            Err(err) if options.backup.cancel.load(Ordering::Relaxed) => return Err(err),
             Err(err) if summary.checkpoints == 0 && summary.failures == 0 => return Err(err),
             Err(err) if last_round || options.stop.load(Ordering::Relaxed) => return Err(err),
             Err(err) => {
@@ -146,6 +156,14 @@ async fn follow_under_lock(
         }
         wait_for_next_round(round_clock + options.checkpoint_interval, &options.stop).await;
     }
+}
+
+/// Sets `to` once `from` is set (checked every 50 ms; the task is aborted when no longer needed).
+async fn mirror_flag(from: Arc<AtomicBool>, to: Arc<AtomicBool>) {
+    while !from.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    to.store(true, Ordering::Relaxed);
 }
 
 /// Sleeps until `at`, or until `stop` is set.

@@ -13,8 +13,11 @@ use super::status::{FollowStatus, Health};
 
 /// The largest request head read; anything longer is answered 431.
 const MAX_REQUEST_HEAD: usize = 8192;
-/// How long a client may take to send its request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its request and read the answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed at once, so that a flood of them cannot use
+/// up the file descriptors the follower's Kafka and store connections need.
+const MAX_CONNECTIONS: usize = 32;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +41,19 @@ pub async fn serve_status(
     let listener = TcpListener::bind(address).await.map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;
     tracing::info!(address = %bound, "serving /metrics and /healthz");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(answer(stream, Arc::clone(&status)));
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        continue; // dropped: closed
+                    };
+                    let status = Arc::clone(&status);
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(ANSWER_TIMEOUT, answer(stream, status)).await;
+                        drop(slot);
+                    });
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "metrics endpoint: accept failed");
@@ -55,13 +66,13 @@ pub async fn serve_status(
 }
 
 async fn answer(mut stream: TcpStream, status: Arc<FollowStatus>) {
-    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Ok(Some(head))) => head,
-        Ok(Ok(None)) => {
+    let head = match read_head(&mut stream).await {
+        Ok(Some(head)) => head,
+        Ok(None) => {
             let _ = respond(&mut stream, 431, "text/plain", "request head too large\n").await;
             return;
         }
-        Ok(Err(_)) | Err(_) => return,
+        Err(_) => return,
     };
     let (code, content_type, body) = route(&head, &status);
     let _ = respond(&mut stream, code, content_type, &body).await;

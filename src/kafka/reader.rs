@@ -157,7 +157,13 @@ pub(crate) fn read_partitions<S: RecordSink>(
         )
         .create()
         .map_err(|source| KafkaError::BadSetting { source })?;
-    let mut pending: VecDeque<usize> = (0..tasks.len()).collect();
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    if options.finish_early.is_some() {
+        // A read that may end early starts with the partitions furthest behind, so none is
+        // left unread round after round.
+        order.sort_by_key(|&t| std::cmp::Reverse(tasks[t].listed_end - tasks[t].start_offset));
+    }
+    let mut pending: VecDeque<usize> = order.into();
     let mut active: Vec<ActivePartition> = Vec::new();
     let parallelism = options.parallelism.max(1);
     let mut records_since_check = 0u32;

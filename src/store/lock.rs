@@ -220,34 +220,60 @@ impl LocationLock {
         lock.wait_for_prunes(cancel).await
     }
 
-    /// Takes a follower's lock (a shared backup lock, for the follower's whole run), refusing
-    /// when another follower's lock is live at `location`; then waits for prunes as
-    /// [`Self::shared`] does. Two followers that start together both refuse.
+    /// Takes a follower's lock (a shared backup lock, for the follower's whole run), then waits
+    /// for prunes as [`Self::shared`] does. Another follower's lock that is live at `location`
+    /// is watched first: if its holder refreshes it, this follower refuses (two followers that
+    /// start together both refuse); if it goes stale or away unrefreshed (the lock of a
+    /// follower that was killed, whose restarted pod cannot tell it was its own), this one
+    /// goes on. That takes at most [`STALE_AFTER`]; an interrupt stops the wait.
     pub async fn follower(
         location: &Location,
         cancel: &AtomicBool,
     ) -> Result<LocationLock, LockError> {
         let lock = Self::write(location, LockKind::Backup, [], [], true).await?;
-        let listing = match list_locks(location, SystemTime::now()).await {
-            Ok(listing) => listing,
-            Err(err) => {
-                lock.release().await;
-                return Err(err.into());
+        let mut watched: Option<(String, SystemTime)> = None;
+        loop {
+            let listing = match list_locks(location, SystemTime::now()).await {
+                Ok(listing) => listing,
+                Err(err) => {
+                    lock.release().await;
+                    return Err(err.into());
+                }
+            };
+            let other = listing
+                .live
+                .iter()
+                .find(|l| l.key != lock.key && l.info.as_ref().is_some_and(|info| info.follower));
+            let Some(other) = other else {
+                return lock.wait_for_prunes(cancel).await;
+            };
+            match &watched {
+                Some((key, seen)) if *key == other.key && other.last_modified > *seen => {
+                    let other = other.describe();
+                    lock.release().await;
+                    return Err(LockError::FollowerRunning {
+                        location: location.display().to_string(),
+                        other,
+                    });
+                }
+                Some((key, _)) if *key == other.key => {}
+                _ => {
+                    tracing::warn!(
+                        "another follower's lock is at {} ({}): waiting to see whether it is still refreshed (then this one stops) or goes stale, as a killed follower's does (then this one goes on)",
+                        location.display(),
+                        other.describe()
+                    );
+                    watched = Some((other.key.clone(), other.last_modified));
+                }
             }
-        };
-        let other = listing
-            .live
-            .iter()
-            .find(|l| l.key != lock.key && l.info.as_ref().is_some_and(|info| info.follower));
-        if let Some(other) = other {
-            let other = other.describe();
-            lock.release().await;
-            return Err(LockError::FollowerRunning {
-                location: location.display().to_string(),
-                other,
-            });
+            if cancel.load(Ordering::Relaxed) {
+                lock.release().await;
+                return Err(LockError::Interrupted {
+                    location: location.display().to_string(),
+                });
+            }
+            tokio::time::sleep(POLL_EVERY * 4).await;
         }
-        lock.wait_for_prunes(cancel).await
     }
 
     /// Waits while a live prune holds the location (see [`Self::shared`]); on failure the

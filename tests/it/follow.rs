@@ -436,3 +436,59 @@ fn prune_frees_checkpoints_no_kept_one_needs() {
         contents(&by_partition(&records, 2))
     );
 }
+
+#[test]
+fn checkpoints_that_list_every_segment_merge_the_small_ones() {
+    let source = Broker::start("follow-compact");
+    create_topic(&source.bootstrap, "ticks", 2, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path()).to_string();
+    let producer = produce_steadily(
+        &source.bootstrap,
+        "ticks",
+        40,
+        4,
+        Duration::from_millis(100),
+    );
+    let follower = start_follower(
+        &source.bootstrap,
+        &to,
+        &[],
+        &["--checkpoint-interval", "100ms", "--full-every", "5"],
+    );
+    let produced = producer.join().unwrap();
+    wait_until("every record checkpointed", Duration::from_secs(30), || {
+        complete_backups(&to, &[]).last().unwrap().1 == produced.len() as u64
+    });
+    signal(&follower, "TERM");
+    let output = follower.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+
+    // Every manifest that lists every segment lists a few per partition (the merged run, and
+    // what it stored itself), not one per checkpoint before it.
+    let mut complete_listings = 0;
+    for (id, _) in complete_backups(&to, &[]) {
+        let path = dir.path().join("backups").join(&id).join("manifest.json");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        if json["format_version"] != 2 {
+            continue;
+        }
+        complete_listings += 1;
+        for partition in json["topics"][0]["partitions"].as_array().unwrap() {
+            let segments = partition["segments"].as_array().unwrap().len();
+            assert!(segments <= 3, "{id}: {segments} segments in one partition");
+        }
+    }
+    assert!(complete_listings >= 3, "{complete_listings}");
+
+    // Pruned to the newest, the merged segments are what it reads: restore is exact.
+    kafkasnap_ok(&["prune", &to, "--keep-last", "1", "--grace", "0s"], &[]);
+    kafkasnap_ok(&["verify", &to, "--backup", "latest"], &[]);
+    let target = Broker::start("follow-compact-dst");
+    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "ticks", 2)),
+        contents(&by_partition(&produced, 2))
+    );
+}

@@ -132,8 +132,36 @@ fn every_command_prints_the_json_shape_docs_cli_json_describes() {
     assert_shape(&shapes, "backup", &incremental);
     assert!(incremental["parent"].is_string(), "{incremental}");
 
+    // A follower prints its summary when stopped: one checkpoint here, then SIGTERM.
+    let follower = std::process::Command::new(env!("CARGO_BIN_EXE_kafkasnap"))
+        .args(["backup", "-b", b, "--to", at, "--follow", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while json_of(&["ls", at]).as_array().unwrap().len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let output = follower.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let followed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_shape(&shapes, "backup --follow", &followed);
+    assert_shape(&shapes, "backup", &followed["last_checkpoint"]);
+    assert_eq!(followed["checkpoints"], 2, "{followed}");
+
     let listed = json_of(&["ls", at]);
-    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
     for entry in listed.as_array().unwrap() {
         assert_shape(&shapes, "ls", entry);
     }
