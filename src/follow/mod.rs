@@ -120,6 +120,9 @@ async fn follow_under_lock(
                     .status
                     .checkpoint_published(&checkpoint, read_started);
                 log_topic_changes(&mut followed, &checkpoint);
+                for warning in &checkpoint.warnings {
+                    tracing::warn!(checkpoint = %checkpoint.backup_id, "{warning}");
+                }
                 if let Some(id) = BackupId::parse(&checkpoint.backup_id) {
                     if let Err(err) = lock.protect_only(id).await {
                         tracing::warn!("could not rewrite the follower's lock: {err}");
