@@ -492,3 +492,73 @@ fn checkpoints_that_list_every_segment_merge_the_small_ones() {
         contents(&by_partition(&produced, 2))
     );
 }
+
+#[test]
+fn a_follower_rides_out_a_broker_outage_counting_the_failed_checkpoints() {
+    let s3 = S3Server::start("unused");
+    let mut broker = Broker::start_persistent("follow-outage", &s3, "tansu");
+    create_topic(&broker.bootstrap, "orders", 2, &[]);
+    let first: Vec<TestRecord> = (0..50)
+        .map(|i| fidelity_record(i % 2, i as usize))
+        .collect();
+    produce(&broker.bootstrap, "orders", &first);
+    let dir = tempfile::tempdir().unwrap();
+    let to = path_str(dir.path()).to_string();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let follower = start_follower(
+        &broker.bootstrap,
+        &to,
+        &[],
+        &[
+            "--checkpoint-interval",
+            "500ms",
+            "--metrics-listen",
+            &listen,
+            "--timeout",
+            "3s",
+            "--stall-timeout",
+            "3s",
+        ],
+    );
+    wait_until("a first checkpoint", Duration::from_secs(30), || {
+        complete_backups(&to, &[]).len() >= 1
+    });
+
+    // The broker goes away: checkpoints fail, are counted, and the follower keeps running.
+    broker.kill();
+    wait_until(
+        "a failed checkpoint counted",
+        Duration::from_secs(60),
+        || {
+            http_get(port, "/metrics")
+                .is_some_and(|(_, m)| !m.contains("kafkasnap_follow_failures_total 0\n"))
+        },
+    );
+    broker.restart();
+    let second: Vec<TestRecord> = (50..80)
+        .map(|i| fidelity_record(i % 2, i as usize))
+        .collect();
+    produce(&broker.bootstrap, "orders", &second);
+    wait_until(
+        "a checkpoint after the outage",
+        Duration::from_secs(60),
+        || complete_backups(&to, &[]).last().unwrap().1 == 80,
+    );
+    signal(&follower, "TERM");
+    let output = follower.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("checkpoint failed; trying again"),
+        "{stderr}"
+    );
+
+    let target = Broker::start("follow-outage-dst");
+    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
+    let all: Vec<TestRecord> = first.into_iter().chain(second).collect();
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "orders", 2)),
+        contents(&by_partition(&all, 2))
+    );
+}
