@@ -562,3 +562,88 @@ fn a_follower_rides_out_a_broker_outage_counting_the_failed_checkpoints() {
         contents(&by_partition(&all, 2))
     );
 }
+
+#[test]
+fn an_encrypted_follower_seals_every_checkpoint_and_a_forged_delta_is_refused() {
+    let source = Broker::start("follow-sealed");
+    create_topic(&source.bootstrap, "orders", 2, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (key_file, _) = crate::encryption::write_key(keys.path(), "follow.key");
+    let key_file = path_str(&key_file).to_string();
+    let to = path_str(dir.path()).to_string();
+    let producer = produce_steadily(
+        &source.bootstrap,
+        "orders",
+        12,
+        10,
+        Duration::from_millis(100),
+    );
+    let follower = start_follower(
+        &source.bootstrap,
+        &to,
+        &[],
+        &[
+            "--checkpoint-interval",
+            "200ms",
+            "--full-every",
+            "50",
+            "--key-file",
+            &key_file,
+        ],
+    );
+    let produced = producer.join().unwrap();
+    wait_until("every record checkpointed", Duration::from_secs(30), || {
+        complete_backups(&to, &[]).last().unwrap().1 == produced.len() as u64
+    });
+    signal(&follower, "TERM");
+    let output = follower.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let backups = complete_backups(&to, &[]);
+    assert!(backups.len() >= 3, "{backups:?}");
+    for (id, _) in &backups {
+        assert!(
+            dir.path()
+                .join("backups")
+                .join(id)
+                .join("manifest.seal")
+                .exists(),
+            "{id} has no seal"
+        );
+    }
+    let target = Broker::start("follow-sealed-dst");
+    restore_from(
+        &target.bootstrap,
+        &to,
+        &["--backup", "latest", "--key-file", &key_file],
+    );
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, "orders", 2)),
+        contents(&by_partition(&produced, 2))
+    );
+
+    // A delta in the middle of the chain, altered by whoever can write to the bucket: the
+    // newest checkpoint, which folds it, is refused under the key.
+    let middle = &backups[backups.len() / 2].0;
+    let manifest = dir
+        .path()
+        .join("backups")
+        .join(middle)
+        .join("manifest.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(json["format_version"], 3, "{middle} is not a delta");
+    json["warnings"] = serde_json::json!(["forged"]);
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    let refused = kafkasnap(
+        &["verify", &to, "--backup", "latest", "--key-file", &key_file],
+        &[],
+    );
+    assert_ne!(refused.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    let stderr = stderr_of(&refused);
+    assert!(
+        stdout.contains(middle.as_str()) || stderr.contains(middle.as_str()),
+        "the forged {middle} is not named:\n{stdout}\n{stderr}"
+    );
+}
