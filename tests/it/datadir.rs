@@ -801,3 +801,28 @@ fn datadir_not_a_data_dir_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither a directory nor a tar archive"));
 }
+
+#[test]
+fn datadir_inspect_prints_the_json_shape_docs_cli_json_describes() {
+    let Some(fixtures) = fixtures() else { return };
+    let log = fixtures.join("kafka-python-test-vectors/control_batch_data_v2.bin");
+    let root = data_dir_with(&log, "ctl-0");
+    let out = kafkasnap(&[
+        "datadir",
+        "inspect",
+        root.path().to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    // Corruption found: exit 3, with the report on stdout all the same.
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shapes = crate::json_shapes::documented_shapes();
+    crate::json_shapes::assert_shape(&shapes, "datadir inspect", &report);
+    assert_eq!(report["problems"].as_array().unwrap().len(), 1, "{report}");
+}

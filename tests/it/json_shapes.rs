@@ -13,13 +13,13 @@ use crate::harness::{
 
 /// One documented key: the JSON types it may have, and whether it may be left out.
 #[derive(Debug)]
-struct KeyShape {
+pub(crate) struct KeyShape {
     types: Vec<&'static str>,
     optional: bool,
 }
 
 /// The tables of docs/CLI-JSON.md, by section title (`backup`, `restore --dry-run`, ...).
-fn documented_shapes() -> BTreeMap<String, BTreeMap<String, KeyShape>> {
+pub(crate) fn documented_shapes() -> BTreeMap<String, BTreeMap<String, KeyShape>> {
     const TYPES: [&str; 7] = [
         "string", "integer", "number", "boolean", "array", "object", "null",
     ];
@@ -70,7 +70,7 @@ fn type_of(value: &Value) -> &'static str {
 
 /// Fails unless `value` is an object with exactly the keys of `section` (optional ones may be
 /// missing), each of a documented type (an integer passes where a number is documented).
-fn assert_shape(
+pub(crate) fn assert_shape(
     shapes: &BTreeMap<String, BTreeMap<String, KeyShape>>,
     section: &str,
     value: &Value,
