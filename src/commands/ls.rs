@@ -10,6 +10,8 @@ use kafkasnap::progress::human_bytes;
 use kafkasnap::read::read_manifest_as_stored;
 use kafkasnap::store::{own_segments, BackupListing};
 
+use futures::StreamExt;
+
 use super::{print_json, Global, Outcome};
 use crate::cli::{LsArgs, OutputFormat};
 
@@ -50,6 +52,9 @@ struct ShardEntry {
     run_published_as: Option<String>,
 }
 
+/// Manifests read at the same time.
+const MANIFEST_READS_AT_ONCE: usize = 16;
+
 pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     let location = global.open_location(&args.location, false)?;
     let listings = location.list_backups().await?;
@@ -57,7 +62,21 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     // Which backup reads each shard part (from the published manifests).
     let mut part_of: BTreeMap<String, String> = BTreeMap::new();
     let mut finished: BTreeMap<String, String> = BTreeMap::new();
-    for listing in listings.iter().rev() {
+    // Manifests are read a few at a time: a follower's location holds thousands.
+    let manifests: Vec<_> = futures::stream::iter(listings.iter().rev())
+        .map(|listing| {
+            let location = &location;
+            async move {
+                match listing.complete {
+                    true => Some(read_manifest_as_stored(location, &listing.id, None).await),
+                    false => None,
+                }
+            }
+        })
+        .buffered(MANIFEST_READS_AT_ONCE)
+        .collect()
+        .await;
+    for (listing, manifest) in listings.iter().rev().zip(manifests) {
         let mut entry = Entry {
             backup_id: listing.id.to_string(),
             complete: listing.complete,
@@ -74,8 +93,8 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
             error: None,
             shard: None,
         };
-        if listing.complete {
-            match read_manifest_as_stored(&location, &listing.id, None).await {
+        if let Some(manifest) = manifest {
+            match manifest {
                 Ok(manifest)
                     if manifest.delta.is_some() && !parent_complete(&manifest, &listings) =>
                 {

@@ -11,6 +11,7 @@ use crate::archive::{
 };
 use crate::store::{backup_of_key, BackupListing, Location, LockInfo, LockListing, StoredObject};
 use crate::Error;
+use futures::StreamExt;
 
 /// One backup in a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +77,24 @@ pub async fn plan(
     let mut warnings = Vec::new();
     let mut candidates = Vec::new();
     let mut leftovers = HashMap::new();
-    for (listing, started_at, mut left_alone) in
-        dated(location.list_backups().await?, "", now, &mut warnings)
-    {
+    let backups = dated(location.list_backups().await?, "", now, &mut warnings);
+    // Read a few at a time: a follower's location holds thousands of backups.
+    let mut reads = futures::stream::iter(&backups)
+        .map(|(listing, _, _)| async move {
+            match listing.complete {
+                true => {
+                    Read::Published(read_published(location, &listing.id, encryption_key).await)
+                }
+                false => Read::Unpublished(location.unpublished_backup_objects(&listing.id).await),
+            }
+        })
+        .buffered(READS_AT_ONCE);
+    for (listing, started_at, left_alone) in backups.iter().cloned() {
+        let mut left_alone = left_alone;
+        let read = reads.next().await.expect("one read per backup");
         let (mut parent, mut uses, mut last_written) = (None, Vec::new(), None);
-        if listing.complete {
-            let manifest = read_published(location, &listing.id, encryption_key).await?;
+        if let Read::Published(manifest) = read {
+            let manifest = manifest?;
             if let Some(why) = &manifest.unauthenticated {
                 warnings.push(format!(
                     "left {} alone: {why}; it counts for no keep rule and is not removed (what it names stays too)",
@@ -100,8 +113,8 @@ pub async fn plan(
             // Only a delta needs its parent to be read; a manifest that lists every segment
             // needs just the backups holding them (`uses`).
             parent = manifest.parent.filter(|_| manifest.delta.is_some());
-        } else {
-            let (objects, newest) = location.unpublished_backup_objects(&listing.id).await?;
+        } else if let Read::Unpublished(objects) = read {
+            let (objects, newest) = objects?;
             last_written = newest;
             leftovers.insert(listing.id.clone(), objects);
         }
@@ -137,6 +150,15 @@ pub async fn plan(
         warnings,
     )
     .await
+}
+
+/// Backups whose manifest or objects are read at the same time.
+const READS_AT_ONCE: usize = 16;
+
+/// What prune reads of one backup: its manifest, or an unpublished one's objects.
+enum Read {
+    Published(Result<Published, RetentionError>),
+    Unpublished(Result<(Vec<StoredObject>, Option<SystemTime>), crate::store::StoreError>),
 }
 
 /// A published manifest as prune reads it, and why it is not authenticated (`None`: it is,
