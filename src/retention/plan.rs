@@ -82,9 +82,9 @@ pub async fn plan(
     let mut reads = futures::stream::iter(&backups)
         .map(|(listing, _, _)| async move {
             match listing.complete {
-                true => {
-                    Read::Published(read_published(location, &listing.id, encryption_key).await)
-                }
+                true => Read::Published(Box::new(
+                    read_published(location, &listing.id, encryption_key).await,
+                )),
                 false => Read::Unpublished(location.unpublished_backup_objects(&listing.id).await),
             }
         })
@@ -94,7 +94,7 @@ pub async fn plan(
         let read = reads.next().await.expect("one read per backup");
         let (mut parent, mut uses, mut last_written) = (None, Vec::new(), None);
         if let Read::Published(manifest) = read {
-            let manifest = manifest?;
+            let manifest = (*manifest)?;
             if let Some(why) = &manifest.unauthenticated {
                 warnings.push(format!(
                     "left {} alone: {why}; it counts for no keep rule and is not removed (what it names stays too)",
@@ -157,7 +157,7 @@ const READS_AT_ONCE: usize = 16;
 
 /// What prune reads of one backup: its manifest, or an unpublished one's objects.
 enum Read {
-    Published(Result<Published, RetentionError>),
+    Published(Box<Result<Published, RetentionError>>),
     Unpublished(Result<(Vec<StoredObject>, Option<SystemTime>), crate::store::StoreError>),
 }
 
