@@ -126,6 +126,35 @@ fn by_partition(records: &[TestRecord], partitions: i32) -> Vec<Vec<TestRecord>>
         .collect()
 }
 
+/// SIGTERM: the follower must publish its last checkpoint and exit 0. Its output.
+fn stop_follower(follower: Child) -> std::process::Output {
+    signal(&follower, "TERM");
+    let output = follower.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    output
+}
+
+/// Restores the newest backup at `to` (reached with `env`, restored with `extra` flags) into
+/// a fresh broker `name`, and checks that `topic` (2 partitions) holds exactly `produced`.
+fn assert_latest_restores(
+    name: &str,
+    to: &str,
+    env: &[(&str, String)],
+    extra: &[&str],
+    topic: &str,
+    produced: &[TestRecord],
+) {
+    let target = Broker::start(name);
+    let mut args = vec!["restore", "-b", &target.bootstrap, "--from", to];
+    args.extend(["--backup", "latest"]);
+    args.extend_from_slice(extra);
+    kafkasnap_ok(&args, env);
+    assert_eq!(
+        contents(&read_all(&target.bootstrap, topic, 2)),
+        contents(&by_partition(produced, 2))
+    );
+}
+
 fn manifest_versions(dir: &Path) -> Vec<u64> {
     let mut versions = Vec::new();
     for entry in std::fs::read_dir(dir.join("backups")).unwrap() {
@@ -286,9 +315,7 @@ fn a_hundred_delta_checkpoints_stay_small_and_restore_exactly() {
     wait_until("every record checkpointed", Duration::from_secs(15), || {
         complete_backups(&to, &[]).last().unwrap().1 == produced.len() as u64
     });
-    signal(&follower, "TERM");
-    let output = follower.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    stop_follower(follower);
 
     // Only the first lists every segment. A delta lists only what it stored (at most one
     // segment per partition), so the last ones are no larger than the first few, however
@@ -329,12 +356,7 @@ fn a_hundred_delta_checkpoints_stay_small_and_restore_exactly() {
         segments_listed(newest)
     );
 
-    let target = Broker::start("follow-long-dst");
-    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
-    assert_eq!(
-        contents(&read_all(&target.bootstrap, "ticks", 2)),
-        contents(&by_partition(&produced, 2))
-    );
+    assert_latest_restores("follow-long-dst", &to, &[], &[], "ticks", &produced);
 }
 
 #[test]
@@ -361,9 +383,7 @@ fn a_follower_over_s3_stops_on_sigterm_with_a_last_checkpoint() {
     wait_until("two checkpoints", Duration::from_secs(60), || {
         complete_backups(to, &env).len() >= 2
     });
-    signal(&follower, "TERM");
-    let output = follower.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    stop_follower(follower);
     let backups = complete_backups(to, &env);
     assert_eq!(
         backups.last().unwrap().1,
@@ -371,14 +391,7 @@ fn a_follower_over_s3_stops_on_sigterm_with_a_last_checkpoint() {
         "{backups:?}"
     );
     kafkasnap_ok(&["verify", to, "--backup", "latest"], &env);
-    let target = Broker::start("follow-s3-dst");
-    let mut args = vec!["restore", "-b", &target.bootstrap, "--from", to];
-    args.extend(["--backup", "latest"]);
-    kafkasnap_ok(&args, &env);
-    assert_eq!(
-        contents(&read_all(&target.bootstrap, "orders", 2)),
-        contents(&by_partition(&produced, 2))
-    );
+    assert_latest_restores("follow-s3-dst", to, &env, &[], "orders", &produced);
 }
 
 #[test]
@@ -400,9 +413,7 @@ fn prune_frees_checkpoints_no_kept_one_needs() {
     wait_until("twelve checkpoints", Duration::from_secs(60), || {
         complete_backups(&to, &[]).len() >= 12
     });
-    signal(&follower, "TERM");
-    let output = follower.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    stop_follower(follower);
     let before = complete_backups(&to, &[]);
 
     // Keeping the newest keeps the deltas back to the last complete listing, and the first
@@ -429,12 +440,7 @@ fn prune_frees_checkpoints_no_kept_one_needs() {
     );
     assert_eq!(after.last(), before.last());
     kafkasnap_ok(&["verify", &to, "--backup", "latest"], &[]);
-    let target = Broker::start("follow-prune-dst");
-    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
-    assert_eq!(
-        contents(&read_all(&target.bootstrap, "orders", 2)),
-        contents(&by_partition(&records, 2))
-    );
+    assert_latest_restores("follow-prune-dst", &to, &[], &[], "orders", &records);
 }
 
 #[test]
@@ -460,9 +466,7 @@ fn checkpoints_that_list_every_segment_merge_the_small_ones() {
     wait_until("every record checkpointed", Duration::from_secs(30), || {
         complete_backups(&to, &[]).last().unwrap().1 == produced.len() as u64
     });
-    signal(&follower, "TERM");
-    let output = follower.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    stop_follower(follower);
 
     // Every manifest that lists every segment lists a few per partition (the merged run, and
     // what it stored itself), not one per checkpoint before it.
@@ -485,12 +489,7 @@ fn checkpoints_that_list_every_segment_merge_the_small_ones() {
     // Pruned to the newest, the merged segments are what it reads: restore is exact.
     kafkasnap_ok(&["prune", &to, "--keep-last", "1", "--grace", "0s"], &[]);
     kafkasnap_ok(&["verify", &to, "--backup", "latest"], &[]);
-    let target = Broker::start("follow-compact-dst");
-    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
-    assert_eq!(
-        contents(&read_all(&target.bootstrap, "ticks", 2)),
-        contents(&by_partition(&produced, 2))
-    );
+    assert_latest_restores("follow-compact-dst", &to, &[], &[], "ticks", &produced);
 }
 
 #[test]
@@ -545,22 +544,15 @@ fn a_follower_rides_out_a_broker_outage_counting_the_failed_checkpoints() {
         Duration::from_secs(60),
         || complete_backups(&to, &[]).last().unwrap().1 == 80,
     );
-    signal(&follower, "TERM");
-    let output = follower.wait_with_output().unwrap();
+    let output = stop_follower(follower);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("checkpoint failed; trying again"),
         "{stderr}"
     );
 
-    let target = Broker::start("follow-outage-dst");
-    restore_from(&target.bootstrap, &to, &["--backup", "latest"]);
     let all: Vec<TestRecord> = first.into_iter().chain(second).collect();
-    assert_eq!(
-        contents(&read_all(&target.bootstrap, "orders", 2)),
-        contents(&by_partition(&all, 2))
-    );
+    assert_latest_restores("follow-outage-dst", &to, &[], &[], "orders", &all);
 }
 
 #[test]
@@ -596,9 +588,7 @@ fn an_encrypted_follower_seals_every_checkpoint_and_a_forged_delta_is_refused() 
     wait_until("every record checkpointed", Duration::from_secs(30), || {
         complete_backups(&to, &[]).last().unwrap().1 == produced.len() as u64
     });
-    signal(&follower, "TERM");
-    let output = follower.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    stop_follower(follower);
     let backups = complete_backups(&to, &[]);
     assert!(backups.len() >= 3, "{backups:?}");
     for (id, _) in &backups {
@@ -611,15 +601,14 @@ fn an_encrypted_follower_seals_every_checkpoint_and_a_forged_delta_is_refused() 
             "{id} has no seal"
         );
     }
-    let target = Broker::start("follow-sealed-dst");
-    restore_from(
-        &target.bootstrap,
+    let key_flags = ["--key-file", key_file.as_str()];
+    assert_latest_restores(
+        "follow-sealed-dst",
         &to,
-        &["--backup", "latest", "--key-file", &key_file],
-    );
-    assert_eq!(
-        contents(&read_all(&target.bootstrap, "orders", 2)),
-        contents(&by_partition(&produced, 2))
+        &[],
+        &key_flags,
+        "orders",
+        &produced,
     );
 
     // A delta in the middle of the chain, altered by whoever can write to the bucket: the
