@@ -54,7 +54,7 @@ pub struct DrillMetrics {
     pub differences: Option<usize>,
 }
 
-fn epoch_seconds(t: SystemTime) -> f64 {
+pub(crate) fn epoch_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()

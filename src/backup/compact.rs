@@ -6,10 +6,10 @@
 //! not with the number of checkpoints, and the old small segments are freed by prune once no
 //! kept checkpoint lists them (docs/FORMAT.md, "Delta manifests").
 
-use crate::archive::{BackupId, EncryptionKey, SegmentRef, TopicBackup};
+use crate::archive::{EncryptionKey, SegmentRef, TopicBackup};
 use crate::read::read_segment;
 use crate::store::backup_of_key;
-use crate::write::{SegmentBuffers, SegmentCutter, SegmentWriter};
+use crate::write::{SegmentCutter, SegmentWriter};
 use crate::Error;
 
 /// A carried segment below this share of `segment_bytes` is small.
@@ -120,22 +120,6 @@ async fn merge(
         stored.push(writer.store(topic.to_string(), partition, segment).await?);
     }
     Ok(stored)
-}
-
-/// A writer for `backup_id`'s compacted segments, like the backup's own.
-pub(super) fn writer_for(
-    location: &crate::store::Location,
-    backup_id: &BackupId,
-    options: &super::BackupOptions,
-) -> SegmentWriter {
-    SegmentWriter {
-        location: location.clone(),
-        backup_id: backup_id.clone(),
-        compression: options.compression,
-        level: options.level,
-        encryption_key: options.encryption_key.clone(),
-        buffers: SegmentBuffers::new(options.segment_bytes, 1),
-    }
 }
 
 #[cfg(test)]

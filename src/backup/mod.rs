@@ -23,6 +23,7 @@ use crate::progress::Progress;
 use crate::read::open_backup;
 use crate::selection::TopicSelection;
 use crate::store::{Location, LocationLock, LockKind};
+use crate::write::{SegmentBuffers, SegmentWriter};
 use crate::Error;
 use chain::{
     check_parent_key, continue_from, probe_live_logs, probe_requests, unusable_as_parent, Carried,
@@ -339,7 +340,8 @@ async fn backup_under_lock(
     };
     if options.delta_chain_limit.is_some() && delta_depth.is_none() && parent.is_some() {
         // A follower's checkpoint that lists every segment: its small ones merged first.
-        let writer = compact::writer_for(location, &backup_id, &options);
+        let buffers = SegmentBuffers::new(options.segment_bytes, 1);
+        let writer = segment_writer(location, &backup_id, &options, buffers);
         let key = options.encryption_key.as_ref();
         let done = compact::compact_small_segments(
             &writer,
@@ -428,6 +430,23 @@ async fn backup_under_lock(
         offsets_lost_to_retention,
         delta,
     })
+}
+
+/// The writer of `backup_id`'s segments, with the backup's codec, level and key.
+fn segment_writer(
+    location: &Location,
+    backup_id: &BackupId,
+    options: &BackupOptions,
+    buffers: SegmentBuffers,
+) -> SegmentWriter {
+    SegmentWriter {
+        location: location.clone(),
+        backup_id: backup_id.clone(),
+        compression: options.compression,
+        level: options.level,
+        encryption_key: options.encryption_key.clone(),
+        buffers,
+    }
 }
 
 async fn blocking<T: Send + 'static>(

@@ -17,7 +17,7 @@ use crate::kafka::{
 };
 use crate::progress::Progress;
 use crate::store::Location;
-use crate::write::{SegmentBuffers, SegmentCutter, SegmentWriter};
+use crate::write::{SegmentBuffers, SegmentCutter};
 use crate::Error;
 
 enum Job {
@@ -108,14 +108,7 @@ pub(super) async fn read_and_store(
         jobs: jobs_tx,
         progress,
     };
-    let writer = SegmentWriter {
-        location: location.clone(),
-        backup_id: backup_id.clone(),
-        compression: options.compression,
-        level: options.level,
-        encryption_key: options.encryption_key.clone(),
-        buffers,
-    };
+    let writer = super::segment_writer(location, backup_id, options, buffers);
     let reader = tokio::task::spawn_blocking(move || {
         kafka::read_partitions(&client, &reader_tasks, &read_options, &mut sink)
     });

@@ -62,6 +62,11 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
     // Which backup reads each shard part (from the published manifests).
     let mut part_of: BTreeMap<String, String> = BTreeMap::new();
     let mut finished: BTreeMap<String, String> = BTreeMap::new();
+    let published: std::collections::HashSet<&BackupId> = listings
+        .iter()
+        .filter(|l| l.complete)
+        .map(|l| &l.id)
+        .collect();
     // Manifests are read a few at a time: a follower's location holds thousands.
     let manifests: Vec<_> = futures::stream::iter(listings.iter().rev())
         .map(|listing| {
@@ -96,7 +101,7 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
         if let Some(manifest) = manifest {
             match manifest {
                 Ok(manifest)
-                    if manifest.delta.is_some() && !parent_complete(&manifest, &listings) =>
+                    if manifest.delta.is_some() && !parent_complete(&manifest, &published) =>
                 {
                     entry.complete = false;
                     entry.damaged = true;
@@ -153,12 +158,12 @@ pub async fn run(args: LsArgs, global: &Global) -> anyhow::Result<Outcome> {
 /// chain is checked when it is read: `verify`, `restore`).
 fn parent_complete(
     manifest: &kafkasnap::archive::Manifest,
-    listings: &[kafkasnap::store::BackupListing],
+    published: &std::collections::HashSet<&BackupId>,
 ) -> bool {
     manifest
         .parent
         .as_ref()
-        .is_some_and(|parent| listings.iter().any(|l| &l.id == parent && l.complete))
+        .is_some_and(|parent| published.contains(parent))
 }
 
 /// The text listing: a header row, then one row per backup. Complete backups fill every

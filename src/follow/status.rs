@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::backup::BackupSummary;
+use crate::metrics::epoch_seconds;
 
 /// The follower's state, updated after every checkpoint round and read by the HTTP server.
 #[derive(Debug)]
@@ -219,12 +220,6 @@ impl FollowStatus {
         );
         text
     }
-}
-
-fn epoch_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.

@@ -261,12 +261,7 @@ fn finish_where_they_stand<S: RecordSink>(
     );
     for entry in active {
         let t = &tasks[entry.task];
-        consumer
-            .incremental_unassign(&single(t, Offset::Invalid)?)
-            .map_err(KafkaError::client(format!(
-                "unassigning {}/{}",
-                t.topic, t.partition
-            )))?;
+        unassign(consumer, t)?;
         let outcome = PartitionOutcome {
             end_offset: entry.next_offset,
             high_watermark: entry.end,
@@ -332,6 +327,16 @@ fn end_of_partition<S: RecordSink>(
         }
     }
     Ok(())
+}
+
+/// Stops fetching `task`'s partition.
+fn unassign(consumer: &BaseConsumer, task: &PartitionTask) -> Result<(), KafkaError> {
+    consumer
+        .incremental_unassign(&single(task, Offset::Invalid)?)
+        .map_err(KafkaError::client(format!(
+            "unassigning {}/{}",
+            task.topic, task.partition
+        )))
 }
 
 fn single(task: &PartitionTask, offset: Offset) -> Result<TopicPartitionList, KafkaError> {
@@ -431,12 +436,7 @@ fn finish<S: RecordSink>(
     sink: &mut S,
 ) -> Result<(), KafkaError> {
     let t = &tasks[done.task];
-    consumer
-        .incremental_unassign(&single(t, Offset::Invalid)?)
-        .map_err(KafkaError::client(format!(
-            "unassigning {}/{}",
-            t.topic, t.partition
-        )))?;
+    unassign(consumer, t)?;
     let end_offset = if note.is_some() {
         done.next_offset
     } else {

@@ -230,16 +230,10 @@ impl LocationLock {
         location: &Location,
         cancel: &AtomicBool,
     ) -> Result<LocationLock, LockError> {
-        let lock = Self::write(location, LockKind::Backup, [], [], true).await?;
+        let mut lock = Self::write(location, LockKind::Backup, [], [], true).await?;
         let mut watched: Option<(String, SystemTime)> = None;
         loop {
-            let listing = match list_locks(location, SystemTime::now()).await {
-                Ok(listing) => listing,
-                Err(err) => {
-                    lock.release().await;
-                    return Err(err.into());
-                }
-            };
+            let listing = lock.list_or_release().await?;
             let other = listing
                 .live
                 .iter()
@@ -276,21 +270,26 @@ impl LocationLock {
         }
     }
 
+    /// Every lock at the location now; on failure this lock is released first.
+    async fn list_or_release(&mut self) -> Result<LockListing, LockError> {
+        match list_locks(&self.location, SystemTime::now()).await {
+            Ok(listing) => Ok(listing),
+            Err(err) => {
+                self.release_now().await;
+                Err(err.into())
+            }
+        }
+    }
+
     /// Waits while a live prune holds the location (see [`Self::shared`]); on failure the
     /// lock is released.
     async fn wait_for_prunes(self, cancel: &AtomicBool) -> Result<LocationLock, LockError> {
-        let lock = self;
+        let mut lock = self;
         let location = &lock.location.clone();
         let waited_since = std::time::Instant::now();
         let mut told = false;
         loop {
-            let listing = match list_locks(location, SystemTime::now()).await {
-                Ok(listing) => listing,
-                Err(err) => {
-                    lock.release().await;
-                    return Err(err.into());
-                }
-            };
+            let listing = lock.list_or_release().await?;
             let Some(prune) = listing.live.iter().find(|l| l.is_exclusive()) else {
                 return Ok(lock);
             };
@@ -323,14 +322,8 @@ impl LocationLock {
     /// Takes the exclusive lock of a prune. Refuses when another prune is live. Returns the
     /// live shared locks: what they name must be kept.
     pub async fn exclusive(location: &Location) -> Result<(LocationLock, LockListing), LockError> {
-        let lock = Self::write(location, LockKind::Prune, [], [], false).await?;
-        let mut listing = match list_locks(location, SystemTime::now()).await {
-            Ok(listing) => listing,
-            Err(err) => {
-                lock.release().await;
-                return Err(err.into());
-            }
-        };
+        let mut lock = Self::write(location, LockKind::Prune, [], [], false).await?;
+        let mut listing = lock.list_or_release().await?;
         listing.live.retain(|l| l.key != lock.key);
         if let Some(other) = listing.live.iter().find(|l| l.is_exclusive()) {
             let other = other.describe();
@@ -435,6 +428,11 @@ impl LocationLock {
     /// Stops refreshing and deletes the lock object (best effort: a lock left behind goes
     /// stale on its own).
     pub async fn release(mut self) {
+        self.release_now().await;
+    }
+
+    /// [`Self::release`] for a holder that still owns the guard (it drops it right after).
+    async fn release_now(&mut self) {
         self.heartbeat.abort();
         self.released = true;
         HELD.lock()
